@@ -1,0 +1,3 @@
+//! mtls-e2e: end-to-end tests for mTLS chains in front of AI inference.
+
+pub mod yaml;

@@ -1,0 +1,533 @@
+//! YAML as kubectl reads it.
+//!
+//! kubectl decodes manifests with a YAML 1.1 resolver: a plain `on` is the boolean
+//! `true`, `012` is octal, mapping keys become strings. The tutorials rely on that
+//! (`verifyServer: on`), so every YAML file the harness reads goes through here.
+//! Each node keeps its line, so an error can point at `file:line`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use granit_parser::{Event, Parser, ScalarStyle, Span};
+use serde::de::DeserializeOwned;
+
+/// Where something came from: a file and, when known, a 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+}
+
+impl Origin {
+    pub fn file(file: &Path) -> Self {
+        Origin { file: file.to_path_buf(), line: None }
+    }
+    pub fn at(file: &Path, line: usize) -> Self {
+        Origin { file: file.to_path_buf(), line: Some(line) }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}", self.file.display(), line),
+            None => write!(f, "{}", self.file.display()),
+        }
+    }
+}
+
+/// A YAML problem, located.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct YamlError {
+    pub origin: Origin,
+    pub message: String,
+}
+
+/// One YAML node with the line it starts on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub line: usize,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    /// Keys in source order; keys are strings, as kubectl makes them.
+    Map(Vec<(String, Node)>),
+}
+
+/// One document of a (possibly multi-document) file.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub file: PathBuf,
+    /// 1-based position of the document in its file, counting non-empty documents.
+    pub index: usize,
+    pub root: Node,
+}
+
+impl Document {
+    pub fn origin(&self) -> Origin {
+        Origin::at(&self.file, self.root.line)
+    }
+
+    /// The origin of the node at `path` (as `serde_path_to_error` prints it, e.g.
+    /// `spec.routes[0].action`), or of the deepest node on the way there.
+    pub fn origin_of(&self, path: &str) -> Origin {
+        Origin::at(&self.file, self.root.line_of(path))
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        self.root.to_json()
+    }
+
+    /// Deserialise into a typed value; errors carry the line of the offending node.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, YamlError> {
+        self.root.parse(&self.file)
+    }
+}
+
+impl Node {
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+            Value::Str(s) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => {
+                J::Object(entries.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
+        }
+    }
+
+    /// Deserialise into `T`, naming `file` and the line of the failing node on error.
+    pub fn parse<T: DeserializeOwned>(&self, file: &Path) -> Result<T, YamlError> {
+        let json = self.to_json();
+        serde_path_to_error::deserialize(json).map_err(|err| {
+            let path = err.path().to_string();
+            let inner = err.into_inner().to_string();
+            // For an unknown field, point at the field itself rather than its parent.
+            let field_path = unknown_field(&inner)
+                .map(|field| if path == "." { field.to_string() } else { format!("{path}.{field}") });
+            let line = self.line_of(field_path.as_deref().unwrap_or(&path));
+            let location = if path == "." { String::new() } else { format!(" (at `{path}`)") };
+            YamlError { origin: Origin::at(file, line), message: format!("{inner}{location}") }
+        })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Line of the node at `path` (`a.b[2].c`), or of the deepest existing prefix.
+    pub fn line_of(&self, path: &str) -> usize {
+        let mut node = self;
+        for segment in path_segments(path) {
+            let next = match (&node.value, segment) {
+                (Value::Map(_), Segment::Key(key)) => node.get(key),
+                (Value::Seq(items), Segment::Index(i)) => items.get(i),
+                _ => None,
+            };
+            match next {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        node.line
+    }
+}
+
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn path_segments(path: &str) -> Vec<Segment<'_>> {
+    let mut out = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, mut rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            out.push(Segment::Key(key));
+        }
+        while let Some(end) = rest.find(']') {
+            if let Ok(i) = rest[1..end].parse() {
+                out.push(Segment::Index(i));
+            }
+            rest = &rest[end + 1..];
+        }
+    }
+    out
+}
+
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+/// Read and parse every document of a YAML file.
+pub fn load_file(path: &Path) -> Result<Vec<Document>, YamlError> {
+    let text = std::fs::read_to_string(path).map_err(|e| YamlError {
+        origin: Origin::file(path),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse_documents(&text, path)
+}
+
+/// Parse a single-document YAML file into `T`.
+pub fn load_one<T: DeserializeOwned>(path: &Path) -> Result<T, YamlError> {
+    let text = std::fs::read_to_string(path).map_err(|e| YamlError {
+        origin: Origin::file(path),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse_one(&text, path)
+}
+
+/// Parse YAML text that must hold exactly one document.
+pub fn parse_one<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, YamlError> {
+    let mut docs = parse_documents(text, file)?;
+    match docs.len() {
+        1 => docs.remove(0).parse(),
+        0 => Err(YamlError { origin: Origin::file(file), message: "the file is empty".into() }),
+        n => Err(YamlError {
+            origin: Origin::at(file, docs[1].root.line),
+            message: format!("expected one YAML document, found {n}"),
+        }),
+    }
+}
+
+/// Parse every document in `text`; empty and comment-only documents are skipped,
+/// as kubectl skips them.
+pub fn parse_documents(text: &str, file: &Path) -> Result<Vec<Document>, YamlError> {
+    let mut builder = Builder { file, anchors: Vec::new(), stack: Vec::new(), docs: Vec::new() };
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.map_err(|e| YamlError {
+            origin: Origin::at(file, e.marker().line()),
+            message: format!("invalid YAML: {}", e.info()),
+        })?;
+        builder.event(event, span)?;
+    }
+    Ok(builder.docs)
+}
+
+enum Frame {
+    Seq { line: usize, anchor: usize, items: Vec<Node> },
+    Map { line: usize, anchor: usize, entries: Vec<(String, Node)>, key: Option<Node>, merged: Vec<String> },
+}
+
+struct Builder<'f> {
+    file: &'f Path,
+    anchors: Vec<(usize, Node)>,
+    stack: Vec<Frame>,
+    docs: Vec<Document>,
+}
+
+impl Builder<'_> {
+    fn error(&self, line: usize, message: String) -> YamlError {
+        YamlError { origin: Origin::at(self.file, line), message }
+    }
+
+    fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), YamlError> {
+        let line = span.start.line();
+        match event {
+            Event::DocumentStart(..) => self.anchors.clear(),
+            Event::Scalar(text, style, anchor, tag) => {
+                let tag = tag.map(|t| t.suffix().to_string());
+                let value = resolve_scalar(&text, style, tag.as_deref())
+                    .map_err(|m| self.error(line, m))?;
+                self.push(Node { line, value }, anchor)?;
+            }
+            Event::Alias(id) => {
+                let node = self
+                    .anchors
+                    .iter()
+                    .rev()
+                    .find(|(a, _)| *a == id)
+                    .map(|(_, n)| Node { line, value: n.value.clone() })
+                    .ok_or_else(|| self.error(line, "alias to an unknown anchor".into()))?;
+                self.push(node, 0)?;
+            }
+            Event::SequenceStart(_, anchor, _) => {
+                self.stack.push(Frame::Seq { line, anchor, items: Vec::new() })
+            }
+            Event::MappingStart(_, anchor, _) => {
+                self.stack.push(Frame::Map { line, anchor, entries: Vec::new(), key: None, merged: Vec::new() })
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let node_and_anchor = match self.stack.pop() {
+                    Some(Frame::Seq { line, anchor, items }) => {
+                        (Node { line, value: Value::Seq(items) }, anchor)
+                    }
+                    Some(Frame::Map { line, anchor, entries, .. }) => {
+                        (Node { line, value: Value::Map(entries) }, anchor)
+                    }
+                    None => return Err(self.error(line, "unbalanced YAML structure".into())),
+                };
+                self.push(node_and_anchor.0, node_and_anchor.1)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, node: Node, anchor: usize) -> Result<(), YamlError> {
+        let file = self.file;
+        let error = |line: usize, message: String| YamlError { origin: Origin::at(file, line), message };
+        if anchor != 0 {
+            self.anchors.push((anchor, node.clone()));
+        }
+        match self.stack.last_mut() {
+            None => {
+                if node.value != Value::Null {
+                    let index = self.docs.len() + 1;
+                    self.docs.push(Document { file: self.file.to_path_buf(), index, root: node });
+                }
+            }
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map { entries, key, merged, .. }) => match key.take() {
+                None => *key = Some(node),
+                Some(k) => {
+                    let key_line = k.line;
+                    if is_merge_key(&k) {
+                        merge_into(entries, merged, node);
+                        return Ok(());
+                    }
+                    let name = key_string(&k)
+                        .ok_or_else(|| error(key_line, "mapping keys must be scalars".into()))?;
+                    // An explicit key overrides one brought in by a merge key.
+                    if let Some(i) = merged.iter().position(|m| *m == name) {
+                        merged.remove(i);
+                        entries.retain(|(n, _)| *n != name);
+                    }
+                    if let Some((_, previous)) = entries.iter().find(|(n, _)| *n == name) {
+                        let first = previous.line;
+                        return Err(error(
+                            key_line,
+                            format!("duplicate key `{name}` (first defined on line {first})"),
+                        ));
+                    }
+                    entries.push((name, Node { line: key_line, value: node.value }));
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+fn is_merge_key(node: &Node) -> bool {
+    matches!(&node.value, Value::Str(s) if s == "<<")
+}
+
+/// YAML merge keys (`<<: *defaults`): copy entries that are not already present.
+fn merge_into(entries: &mut Vec<(String, Node)>, merged: &mut Vec<String>, source: Node) {
+    let maps = match source.value {
+        Value::Map(m) => vec![m],
+        Value::Seq(items) => items
+            .into_iter()
+            .filter_map(|n| match n.value {
+                Value::Map(m) => Some(m),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    for map in maps {
+        for (k, v) in map {
+            if !entries.iter().any(|(n, _)| *n == k) {
+                merged.push(k.clone());
+                entries.push((k, v));
+            }
+        }
+    }
+}
+
+/// Keys become strings, as sigs.k8s.io/yaml does when it converts to JSON.
+fn key_string(node: &Node) -> Option<String> {
+    match &node.value {
+        Value::Str(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        Value::Null => Some("null".into()),
+        Value::Seq(_) | Value::Map(_) => None,
+    }
+}
+
+/// Resolve a scalar with YAML 1.1 rules (go-yaml v2, which kubectl uses).
+fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Result<Value, String> {
+    if let Some(tag) = tag {
+        return match tag {
+            "str" | "binary" | "timestamp" => Ok(Value::Str(text.to_string())),
+            "bool" => resolve_plain(text)
+                .filter(|v| matches!(v, Value::Bool(_)))
+                .ok_or_else(|| format!("`{text}` is not a boolean")),
+            "int" => resolve_plain(text)
+                .filter(|v| matches!(v, Value::Int(_)))
+                .ok_or_else(|| format!("`{text}` is not an integer")),
+            "float" => match resolve_plain(text) {
+                Some(Value::Int(i)) => Ok(Value::Float(i as f64)),
+                Some(v @ Value::Float(_)) => Ok(v),
+                _ => Err(format!("`{text}` is not a number")),
+            },
+            "null" => Ok(Value::Null),
+            other => Err(format!("unsupported YAML tag `!!{other}`")),
+        };
+    }
+    if style != ScalarStyle::Plain {
+        return Ok(Value::Str(text.to_string()));
+    }
+    Ok(resolve_plain(text).unwrap_or_else(|| Value::Str(text.to_string())))
+}
+
+fn resolve_plain(text: &str) -> Option<Value> {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
+            return Some(Value::Bool(true));
+        }
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => {
+            return Some(Value::Bool(false));
+        }
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Some(Value::Float(f64::INFINITY));
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Some(Value::Float(f64::NEG_INFINITY)),
+        ".nan" | ".NaN" | ".NAN" => return Some(Value::Float(f64::NAN)),
+        _ => {}
+    }
+    resolve_int(text).map(Value::Int).or_else(|| resolve_float(text).map(Value::Float))
+}
+
+fn resolve_int(text: &str) -> Option<i64> {
+    let clean: String = text.chars().filter(|c| *c != '_').collect();
+    let (negative, digits) = match clean.as_bytes().first()? {
+        b'-' => (true, &clean[1..]),
+        b'+' => (false, &clean[1..]),
+        _ => (false, clean.as_str()),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let magnitude = if let Some(hex) = digits.strip_prefix("0x") {
+        i64::from_str_radix(hex, 16).ok()?
+    } else if let Some(bin) = digits.strip_prefix("0b") {
+        i64::from_str_radix(bin, 2).ok()?
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        i64::from_str_radix(&digits[1..], 8).ok()?
+    } else if digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse().ok()?
+    } else {
+        return None;
+    };
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+fn resolve_float(text: &str) -> Option<f64> {
+    let clean: String = text.chars().filter(|c| *c != '_').collect();
+    let body = clean.trim_start_matches(['-', '+']);
+    let numeric = !body.is_empty()
+        && body.bytes().any(|b| b.is_ascii_digit())
+        && body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
+    if numeric { clean.parse().ok() } else { None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docs(text: &str) -> Vec<Document> {
+        parse_documents(text, Path::new("t.yaml")).expect("parses")
+    }
+
+    #[test]
+    fn yaml_11_booleans_as_kubectl_reads_them() {
+        let d = docs("verifyServer: on\nserverName: On\nx: off\nquoted: \"on\"\nz: yes\ny: 1\n");
+        let j = d[0].to_json();
+        assert_eq!(j["verifyServer"], true);
+        assert_eq!(j["serverName"], true);
+        assert_eq!(j["x"], false);
+        assert_eq!(j["quoted"], "on");
+        // The key `y` is a YAML 1.1 boolean too, and keys become strings.
+        assert_eq!(j["true"], 1);
+        assert_eq!(j["z"], true);
+    }
+
+    #[test]
+    fn numbers_follow_yaml_11() {
+        let j = docs("a: 012\nb: 0x1F\nc: 1.5\nd: 1_000\ne: 1.2.3\nf: inf\ng: 240s\n")[0].to_json();
+        assert_eq!(j["a"], 10);
+        assert_eq!(j["b"], 31);
+        assert_eq!(j["c"], 1.5);
+        assert_eq!(j["d"], 1000);
+        assert_eq!(j["e"], "1.2.3");
+        assert_eq!(j["f"], "inf");
+        assert_eq!(j["g"], "240s");
+    }
+
+    #[test]
+    fn multi_document_skips_empty_and_keeps_lines() {
+        let d = docs("---\n# only a comment\n---\na: 1\n---\n\nkind: X\nspec:\n  routes:\n  - path: /\n    action: y\n");
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].root.line, 4);
+        assert_eq!(d[1].root.line_of("spec.routes[0].action"), 11);
+        assert_eq!(d[1].root.line_of("spec.nope"), 8);
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_with_both_lines() {
+        let err = parse_documents("a: 1\nb: 2\na: 3\n", Path::new("f.yaml")).unwrap_err();
+        assert_eq!(err.origin.line, Some(3));
+        assert!(err.message.contains("first defined on line 1"), "{}", err.message);
+    }
+
+    #[test]
+    fn anchors_and_merge_keys() {
+        let j = docs("base: &b {p: 1, q: 2}\nother:\n  <<: *b\n  q: 3\nlist: [*b]\n")[0].to_json();
+        assert_eq!(j["other"]["p"], 1);
+        assert_eq!(j["other"]["q"], 3);
+        assert_eq!(j["list"][0]["q"], 2);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = parse_documents("a: 1\nb: [1, 2\n", Path::new("bad.yaml")).unwrap_err();
+        assert!(err.origin.line.is_some());
+        assert!(err.to_string().starts_with("bad.yaml:"), "{err}");
+    }
+
+    #[test]
+    fn typed_errors_point_at_the_field() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct S {
+            spec: Spec,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Spec {
+            a: u32,
+        }
+        let d = docs("spec:\n  a: 1\n  b: 2\n");
+        let err = d[0].parse::<S>().unwrap_err();
+        assert_eq!(err.origin.line, Some(3), "{err}");
+        let d = docs("spec:\n  a: nope\n");
+        let err = d[0].parse::<S>().unwrap_err();
+        assert_eq!(err.origin.line, Some(2), "{err}");
+    }
+}
