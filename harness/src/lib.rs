@@ -1,3 +1,4 @@
 //! mtls-e2e: end-to-end tests for mTLS chains in front of AI inference.
 
+pub mod pki;
 pub mod yaml;
