@@ -1,4 +1,6 @@
 //! mtls-e2e: end-to-end tests for mTLS chains in front of AI inference.
 
+pub mod manifest;
 pub mod pki;
+pub mod scenario;
 pub mod yaml;

@@ -262,3 +262,15 @@ fn ip_text(bytes: &[u8]) -> String {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
+
+/// The subject public key bits of a DER certificate (for matching a key to it).
+pub fn public_key_bits(der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| PkiError::Certificate(e.to_string()))?;
+    Ok(cert.public_key().subject_public_key.data.to_vec())
+}
+
+/// The SubjectPublicKeyInfo DER of a DER certificate.
+pub fn spki_der(der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| PkiError::Certificate(e.to_string()))?;
+    Ok(cert.public_key().raw.to_vec())
+}

@@ -1,0 +1,459 @@
+//! A scenario: a folder of plain Kubernetes manifests plus `scenario.yaml`
+//! (what it reproduces, the components, identities, manual steps and checks).
+
+pub mod spec;
+pub mod steps;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::manifest::{self, ManifestError, Object, ObjectRef};
+use crate::yaml::{self, Document, Origin};
+pub use spec::{CheckSpec, Expect, IdentitySpec, ScenarioFile, StepSpec, TrustSpec};
+
+/// Our mock components' manifests, kept once in `manifests/components/` and
+/// built into the binary so a scenario folder anywhere can use them.
+pub const COMPONENTS: &[(&str, &str)] = &[
+    ("webui", include_str!("../../../manifests/components/webui.yaml")),
+    ("aigw", include_str!("../../../manifests/components/aigw.yaml")),
+    ("ollama", include_str!("../../../manifests/components/ollama.yaml")),
+];
+
+pub const SCENARIO_FILE: &str = "scenario.yaml";
+
+/// Any problem with a scenario's files. Always located.
+pub type ScenarioError = ManifestError;
+
+/// A loaded, validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub dir: PathBuf,
+    pub spec: ScenarioFile,
+    pub doc: Document,
+    /// Manifests then components, in apply order.
+    pub objects: Vec<Object>,
+    pub checks: Vec<Check>,
+}
+
+/// A validated check.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub why: Option<String>,
+    pub probe: Probe,
+    pub identity: Option<String>,
+    pub trust: Option<String>,
+    pub expect: Expect,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone)]
+pub enum Probe {
+    Http { method: Method, url: Url, json: Option<serde_json::Value>, headers: BTreeMap<String, String> },
+    OpenSsl { target: Target, servername: String, send: Option<String> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+impl Method {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// Where a probe connects: the ingress controller (by host) or a Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Through the ingress controller's port 80 or 443, with SNI and Host = `host`.
+    Ingress { host: String, port: u16 },
+    /// Straight to a Service port, as a pod in the cluster would.
+    Service { namespace: String, name: String, port: u16, host: String },
+}
+
+impl Target {
+    /// `<svc>.<ns>.svc.cluster.local` (or `.svc`) is a Service; anything else
+    /// is a host served by the ingress controller.
+    pub fn parse(host: &str, port: u16) -> Target {
+        let trimmed = host.strip_suffix(".svc.cluster.local").or_else(|| host.strip_suffix(".svc"));
+        if let Some((name, namespace)) = trimmed.and_then(|t| t.split_once('.')) {
+            if !namespace.contains('.') {
+                return Target::Service {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    port,
+                    host: host.into(),
+                };
+            }
+        }
+        Target::Ingress { host: host.into(), port }
+    }
+
+    pub fn host(&self) -> &str {
+        match self {
+            Target::Ingress { host, .. } | Target::Service { host, .. } => host,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        match self {
+            Target::Ingress { port, .. } | Target::Service { port, .. } => *port,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    pub https: bool,
+    pub target: Target,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+impl Url {
+    pub fn parse(text: &str) -> Result<Url, String> {
+        let (https, rest) = if let Some(r) = text.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = text.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(format!("`{text}` must start with http:// or https://"));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = split_host_port(authority, if https { 443 } else { 80 })?;
+        Ok(Url { https, target: Target::parse(host, port), path: path.to_string() })
+    }
+
+    pub fn display(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        let default = if self.https { 443 } else { 80 };
+        let port = self.target.port();
+        if port == default {
+            format!("{scheme}://{}{}", self.target.host(), self.path)
+        } else {
+            format!("{scheme}://{}:{port}{}", self.target.host(), self.path)
+        }
+    }
+}
+
+pub fn split_host_port(authority: &str, default_port: u16) -> Result<(&str, u16), String> {
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().map_err(|_| format!("`{p}` is not a port number"))?),
+        None => (authority, default_port),
+    };
+    if host.is_empty() {
+        return Err(format!("`{authority}` has no host"));
+    }
+    Ok((host, port))
+}
+
+impl Scenario {
+    pub fn origin_of(&self, path: &str) -> Origin {
+        self.doc.origin_of(path)
+    }
+
+    pub fn error(&self, path: &str, message: impl Into<String>) -> ScenarioError {
+        ManifestError { origin: self.origin_of(path), message: message.into() }
+    }
+
+    pub fn object(&self, id: &ObjectRef) -> Option<&Object> {
+        self.objects.iter().find(|o| &o.id == id)
+    }
+
+    /// Load a scenario folder.
+    pub fn load(dir: &Path) -> Result<Scenario, ScenarioError> {
+        let file = dir.join(SCENARIO_FILE);
+        if !file.is_file() {
+            return Err(ManifestError {
+                origin: Origin::file(dir),
+                message: format!("not a scenario folder: {SCENARIO_FILE} is missing"),
+            });
+        }
+        let mut docs = yaml::load_file(&file)?;
+        if docs.len() != 1 {
+            return Err(ManifestError {
+                origin: Origin::file(&file),
+                message: "scenario.yaml must hold exactly one YAML document".into(),
+            });
+        }
+        let doc = docs.remove(0);
+        let spec: ScenarioFile = doc.parse()?;
+        let folder_name = dir
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+            .unwrap_or_else(|| "scenario".into());
+        let name = spec.name.clone().unwrap_or(folder_name);
+        let err = |path: &str, message: String| ManifestError { origin: doc.origin_of(path), message };
+        if !valid_slug(&name) {
+            return Err(err("name", format!("scenario name `{name}` must use a-z, 0-9 and '-'")));
+        }
+
+        let objects = load_objects(dir, &doc, &spec)?;
+        let mut scenario = Scenario { name, dir: dir.to_path_buf(), spec, doc, objects, checks: Vec::new() };
+        scenario.checks = validate(&scenario)?;
+        Ok(scenario)
+    }
+
+    /// Apply a mutation's patch, giving a scenario whose `breaks` checks must fail.
+    pub fn mutated(&self, mutation: &spec::MutationSpec) -> Result<Scenario, ScenarioError> {
+        let id = spec::parse_object_ref(&mutation.patch.object).map_err(|m| self.error("mutations", m))?;
+        let mut copy = self.clone();
+        let Some(slot) = copy.objects.iter_mut().find(|o| o.id == id) else {
+            return Err(self.error("mutations", format!("mutation `{}`: no {id} in the scenario", mutation.name)));
+        };
+        let mut json = slot.to_json();
+        manifest::merge_patch(&mut json, &mutation.patch.merge);
+        *slot = slot.with_json(&json)?;
+        copy.name = format!("{}~{}", self.name, mutation.name);
+        Ok(copy)
+    }
+}
+
+pub fn valid_slug(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn load_objects(dir: &Path, doc: &Document, spec: &ScenarioFile) -> Result<Vec<Object>, ScenarioError> {
+    let files: Vec<PathBuf> = match &spec.manifests {
+        Some(list) => list.iter().map(|f| dir.join(f)).collect(),
+        None => {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| ManifestError { origin: Origin::file(dir), message: format!("cannot list: {e}") })?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| {
+                    let is_yaml = matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+                    is_yaml && p.file_name().is_some_and(|n| n != SCENARIO_FILE)
+                })
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    let mut objects = Vec::new();
+    for file in &files {
+        if !file.is_file() {
+            return Err(ManifestError {
+                origin: doc.origin_of("manifests"),
+                message: format!("manifest file {} does not exist", file.display()),
+            });
+        }
+        objects.extend(manifest::load_file(file, "default")?);
+    }
+    for (i, component) in spec.components.iter().enumerate() {
+        let path = format!("components[{i}]");
+        let Some((_, text)) = COMPONENTS.iter().find(|(n, _)| *n == component.name) else {
+            let known: Vec<_> = COMPONENTS.iter().map(|(n, _)| *n).collect();
+            return Err(ManifestError {
+                origin: doc.origin_of(&path),
+                message: format!("unknown component `{}` (known: {})", component.name, known.join(", ")),
+            });
+        };
+        let virtual_path = PathBuf::from(format!("manifests/components/{}.yaml", component.name));
+        objects.extend(manifest::load_text(text, &virtual_path, &component.namespace)?);
+    }
+    let mut seen: BTreeMap<ObjectRef, Origin> = BTreeMap::new();
+    for object in &objects {
+        if let Some(first) = seen.get(&object.id) {
+            return Err(ManifestError {
+                origin: object.origin(),
+                message: format!("{} is declared twice (first at {first})", object.id),
+            });
+        }
+        seen.insert(object.id.clone(), object.origin());
+    }
+    Ok(objects)
+}
+
+fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
+    let spec = &s.spec;
+    for (name, identity) in &spec.identities {
+        let path = format!("identities.{name}");
+        let sources = [identity.secret.is_some(), identity.files.is_some(), identity.issue.is_some()];
+        if sources.iter().filter(|x| **x).count() != 1 {
+            return Err(s.error(&path, format!("identity `{name}` needs exactly one of secret, files, issue")));
+        }
+        if let Some(secret) = &identity.secret {
+            spec::split_key(secret).map_err(|m| s.error(&format!("{path}.secret"), m))?;
+        }
+        if let Some(issue) = &identity.issue {
+            let signer = &issue.signed_by;
+            let n = [signer.secret.is_some(), signer.files.is_some(), signer.new_ca.is_some()];
+            if n.iter().filter(|x| **x).count() != 1 {
+                return Err(s.error(
+                    &format!("{path}.issue.signedBy"),
+                    "signedBy needs exactly one of secret, files, newCa",
+                ));
+            }
+            if issue.expired && issue.not_yet_valid {
+                return Err(s.error(&format!("{path}.issue"), "an identity cannot be both expired and not yet valid"));
+            }
+        }
+    }
+    for (name, trust) in &spec.trust {
+        if trust.secret.is_some() == trust.file.is_some() {
+            return Err(s.error(&format!("trust.{name}"), format!("trust `{name}` needs exactly one of secret, file")));
+        }
+    }
+    for (i, step) in spec.steps.iter().enumerate() {
+        let n = [step.openssl.is_some(), step.write_file.is_some(), step.create_secret.is_some(), step.copy_secret.is_some()];
+        if n.iter().filter(|x| **x).count() != 1 {
+            return Err(s.error(
+                &format!("steps[{i}]"),
+                "a step needs exactly one of openssl, writeFile, createSecret, copySecret",
+            ));
+        }
+    }
+
+    let mut checks = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, c) in spec.checks.iter().enumerate() {
+        let path = format!("checks[{i}]");
+        let err = |field: &str, m: String| s.error(&format!("{path}{field}"), m);
+        if !valid_check_name(&c.name) {
+            return Err(err(".name", format!("check name `{}` must use a-z, 0-9, '-' and '_'", c.name)));
+        }
+        if !names.insert(c.name.clone()) {
+            return Err(err(".name", format!("two checks are named `{}`", c.name)));
+        }
+        let verbs = [c.get.is_some(), c.post.is_some(), c.openssl.is_some()];
+        if verbs.iter().filter(|x| **x).count() != 1 {
+            return Err(err("", format!("check `{}` needs exactly one of get, post, openssl", c.name)));
+        }
+        for (what, reference, known) in [
+            ("identity", &c.identity, spec.identities.contains_key(c.identity.as_deref().unwrap_or(""))),
+            ("trust", &c.trust, spec.trust.contains_key(c.trust.as_deref().unwrap_or(""))),
+        ] {
+            if let Some(r) = reference {
+                if !known {
+                    return Err(err(&format!(".{what}"), format!("no {what} named `{r}` in this scenario")));
+                }
+            }
+        }
+        if c.expect.is_empty() {
+            return Err(err(".expect", format!("check `{}` expects nothing, so it could never fail", c.name)));
+        }
+        let probe = if let Some(target) = &c.openssl {
+            let (host, port) = split_host_port(target, 443).map_err(|m| err(".openssl", m))?;
+            if c.json.is_some() || !c.headers.is_empty() {
+                return Err(err("", "json and headers go with get/post; openssl sends `send`".into()));
+            }
+            Probe::OpenSsl {
+                target: Target::parse(host, port),
+                servername: c.servername.clone().unwrap_or_else(|| host.to_string()),
+                send: c.send.clone(),
+            }
+        } else {
+            let (method, text, field) = match (&c.get, &c.post) {
+                (Some(u), _) => (Method::Get, u, ".get"),
+                (_, Some(u)) => (Method::Post, u, ".post"),
+                _ => unreachable!("exactly one verb was checked above"),
+            };
+            let url = Url::parse(text).map_err(|m| err(field, m))?;
+            if c.servername.is_some() || c.send.is_some() {
+                return Err(err("", "servername and send go with openssl".into()));
+            }
+            if method == Method::Get && c.json.is_some() {
+                return Err(err(".json", "a GET carries no body".into()));
+            }
+            Probe::Http { method, url, json: c.json.clone(), headers: c.headers.clone() }
+        };
+        checks.push(Check {
+            name: c.name.clone(),
+            why: c.why.clone(),
+            probe,
+            identity: c.identity.clone(),
+            trust: c.trust.clone(),
+            expect: c.expect.clone(),
+            origin: s.origin_of(&path),
+        });
+    }
+
+    for (i, m) in spec.mutations.iter().enumerate() {
+        let path = format!("mutations[{i}]");
+        let id = spec::parse_object_ref(&m.patch.object).map_err(|e| s.error(&format!("{path}.patch.object"), e))?;
+        if s.object(&id).is_none() {
+            return Err(s.error(&format!("{path}.patch.object"), format!("no {id} in this scenario")));
+        }
+        if m.breaks.is_empty() {
+            return Err(s.error(&format!("{path}.breaks"), "a mutation must name the checks it breaks"));
+        }
+        for b in &m.breaks {
+            if !names.contains(b) {
+                return Err(s.error(&format!("{path}.breaks"), format!("no check named `{b}`")));
+            }
+        }
+    }
+    Ok(checks)
+}
+
+fn valid_check_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Every scenario folder under `root` (folders holding a scenario.yaml), by name.
+pub fn discover(root: &Path) -> Result<Vec<PathBuf>, ScenarioError> {
+    let entries = std::fs::read_dir(root).map_err(|e| ManifestError {
+        origin: Origin::file(root),
+        message: format!("cannot list scenarios: {e}"),
+    })?;
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join(SCENARIO_FILE).is_file())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_dns_names_are_services() {
+        assert_eq!(
+            Target::parse("aigw.ai-gateway.svc.cluster.local", 80),
+            Target::Service {
+                namespace: "ai-gateway".into(),
+                name: "aigw".into(),
+                port: 80,
+                host: "aigw.ai-gateway.svc.cluster.local".into()
+            }
+        );
+        assert!(matches!(Target::parse("open-webui.example.com", 443), Target::Ingress { .. }));
+    }
+
+    #[test]
+    fn the_repository_scenarios_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let dirs = discover(&root).expect("scenarios");
+        assert!(dirs.len() >= 2);
+        for dir in dirs {
+            let s = Scenario::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!s.checks.is_empty(), "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn urls() {
+        let u = Url::parse("https://open-webui.example.com/api/config").expect("url");
+        assert!(u.https);
+        assert_eq!(u.target.port(), 443);
+        assert_eq!(u.path, "/api/config");
+        let u = Url::parse("https://aigw.ai-gateway.svc.cluster.local:80").expect("url");
+        assert_eq!(u.path, "/");
+        assert!(matches!(u.target, Target::Service { port: 80, .. }));
+        assert!(Url::parse("ftp://x").is_err());
+    }
+}
