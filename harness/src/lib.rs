@@ -1,6 +1,9 @@
 //! mtls-e2e: end-to-end tests for mTLS chains in front of AI inference.
 
 pub mod manifest;
+pub mod mock;
+pub mod net;
 pub mod pki;
+pub mod probe;
 pub mod scenario;
 pub mod yaml;

@@ -1,0 +1,274 @@
+//! Our stand-ins for the components behind NGINX: the F5 AI Gateway, Ollama and
+//! Open WebUI. The same code runs as `mtls-e2e serve ...` in a container (kind)
+//! and in-process on the local substrate.
+
+pub mod aigw;
+pub mod ollama;
+pub mod tls;
+pub mod webui;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::net::Resolver;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{component}: {message}")]
+pub struct MockError {
+    pub component: &'static str,
+    pub message: String,
+}
+
+/// `mtls-e2e serve <component>` arguments (also parsed from a Deployment's `args`).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ServeArgs {
+    /// The F5 AI Gateway stand-in, configured by F5's aigw.yaml.
+    Aigw {
+        /// Path to aigw.yaml.
+        #[arg(long)]
+        config: String,
+    },
+    /// The Ollama stand-in (/api/chat).
+    Ollama {
+        #[arg(long, default_value = ":11434")]
+        listen: String,
+    },
+    /// The Open WebUI stand-in.
+    Webui {
+        #[arg(long, default_value = ":8080")]
+        listen: String,
+    },
+}
+
+impl ServeArgs {
+    pub fn component(&self) -> &'static str {
+        match self {
+            ServeArgs::Aigw { .. } => "aigw",
+            ServeArgs::Ollama { .. } => "ollama",
+            ServeArgs::Webui { .. } => "webui",
+        }
+    }
+}
+
+/// Where a mock writes its request log.
+#[derive(Clone)]
+pub enum LogSink {
+    Stdout,
+    File(Arc<Mutex<std::fs::File>>),
+}
+
+impl LogSink {
+    pub fn line(&self, component: &str, text: &str) {
+        let stamp = time::OffsetDateTime::now_utc();
+        let line = format!("{stamp} {component}: {text}\n");
+        match self {
+            LogSink::Stdout => {
+                print!("{line}");
+                let _ = std::io::stdout().flush();
+            }
+            LogSink::File(file) => {
+                if let Ok(mut f) = file.lock() {
+                    let _ = f.write_all(line.as_bytes());
+                }
+            }
+        }
+    }
+}
+
+/// What a mock needs from where it runs.
+#[derive(Clone)]
+pub struct MockContext {
+    /// Absolute paths in arguments and config are read under this folder
+    /// (`/` in a container; a pod's materialised volumes on the local substrate).
+    pub root: PathBuf,
+    pub env: BTreeMap<String, String>,
+    pub resolver: Resolver,
+    pub log: LogSink,
+}
+
+impl MockContext {
+    /// The file a container would see at `path`.
+    pub fn path(&self, path: &str) -> PathBuf {
+        match path.strip_prefix('/') {
+            Some(rest) => self.root.join(rest),
+            None => self.root.join(path),
+        }
+    }
+
+    pub fn read(&self, component: &'static str, path: &str) -> Result<Vec<u8>, MockError> {
+        std::fs::read(self.path(path)).map_err(|e| MockError { component, message: format!("cannot read {path}: {e}") })
+    }
+}
+
+/// The application behind a listener.
+#[derive(Clone)]
+enum App {
+    Aigw(Arc<aigw::Gateway>),
+    Ollama(Arc<ollama::Ollama>),
+    WebUi(Arc<webui::WebUi>),
+}
+
+/// What the server learnt about the client at the TLS layer.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    pub addr: Option<SocketAddr>,
+    pub client_subject: Option<String>,
+    pub protocol: Option<String>,
+}
+
+/// A configured mock, ready to serve on a listener.
+pub struct Mock {
+    pub component: &'static str,
+    /// The port it is configured to listen on (what a Service's targetPort names).
+    pub port: u16,
+    app: App,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    log: LogSink,
+}
+
+impl Mock {
+    pub fn new(args: &ServeArgs, ctx: &MockContext) -> Result<Mock, MockError> {
+        let component = args.component();
+        let (app, listen, tls) = match args {
+            ServeArgs::Aigw { config } => {
+                let gateway = aigw::Gateway::load(config, ctx)?;
+                let listen = gateway.address().to_string();
+                let tls = gateway.tls_config(ctx)?;
+                (App::Aigw(Arc::new(gateway)), listen, tls)
+            }
+            ServeArgs::Ollama { listen } => (App::Ollama(Arc::new(ollama::Ollama::new(ctx))), listen.clone(), None),
+            ServeArgs::Webui { listen } => (App::WebUi(Arc::new(webui::WebUi::new(ctx))), listen.clone(), None),
+        };
+        let port = listen_port(&listen).map_err(|message| MockError { component, message })?;
+        Ok(Mock { component, port, app, tls, log: ctx.log.clone() })
+    }
+
+    /// The address to bind inside a container (`:4141` means every interface).
+    pub fn container_address(&self) -> SocketAddr {
+        SocketAddr::from(([0, 0, 0, 0], self.port))
+    }
+
+    /// Serve until the task is dropped.
+    pub async fn serve(self, listener: TcpListener) {
+        let Mock { component, app, tls, log, .. } = self;
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        loop {
+            let (stream, addr) = match listener.accept().await {
+                Ok(pair) => pair,
+                Err(e) => {
+                    log.line(component, &format!("accept failed: {e}"));
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let (app, acceptor, log) = (app.clone(), acceptor.clone(), log.clone());
+            tokio::spawn(async move {
+                match acceptor {
+                    None => serve_http(stream, app, Peer { addr: Some(addr), ..Peer::default() }, log, component).await,
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(tls_stream) => {
+                            let peer = peer_of(addr, tls_stream.get_ref().1);
+                            serve_http(tls_stream, app, peer, log, component).await
+                        }
+                        Err(e) => log.line(component, &format!("TLS handshake with {addr} failed: {e}")),
+                    },
+                }
+            });
+        }
+    }
+}
+
+fn peer_of(addr: SocketAddr, conn: &rustls::ServerConnection) -> Peer {
+    let client_subject = conn
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| crate::pki::CertInfo::from_der(leaf).ok())
+        .map(|info| info.subject);
+    let protocol = conn.protocol_version().map(crate::probe::protocol_name);
+    Peer { addr: Some(addr), client_subject, protocol }
+}
+
+async fn serve_http<S>(stream: S, app: App, peer: Peer, log: LogSink, component: &'static str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let (app, peer, log) = (app.clone(), peer.clone(), log.clone());
+        async move {
+            let line = format!("{} {}", request.method(), request.uri());
+            let response = match &app {
+                App::Aigw(g) => g.handle(request, &peer).await,
+                App::Ollama(o) => o.handle(request).await,
+                App::WebUi(w) => w.handle(request).await,
+            };
+            let who = peer.client_subject.as_deref().map(|s| format!(" client=\"{s}\"")).unwrap_or_default();
+            log.line(component, &format!("{line} -> {}{who}", response.status().as_u16()));
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+}
+
+/// `:8080`, `0.0.0.0:8080` or `8080` → 8080.
+pub fn listen_port(listen: &str) -> Result<u16, String> {
+    let port = listen.rsplit_once(':').map(|(_, p)| p).unwrap_or(listen);
+    port.parse().map_err(|_| format!("`{listen}` is not a listen address like :8080"))
+}
+
+pub fn json_response(status: u16, value: &serde_json::Value) -> hyper::Response<Full<Bytes>> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
+}
+
+pub fn text_response(status: u16, content_type: &str, body: impl Into<Bytes>) -> hyper::Response<Full<Bytes>> {
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(body.into()))
+        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
+}
+
+/// An OpenAI-style error body.
+pub fn openai_error(status: u16, kind: &str, code: &str, message: &str) -> hyper::Response<Full<Bytes>> {
+    json_response(
+        status,
+        &serde_json::json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
+    )
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Run a mock as this process (`mtls-e2e serve ...` in a container).
+pub async fn serve_standalone(args: &ServeArgs) -> Result<(), MockError> {
+    let ctx = MockContext {
+        root: PathBuf::from("/"),
+        env: std::env::vars().collect(),
+        resolver: Resolver::System,
+        log: LogSink::Stdout,
+    };
+    let mock = Mock::new(args, &ctx)?;
+    let component = mock.component;
+    let address = mock.container_address();
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| MockError { component, message: format!("cannot listen on {address}: {e}") })?;
+    ctx.log.line(component, &format!("listening on {address}"));
+    mock.serve(listener).await;
+    Ok(())
+}

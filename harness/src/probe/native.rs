@@ -1,0 +1,268 @@
+//! The native probe: one TCP connection, an optional TLS handshake that records
+//! what the server showed (and never gives up on a bad server certificate: like
+//! `s_client`, it notes the verification result and goes on), then one HTTP
+//! request. Reading the response is what reveals a TLS 1.3 client-certificate
+//! refusal, which arrives only after the client's handshake has completed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::ResolvesClientCert;
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
+use rustls::{CertificateError, DigitallySignedStruct, Error as TlsError, RootCertStore, SignatureScheme};
+
+use super::{HttpFacts, Identity, Observation, TlsFacts, Trust, alert_in, cipher_name, is_reset, protocol_name};
+use crate::mock::tls::{load_certs, load_key, provider};
+use crate::net;
+use crate::pki::CertInfo;
+use crate::pki::inspect::oneline_from_der;
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TLS settings for one probe.
+pub struct TlsOptions<'a> {
+    /// SNI, and the name the server certificate is verified for.
+    pub server_name: String,
+    pub identity: Option<&'a Identity>,
+    pub trust: Option<&'a Trust>,
+}
+
+/// One HTTP request, optionally over TLS.
+pub struct HttpRequest<'a> {
+    pub addr: SocketAddr,
+    pub tls: Option<TlsOptions<'a>>,
+    pub method: &'a str,
+    /// The Host header.
+    pub host: String,
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<Bytes>,
+    /// For reports: the URL as the scenario wrote it.
+    pub display: String,
+}
+
+#[derive(Debug)]
+struct RecordingVerifier {
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    outcome: Mutex<Option<String>>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+/// s_client's words for the common verification failures.
+fn verification_text(error: &TlsError) -> String {
+    match error {
+        TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => "unable to get local issuer certificate".into(),
+        TlsError::InvalidCertificate(CertificateError::Expired) => "certificate has expired".into(),
+        TlsError::InvalidCertificate(CertificateError::NotValidYet) => "certificate is not yet valid".into(),
+        TlsError::InvalidCertificate(CertificateError::NotValidForName) => "hostname mismatch".into(),
+        other => other.to_string(),
+    }
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, TlsError> {
+        let outcome = match &self.webpki {
+            Some(v) => match v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+                Ok(_) => "OK".to_string(),
+                Err(e) => verification_text(&e),
+            },
+            None => "not verified: no trusted CA given".to_string(),
+        };
+        if let Ok(mut slot) = self.outcome.lock() {
+            *slot = Some(outcome);
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[derive(Debug)]
+struct RecordingResolver {
+    key: Option<Arc<CertifiedKey>>,
+    requested: Mutex<Option<Vec<String>>>,
+}
+
+impl ResolvesClientCert for RecordingResolver {
+    fn resolve(&self, root_hint_subjects: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        if let Ok(mut slot) = self.requested.lock() {
+            *slot = Some(root_hint_subjects.iter().map(|dn| oneline_from_der(dn)).collect());
+        }
+        self.key.clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+struct Recorders {
+    verifier: Arc<RecordingVerifier>,
+    resolver: Arc<RecordingResolver>,
+    sent: Option<String>,
+}
+
+fn client_config(options: &TlsOptions<'_>) -> Result<(Arc<rustls::ClientConfig>, Recorders), String> {
+    let provider = provider();
+    let webpki = match options.trust {
+        Some(trust) => {
+            let mut roots = RootCertStore::empty();
+            for cert in load_certs(trust.pem.as_bytes())? {
+                roots.add(cert).map_err(|e| format!("trust {}: {e}", trust.name))?;
+            }
+            Some(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| format!("trust {}: {e}", trust.name))?,
+            )
+        }
+        None => None,
+    };
+    let verifier = Arc::new(RecordingVerifier {
+        webpki,
+        outcome: Mutex::new(None),
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let (key, sent) = match options.identity {
+        Some(identity) => {
+            let chain = load_certs(identity.chain_pem.as_bytes())?;
+            let sent = chain.first().and_then(|leaf| CertInfo::from_der(leaf).ok()).map(|i| i.subject);
+            let key = load_key(identity.key_pem.as_bytes())?;
+            let signing = provider
+                .key_provider
+                .load_private_key(key)
+                .map_err(|e| format!("identity {}: {e}", identity.name))?;
+            (Some(Arc::new(CertifiedKey::new(chain, signing))), sent)
+        }
+        None => (None, None),
+    };
+    let resolver = Arc::new(RecordingResolver { key, requested: Mutex::new(None) });
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_client_cert_resolver(resolver.clone());
+    Ok((Arc::new(config), Recorders { verifier, resolver, sent }))
+}
+
+/// Run one request and record everything seen.
+pub async fn http(request: &HttpRequest<'_>) -> Observation {
+    let started = Instant::now();
+    let mut observation = Observation {
+        target: super::describe_target(request.method, &request.display, request.addr),
+        ..Observation::default()
+    };
+    match tokio::time::timeout(TIMEOUT, run(request, &mut observation)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            observation.alert = alert_in(&error);
+            observation.rejected = observation.alert.is_some() || (observation.tls.is_some() && is_reset(&error));
+            observation.error = Some(error);
+        }
+        Err(_) => observation.error = Some(format!("no answer within {TIMEOUT:?}")),
+    }
+    observation.elapsed_ms = started.elapsed().as_millis() as u64;
+    observation
+}
+
+async fn run(request: &HttpRequest<'_>, observation: &mut Observation) -> Result<(), String> {
+    let tcp = tokio::net::TcpStream::connect(request.addr)
+        .await
+        .map_err(|e| format!("connect {}: {e}", request.addr))?;
+    let http_request = build(request)?;
+    let Some(options) = &request.tls else {
+        let response = net::send(tcp, http_request).await.map_err(|e| e.to_string())?;
+        observation.response = Some(facts(response));
+        return Ok(());
+    };
+    let (config, recorders) = client_config(options)?;
+    let server_name = ServerName::try_from(options.server_name.clone())
+        .map_err(|e| format!("server name {}: {e}", options.server_name))?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let handshake = connector.connect(server_name, tcp).await;
+    let tls = record_tls(&recorders, handshake.as_ref().ok().map(|s| s.get_ref().1));
+    observation.tls = Some(tls);
+    let stream = handshake.map_err(|e| net::error_chain(&e))?;
+    let response = net::send(stream, http_request).await.map_err(|e| e.to_string())?;
+    observation.response = Some(facts(response));
+    Ok(())
+}
+
+fn record_tls(recorders: &Recorders, conn: Option<&rustls::ClientConnection>) -> TlsFacts {
+    let requested = recorders.resolver.requested.lock().ok().and_then(|r| r.clone());
+    let verification = recorders.verifier.outcome.lock().ok().and_then(|o| o.clone());
+    let peer_chain = conn
+        .and_then(|c| c.peer_certificates())
+        .map(|chain| chain.iter().filter_map(|c| CertInfo::from_der(c).ok()).map(|i| i.subject).collect())
+        .unwrap_or_default();
+    TlsFacts {
+        protocol: conn.and_then(|c| c.protocol_version()).map(protocol_name),
+        cipher: conn.and_then(|c| c.negotiated_cipher_suite()).map(|s| cipher_name(s.suite())),
+        client_cert_requested: requested.is_some(),
+        acceptable_ca_names: requested.clone().unwrap_or_default(),
+        peer_chain,
+        verified_chain: Vec::new(),
+        verification: verification.unwrap_or_else(|| "no server certificate seen".into()),
+        client_cert_sent: requested.and(recorders.sent.clone()),
+    }
+}
+
+fn build(request: &HttpRequest<'_>) -> Result<hyper::Request<Full<Bytes>>, String> {
+    let mut builder = hyper::Request::builder()
+        .method(request.method)
+        .uri(&request.path)
+        .header("host", &request.host)
+        .header("user-agent", "mtls-e2e")
+        .header("connection", "close");
+    for (name, value) in &request.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    if request.body.is_some() && !request.headers.keys().any(|k| k.eq_ignore_ascii_case("content-type")) {
+        builder = builder.header("content-type", "application/json");
+    }
+    builder.body(Full::new(request.body.clone().unwrap_or_default())).map_err(|e| e.to_string())
+}
+
+fn facts(response: net::Response) -> HttpFacts {
+    HttpFacts {
+        status: response.status,
+        headers: response.headers,
+        body: String::from_utf8_lossy(&response.body).to_string(),
+    }
+}
