@@ -6,4 +6,5 @@ pub mod net;
 pub mod pki;
 pub mod probe;
 pub mod scenario;
+pub mod substrate;
 pub mod yaml;

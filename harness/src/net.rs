@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -129,15 +129,16 @@ impl ServiceMap {
 pub enum Resolver {
     /// The system resolver (in a container, the cluster's DNS).
     System,
-    /// Cluster names mapped onto loopback by the local substrate.
-    Services { map: Arc<ServiceMap>, namespace: String },
+    /// Cluster names mapped onto loopback by the local substrate. The map is
+    /// filled once every pod has its listener, before any request is made.
+    Services { map: Arc<OnceLock<ServiceMap>>, namespace: String },
 }
 
 impl Resolver {
     pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, NetError> {
         match self {
             Resolver::Services { map, namespace } => {
-                if let Some(addr) = map.lookup(host, port, namespace) {
+                if let Some(addr) = map.get().and_then(|m| m.lookup(host, port, namespace)) {
                     return Ok(addr);
                 }
                 // Loopback and literal addresses still work outside the map.

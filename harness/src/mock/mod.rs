@@ -50,6 +50,36 @@ pub enum ServeArgs {
     },
 }
 
+/// A container's `command` + `args` for our image: `serve <component> ...`.
+#[derive(Debug, clap::Parser)]
+#[command(name = "mtls-e2e", no_binary_name = true)]
+struct ContainerArgs {
+    #[command(subcommand)]
+    command: ContainerCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ContainerCommand {
+    Serve {
+        #[command(subcommand)]
+        what: ServeArgs,
+    },
+}
+
+/// Parse a Deployment container's arguments the way the binary parses its own.
+pub fn parse_container_args(args: &[String]) -> Result<ServeArgs, String> {
+    use clap::Parser;
+    let words = match args.first().map(String::as_str) {
+        Some("mtls-e2e") | Some("/mtls-e2e") => &args[1..],
+        _ => args,
+    };
+    ContainerArgs::try_parse_from(words)
+        .map(|a| match a.command {
+            ContainerCommand::Serve { what } => what,
+        })
+        .map_err(|e| e.to_string().lines().next().unwrap_or("invalid arguments").to_string())
+}
+
 impl ServeArgs {
     pub fn component(&self) -> &'static str {
         match self {

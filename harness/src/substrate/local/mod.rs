@@ -1,0 +1,299 @@
+//! The local substrate: no cluster, no Docker. The harness plays cert-manager
+//! (issues the Certificates), NGINX Ingress Controller (renders nginx.conf as the
+//! controller does) and the Services (our mocks on loopback), and runs the real
+//! nginx and real TLS.
+
+pub mod certmanager;
+pub mod nginx;
+pub mod nic;
+pub mod pods;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::manifest::{Kind, ManifestError, Object};
+use crate::pki::KeyPool;
+use crate::scenario::steps::{self, SecretData, SecretSource, StepRunner};
+use crate::scenario::{Scenario, Target};
+use nginx::{NginxBinary, NginxProcess};
+use nic::{NicOutput, RenderEnv};
+use pods::{PodSpec, Pods};
+
+use super::SubstrateError;
+
+/// What the local substrate needs from the machine.
+#[derive(Clone)]
+pub struct Local {
+    pub nginx: NginxBinary,
+    pub openssl: PathBuf,
+    pub keys: KeyPool,
+}
+
+/// A scenario applied to the in-memory cluster: everything but processes.
+pub struct Prepared {
+    pub scenario: Scenario,
+    pub objects: Vec<Object>,
+    pub secrets: BTreeMap<String, SecretData>,
+    pub issued: Vec<certmanager::Issued>,
+    /// The manual steps, as the commands a person would type.
+    pub steps: Vec<String>,
+    pub pods: Vec<PodSpec>,
+    pub workdir: PathBuf,
+}
+
+/// The in-memory store as a step's `SecretSource`.
+struct StoreView<'a>(&'a BTreeMap<String, SecretData>);
+
+impl SecretSource for StoreView<'_> {
+    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<SecretData>, String> {
+        Ok(self.0.get(&format!("{namespace}/{name}")).cloned())
+    }
+}
+
+fn secrets_of(objects: &[Object]) -> Result<BTreeMap<String, SecretData>, ManifestError> {
+    objects
+        .iter()
+        .filter(|o| o.id.kind == Kind::Secret)
+        .map(|o| Ok((o.id.key(), certmanager::secret_data(o)?)))
+        .collect()
+}
+
+/// `kubectl apply` fails for objects in a namespace that does not exist.
+fn check_namespaces(objects: &[Object]) -> Result<(), ManifestError> {
+    let declared: Vec<&str> = objects.iter().filter(|o| o.id.kind == Kind::Namespace).map(|o| o.name()).collect();
+    for o in objects {
+        if let Some(ns) = &o.id.namespace {
+            if !matches!(ns.as_str(), "default" | "kube-system") && !declared.contains(&ns.as_str()) {
+                return Err(o.error(
+                    "metadata",
+                    format!("namespace `{ns}` is not declared in the scenario; `kubectl apply` would fail with namespaces \"{ns}\" not found"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Replace or add objects by identity, as `kubectl apply` does.
+fn apply(objects: &mut Vec<Object>, new: Vec<Object>) {
+    for object in new {
+        match objects.iter_mut().find(|o| o.id == object.id) {
+            Some(slot) => *slot = object,
+            None => objects.push(object),
+        }
+    }
+}
+
+impl Local {
+    /// Apply the scenario to an in-memory cluster: cert-manager issues, the
+    /// tutorial's steps run, Deployments are read. Nothing is started.
+    pub async fn prepare(&self, scenario: &Scenario, dir: &Path) -> Result<Prepared, SubstrateError> {
+        let workdir = dir.join("work");
+        std::fs::create_dir_all(&workdir).map_err(|e| SubstrateError::Failed(format!("cannot create {}: {e}", workdir.display())))?;
+        let mut objects = scenario.objects.clone();
+        check_namespaces(&objects)?;
+        let mut issued = BTreeMap::new();
+        let keys = self.keys.clone();
+        let mut secrets = secrets_of(&objects)?;
+        let new = issue(&objects, &secrets, &mut issued, &keys).await?;
+        apply(&mut objects, new);
+        secrets = secrets_of(&objects)?;
+
+        let runner = StepRunner { scenario, workdir: &workdir, keys: &self.keys, openssl: &self.openssl };
+        let mut step_log = Vec::new();
+        for (i, step) in scenario.spec.steps.iter().enumerate() {
+            step_log.push(steps::describe(step));
+            let created = runner.run(i, &StoreView(&secrets)).await?;
+            apply(&mut objects, created);
+            secrets = secrets_of(&objects)?;
+            let new = issue(&objects, &secrets, &mut issued, &keys).await?;
+            if !new.is_empty() {
+                apply(&mut objects, new);
+                secrets = secrets_of(&objects)?;
+            }
+        }
+        if let Some(stuck) = certmanager::pending(&objects, &issued, &secrets).into_iter().next() {
+            return Err(stuck.into());
+        }
+        let pods = pods::plan(&objects, &secrets)?;
+        Ok(Prepared {
+            scenario: scenario.clone(),
+            objects,
+            secrets,
+            issued: issued.into_values().collect(),
+            steps: step_log,
+            pods,
+            workdir,
+        })
+    }
+
+    /// Render NIC's configuration for `prepared`.
+    pub fn render(&self, prepared: &Prepared, env: &RenderEnv, endpoints: &dyn nic::Endpoints) -> Result<NicOutput, ManifestError> {
+        nic::configure(&prepared.objects, &prepared.secrets, endpoints, env)
+    }
+
+    pub fn main_conf(&self, env: &RenderEnv, dir: &Path) -> String {
+        let text = |p: PathBuf| p.display().to_string();
+        nic::render::MainConf {
+            env,
+            conf_d: &text(dir.join("conf.d")),
+            pid: &text(dir.join("run/nginx.pid")),
+            error_log: &text(dir.join("logs/error.log")),
+            access_log: &text(dir.join("logs/access.log")),
+            temp_dir: &text(dir.join("tmp")),
+            modern_tls_defaults: nic::render::modern_tls_defaults_needed(self.nginx.version),
+        }
+        .render()
+    }
+
+    /// Start the scenario's pods and nginx.
+    pub async fn start(&self, prepared: Prepared, dir: &Path) -> Result<LocalDeployment, SubstrateError> {
+        let pods_dir = dir.join("pods");
+        std::fs::create_dir_all(&pods_dir).map_err(|e| SubstrateError::Failed(e.to_string()))?;
+        let pods = Pods::start(&prepared.pods, &prepared.objects, &pods_dir).await?;
+        let nginx_dir = dir.join("nginx");
+        let mut last_error = String::new();
+        // A port picked now may be taken before nginx binds it; try a few times.
+        for _ in 0..3 {
+            let (http, https) = (free_port()?, free_port()?);
+            let env = local_env(&nginx_dir, http, https);
+            let nic = self.render(&prepared, &env, &PodEndpoints(&pods))?;
+            write_nginx_files(&nginx_dir, &self.main_conf(&env, &nginx_dir), &nic)?;
+            let started = NginxProcess::start(
+                &self.nginx,
+                &nginx_dir,
+                &nginx_dir.join("nginx.conf"),
+                &nginx_dir.join("logs/error.log"),
+                &[http, https],
+                Duration::from_secs(10),
+            )
+            .await;
+            match started {
+                Ok(nginx) => return Ok(LocalDeployment { http, https, pods, nginx, nic, prepared, dir: dir.to_path_buf() }),
+                Err(e) if e.contains("Address already in use") => last_error = e,
+                Err(e) => return Err(SubstrateError::Failed(format!("nginx did not start with the rendered configuration: {e}"))),
+            }
+        }
+        Err(SubstrateError::Failed(last_error))
+    }
+}
+
+async fn issue(
+    objects: &[Object],
+    secrets: &BTreeMap<String, SecretData>,
+    issued: &mut BTreeMap<String, certmanager::Issued>,
+    keys: &KeyPool,
+) -> Result<Vec<Object>, SubstrateError> {
+    // Signing waits on the key pool; keep it off the async workers.
+    let (objects, secrets, mut done, keys) = (objects.to_vec(), secrets.clone(), std::mem::take(issued), keys.clone());
+    let (result, done) = tokio::task::spawn_blocking(move || {
+        let r = certmanager::reconcile(&objects, &secrets, &mut done, &keys);
+        (r, done)
+    })
+    .await
+    .map_err(|e| SubstrateError::Failed(format!("issuing certificates: {e}")))?;
+    *issued = done;
+    Ok(result?)
+}
+
+fn free_port() -> Result<SocketAddr, SubstrateError> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map_err(|e| SubstrateError::Failed(format!("cannot find a free loopback port: {e}")))
+}
+
+/// NIC's environment on this machine: loopback listeners, the run folder.
+pub fn local_env(nginx_dir: &Path, http: SocketAddr, https: SocketAddr) -> RenderEnv {
+    RenderEnv {
+        http_listen: vec![http.to_string()],
+        https_listen: vec![https.to_string()],
+        secrets_dir: nginx_dir.join("secrets").display().to_string(),
+        runtime_dir: nginx_dir.join("run").display().to_string(),
+        dynamic_ssl_reload: true,
+    }
+}
+
+fn write_nginx_files(dir: &Path, main: &str, nic: &NicOutput) -> Result<(), SubstrateError> {
+    let fail = |e: std::io::Error| SubstrateError::Failed(format!("writing the nginx configuration: {e}"));
+    for sub in ["conf.d", "secrets", "logs", "tmp", "run"] {
+        let path = dir.join(sub);
+        if sub == "conf.d" && path.exists() {
+            std::fs::remove_dir_all(&path).map_err(fail)?;
+        }
+        std::fs::create_dir_all(&path).map_err(fail)?;
+    }
+    std::fs::write(dir.join("nginx.conf"), main).map_err(fail)?;
+    for (name, text) in &nic.conf_files {
+        std::fs::write(dir.join("conf.d").join(name), text).map_err(fail)?;
+    }
+    for file in &nic.secret_files {
+        let path = dir.join("secrets").join(&file.name);
+        if file.private {
+            steps::write_private(&path, &file.content).map_err(fail)?;
+        } else {
+            std::fs::write(&path, &file.content).map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
+struct PodEndpoints<'a>(&'a Pods);
+
+impl nic::Endpoints for PodEndpoints<'_> {
+    fn lookup(&self, namespace: &str, service: &str, port: u16) -> Vec<String> {
+        self.0.service(namespace, service, port).map(|a| vec![a.to_string()]).unwrap_or_default()
+    }
+}
+
+/// Stand-in endpoints for `plan`: one example address per Service port.
+pub struct PlannedEndpoints<'a>(pub &'a [Object]);
+
+impl nic::Endpoints for PlannedEndpoints<'_> {
+    fn lookup(&self, namespace: &str, service: &str, port: u16) -> Vec<String> {
+        let found = self.0.iter().any(|o| o.id.kind == Kind::Service && o.namespace() == namespace && o.name() == service);
+        if found { vec![format!("127.0.0.1:{}", 20000 + port % 10000)] } else { Vec::new() }
+    }
+}
+
+/// A scenario running on the local substrate.
+pub struct LocalDeployment {
+    pub http: SocketAddr,
+    pub https: SocketAddr,
+    pub pods: Pods,
+    pub nginx: NginxProcess,
+    pub nic: NicOutput,
+    pub prepared: Prepared,
+    pub dir: PathBuf,
+}
+
+impl LocalDeployment {
+    /// Where a probe connects for `target`.
+    pub fn address(&self, target: &Target) -> Result<SocketAddr, String> {
+        match target {
+            Target::Ingress { port: 80, .. } => Ok(self.http),
+            Target::Ingress { port: 443, .. } => Ok(self.https),
+            Target::Ingress { port, .. } => Err(format!("the ingress controller listens on 80 and 443, not {port}")),
+            Target::Service { namespace, name, port, .. } => self.pods.service(namespace, name, *port).ok_or_else(|| {
+                let why = self
+                    .pods
+                    .not_started
+                    .iter()
+                    .map(|n| format!("; pod {} did not start: {}", n.deployment, n.reason))
+                    .collect::<String>();
+                format!("Service {namespace}/{name} port {port} has no ready endpoint{why}")
+            }),
+        }
+    }
+
+    /// The tail of nginx's error log, for failure reports.
+    pub fn error_log_tail(&self, lines: usize) -> String {
+        nginx::tail(&self.nginx.error_log, lines)
+    }
+
+    pub async fn stop(mut self) {
+        self.nginx.stop().await;
+        self.pods.stop();
+    }
+}

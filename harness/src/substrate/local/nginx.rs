@@ -1,0 +1,162 @@
+//! The system's nginx, run in a private folder: found, versioned, started in its
+//! own process group (so Ctrl-C in the terminal reaches only us, and we stop it),
+//! waited for by connecting, and stopped for sure.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub const INSTALL_HINT: &str = "install it with `sudo apt-get install nginx-light` (Debian/Ubuntu), \
+     `sudo dnf install nginx` (Fedora) or `brew install nginx` (macOS), or point MTLS_E2E_NGINX at an nginx binary";
+
+/// An nginx binary and its version.
+#[derive(Debug, Clone)]
+pub struct NginxBinary {
+    pub path: PathBuf,
+    pub version: (u32, u32, u32),
+}
+
+/// Find an executable: `$env_var`, then PATH, then the usual sbin folders.
+pub fn find_program(name: &str, env_var: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env_var).map(PathBuf::from) {
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let sbin = ["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/local/nginx/sbin", "/opt/homebrew/bin"];
+    std::env::split_paths(&path)
+        .chain(sbin.iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+impl NginxBinary {
+    pub fn find() -> Result<NginxBinary, String> {
+        let path = find_program("nginx", "MTLS_E2E_NGINX")
+            .ok_or_else(|| format!("nginx was not found on PATH or in /usr/sbin; {INSTALL_HINT}"))?;
+        let output = std::process::Command::new(&path)
+            .arg("-v")
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
+        let text = String::from_utf8_lossy(&output.stderr);
+        let version = parse_version(&text).ok_or_else(|| format!("{} -v printed `{}`", path.display(), text.trim()))?;
+        Ok(NginxBinary { path, version })
+    }
+
+    pub fn version_text(&self) -> String {
+        let (a, b, c) = self.version;
+        format!("{a}.{b}.{c}")
+    }
+}
+
+fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    let v = text.split("nginx/").nth(1)?.split_whitespace().next()?;
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+}
+
+/// A running nginx.
+pub struct NginxProcess {
+    child: Option<tokio::process::Child>,
+    pid: i32,
+    pub error_log: PathBuf,
+}
+
+impl NginxProcess {
+    /// Start nginx with `conf`, and wait until every address in `ready` accepts.
+    pub async fn start(
+        binary: &NginxBinary,
+        prefix: &Path,
+        conf: &Path,
+        error_log: &Path,
+        ready: &[SocketAddr],
+        deadline: Duration,
+    ) -> Result<NginxProcess, String> {
+        let child = tokio::process::Command::new(&binary.path)
+            .arg("-p")
+            .arg(prefix)
+            .arg("-c")
+            .arg(conf)
+            .arg("-e")
+            .arg(error_log)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.path.display()))?;
+        let pid = child.id().map(|p| p as i32).unwrap_or(0);
+        let mut process = NginxProcess { child: Some(child), pid, error_log: error_log.to_path_buf() };
+        let started = Instant::now();
+        for addr in ready {
+            loop {
+                if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                    break;
+                }
+                if let Some(status) = process.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                    let stderr = match process.child.take() {
+                        Some(c) => c.wait_with_output().await.map(|o| String::from_utf8_lossy(&o.stderr).to_string()).unwrap_or_default(),
+                        None => String::new(),
+                    };
+                    let log = tail(&process.error_log, 5);
+                    return Err(format!("nginx exited ({status}): {}{}", stderr.trim(), if log.is_empty() { String::new() } else { format!("\n{log}") }));
+                }
+                if started.elapsed() > deadline {
+                    process.stop().await;
+                    return Err(format!("nginx did not accept connections on {addr} within {deadline:?}"));
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        Ok(process)
+    }
+
+    /// Fast shutdown (SIGTERM), then SIGKILL to the whole group after a deadline.
+    pub async fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        signal_group(self.pid, libc::SIGTERM);
+        if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
+            signal_group(self.pid, libc::SIGKILL);
+            let _ = child.wait().await;
+        }
+        // Workers are in the same group; make sure none outlive the master.
+        signal_group(self.pid, libc::SIGKILL);
+    }
+}
+
+impl Drop for NginxProcess {
+    fn drop(&mut self) {
+        if self.child.take().is_some() {
+            signal_group(self.pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Signal a process group (nginx's master is its leader).
+pub fn signal_group(pid: i32, signal: i32) {
+    if pid > 0 {
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
+        unsafe {
+            libc::kill(-pid, signal);
+        }
+    }
+}
+
+/// The last `n` lines of a log file.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("nginx version: nginx/1.22.1\n"), Some((1, 22, 1)));
+        assert_eq!(parse_version("nginx version: nginx/1.31.3 (Ubuntu)"), Some((1, 31, 3)));
+        assert_eq!(parse_version("garbage"), None);
+    }
+}

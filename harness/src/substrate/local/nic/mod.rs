@@ -1,0 +1,131 @@
+//! The local substrate's NGINX Ingress Controller: from Policies, VirtualServers
+//! and Secrets to the files NIC 5.5 writes (conf.d, secrets) and the statuses
+//! and warnings it reports. Fidelity to the controller is tested against NIC's
+//! own template snapshots.
+
+pub mod policy;
+pub mod render;
+pub mod secrets;
+pub mod virtualserver;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::manifest::kinds::{Policy, VirtualServer};
+use crate::manifest::{Kind, ManifestError, Object};
+use crate::scenario::steps::SecretData;
+use crate::yaml::Origin;
+pub use render::RenderEnv;
+pub use secrets::SecretFile;
+
+/// NIC's ingress class.
+pub const INGRESS_CLASS: &str = "nginx";
+
+/// Service endpoints as NIC sees them: `service:port` → `address:port` list.
+pub trait Endpoints {
+    fn lookup(&self, namespace: &str, service: &str, port: u16) -> Vec<String>;
+}
+
+/// A resource's status as NIC reports it (VirtualServer and Policy status,
+/// Ingress events).
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceState {
+    pub kind: String,
+    pub key: String,
+    pub state: String,
+    pub reason: String,
+    pub message: String,
+    pub warnings: Vec<String>,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+impl ResourceState {
+    pub fn new(object: &Object, state: &str, reason: &str, message: String, warnings: Vec<String>) -> Self {
+        ResourceState {
+            kind: object.id.kind.to_string(),
+            key: object.id.key(),
+            state: state.into(),
+            reason: reason.into(),
+            message,
+            warnings,
+            origin: object.origin(),
+        }
+    }
+}
+
+/// Everything NIC would write and report for a set of objects.
+#[derive(Debug, Default)]
+pub struct NicOutput {
+    /// `conf.d` files: name → text.
+    pub conf_files: Vec<(String, String)>,
+    pub secret_files: Vec<SecretFile>,
+    pub states: Vec<ResourceState>,
+    /// Hosts served, and the resource serving each.
+    pub hosts: BTreeMap<String, String>,
+}
+
+/// Render NIC's configuration for `objects`.
+pub fn configure(
+    objects: &[Object],
+    secrets: &BTreeMap<String, SecretData>,
+    endpoints: &dyn Endpoints,
+    env: &RenderEnv,
+) -> Result<NicOutput, ManifestError> {
+    let mut out = NicOutput::default();
+
+    let mut valid = BTreeMap::new();
+    for object in objects.iter().filter(|o| o.id.kind == Kind::Policy) {
+        let spec = object.parse::<Policy>()?.spec;
+        let class = spec.ingress_class_name.as_deref().unwrap_or(INGRESS_CLASS);
+        if class != INGRESS_CLASS {
+            continue;
+        }
+        let result = policy::validate(&spec);
+        let status = policy::status(object.namespace(), object.name(), &result);
+        out.states.push(ResourceState::new(object, &status.state, &status.reason, status.message, Vec::new()));
+        if result.is_ok() {
+            valid.insert(object.id.key(), spec);
+        }
+    }
+
+    let store = secrets::SecretStore::new(secrets, &env.secrets_dir);
+    for object in objects {
+        match object.id.kind {
+            Kind::VirtualServer => {
+                let class = object.parse::<VirtualServer>()?.spec.ingress_class_name;
+                if class.as_deref().is_some_and(|c| c != INGRESS_CLASS) {
+                    continue;
+                }
+                let inputs =
+                    policy::Inputs { policies: &valid, secrets: &store, owner_namespace: object.namespace(), on_ingress: false };
+                let vs = virtualserver::generate(object, &inputs, endpoints, env)?;
+                if let Some(config) = vs.config {
+                    if let Some(owner) = out.hosts.get(&vs.host) {
+                        let message = format!(
+                            "VirtualServer {} was rejected: host {} is taken by {owner}",
+                            object.id.key(),
+                            vs.host
+                        );
+                        out.states.push(ResourceState::new(object, "Warning", "Rejected", message, Vec::new()));
+                        continue;
+                    }
+                    out.hosts.insert(vs.host.clone(), object.id.to_string());
+                    out.conf_files.push((vs.file_name, config));
+                }
+                out.states.push(vs.state);
+            }
+            Kind::VirtualServerRoute => {
+                return Err(object.error("kind", "VirtualServerRoute is not rendered by the local substrate; run this scenario on kind"));
+            }
+            Kind::Ingress => {
+                return Err(object.error("kind", "Ingress is not rendered by the local substrate yet; run this scenario on kind"));
+            }
+            _ => {}
+        }
+    }
+    out.conf_files.push(("_default-server.conf".into(), render::default_server(env)));
+    out.secret_files = store.files();
+    Ok(out)
+}

@@ -1,0 +1,354 @@
+//! Policies as NIC 5.5 handles them: object validation (Policy status), then
+//! per-owner generation of the ingressMTLS / egressMTLS config, where any error
+//! throws away every policy of that context and becomes `return 500;`.
+//! Source: `pkg/apis/configuration/validation/policy.go`, `internal/configs/policy.go`.
+
+use std::collections::BTreeMap;
+
+use super::secrets::{SecretStore, TYPE_CA, TYPE_TLS};
+use crate::manifest::kinds::{EgressMtls, IngressMtls, PolicyRef, PolicySpec};
+
+/// A Policy's status, as NIC writes it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Status {
+    pub state: String,
+    pub reason: String,
+    pub message: String,
+}
+
+/// Validate a Policy object; `Err` holds the field errors as NIC joins them.
+pub fn validate(spec: &PolicySpec) -> Result<(), String> {
+    let mut errors = Vec::new();
+    if let Some(m) = &spec.ingress_mtls {
+        validate_ingress_mtls(m, &mut errors);
+    }
+    if let Some(e) = &spec.egress_mtls {
+        validate_egress_mtls(e, &mut errors);
+    }
+    if spec.types().len() != 1 {
+        errors.push(
+            "spec: Invalid value: \"\": must specify exactly one of: `accessControl`, `rateLimit`, \
+             `ingressMTLS`, `egressMTLS`, `basicAuth`, `apiKey`, `cache`, `cors`, `externalAuth`"
+                .to_string(),
+        );
+    }
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(format!("[{}]", errors.join(", "))),
+    }
+}
+
+pub fn status(namespace: &str, name: &str, result: &Result<(), String>) -> Status {
+    match result {
+        Ok(()) => Status {
+            state: "Valid".into(),
+            reason: "AddedOrUpdated".into(),
+            message: format!("Policy {namespace}/{name} was added or updated"),
+        },
+        Err(e) => Status {
+            state: "Invalid".into(),
+            reason: "Rejected".into(),
+            message: format!("Policy {namespace}/{name} is invalid and was rejected: {e}"),
+        },
+    }
+}
+
+const DNS1123_MESSAGE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, \
+     '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for \
+     validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+fn check_subdomain(value: &str, path: &str, errors: &mut Vec<String>) {
+    if value.is_empty() {
+        return;
+    }
+    if value.len() > 253 {
+        errors.push(format!("{path}: Invalid value: {value:?}: must be no more than 253 characters"));
+    }
+    if crate::manifest::validate_name(value).is_err() {
+        errors.push(format!("{path}: Invalid value: {value:?}: {DNS1123_MESSAGE}"));
+    }
+}
+
+fn validate_ingress_mtls(m: &IngressMtls, errors: &mut Vec<String>) {
+    let secret = m.client_cert_secret.as_deref().unwrap_or("");
+    if secret.is_empty() {
+        errors.push("spec.ingressMTLS.clientCertSecret: Required value".into());
+        return;
+    }
+    check_subdomain(secret, "spec.ingressMTLS.clientCertSecret", errors);
+    if let Some(v) = m.verify_client.as_deref().filter(|v| !v.is_empty()) {
+        if !["on", "off", "optional", "optional_no_ca"].contains(&v) {
+            errors.push(format!(
+                "spec.ingressMTLS.verifyClient: Invalid value: {v:?}: '{v}' contains an invalid NGINX parameter. \
+                 Accepted parameters are: on, off, optional, optional_no_ca"
+            ));
+        }
+    }
+    if let Some(d) = m.verify_depth.filter(|d| *d < 0) {
+        errors.push(format!("spec.ingressMTLS.verifyDepth: Invalid value: {d}: must be positive"));
+    }
+}
+
+fn validate_egress_mtls(e: &EgressMtls, errors: &mut Vec<String>) {
+    check_subdomain(e.tls_secret.as_deref().unwrap_or(""), "spec.egressMTLS.tlsSecret", errors);
+    let trusted = e.trusted_cert_secret.as_deref().unwrap_or("");
+    if e.verify_server.unwrap_or(false) && trusted.is_empty() {
+        errors.push("spec.egressMTLS.trustedCertSecret: Required value: must be set when verifyServer is 'true'".into());
+        return;
+    }
+    check_subdomain(trusted, "spec.egressMTLS.trustedCertSecret", errors);
+    if let Some(d) = e.verify_depth.filter(|d| *d < 0) {
+        errors.push(format!("spec.egressMTLS.verifyDepth: Invalid value: {d}: must be positive"));
+    }
+    check_subdomain(e.ssl_name.as_deref().unwrap_or(""), "spec.egressMTLS.sslName", errors);
+}
+
+/// Where policies are referenced from; NIC names it in its warnings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    Spec,
+    Route,
+    Subroute,
+    Minion,
+}
+
+impl Context {
+    fn name(&self) -> &'static str {
+        match self {
+            Context::Spec => "spec",
+            Context::Route => "route",
+            Context::Subroute => "subroute",
+            Context::Minion => "minion",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct IngressMtlsCfg {
+    pub client_cert: String,
+    pub client_crl: Option<String>,
+    pub verify_client: String,
+    pub verify_depth: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EgressMtlsCfg {
+    /// The combined cert+key file (both directives use it).
+    pub certificate: Option<String>,
+    pub trusted_cert: Option<String>,
+    pub verify_server: bool,
+    pub verify_depth: i64,
+    pub protocols: String,
+    pub ciphers: String,
+    pub session_reuse: bool,
+    pub server_name: bool,
+    pub ssl_name: String,
+}
+
+/// The policy configuration of one context (a server, or a location).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PoliciesCfg {
+    pub ingress_mtls: Option<IngressMtlsCfg>,
+    pub egress_mtls: Option<EgressMtlsCfg>,
+    /// `return 500;` when any policy of the context failed.
+    pub error_return: Option<u16>,
+}
+
+impl PoliciesCfg {
+    fn failed() -> Self {
+        PoliciesCfg { error_return: Some(500), ..PoliciesCfg::default() }
+    }
+}
+
+/// What the controller knows while generating one owner's config.
+pub struct Inputs<'a> {
+    /// Valid Policies by `ns/name` (invalid ones are left out, as NIC does).
+    pub policies: &'a BTreeMap<String, PolicySpec>,
+    pub secrets: &'a SecretStore<'a>,
+    pub owner_namespace: &'a str,
+    /// True when the owner is an Ingress (fewer policy types are allowed).
+    pub on_ingress: bool,
+}
+
+/// `generatePolicies` for the mTLS types.
+pub fn generate(
+    refs: &[PolicyRef],
+    context: Context,
+    tls: bool,
+    inputs: &Inputs<'_>,
+    warnings: &mut Vec<String>,
+) -> PoliciesCfg {
+    let mut config = PoliciesCfg::default();
+    for r in refs {
+        let namespace = r.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or(inputs.owner_namespace);
+        let key = format!("{namespace}/{}", r.name);
+        let Some(policy) = inputs.policies.get(&key) else {
+            warnings.push(format!("Policy {key} is missing or invalid"));
+            return PoliciesCfg::failed();
+        };
+        let supported_on_ingress = ["accessControl", "cors", "externalAuth", "ingressMTLS", "egressMTLS", "waf"];
+        if inputs.on_ingress && !policy.types().iter().all(|t| supported_on_ingress.contains(t)) {
+            warnings.push(format!("Policy {key} is not supported on Ingress resources"));
+            return PoliciesCfg::failed();
+        }
+        let failed = if let Some(m) = &policy.ingress_mtls {
+            add_ingress_mtls(&mut config, m, &key, namespace, context, tls, inputs.secrets, warnings)
+        } else if let Some(e) = &policy.egress_mtls {
+            add_egress_mtls(&mut config, e, &key, namespace, inputs.secrets, warnings)
+        } else {
+            false
+        };
+        if failed {
+            return PoliciesCfg::failed();
+        }
+    }
+    config
+}
+
+/// `addIngressMTLSConfig`; returns true on an error.
+#[allow(clippy::too_many_arguments)]
+fn add_ingress_mtls(
+    config: &mut PoliciesCfg,
+    m: &IngressMtls,
+    key: &str,
+    namespace: &str,
+    context: Context,
+    tls: bool,
+    secrets: &SecretStore<'_>,
+    warnings: &mut Vec<String>,
+) -> bool {
+    if context != Context::Spec {
+        warnings.push(format!("IngressMTLS policy {key} is not allowed in the {} context", context.name()));
+        return true;
+    }
+    if !tls {
+        warnings.push(format!("TLS must be enabled for IngressMTLS policy {key}"));
+        return true;
+    }
+    if config.ingress_mtls.is_some() {
+        warnings.push(format!("Multiple ingressMTLS policies are not allowed. IngressMTLS policy {key} will be ignored"));
+        return false;
+    }
+    let secret_key = format!("{namespace}/{}", m.client_cert_secret.as_deref().unwrap_or(""));
+    let secret = secrets.get(&secret_key);
+    if let Some(t) = secret.type_.as_deref().filter(|t| *t != TYPE_CA) {
+        warnings.push(format!(
+            "IngressMTLS policy {key} references a secret {secret_key} of a wrong type '{t}', must be '{TYPE_CA}'"
+        ));
+        return true;
+    }
+    if let Some(e) = &secret.error {
+        warnings.push(format!("IngressMTLS policy {key:?} references an invalid secret {secret_key}: {e}"));
+        return true;
+    }
+    let mut fields = secret.path.split_whitespace();
+    let client_cert = fields.next().unwrap_or_default().to_string();
+    let crl_in_secret = fields.next().map(str::to_string);
+    if secret.has_crl && m.crl_file_name.is_some() {
+        warnings.push(format!(
+            "Both ca.crl in the Secret and ingressMTLS.crlFileName fields cannot be used. ca.crl in {secret_key} \
+             will be ignored and {key} will be applied"
+        ));
+    }
+    let client_crl = match (&m.crl_file_name, secret.has_crl) {
+        (Some(file), _) => Some(format!("{}/{file}", secrets_dir_of(&client_cert))),
+        (None, true) => crl_in_secret,
+        (None, false) => None,
+    };
+    config.ingress_mtls = Some(IngressMtlsCfg {
+        client_cert,
+        client_crl,
+        verify_client: m.verify_client.clone().filter(|v| !v.is_empty()).unwrap_or_else(|| "on".into()),
+        verify_depth: m.verify_depth.unwrap_or(1),
+    });
+    false
+}
+
+/// The secrets folder, from a path inside it (`crlFileName` lives there too).
+fn secrets_dir_of(path: &str) -> &str {
+    path.rsplit_once('/').map(|(dir, _)| dir).unwrap_or(".")
+}
+
+/// `addEgressMTLSConfig`; returns true on an error.
+fn add_egress_mtls(
+    config: &mut PoliciesCfg,
+    e: &EgressMtls,
+    key: &str,
+    namespace: &str,
+    secrets: &SecretStore<'_>,
+    warnings: &mut Vec<String>,
+) -> bool {
+    if config.egress_mtls.is_some() {
+        warnings.push(format!(
+            "Multiple egressMTLS policies in the same context is not valid. EgressMTLS policy {key} will be ignored"
+        ));
+        return false;
+    }
+    let mut resolve = |name: &Option<String>, wanted: &str| -> Result<Option<String>, ()> {
+        let Some(name) = name.as_deref().filter(|n| !n.is_empty()) else { return Ok(None) };
+        let secret_key = format!("{namespace}/{name}");
+        let secret = secrets.get(&secret_key);
+        if let Some(t) = secret.type_.as_deref().filter(|t| *t != wanted) {
+            warnings.push(format!(
+                "EgressMTLS policy {key} references a secret {secret_key} of a wrong type '{t}', must be '{wanted}'"
+            ));
+            return Err(());
+        }
+        if let Some(err) = &secret.error {
+            warnings.push(format!("EgressMTLS policy {key} references an invalid secret {secret_key}: {err}"));
+            return Err(());
+        }
+        Ok(Some(secret.path))
+    };
+    let Ok(certificate) = resolve(&e.tls_secret, TYPE_TLS) else { return true };
+    let Ok(trusted) = resolve(&e.trusted_cert_secret, TYPE_CA) else { return true };
+    // A CA reference carries "<crt> <crl>"; the trusted certificate is the first.
+    let trusted_cert = trusted.and_then(|p| p.split_whitespace().next().map(str::to_string));
+    config.egress_mtls = Some(EgressMtlsCfg {
+        certificate,
+        trusted_cert,
+        verify_server: e.verify_server.unwrap_or(false),
+        verify_depth: e.verify_depth.unwrap_or(1),
+        protocols: e.protocols.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "TLSv1 TLSv1.1 TLSv1.2".into()),
+        ciphers: e.ciphers.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| "DEFAULT".into()),
+        session_reuse: e.session_reuse.unwrap_or(true),
+        server_name: e.server_name.unwrap_or(false),
+        ssl_name: e.ssl_name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "$proxy_host".into()),
+    });
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> PolicySpec {
+        crate::yaml::parse_one::<PolicySpec>(yaml, std::path::Path::new("p.yaml")).expect("spec")
+    }
+
+    #[test]
+    fn exactly_one_policy_type() {
+        let err = validate(&spec("{}")).unwrap_err();
+        assert!(err.starts_with("spec: Invalid value: \"\": must specify exactly one of:"), "{err}");
+        let two = spec("ingressMTLS: {clientCertSecret: a}\negressMTLS: {tlsSecret: b}\n");
+        assert!(validate(&two).unwrap_err().contains("exactly one"));
+    }
+
+    #[test]
+    fn nic_field_errors() {
+        assert_eq!(
+            validate(&spec("ingressMTLS: {}")).unwrap_err(),
+            "spec.ingressMTLS.clientCertSecret: Required value"
+        );
+        assert!(validate(&spec("ingressMTLS: {clientCertSecret: a, verifyClient: maybe}"))
+            .unwrap_err()
+            .contains("'maybe' contains an invalid NGINX parameter"));
+        assert_eq!(
+            validate(&spec("egressMTLS: {verifyServer: true}")).unwrap_err(),
+            "spec.egressMTLS.trustedCertSecret: Required value: must be set when verifyServer is 'true'"
+        );
+        assert!(validate(&spec("egressMTLS: {sslName: $proxy_host}")).is_err());
+        assert!(validate(&spec("egressMTLS: {tlsSecret: a, verifyServer: on, trustedCertSecret: b}")).is_ok());
+    }
+}

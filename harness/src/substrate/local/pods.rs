@@ -1,0 +1,271 @@
+//! Pods on the local substrate: each Deployment of our image becomes one mock
+//! running in-process, with its Secret and ConfigMap volumes materialised under
+//! a private root, and each Service port mapped onto the mock's loopback listener.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use crate::manifest::kinds::{ConfigMap, Deployment, IntOrString, Service};
+use crate::manifest::{Kind, ManifestError, Object};
+use crate::mock::{self, LogSink, Mock, MockContext, ServeArgs};
+use crate::net::{Resolver, ServiceMap};
+use crate::scenario::steps::{SecretData, write_private};
+
+/// The image repository our binary is published as; any registry and tag.
+pub const IMAGE_REPOSITORY: &str = "mtls-e2e";
+
+/// A Deployment, understood.
+#[derive(Debug, Clone)]
+pub struct PodSpec {
+    pub deployment: Object,
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub args: ServeArgs,
+    pub env: BTreeMap<String, String>,
+    /// Named container ports.
+    pub port_names: BTreeMap<String, u16>,
+    volumes: Vec<VolumeFiles>,
+}
+
+#[derive(Debug, Clone)]
+struct VolumeFiles {
+    mount_path: String,
+    source: String,
+    files: Result<Vec<(String, Vec<u8>)>, String>,
+}
+
+pub fn is_our_image(image: &str) -> bool {
+    let without_tag = image.split('@').next().unwrap_or(image);
+    let name = without_tag.rsplit('/').next().unwrap_or(without_tag);
+    name.split(':').next() == Some(IMAGE_REPOSITORY)
+}
+
+/// Read every Deployment; volumes are resolved against the final Secrets and
+/// ConfigMaps.
+pub fn plan(objects: &[Object], secrets: &BTreeMap<String, SecretData>) -> Result<Vec<PodSpec>, ManifestError> {
+    let config_maps: BTreeMap<String, ConfigMap> = objects
+        .iter()
+        .filter(|o| o.id.kind == Kind::ConfigMap)
+        .map(|o| Ok((o.id.key(), o.parse::<ConfigMap>()?)))
+        .collect::<Result<_, ManifestError>>()?;
+    let mut pods = Vec::new();
+    for object in objects.iter().filter(|o| o.id.kind == Kind::Deployment) {
+        let deployment = object.parse::<Deployment>()?;
+        if deployment.spec.replicas == Some(0) {
+            continue;
+        }
+        let pod = &deployment.spec.template.spec;
+        let [container] = pod.containers.as_slice() else {
+            return Err(object.error("spec.template.spec.containers", "the local substrate runs Deployments with exactly one container"));
+        };
+        if !is_our_image(&container.image) {
+            return Err(object.error(
+                "spec.template.spec.containers[0].image",
+                format!("the local substrate runs only the mtls-e2e image, not `{}`; run this scenario on kind", container.image),
+            ));
+        }
+        let words: Vec<String> = container.command.iter().chain(&container.args).cloned().collect();
+        let args = mock::parse_container_args(&words)
+            .map_err(|e| object.error("spec.template.spec.containers[0].args", format!("mtls-e2e would exit: {e}")))?;
+        let mut env = BTreeMap::new();
+        for (i, var) in container.env.iter().enumerate() {
+            let Some(value) = &var.value else {
+                return Err(object.error(&format!("spec.template.spec.containers[0].env[{i}]"), "only literal env values are supported locally"));
+            };
+            env.insert(var.name.clone(), value.clone());
+        }
+        let mut volumes = Vec::new();
+        for (i, mount) in container.volume_mounts.iter().enumerate() {
+            let Some(volume) = pod.volumes.iter().find(|v| v.name == mount.name) else {
+                return Err(object.error(
+                    &format!("spec.template.spec.containers[0].volumeMounts[{i}]"),
+                    format!("no volume named `{}`", mount.name),
+                ));
+            };
+            let ns = object.namespace();
+            let (source, files) = if let Some(s) = &volume.secret {
+                let key = format!("{ns}/{}", s.secret_name);
+                let files = match secrets.get(&key) {
+                    None => Err(format!("Secret {key} does not exist")),
+                    Some(secret) => project(&secret.data, &s.items),
+                };
+                (format!("Secret {key}"), files)
+            } else if let Some(c) = &volume.config_map {
+                let key = format!("{ns}/{}", c.name);
+                let files = match config_maps.get(&key) {
+                    None => Err(format!("ConfigMap {key} does not exist")),
+                    Some(cm) => {
+                        let data = cm.data.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect();
+                        project(&data, &c.items)
+                    }
+                };
+                (format!("ConfigMap {key}"), files)
+            } else {
+                return Err(object.error(
+                    &format!("spec.template.spec.volumes"),
+                    format!("volume `{}`: only secret and configMap volumes are supported locally", volume.name),
+                ));
+            };
+            volumes.push(VolumeFiles { mount_path: mount.mount_path.clone(), source, files });
+        }
+        pods.push(PodSpec {
+            deployment: object.clone(),
+            namespace: object.namespace().to_string(),
+            name: object.name().to_string(),
+            labels: deployment.spec.template.metadata.labels.clone(),
+            args,
+            env,
+            port_names: container.ports.iter().filter_map(|p| p.name.clone().map(|n| (n, p.container_port))).collect(),
+            volumes,
+        });
+    }
+    Ok(pods)
+}
+
+/// Volume projection: every key, or the listed `items` (key → path).
+fn project(
+    data: &BTreeMap<String, Vec<u8>>,
+    items: &[crate::manifest::kinds::KeyToPath],
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    if items.is_empty() {
+        return Ok(data.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+    }
+    items
+        .iter()
+        .map(|item| {
+            data.get(&item.key)
+                .map(|v| (item.path.clone(), v.clone()))
+                .ok_or_else(|| format!("key `{}` is missing", item.key))
+        })
+        .collect()
+}
+
+/// A pod that could not start, and why (Kubernetes would keep it pending).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NotStarted {
+    pub deployment: String,
+    pub reason: String,
+}
+
+/// Mocks running in-process, and where each Service port leads.
+pub struct Pods {
+    pub services: Arc<OnceLock<ServiceMap>>,
+    pub not_started: Vec<NotStarted>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Pods {
+    /// Materialise volumes under `dir`, bind a loopback listener per pod, map the
+    /// Services, and start serving.
+    pub async fn start(
+        specs: &[PodSpec],
+        objects: &[Object],
+        dir: &Path,
+    ) -> Result<Pods, ManifestError> {
+        let services = Arc::new(OnceLock::new());
+        let mut started: Vec<(&PodSpec, u16, SocketAddr, Mock, tokio::net::TcpListener)> = Vec::new();
+        let mut not_started = Vec::new();
+        for spec in specs {
+            let root = dir.join(format!("{}-{}", spec.namespace, spec.name));
+            if let Some(reason) = materialise(&root, &spec.volumes) {
+                not_started.push(NotStarted { deployment: spec.deployment.id.key(), reason });
+                continue;
+            }
+            let log = std::fs::File::create(dir.join(format!("{}-{}.log", spec.namespace, spec.name)))
+                .map_err(|e| spec.deployment.error("metadata", format!("cannot create the pod log: {e}")))?;
+            let ctx = MockContext {
+                root,
+                env: spec.env.clone(),
+                resolver: Resolver::Services { map: services.clone(), namespace: spec.namespace.clone() },
+                log: LogSink::File(Arc::new(std::sync::Mutex::new(log))),
+            };
+            let mock = Mock::new(&spec.args, &ctx).map_err(|e| {
+                spec.deployment.error("spec.template.spec.containers[0]", format!("the container would crash: {e}"))
+            })?;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .map_err(|e| spec.deployment.error("metadata", format!("cannot bind a loopback port: {e}")))?;
+            let addr = listener.local_addr().map_err(|e| spec.deployment.error("metadata", e.to_string()))?;
+            started.push((spec, mock.port, addr, mock, listener));
+        }
+
+        let mut map = ServiceMap::default();
+        for object in objects.iter().filter(|o| o.id.kind == Kind::Service) {
+            let service = object.parse::<Service>()?;
+            if service.spec.selector.is_empty() {
+                continue;
+            }
+            for port in &service.spec.ports {
+                let target = port.target_port.clone().unwrap_or(IntOrString::Int(port.port as i64));
+                for (spec, listen_port, addr, _, _) in &started {
+                    let selected = spec.namespace == object.namespace()
+                        && service.spec.selector.iter().all(|(k, v)| spec.labels.get(k) == Some(v));
+                    let resolved = match &target {
+                        IntOrString::Int(n) => u16::try_from(*n).ok(),
+                        IntOrString::Str(name) => spec.port_names.get(name).copied(),
+                    };
+                    // The Service reaches the pod only where the process listens.
+                    if selected && resolved == Some(*listen_port) {
+                        map.insert(object.namespace(), object.name(), port.port, *addr);
+                    }
+                }
+            }
+        }
+        let _ = services.set(map);
+        let tasks = started.into_iter().map(|(_, _, _, mock, listener)| tokio::spawn(mock.serve(listener))).collect();
+        Ok(Pods { services, not_started, tasks })
+    }
+
+    pub fn service(&self, namespace: &str, name: &str, port: u16) -> Option<SocketAddr> {
+        self.services.get().and_then(|m| m.get(namespace, name, port))
+    }
+
+    pub fn stop(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Pods {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Write a pod's volumes; returns why the pod cannot start, if it cannot.
+fn materialise(root: &Path, volumes: &[VolumeFiles]) -> Option<String> {
+    for volume in volumes {
+        let files = match &volume.files {
+            Ok(files) => files,
+            Err(e) => return Some(format!("volume at {} from {}: {e}", volume.mount_path, volume.source)),
+        };
+        let dir: PathBuf = root.join(volume.mount_path.trim_start_matches('/'));
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            return Some(format!("cannot create {}: {e}", dir.display()));
+        }
+        for (name, bytes) in files {
+            if let Err(e) = write_private(&dir.join(name), bytes) {
+                return Some(format!("cannot write {name}: {e}"));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names() {
+        assert!(is_our_image("mtls-e2e:e2e"));
+        assert!(is_our_image("ghcr.io/org/mtls-e2e:1.0"));
+        assert!(is_our_image("localhost:5000/mtls-e2e"));
+        assert!(!is_our_image("ollama/ollama:latest"));
+        assert!(!is_our_image("mtls-e2e-other:1"));
+    }
+}
