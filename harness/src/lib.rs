@@ -1,10 +1,14 @@
 //! mtls-e2e: end-to-end tests for mTLS chains in front of AI inference.
 
+pub mod check;
+pub mod engine;
 pub mod manifest;
 pub mod mock;
 pub mod net;
 pub mod pki;
+pub mod plan;
 pub mod probe;
+pub mod report;
 pub mod scenario;
 pub mod substrate;
 pub mod yaml;

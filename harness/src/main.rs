@@ -1,1 +1,419 @@
-fn main() {}
+//! `mtls-e2e`: the command line over the engine. Exit codes are documented in
+//! the README and in `mtls_e2e::engine::exit`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use mtls_e2e::engine::{Engine, exit, setup_exit_code};
+use mtls_e2e::mock::ServeArgs;
+use mtls_e2e::report::{self, Report};
+use mtls_e2e::scenario::{self, Scenario};
+
+#[derive(Parser)]
+#[command(
+    name = "mtls-e2e",
+    version,
+    about = "End-to-end tests for mTLS chains in front of AI inference"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenarios and their checks (default: every scenario under ./scenarios).
+    Run {
+        /// Scenario folders, or folders of scenarios.
+        dirs: Vec<PathBuf>,
+        /// Also prove the checks bite: run each scenario's mutations.
+        #[arg(long)]
+        mutations: bool,
+        /// Write the machine-readable report (JSON) here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        #[arg(long, default_value = "local")]
+        substrate: String,
+    },
+    /// List scenarios and their checks.
+    List { dirs: Vec<PathBuf> },
+    /// Print what a run would do: objects, certificates, steps, states, nginx.conf.
+    Plan {
+        dir: PathBuf,
+        #[arg(long, default_value = "local")]
+        substrate: String,
+    },
+    /// Bring one scenario up and keep it running until Ctrl-C, printing how to
+    /// reproduce each check by hand.
+    Up {
+        dir: PathBuf,
+        #[arg(long, default_value = "local")]
+        substrate: String,
+    },
+    /// Serve one of our mock components (what the container image runs).
+    Serve {
+        #[command(subcommand)]
+        what: ServeArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::SUBSTRATE);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::SUBSTRATE)
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Run {
+            dirs,
+            mutations,
+            report,
+            substrate,
+        } => {
+            check_substrate(&substrate)?;
+            let scenarios = match load(&dirs) {
+                Ok(s) => s,
+                Err(code) => return Ok(code),
+            };
+            let engine = match Engine::local() {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::ENVIRONMENT);
+                }
+            };
+            for s in &engine.swept {
+                eprintln!("cleaned up {s}");
+            }
+            interruptible(run(&engine, &scenarios, mutations, report.as_deref())).await
+        }
+        Command::List { dirs } => {
+            let scenarios = match load(&dirs) {
+                Ok(s) => s,
+                Err(code) => return Ok(code),
+            };
+            for s in &scenarios {
+                println!("{}  ({})", s.name, s.dir.display());
+                println!(
+                    "    {}",
+                    s.spec
+                        .reproduces
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+                for c in &s.checks {
+                    println!("    {}/{}", s.name, c.name);
+                }
+                for m in &s.spec.mutations {
+                    println!(
+                        "    {}/mutation/{} (breaks {})",
+                        s.name,
+                        m.name,
+                        m.breaks.join(", ")
+                    );
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Plan { dir, substrate } => {
+            check_substrate(&substrate)?;
+            let scenario = match Scenario::load(&dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::BAD_INPUT);
+                }
+            };
+            let engine = match Engine::local() {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::ENVIRONMENT);
+                }
+            };
+            match mtls_e2e::plan::local(&engine, &scenario).await {
+                Ok(text) => {
+                    print!("{text}");
+                    Ok(exit::OK)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(setup_exit_code(&e))
+                }
+            }
+        }
+        Command::Up { dir, substrate } => {
+            check_substrate(&substrate)?;
+            let scenario = match Scenario::load(&dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::BAD_INPUT);
+                }
+            };
+            let engine = match Engine::local() {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::ENVIRONMENT);
+                }
+            };
+            engine.prefetch_keys(&[&scenario]);
+            let live = match engine.up(&scenario, true).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(setup_exit_code(&e));
+                }
+            };
+            let d = &live.deployment;
+            println!(
+                "{} is up on the local substrate ({} ms).",
+                scenario.name, live.setup_ms
+            );
+            println!(
+                "ingress controller: port 80 -> {}, port 443 -> {}",
+                d.http, d.https
+            );
+            println!("nginx configuration: {}", d.dir.join("nginx").display());
+            for (name, id) in &live.probes.identities {
+                println!(
+                    "identity {name}: --cert {} --key {}",
+                    id.cert_path.display(),
+                    id.key_path.display()
+                );
+            }
+            for (name, t) in &live.probes.trust {
+                println!("trust {name}: {}", t.path.display());
+            }
+            println!("\nEach check, by hand:");
+            for c in &scenario.checks {
+                println!("{}", mtls_e2e::engine::by_hand(&engine, &live, c));
+            }
+            println!("\nPress Ctrl-C to stop and clean up.");
+            terminated().await;
+            live.deployment.stop().await;
+            eprintln!("stopped; removed {}", d_dir(&engine));
+            Ok(exit::OK)
+        }
+        Command::Serve { what } => {
+            tokio::select! {
+                result = mtls_e2e::mock::serve_standalone(&what) => result.map(|_| exit::OK).map_err(Into::into),
+                _ = terminated() => Ok(exit::OK),
+            }
+        }
+    }
+}
+
+fn d_dir(engine: &Engine) -> String {
+    engine.run_path().display().to_string()
+}
+
+fn check_substrate(name: &str) -> anyhow::Result<()> {
+    match name {
+        "local" => Ok(()),
+        other => anyhow::bail!("unknown substrate `{other}` (known: local)"),
+    }
+}
+
+/// Run `work`, or stop it on Ctrl-C / SIGTERM: dropping it stops every nginx and
+/// mock it started, and the run folder goes when the engine is dropped.
+async fn interruptible(
+    work: impl std::future::Future<Output = anyhow::Result<u8>>,
+) -> anyhow::Result<u8> {
+    tokio::select! {
+        result = work => result,
+        _ = terminated() => {
+            eprintln!("interrupted: stopping everything this run started");
+            Ok(exit::INTERRUPTED)
+        }
+    }
+}
+
+async fn terminated() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Load scenarios from folders: a scenario folder, or a folder holding scenarios.
+/// Errors are printed with file and line; the `Err` is the exit code.
+fn load(dirs: &[PathBuf]) -> Result<Vec<Scenario>, u8> {
+    let dirs: Vec<PathBuf> = if dirs.is_empty() {
+        let default = PathBuf::from("scenarios");
+        if !default.is_dir() {
+            eprintln!(
+                "error: no ./scenarios folder here; pass scenario folders, e.g. `mtls-e2e run path/to/scenario`"
+            );
+            return Err(exit::BAD_INPUT);
+        }
+        vec![default]
+    } else {
+        dirs.to_vec()
+    };
+    let mut folders = Vec::new();
+    for dir in &dirs {
+        if dir.join(scenario::SCENARIO_FILE).is_file() {
+            folders.push(dir.clone());
+        } else if dir.is_dir() {
+            match scenario::discover(dir) {
+                Ok(found) if !found.is_empty() => folders.extend(found),
+                Ok(_) => {
+                    eprintln!(
+                        "error: {}: no scenario.yaml here or in its subfolders",
+                        dir.display()
+                    );
+                    return Err(exit::BAD_INPUT);
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Err(exit::BAD_INPUT);
+                }
+            }
+        } else {
+            eprintln!("error: {}: no such folder", dir.display());
+            return Err(exit::BAD_INPUT);
+        }
+    }
+    let mut scenarios: Vec<Scenario> = Vec::new();
+    for folder in folders {
+        match Scenario::load(&folder) {
+            Ok(s) => {
+                if let Some(other) = scenarios.iter().find(|o| o.name == s.name) {
+                    eprintln!(
+                        "error: two scenarios are named `{}`: {} and {}",
+                        s.name,
+                        other.dir.display(),
+                        s.dir.display()
+                    );
+                    return Err(exit::BAD_INPUT);
+                }
+                scenarios.push(s)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(exit::BAD_INPUT);
+            }
+        }
+    }
+    Ok(scenarios)
+}
+
+async fn run(
+    engine: &Engine,
+    scenarios: &[Scenario],
+    mutations: bool,
+    report_path: Option<&Path>,
+) -> anyhow::Result<u8> {
+    eprintln!(
+        "running {} scenarios on the local substrate (nginx {}, {})",
+        scenarios.len(),
+        engine.nginx_version(),
+        engine.local.openssl.display()
+    );
+    let report = engine
+        .run(scenarios, |s| {
+            let status = match &s.setup_error {
+                Some(_) => "could not be set up".to_string(),
+                None => format!("set up in {} ms", s.setup_ms),
+            };
+            eprintln!("{}: {status}", s.name);
+        })
+        .await;
+    print!("{}", report::render_human(&report));
+    let mut code = exit_code(&report);
+    if mutations {
+        let bitten = run_mutations(engine, scenarios).await;
+        if !bitten && code == exit::OK {
+            code = exit::CHECKS_FAILED;
+        }
+    }
+    if let Some(path) = report_path {
+        let json = serde_json::to_string_pretty(&report).context("serialising the report")?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(code)
+}
+
+/// Each mutation must make every check it names fail. Prints a line per mutation.
+async fn run_mutations(engine: &Engine, scenarios: &[Scenario]) -> bool {
+    let mut all = true;
+    for s in scenarios {
+        for m in &s.spec.mutations {
+            match engine.run_mutation(s, m).await {
+                Err(e) => {
+                    all = false;
+                    println!(
+                        "FAIL {}/mutation/{}: could not be set up: {e}",
+                        s.name, m.name
+                    );
+                }
+                Ok(reports) => {
+                    let survivors: Vec<&str> = reports
+                        .iter()
+                        .filter(|r| r.passed)
+                        .map(|r| r.name.as_str())
+                        .collect();
+                    if survivors.is_empty() {
+                        println!(
+                            "PASS {}/mutation/{} (breaks {})",
+                            s.name,
+                            m.name,
+                            m.breaks.join(", ")
+                        );
+                    } else {
+                        all = false;
+                        println!(
+                            "FAIL {}/mutation/{}: still passing: {}",
+                            s.name,
+                            m.name,
+                            survivors.join(", ")
+                        );
+                    }
+                }
+            }
+        }
+    }
+    all
+}
+
+fn exit_code(report: &Report) -> u8 {
+    let setup = report
+        .scenarios
+        .iter()
+        .filter_map(|s| s.setup_exit_code)
+        .min();
+    match setup {
+        Some(code) => code,
+        None if report.ok() => exit::OK,
+        None => exit::CHECKS_FAILED,
+    }
+}

@@ -22,7 +22,10 @@ pub enum NetError {
     #[error("cannot resolve {0}")]
     Resolve(String),
     #[error("connect to {addr}: {source}")]
-    Connect { addr: String, source: std::io::Error },
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Http(String),
     #[error("timed out after {0:?}")]
@@ -49,7 +52,10 @@ where
         let _ = connection.await;
     });
     let result = async {
-        let response = sender.send_request(request).await.map_err(|e| NetError::Http(error_chain(&e)))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| NetError::Http(error_chain(&e)))?;
         read_response(response).await
     }
     .await;
@@ -62,19 +68,32 @@ async fn read_response(response: hyper::Response<Incoming>) -> Result<Response, 
     let headers = response
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).to_string()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).to_string(),
+            )
+        })
         .collect();
     let body = Limited::new(response.into_body(), BODY_LIMIT)
         .collect()
         .await
         .map_err(|e| NetError::Http(format!("reading the body: {e}")))?
         .to_bytes();
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Read a request body with the size limit.
 pub async fn read_body(body: Incoming) -> Result<Bytes, String> {
-    Limited::new(body, BODY_LIMIT).collect().await.map(|b| b.to_bytes()).map_err(|e| e.to_string())
+    Limited::new(body, BODY_LIMIT)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .map_err(|e| e.to_string())
 }
 
 /// An error and its causes on one line (`a <- b <- c`), for reports.
@@ -101,11 +120,14 @@ pub struct ServiceMap {
 
 impl ServiceMap {
     pub fn insert(&mut self, namespace: &str, service: &str, port: u16, addr: SocketAddr) {
-        self.entries.insert((namespace.into(), service.into(), port), addr);
+        self.entries
+            .insert((namespace.into(), service.into(), port), addr);
     }
 
     pub fn get(&self, namespace: &str, service: &str, port: u16) -> Option<SocketAddr> {
-        self.entries.get(&(namespace.into(), service.into(), port)).copied()
+        self.entries
+            .get(&(namespace.into(), service.into(), port))
+            .copied()
     }
 
     /// Resolve `svc`, `svc.ns`, `svc.ns.svc` or `svc.ns.svc.cluster.local`, as a
@@ -131,7 +153,10 @@ pub enum Resolver {
     System,
     /// Cluster names mapped onto loopback by the local substrate. The map is
     /// filled once every pod has its listener, before any request is made.
-    Services { map: Arc<OnceLock<ServiceMap>>, namespace: String },
+    Services {
+        map: Arc<OnceLock<ServiceMap>>,
+        namespace: String,
+    },
 }
 
 impl Resolver {
@@ -147,7 +172,9 @@ impl Resolver {
                         return Ok(SocketAddr::new(ip, port));
                     }
                 }
-                Err(NetError::Resolve(format!("{host}:{port} (no such Service in the local substrate)")))
+                Err(NetError::Resolve(format!(
+                    "{host}:{port} (no such Service in the local substrate)"
+                )))
             }
             Resolver::System => tokio::net::lookup_host((host, port))
                 .await
@@ -175,22 +202,36 @@ pub async fn http_call(
         None => (rest, "/"),
     };
     let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse().map_err(|_| NetError::Http(format!("bad port in `{url}`")))?),
+        Some((h, p)) => (
+            h,
+            p.parse()
+                .map_err(|_| NetError::Http(format!("bad port in `{url}`")))?,
+        ),
         None => (authority, 80),
     };
     let work = async {
         let addr = resolver.resolve(host, port).await?;
         let stream = tokio::net::TcpStream::connect(addr)
             .await
-            .map_err(|source| NetError::Connect { addr: addr.to_string(), source })?;
-        let mut builder = hyper::Request::builder().method(method).uri(path).header("host", authority);
+            .map_err(|source| NetError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let mut builder = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", authority);
         for (name, value) in headers {
             builder = builder.header(*name, value);
         }
-        let request = builder.body(Full::new(body)).map_err(|e| NetError::Http(e.to_string()))?;
+        let request = builder
+            .body(Full::new(body))
+            .map_err(|e| NetError::Http(e.to_string()))?;
         send(stream, request).await
     };
-    tokio::time::timeout(timeout, work).await.map_err(|_| NetError::Timeout(timeout))?
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| NetError::Timeout(timeout))?
 }
 
 #[cfg(test)]
@@ -204,7 +245,10 @@ mod tests {
         map.insert("ai-gateway", "ollama", 11434, addr);
         assert_eq!(map.lookup("ollama", 11434, "ai-gateway"), Some(addr));
         assert_eq!(map.lookup("ollama.ai-gateway", 11434, "other"), Some(addr));
-        assert_eq!(map.lookup("ollama.ai-gateway.svc.cluster.local", 11434, "x"), Some(addr));
+        assert_eq!(
+            map.lookup("ollama.ai-gateway.svc.cluster.local", 11434, "x"),
+            Some(addr)
+        );
         assert_eq!(map.lookup("ollama", 11434, "other"), None);
         assert_eq!(map.lookup("ollama.ai-gateway", 80, "ai-gateway"), None);
         assert_eq!(map.lookup("example.com", 11434, "ai-gateway"), None);

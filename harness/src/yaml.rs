@@ -20,10 +20,16 @@ pub struct Origin {
 
 impl Origin {
     pub fn file(file: &Path) -> Self {
-        Origin { file: file.to_path_buf(), line: None }
+        Origin {
+            file: file.to_path_buf(),
+            line: None,
+        }
     }
     pub fn at(file: &Path, line: usize) -> Self {
-        Origin { file: file.to_path_buf(), line: Some(line) }
+        Origin {
+            file: file.to_path_buf(),
+            line: Some(line),
+        }
     }
 }
 
@@ -100,12 +106,17 @@ impl Node {
             Value::Null => J::Null,
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .unwrap_or(J::Null),
             Value::Str(s) => J::String(s.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(entries) => {
-                J::Object(entries.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
-            }
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 
@@ -116,11 +127,23 @@ impl Node {
             let path = err.path().to_string();
             let inner = err.into_inner().to_string();
             // For an unknown field, point at the field itself rather than its parent.
-            let field_path = unknown_field(&inner)
-                .map(|field| if path == "." { field.to_string() } else { format!("{path}.{field}") });
+            let field_path = unknown_field(&inner).map(|field| {
+                if path == "." {
+                    field.to_string()
+                } else {
+                    format!("{path}.{field}")
+                }
+            });
             let line = self.line_of(field_path.as_deref().unwrap_or(&path));
-            let location = if path == "." { String::new() } else { format!(" (at `{path}`)") };
-            YamlError { origin: Origin::at(file, line), message: format!("{inner}{location}") }
+            let location = if path == "." {
+                String::new()
+            } else {
+                format!(" (at `{path}`)")
+            };
+            YamlError {
+                origin: Origin::at(file, line),
+                message: format!("{inner}{location}"),
+            }
         })
     }
 
@@ -202,7 +225,10 @@ pub fn parse_one<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, Yaml
     let mut docs = parse_documents(text, file)?;
     match docs.len() {
         1 => docs.remove(0).parse(),
-        0 => Err(YamlError { origin: Origin::file(file), message: "the file is empty".into() }),
+        0 => Err(YamlError {
+            origin: Origin::file(file),
+            message: "the file is empty".into(),
+        }),
         n => Err(YamlError {
             origin: Origin::at(file, docs[1].root.line),
             message: format!("expected one YAML document, found {n}"),
@@ -213,7 +239,12 @@ pub fn parse_one<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, Yaml
 /// Parse every document in `text`; empty and comment-only documents are skipped,
 /// as kubectl skips them.
 pub fn parse_documents(text: &str, file: &Path) -> Result<Vec<Document>, YamlError> {
-    let mut builder = Builder { file, anchors: Vec::new(), stack: Vec::new(), docs: Vec::new() };
+    let mut builder = Builder {
+        file,
+        anchors: Vec::new(),
+        stack: Vec::new(),
+        docs: Vec::new(),
+    };
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| YamlError {
             origin: Origin::at(file, e.marker().line()),
@@ -225,8 +256,18 @@ pub fn parse_documents(text: &str, file: &Path) -> Result<Vec<Document>, YamlErr
 }
 
 enum Frame {
-    Seq { line: usize, anchor: usize, items: Vec<Node> },
-    Map { line: usize, anchor: usize, entries: Vec<(String, Node)>, key: Option<Node>, merged: Vec<String> },
+    Seq {
+        line: usize,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        line: usize,
+        anchor: usize,
+        entries: Vec<(String, Node)>,
+        key: Option<Node>,
+        merged: Vec<String>,
+    },
 }
 
 struct Builder<'f> {
@@ -238,7 +279,10 @@ struct Builder<'f> {
 
 impl Builder<'_> {
     fn error(&self, line: usize, message: String) -> YamlError {
-        YamlError { origin: Origin::at(self.file, line), message }
+        YamlError {
+            origin: Origin::at(self.file, line),
+            message,
+        }
     }
 
     fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), YamlError> {
@@ -257,24 +301,50 @@ impl Builder<'_> {
                     .iter()
                     .rev()
                     .find(|(a, _)| *a == id)
-                    .map(|(_, n)| Node { line, value: n.value.clone() })
+                    .map(|(_, n)| Node {
+                        line,
+                        value: n.value.clone(),
+                    })
                     .ok_or_else(|| self.error(line, "alias to an unknown anchor".into()))?;
                 self.push(node, 0)?;
             }
-            Event::SequenceStart(_, anchor, _) => {
-                self.stack.push(Frame::Seq { line, anchor, items: Vec::new() })
-            }
-            Event::MappingStart(_, anchor, _) => {
-                self.stack.push(Frame::Map { line, anchor, entries: Vec::new(), key: None, merged: Vec::new() })
-            }
+            Event::SequenceStart(_, anchor, _) => self.stack.push(Frame::Seq {
+                line,
+                anchor,
+                items: Vec::new(),
+            }),
+            Event::MappingStart(_, anchor, _) => self.stack.push(Frame::Map {
+                line,
+                anchor,
+                entries: Vec::new(),
+                key: None,
+                merged: Vec::new(),
+            }),
             Event::SequenceEnd | Event::MappingEnd => {
                 let node_and_anchor = match self.stack.pop() {
-                    Some(Frame::Seq { line, anchor, items }) => {
-                        (Node { line, value: Value::Seq(items) }, anchor)
-                    }
-                    Some(Frame::Map { line, anchor, entries, .. }) => {
-                        (Node { line, value: Value::Map(entries) }, anchor)
-                    }
+                    Some(Frame::Seq {
+                        line,
+                        anchor,
+                        items,
+                    }) => (
+                        Node {
+                            line,
+                            value: Value::Seq(items),
+                        },
+                        anchor,
+                    ),
+                    Some(Frame::Map {
+                        line,
+                        anchor,
+                        entries,
+                        ..
+                    }) => (
+                        Node {
+                            line,
+                            value: Value::Map(entries),
+                        },
+                        anchor,
+                    ),
                     None => return Err(self.error(line, "unbalanced YAML structure".into())),
                 };
                 self.push(node_and_anchor.0, node_and_anchor.1)?;
@@ -286,7 +356,10 @@ impl Builder<'_> {
 
     fn push(&mut self, node: Node, anchor: usize) -> Result<(), YamlError> {
         let file = self.file;
-        let error = |line: usize, message: String| YamlError { origin: Origin::at(file, line), message };
+        let error = |line: usize, message: String| YamlError {
+            origin: Origin::at(file, line),
+            message,
+        };
         if anchor != 0 {
             self.anchors.push((anchor, node.clone()));
         }
@@ -294,11 +367,20 @@ impl Builder<'_> {
             None => {
                 if node.value != Value::Null {
                     let index = self.docs.len() + 1;
-                    self.docs.push(Document { file: self.file.to_path_buf(), index, root: node });
+                    self.docs.push(Document {
+                        file: self.file.to_path_buf(),
+                        index,
+                        root: node,
+                    });
                 }
             }
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, merged, .. }) => match key.take() {
+            Some(Frame::Map {
+                entries,
+                key,
+                merged,
+                ..
+            }) => match key.take() {
                 None => *key = Some(node),
                 Some(k) => {
                     let key_line = k.line;
@@ -320,7 +402,13 @@ impl Builder<'_> {
                             format!("duplicate key `{name}` (first defined on line {first})"),
                         ));
                     }
-                    entries.push((name, Node { line: key_line, value: node.value }));
+                    entries.push((
+                        name,
+                        Node {
+                            line: key_line,
+                            value: node.value,
+                        },
+                    ));
                 }
             },
         }
@@ -409,7 +497,9 @@ fn resolve_plain(text: &str) -> Option<Value> {
         ".nan" | ".NaN" | ".NAN" => return Some(Value::Float(f64::NAN)),
         _ => {}
     }
-    resolve_int(text).map(Value::Int).or_else(|| resolve_float(text).map(Value::Float))
+    resolve_int(text)
+        .map(Value::Int)
+        .or_else(|| resolve_float(text).map(Value::Float))
 }
 
 fn resolve_int(text: &str) -> Option<i64> {
@@ -441,7 +531,9 @@ fn resolve_float(text: &str) -> Option<f64> {
     let body = clean.trim_start_matches(['-', '+']);
     let numeric = !body.is_empty()
         && body.bytes().any(|b| b.is_ascii_digit())
-        && body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
     if numeric { clean.parse().ok() } else { None }
 }
 
@@ -480,7 +572,9 @@ mod tests {
 
     #[test]
     fn multi_document_skips_empty_and_keeps_lines() {
-        let d = docs("---\n# only a comment\n---\na: 1\n---\n\nkind: X\nspec:\n  routes:\n  - path: /\n    action: y\n");
+        let d = docs(
+            "---\n# only a comment\n---\na: 1\n---\n\nkind: X\nspec:\n  routes:\n  - path: /\n    action: y\n",
+        );
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].root.line, 4);
         assert_eq!(d[1].root.line_of("spec.routes[0].action"), 11);
@@ -491,7 +585,11 @@ mod tests {
     fn duplicate_keys_are_errors_with_both_lines() {
         let err = parse_documents("a: 1\nb: 2\na: 3\n", Path::new("f.yaml")).unwrap_err();
         assert_eq!(err.origin.line, Some(3));
-        assert!(err.message.contains("first defined on line 1"), "{}", err.message);
+        assert!(
+            err.message.contains("first defined on line 1"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -423,7 +423,11 @@ impl PolicySpec {
             (self.oidc.is_some(), "oidc"),
             (self.waf.is_some(), "waf"),
         ];
-        present.into_iter().filter(|(on, _)| *on).map(|(_, n)| n).collect()
+        present
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| n)
+            .collect()
     }
 }
 

@@ -25,7 +25,10 @@ pub struct ManifestError {
 
 impl From<YamlError> for ManifestError {
     fn from(e: YamlError) -> Self {
-        ManifestError { origin: e.origin, message: e.message }
+        ManifestError {
+            origin: e.origin,
+            message: e.message,
+        }
     }
 }
 
@@ -118,7 +121,11 @@ pub struct ObjectRef {
 impl ObjectRef {
     pub fn new(kind: Kind, namespace: &str, name: &str) -> Self {
         let namespace = kind.namespaced().then(|| namespace.to_string());
-        ObjectRef { kind, namespace, name: name.to_string() }
+        ObjectRef {
+            kind,
+            namespace,
+            name: name.to_string(),
+        }
     }
 
     /// `ns/name` (or `name` for cluster-scoped kinds).
@@ -174,13 +181,19 @@ impl Object {
     }
 
     pub fn error(&self, path: &str, message: impl Into<String>) -> ManifestError {
-        ManifestError { origin: self.origin_of(path), message: message.into() }
+        ManifestError {
+            origin: self.origin_of(path),
+            message: message.into(),
+        }
     }
 
     /// Build an object from a parsed document, defaulting the namespace like
     /// `kubectl apply -n <default_namespace>`.
     pub fn from_document(doc: Document, default_namespace: &str) -> Result<Object, ManifestError> {
-        let err = |path: &str, message: String| ManifestError { origin: doc.origin_of(path), message };
+        let err = |path: &str, message: String| ManifestError {
+            origin: doc.origin_of(path),
+            message,
+        };
         let root = &doc.root;
         let text = |node: Option<&Node>| match node.map(|n| &n.value) {
             Some(yaml::Value::Str(s)) => Some(s.clone()),
@@ -188,8 +201,8 @@ impl Object {
         };
         let api_version = text(root.get("apiVersion"))
             .ok_or_else(|| err("apiVersion", "every object needs `apiVersion`".into()))?;
-        let kind_name =
-            text(root.get("kind")).ok_or_else(|| err("kind", "every object needs `kind`".into()))?;
+        let kind_name = text(root.get("kind"))
+            .ok_or_else(|| err("kind", "every object needs `kind`".into()))?;
         let kind = Kind::from_name(&kind_name).ok_or_else(|| {
             let known: Vec<_> = Kind::ALL.iter().map(Kind::name).collect();
             err(
@@ -217,9 +230,13 @@ impl Object {
             })?,
             None => return Err(err("metadata", "every object needs `metadata.name`".into())),
         };
-        let name = metadata.name.ok_or_else(|| err("metadata", "every object needs `metadata.name`".into()))?;
+        let name = metadata
+            .name
+            .ok_or_else(|| err("metadata", "every object needs `metadata.name`".into()))?;
         validate_name(&name).map_err(|m| err("metadata.name", m))?;
-        let namespace = metadata.namespace.unwrap_or_else(|| default_namespace.to_string());
+        let namespace = metadata
+            .namespace
+            .unwrap_or_else(|| default_namespace.to_string());
         if kind.namespaced() {
             validate_name(&namespace).map_err(|m| err("metadata.namespace", m))?;
         }
@@ -285,7 +302,9 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         && name.len() <= 253
         && name.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
@@ -302,13 +321,21 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 /// Load every object in a YAML file.
 pub fn load_file(path: &Path, default_namespace: &str) -> Result<Vec<Object>, ManifestError> {
     let docs = yaml::load_file(path)?;
-    docs.into_iter().map(|d| Object::from_document(d, default_namespace)).collect()
+    docs.into_iter()
+        .map(|d| Object::from_document(d, default_namespace))
+        .collect()
 }
 
 /// Load objects from YAML text (embedded component manifests).
-pub fn load_text(text: &str, file: &Path, default_namespace: &str) -> Result<Vec<Object>, ManifestError> {
+pub fn load_text(
+    text: &str,
+    file: &Path,
+    default_namespace: &str,
+) -> Result<Vec<Object>, ManifestError> {
     let docs = yaml::parse_documents(text, file)?;
-    docs.into_iter().map(|d| Object::from_document(d, default_namespace)).collect()
+    docs.into_iter()
+        .map(|d| Object::from_document(d, default_namespace))
+        .collect()
 }
 
 /// RFC 7386 JSON merge patch, as `kubectl patch --type merge` applies it.
@@ -356,7 +383,10 @@ mod tests {
     #[test]
     fn merge_patch_follows_rfc_7386() {
         let mut v = serde_json::json!({"spec": {"a": 1, "b": {"c": 2}}});
-        merge_patch(&mut v, &serde_json::json!({"spec": {"a": null, "b": {"d": 3}}}));
+        merge_patch(
+            &mut v,
+            &serde_json::json!({"spec": {"a": null, "b": {"d": 3}}}),
+        );
         assert_eq!(v, serde_json::json!({"spec": {"b": {"c": 2, "d": 3}}}));
     }
 }

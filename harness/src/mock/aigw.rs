@@ -165,7 +165,10 @@ pub struct Gateway {
 }
 
 fn err(message: impl Into<String>) -> MockError {
-    MockError { component: COMPONENT, message: message.into() }
+    MockError {
+        component: COMPONENT,
+        message: message.into(),
+    }
 }
 
 impl Gateway {
@@ -173,16 +176,23 @@ impl Gateway {
     pub fn load(path: &str, ctx: &MockContext) -> Result<Gateway, MockError> {
         let text = ctx.read(COMPONENT, path)?;
         let text = String::from_utf8(text).map_err(|_| err(format!("{path} is not UTF-8")))?;
-        let config: Config = crate::yaml::parse_one(&text, std::path::Path::new(path)).map_err(|e| err(e.to_string()))?;
+        let config: Config = crate::yaml::parse_one(&text, std::path::Path::new(path))
+            .map_err(|e| err(e.to_string()))?;
         validate(&config)?;
-        Ok(Gateway { config, ctx: ctx.clone() })
+        Ok(Gateway {
+            config,
+            ctx: ctx.clone(),
+        })
     }
 
     pub fn address(&self) -> &str {
         &self.config.server.address
     }
 
-    pub fn tls_config(&self, ctx: &MockContext) -> Result<Option<Arc<rustls::ServerConfig>>, MockError> {
+    pub fn tls_config(
+        &self,
+        ctx: &MockContext,
+    ) -> Result<Option<Arc<rustls::ServerConfig>>, MockError> {
         let server = &self.config.server;
         let Some(tls) = server.tls.as_ref().filter(|t| t.enabled) else {
             if server.mtls.as_ref().is_some_and(|m| m.enabled) {
@@ -190,22 +200,47 @@ impl Gateway {
             }
             return Ok(None);
         };
-        let cert = ctx.read(COMPONENT, tls.server_cert_path.as_deref().ok_or_else(|| err("server.tls.serverCertPath is required"))?)?;
-        let key = ctx.read(COMPONENT, tls.server_key_path.as_deref().ok_or_else(|| err("server.tls.serverKeyPath is required"))?)?;
+        let cert = ctx.read(
+            COMPONENT,
+            tls.server_cert_path
+                .as_deref()
+                .ok_or_else(|| err("server.tls.serverCertPath is required"))?,
+        )?;
+        let key = ctx.read(
+            COMPONENT,
+            tls.server_key_path
+                .as_deref()
+                .ok_or_else(|| err("server.tls.serverKeyPath is required"))?,
+        )?;
         let client_ca = match server.mtls.as_ref().filter(|m| m.enabled) {
-            Some(m) => Some(ctx.read(
-                COMPONENT,
-                m.client_cert_path.as_deref().ok_or_else(|| err("server.mtls.clientCertPath is required"))?,
-            )?),
+            Some(m) => Some(
+                ctx.read(
+                    COMPONENT,
+                    m.client_cert_path
+                        .as_deref()
+                        .ok_or_else(|| err("server.mtls.clientCertPath is required"))?,
+                )?,
+            ),
             None => None,
         };
-        super::tls::server_config(&cert, &key, client_ca.as_deref()).map(Some).map_err(err)
+        super::tls::server_config(&cert, &key, client_ca.as_deref())
+            .map(Some)
+            .map_err(err)
     }
 
-    pub async fn handle(&self, request: hyper::Request<Incoming>, _peer: &Peer) -> hyper::Response<Full<Bytes>> {
+    pub async fn handle(
+        &self,
+        request: hyper::Request<Incoming>,
+        _peer: &Peer,
+    ) -> hyper::Response<Full<Bytes>> {
         let path = request.uri().path().to_string();
         let Some(route) = self.config.routes.iter().find(|r| r.path == path) else {
-            return openai_error(404, "invalid_request_error", "not_found", &format!("no route for {path}"));
+            return openai_error(
+                404,
+                "invalid_request_error",
+                "not_found",
+                &format!("no route for {path}"),
+            );
         };
         let Some(profile) = self.profile_for(route) else {
             return openai_error(500, "api_error", "config", "route policy has no profile");
@@ -214,7 +249,12 @@ impl Gateway {
             "v1/models" => self.models(profile),
             "v1/chat_completions" => {
                 if request.method() != hyper::Method::POST {
-                    return openai_error(405, "invalid_request_error", "method_not_allowed", "use POST");
+                    return openai_error(
+                        405,
+                        "invalid_request_error",
+                        "method_not_allowed",
+                        "use POST",
+                    );
                 }
                 let body = match net::read_body(request.into_body()).await {
                     Ok(b) => b,
@@ -223,12 +263,21 @@ impl Gateway {
                 let timeout = Duration::from_secs(route.timeout_seconds.unwrap_or(60));
                 self.chat(profile, &body, timeout).await
             }
-            other => openai_error(500, "api_error", "config", &format!("schema {other} is not served")),
+            other => openai_error(
+                500,
+                "api_error",
+                "config",
+                &format!("schema {other} is not served"),
+            ),
         }
     }
 
     fn profile_for(&self, route: &RouteCfg) -> Option<&ProfileCfg> {
-        let policy = self.config.policies.iter().find(|p| p.name == route.policy)?;
+        let policy = self
+            .config
+            .policies
+            .iter()
+            .find(|p| p.name == route.policy)?;
         let first = policy.profiles.first()?;
         self.config.profiles.iter().find(|p| p.name == first.name)
     }
@@ -243,58 +292,118 @@ impl Gateway {
         json_response(200, &json!({"object": "list", "data": data}))
     }
 
-    async fn chat(&self, profile: &ProfileCfg, body: &[u8], timeout: Duration) -> hyper::Response<Full<Bytes>> {
+    async fn chat(
+        &self,
+        profile: &ProfileCfg,
+        body: &[u8],
+        timeout: Duration,
+    ) -> hyper::Response<Full<Bytes>> {
         let request: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
-            Err(e) => return openai_error(400, "invalid_request_error", "invalid_json", &format!("invalid JSON: {e}")),
+            Err(e) => {
+                return openai_error(
+                    400,
+                    "invalid_request_error",
+                    "invalid_json",
+                    &format!("invalid JSON: {e}"),
+                );
+            }
         };
         let Some(messages) = request.get("messages").and_then(Value::as_array) else {
-            return openai_error(400, "invalid_request_error", "messages", "`messages` is required");
+            return openai_error(
+                400,
+                "invalid_request_error",
+                "messages",
+                "`messages` is required",
+            );
         };
         if request.get("stream").and_then(Value::as_bool) == Some(true) {
-            return openai_error(400, "invalid_request_error", "stream", "streaming is not supported");
+            return openai_error(
+                400,
+                "invalid_request_error",
+                "stream",
+                "streaming is not supported",
+            );
         }
         let model = request.get("model").and_then(Value::as_str);
         if let Some(model) = model {
             if profile.models.is_empty() {
-                return openai_error(400, "invalid_request_error", "model", "the profile has no models; omit `model`");
+                return openai_error(
+                    400,
+                    "invalid_request_error",
+                    "model",
+                    "the profile has no models; omit `model`",
+                );
             }
             if !profile.models.iter().any(|m| m.name == model) {
-                return openai_error(400, "invalid_request_error", "model_not_found", &format!("model `{model}` is not offered"));
+                return openai_error(
+                    400,
+                    "invalid_request_error",
+                    "model_not_found",
+                    &format!("model `{model}` is not offered"),
+                );
             }
         }
         if let Some(rejection) = self.run_input_stages(profile, messages) {
             return rejection;
         }
         let Some(service) = self.service_for(profile, model) else {
-            return openai_error(400, "invalid_request_error", "no_service", "no service matches the request");
+            return openai_error(
+                400,
+                "invalid_request_error",
+                "no_service",
+                "no service matches the request",
+            );
         };
         self.execute(service, messages, timeout).await
     }
 
     fn service_for(&self, profile: &ProfileCfg, model: Option<&str>) -> Option<&ServiceCfg> {
-        let chosen = profile.services.iter().find(|s| match (&s.selector, model) {
-            (None, _) => true,
-            (Some(sel), Some(model)) => sel.type_.as_deref() == Some("input.model") && sel.values.iter().any(|v| v == model),
-            (Some(_), None) => false,
-        })?;
+        let chosen = profile
+            .services
+            .iter()
+            .find(|s| match (&s.selector, model) {
+                (None, _) => true,
+                (Some(sel), Some(model)) => {
+                    sel.type_.as_deref() == Some("input.model")
+                        && sel.values.iter().any(|v| v == model)
+                }
+                (Some(_), None) => false,
+            })?;
         self.config.services.iter().find(|s| s.name == chosen.name)
     }
 
     /// Input stages: each step names a processor. Returns a response when a
     /// processor rejects the request.
-    fn run_input_stages(&self, profile: &ProfileCfg, messages: &[Value]) -> Option<hyper::Response<Full<Bytes>>> {
+    fn run_input_stages(
+        &self,
+        profile: &ProfileCfg,
+        messages: &[Value],
+    ) -> Option<hyper::Response<Full<Bytes>>> {
         for stage in &profile.input_stages {
             for step in &stage.steps {
-                let Some(processor) = self.config.processors.iter().find(|p| p.name == step.name) else {
+                let Some(processor) = self.config.processors.iter().find(|p| p.name == step.name)
+                else {
                     continue;
                 };
                 if processor.name != "prompt-injection" {
                     continue;
                 }
-                let threshold = processor.params.get("threshold").and_then(Value::as_f64).unwrap_or(0.5);
-                let reject = processor.params.get("reject").and_then(Value::as_bool).unwrap_or(false);
-                let skip_system = processor.params.get("skip_system_messages").and_then(Value::as_bool).unwrap_or(false);
+                let threshold = processor
+                    .params
+                    .get("threshold")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.5);
+                let reject = processor
+                    .params
+                    .get("reject")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let skip_system = processor
+                    .params
+                    .get("skip_system_messages")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 let score = prompt_injection_score(messages, skip_system);
                 if score >= threshold && reject {
                     self.ctx.log.line(COMPONENT, &format!("processor prompt-injection rejected the request (score {score:.2} >= {threshold})"));
@@ -310,31 +419,75 @@ impl Gateway {
         None
     }
 
-    async fn execute(&self, service: &ServiceCfg, messages: &[Value], timeout: Duration) -> hyper::Response<Full<Bytes>> {
+    async fn execute(
+        &self,
+        service: &ServiceCfg,
+        messages: &[Value],
+        timeout: Duration,
+    ) -> hyper::Response<Full<Bytes>> {
         let upstream = json!({"model": service.type_, "messages": messages, "stream": false});
         let body = Bytes::from(serde_json::to_vec(&upstream).unwrap_or_default());
         let headers = [("content-type", "application/json".to_string())];
-        let answer = net::http_call(&self.ctx.resolver, "POST", &service.config.endpoint, &headers, body, timeout).await;
+        let answer = net::http_call(
+            &self.ctx.resolver,
+            "POST",
+            &service.config.endpoint,
+            &headers,
+            body,
+            timeout,
+        )
+        .await;
         let answer = match answer {
             Ok(a) if a.status == 200 => a,
             Ok(a) => {
                 let text = String::from_utf8_lossy(&a.body).to_string();
-                return openai_error(502, "api_error", "upstream", &format!("{} answered {}: {text}", service.name, a.status));
+                return openai_error(
+                    502,
+                    "api_error",
+                    "upstream",
+                    &format!("{} answered {}: {text}", service.name, a.status),
+                );
             }
-            Err(e) => return openai_error(502, "api_error", "upstream", &format!("{}: {e}", service.name)),
+            Err(e) => {
+                return openai_error(
+                    502,
+                    "api_error",
+                    "upstream",
+                    &format!("{}: {e}", service.name),
+                );
+            }
         };
         let ollama: Value = match serde_json::from_slice(&answer.body) {
             Ok(v) => v,
-            Err(e) => return openai_error(502, "api_error", "upstream", &format!("{} sent invalid JSON: {e}", service.name)),
+            Err(e) => {
+                return openai_error(
+                    502,
+                    "api_error",
+                    "upstream",
+                    &format!("{} sent invalid JSON: {e}", service.name),
+                );
+            }
         };
-        let content = ollama.pointer("/message/content").and_then(Value::as_str).unwrap_or_default();
-        let model = ollama.get("model").and_then(Value::as_str).unwrap_or(&service.type_);
+        let content = ollama
+            .pointer("/message/content")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let model = ollama
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or(&service.type_);
         let finish = match ollama.get("done_reason").and_then(Value::as_str) {
             Some("length") => "length",
             _ => "stop",
         };
-        let prompt_tokens = ollama.get("prompt_eval_count").and_then(Value::as_u64).unwrap_or(0);
-        let completion_tokens = ollama.get("eval_count").and_then(Value::as_u64).unwrap_or(0);
+        let prompt_tokens = ollama
+            .get("prompt_eval_count")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let completion_tokens = ollama
+            .get("eval_count")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         json_response(
             200,
             &json!({
@@ -375,7 +528,11 @@ pub fn prompt_injection_score(messages: &[Value], skip_system: bool) -> f64 {
         if skip_system && m.get("role").and_then(Value::as_str) == Some("system") {
             return false;
         }
-        let text = m.get("content").and_then(Value::as_str).unwrap_or_default().to_lowercase();
+        let text = m
+            .get("content")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_lowercase();
         INJECTION_PHRASES.iter().any(|p| text.contains(p))
     });
     if hit { 0.99 } else { 0.01 }
@@ -384,49 +541,81 @@ pub fn prompt_injection_score(messages: &[Value], skip_system: bool) -> f64 {
 fn validate(config: &Config) -> Result<(), MockError> {
     for route in &config.routes {
         if !config.policies.iter().any(|p| p.name == route.policy) {
-            return Err(err(format!("route {} names unknown policy {}", route.path, route.policy)));
+            return Err(err(format!(
+                "route {} names unknown policy {}",
+                route.path, route.policy
+            )));
         }
         if !matches!(route.schema.as_str(), "v1/chat_completions" | "v1/models") {
-            return Err(err(format!("route {}: schema {} is not modelled by the mock", route.path, route.schema)));
+            return Err(err(format!(
+                "route {}: schema {} is not modelled by the mock",
+                route.path, route.schema
+            )));
         }
     }
     for policy in &config.policies {
         for p in &policy.profiles {
             if !config.profiles.iter().any(|q| q.name == p.name) {
-                return Err(err(format!("policy {} names unknown profile {}", policy.name, p.name)));
+                return Err(err(format!(
+                    "policy {} names unknown profile {}",
+                    policy.name, p.name
+                )));
             }
         }
     }
     for profile in &config.profiles {
         for s in &profile.services {
             if !config.services.iter().any(|q| q.name == s.name) {
-                return Err(err(format!("profile {} names unknown service {}", profile.name, s.name)));
+                return Err(err(format!(
+                    "profile {} names unknown service {}",
+                    profile.name, s.name
+                )));
             }
         }
         for stage in profile.input_stages.iter().chain(&profile.response_stages) {
             for step in &stage.steps {
                 if !config.processors.iter().any(|p| p.name == step.name) {
-                    return Err(err(format!("profile {} stage {} names unknown processor {}", profile.name, stage.name, step.name)));
+                    return Err(err(format!(
+                        "profile {} stage {} names unknown processor {}",
+                        profile.name, stage.name, step.name
+                    )));
                 }
             }
         }
         if !profile.response_stages.is_empty() {
-            return Err(err(format!("profile {}: responseStages are not modelled by the mock", profile.name)));
+            return Err(err(format!(
+                "profile {}: responseStages are not modelled by the mock",
+                profile.name
+            )));
         }
     }
     for service in &config.services {
         if service.executor != "ollama" {
-            return Err(err(format!("service {}: executor {} is not modelled by the mock (ollama is)", service.name, service.executor)));
+            return Err(err(format!(
+                "service {}: executor {} is not modelled by the mock (ollama is)",
+                service.name, service.executor
+            )));
         }
         if !service.config.endpoint.starts_with("http://") {
-            return Err(err(format!("service {}: the mock calls http:// endpoints only", service.name)));
+            return Err(err(format!(
+                "service {}: the mock calls http:// endpoints only",
+                service.name
+            )));
         }
     }
     for processor in &config.processors {
         if processor.name != "prompt-injection" {
-            let used = config.profiles.iter().flat_map(|p| &p.input_stages).flat_map(|s| &s.steps).any(|s| s.name == processor.name);
+            let used = config
+                .profiles
+                .iter()
+                .flat_map(|p| &p.input_stages)
+                .flat_map(|s| &s.steps)
+                .any(|s| s.name == processor.name);
             if used {
-                return Err(err(format!("processor {} is not modelled by the mock (prompt-injection is)", processor.name)));
+                return Err(err(format!(
+                    "processor {} is not modelled by the mock (prompt-injection is)",
+                    processor.name
+                )));
             }
         }
     }

@@ -77,7 +77,13 @@ pub fn parse_container_args(args: &[String]) -> Result<ServeArgs, String> {
         .map(|a| match a.command {
             ContainerCommand::Serve { what } => what,
         })
-        .map_err(|e| e.to_string().lines().next().unwrap_or("invalid arguments").to_string())
+        .map_err(|e| {
+            e.to_string()
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .to_string()
+        })
 }
 
 impl ServeArgs {
@@ -136,7 +142,10 @@ impl MockContext {
     }
 
     pub fn read(&self, component: &'static str, path: &str) -> Result<Vec<u8>, MockError> {
-        std::fs::read(self.path(path)).map_err(|e| MockError { component, message: format!("cannot read {path}: {e}") })
+        std::fs::read(self.path(path)).map_err(|e| MockError {
+            component,
+            message: format!("cannot read {path}: {e}"),
+        })
     }
 }
 
@@ -176,11 +185,25 @@ impl Mock {
                 let tls = gateway.tls_config(ctx)?;
                 (App::Aigw(Arc::new(gateway)), listen, tls)
             }
-            ServeArgs::Ollama { listen } => (App::Ollama(Arc::new(ollama::Ollama::new(ctx))), listen.clone(), None),
-            ServeArgs::Webui { listen } => (App::WebUi(Arc::new(webui::WebUi::new(ctx))), listen.clone(), None),
+            ServeArgs::Ollama { listen } => (
+                App::Ollama(Arc::new(ollama::Ollama::new(ctx))),
+                listen.clone(),
+                None,
+            ),
+            ServeArgs::Webui { listen } => (
+                App::WebUi(Arc::new(webui::WebUi::new(ctx))),
+                listen.clone(),
+                None,
+            ),
         };
         let port = listen_port(&listen).map_err(|message| MockError { component, message })?;
-        Ok(Mock { component, port, app, tls, log: ctx.log.clone() })
+        Ok(Mock {
+            component,
+            port,
+            app,
+            tls,
+            log: ctx.log.clone(),
+        })
     }
 
     /// The address to bind inside a container (`:4141` means every interface).
@@ -190,7 +213,13 @@ impl Mock {
 
     /// Serve until the task is dropped.
     pub async fn serve(self, listener: TcpListener) {
-        let Mock { component, app, tls, log, .. } = self;
+        let Mock {
+            component,
+            app,
+            tls,
+            log,
+            ..
+        } = self;
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         loop {
             let (stream, addr) = match listener.accept().await {
@@ -204,13 +233,27 @@ impl Mock {
             let (app, acceptor, log) = (app.clone(), acceptor.clone(), log.clone());
             tokio::spawn(async move {
                 match acceptor {
-                    None => serve_http(stream, app, Peer { addr: Some(addr), ..Peer::default() }, log, component).await,
+                    None => {
+                        serve_http(
+                            stream,
+                            app,
+                            Peer {
+                                addr: Some(addr),
+                                ..Peer::default()
+                            },
+                            log,
+                            component,
+                        )
+                        .await
+                    }
                     Some(acceptor) => match acceptor.accept(stream).await {
                         Ok(tls_stream) => {
                             let peer = peer_of(addr, tls_stream.get_ref().1);
                             serve_http(tls_stream, app, peer, log, component).await
                         }
-                        Err(e) => log.line(component, &format!("TLS handshake with {addr} failed: {e}")),
+                        Err(e) => {
+                            log.line(component, &format!("TLS handshake with {addr} failed: {e}"))
+                        }
                     },
                 }
             });
@@ -225,7 +268,11 @@ fn peer_of(addr: SocketAddr, conn: &rustls::ServerConnection) -> Peer {
         .and_then(|leaf| crate::pki::CertInfo::from_der(leaf).ok())
         .map(|info| info.subject);
     let protocol = conn.protocol_version().map(crate::probe::protocol_name);
-    Peer { addr: Some(addr), client_subject, protocol }
+    Peer {
+        addr: Some(addr),
+        client_subject,
+        protocol,
+    }
 }
 
 async fn serve_http<S>(stream: S, app: App, peer: Peer, log: LogSink, component: &'static str)
@@ -241,18 +288,28 @@ where
                 App::Ollama(o) => o.handle(request).await,
                 App::WebUi(w) => w.handle(request).await,
             };
-            let who = peer.client_subject.as_deref().map(|s| format!(" client=\"{s}\"")).unwrap_or_default();
-            log.line(component, &format!("{line} -> {}{who}", response.status().as_u16()));
+            let who = peer
+                .client_subject
+                .as_deref()
+                .map(|s| format!(" client=\"{s}\""))
+                .unwrap_or_default();
+            log.line(
+                component,
+                &format!("{line} -> {}{who}", response.status().as_u16()),
+            );
             Ok::<_, Infallible>(response)
         }
     });
-    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 /// `:8080`, `0.0.0.0:8080` or `8080` → 8080.
 pub fn listen_port(listen: &str) -> Result<u16, String> {
     let port = listen.rsplit_once(':').map(|(_, p)| p).unwrap_or(listen);
-    port.parse().map_err(|_| format!("`{listen}` is not a listen address like :8080"))
+    port.parse()
+        .map_err(|_| format!("`{listen}` is not a listen address like :8080"))
 }
 
 pub fn json_response(status: u16, value: &serde_json::Value) -> hyper::Response<Full<Bytes>> {
@@ -264,7 +321,11 @@ pub fn json_response(status: u16, value: &serde_json::Value) -> hyper::Response<
         .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
 }
 
-pub fn text_response(status: u16, content_type: &str, body: impl Into<Bytes>) -> hyper::Response<Full<Bytes>> {
+pub fn text_response(
+    status: u16,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> hyper::Response<Full<Bytes>> {
     hyper::Response::builder()
         .status(status)
         .header("content-type", content_type)
@@ -273,7 +334,12 @@ pub fn text_response(status: u16, content_type: &str, body: impl Into<Bytes>) ->
 }
 
 /// An OpenAI-style error body.
-pub fn openai_error(status: u16, kind: &str, code: &str, message: &str) -> hyper::Response<Full<Bytes>> {
+pub fn openai_error(
+    status: u16,
+    kind: &str,
+    code: &str,
+    message: &str,
+) -> hyper::Response<Full<Bytes>> {
     json_response(
         status,
         &serde_json::json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
@@ -281,7 +347,10 @@ pub fn openai_error(status: u16, kind: &str, code: &str, message: &str) -> hyper
 }
 
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Run a mock as this process (`mtls-e2e serve ...` in a container).
@@ -295,9 +364,10 @@ pub async fn serve_standalone(args: &ServeArgs) -> Result<(), MockError> {
     let mock = Mock::new(args, &ctx)?;
     let component = mock.component;
     let address = mock.container_address();
-    let listener = TcpListener::bind(address)
-        .await
-        .map_err(|e| MockError { component, message: format!("cannot listen on {address}: {e}") })?;
+    let listener = TcpListener::bind(address).await.map_err(|e| MockError {
+        component,
+        message: format!("cannot listen on {address}: {e}"),
+    })?;
     ctx.log.line(component, &format!("listening on {address}"));
     mock.serve(listener).await;
     Ok(())

@@ -50,7 +50,11 @@ fn chat(body: &[u8]) -> hyper::Response<Full<Bytes>> {
     let Some(model) = request.get("model").and_then(Value::as_str) else {
         return json_response(400, &json!({"error": "model is required"}));
     };
-    let messages = request.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
+    let messages = request
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let content = reply_text(model, &messages);
     let created_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -71,7 +75,11 @@ fn chat(body: &[u8]) -> hyper::Response<Full<Bytes>> {
         "eval_duration": 800_000u64
     });
     // Ollama streams by default: one JSON object per line, the last with done: true.
-    if request.get("stream").and_then(Value::as_bool).unwrap_or(true) {
+    if request
+        .get("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
+    {
         let chunk = json!({"model": model, "created_at": created_at, "message": {"role": "assistant", "content": content}, "done": false});
         let text = format!("{chunk}\n{done}\n");
         return text_response(200, "application/x-ndjson", text);

@@ -13,9 +13,11 @@ use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, SubjectPublicKeyInfoDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{DigitallySignedStruct, DistinguishedName, Error as TlsError, RootCertStore, SignatureScheme};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, Error as TlsError, RootCertStore, SignatureScheme,
+};
 use x509_parser::prelude::FromDer;
 
 pub fn provider() -> Arc<CryptoProvider> {
@@ -51,7 +53,9 @@ impl GoClientVerifier {
         let mut store = RootCertStore::empty();
         let mut roots = Vec::new();
         for cert in ca_certs {
-            store.add(cert.clone()).map_err(|e| format!("CA certificate: {e}"))?;
+            store
+                .add(cert.clone())
+                .map_err(|e| format!("CA certificate: {e}"))?;
             let (_, parsed) = x509_parser::certificate::X509Certificate::from_der(cert)
                 .map_err(|e| format!("CA certificate: {e}"))?;
             roots.push((
@@ -60,11 +64,19 @@ impl GoClientVerifier {
                 parsed.public_key().algorithm.algorithm.to_id_string(),
             ));
         }
-        let hints = roots.iter().map(|(subject, _, _)| DistinguishedName::from(subject.clone())).collect();
+        let hints = roots
+            .iter()
+            .map(|(subject, _, _)| DistinguishedName::from(subject.clone()))
+            .collect();
         let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider.clone())
             .build()
             .map_err(|e| format!("client verifier: {e}"))?;
-        Ok(Arc::new(GoClientVerifier { webpki, roots, hints, algorithms: provider.signature_verification_algorithms }))
+        Ok(Arc::new(GoClientVerifier {
+            webpki,
+            roots,
+            hints,
+            algorithms: provider.signature_verification_algorithms,
+        }))
     }
 
     /// Verify a v1 leaf signed directly by one of the roots.
@@ -94,7 +106,9 @@ impl GoClientVerifier {
                 .verify(cert.tbs_certificate.as_ref(), &cert.signature_value.data)
                 .map_err(|_| TlsError::InvalidCertificate(CertificateError::BadSignature));
         }
-        Err(TlsError::InvalidCertificate(CertificateError::UnknownIssuer))
+        Err(TlsError::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ))
     }
 }
 
@@ -134,11 +148,14 @@ impl ClientCertVerifier for GoClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, TlsError> {
-        if is_v1(end_entity) && intermediates.is_empty() {
+        // A v1 leaf is checked against the trusted CAs directly; clients such as
+        // openssl s_client also send the CA itself, which Go ignores here too.
+        if is_v1(end_entity) {
             self.verify_v1(end_entity, now)?;
             return Ok(ClientCertVerified::assertion());
         }
-        self.webpki.verify_client_cert(end_entity, intermediates, now)
+        self.webpki
+            .verify_client_cert(end_entity, intermediates, now)
     }
 
     fn verify_tls12_signature(
@@ -188,6 +205,8 @@ pub fn server_config(
         Some(ca) => builder.with_client_cert_verifier(GoClientVerifier::new(&load_certs(ca)?)?),
         None => builder.with_no_client_auth(),
     };
-    let config = builder.with_single_cert(chain, key).map_err(|e| format!("server certificate: {e}"))?;
+    let config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("server certificate: {e}"))?;
     Ok(Arc::new(config))
 }

@@ -59,7 +59,9 @@ impl WebUi {
             ("GET", "/api/config") => json_response(200, &self.config()),
             ("POST", "/api/v1/auths/signin") => self.signin(&request),
             ("POST", "/api/chat/completions") => self.chat(request).await,
-            ("GET", p) if !p.starts_with("/api/") => text_response(200, "text/html; charset=utf-8", INDEX),
+            ("GET", p) if !p.starts_with("/api/") => {
+                text_response(200, "text/html; charset=utf-8", INDEX)
+            }
             _ => json_response(404, &json!({"detail": "Not Found"})),
         }
     }
@@ -86,9 +88,16 @@ impl WebUi {
     /// does); without it, Open WebUI answers 400 with this exact text.
     fn signin(&self, request: &hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
         let Some(header) = &self.trusted_email_header else {
-            return json_response(400, &json!({"detail": "The email or password provided is incorrect. Please check for typos and try logging in again."}));
+            return json_response(
+                400,
+                &json!({"detail": "The email or password provided is incorrect. Please check for typos and try logging in again."}),
+            );
         };
-        let Some(value) = request.headers().get(header.as_str()).and_then(|v| v.to_str().ok()) else {
+        let Some(value) = request
+            .headers()
+            .get(header.as_str())
+            .and_then(|v| v.to_str().ok())
+        else {
             return json_response(
                 400,
                 &json!({"detail": "Your provider has not provided a trusted header. Please contact your administrator for assistance."}),
@@ -113,7 +122,12 @@ impl WebUi {
 
     async fn chat(&self, request: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
         let Some(base) = &self.openai_base_url else {
-            return openai_error(500, "api_error", "no_backend", "OPENAI_API_BASE_URL is not set");
+            return openai_error(
+                500,
+                "api_error",
+                "no_backend",
+                "OPENAI_API_BASE_URL is not set",
+            );
         };
         let body = match net::read_body(request.into_body()).await {
             Ok(b) => b,
@@ -121,9 +135,22 @@ impl WebUi {
         };
         let url = format!("{}/chat/completions", base.trim_end_matches('/'));
         let headers = [("content-type", "application/json".to_string())];
-        match net::http_call(&self.ctx.resolver, "POST", &url, &headers, body, Duration::from_secs(60)).await {
+        match net::http_call(
+            &self.ctx.resolver,
+            "POST",
+            &url,
+            &headers,
+            body,
+            Duration::from_secs(60),
+        )
+        .await
+        {
             Ok(answer) => {
-                let content_type = answer.headers.get("content-type").cloned().unwrap_or_else(|| "application/json".into());
+                let content_type = answer
+                    .headers
+                    .get("content-type")
+                    .cloned()
+                    .unwrap_or_else(|| "application/json".into());
                 text_response(answer.status, &content_type, answer.body)
             }
             Err(e) => openai_error(502, "api_error", "backend", &format!("{url}: {e}")),

@@ -32,13 +32,21 @@ fn read(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), PkiError> {
         if n == 0 || n > 4 || rest.len() < n {
             return Err(bad("bad length"));
         }
-        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
         (len, &rest[n..])
     };
     if rest.len() < len {
         return Err(bad("content shorter than its length"));
     }
-    Ok((Tlv { tag, content: &rest[..len] }, &rest[len..]))
+    Ok((
+        Tlv {
+            tag,
+            content: &rest[..len],
+        },
+        &rest[len..],
+    ))
 }
 
 fn read_all(mut input: &[u8]) -> Result<Vec<Tlv<'_>>, PkiError> {
@@ -57,7 +65,11 @@ fn write(tag: u8, content: &[u8]) -> Vec<u8> {
     if len < 0x80 {
         out.push(len as u8);
     } else {
-        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
         out.push(0x80 | bytes.len() as u8);
         out.extend(bytes);
     }
@@ -88,7 +100,10 @@ pub fn pkcs8_to_traditional(pkcs8: &[u8]) -> Result<Option<(&'static str, Vec<u8
         return Ok(Some(("RSA PRIVATE KEY", key.content.to_vec())));
     }
     if oid.content == EC_PUBLIC_KEY {
-        let curve = algorithm.get(1).filter(|t| t.tag == OID).ok_or_else(|| bad("no curve"))?;
+        let curve = algorithm
+            .get(1)
+            .filter(|t| t.tag == OID)
+            .ok_or_else(|| bad("no curve"))?;
         // SEC1 ECPrivateKey { version, privateKey, [0] parameters, [1] publicKey }:
         // PKCS#8 leaves out the parameters; OpenSSL needs them in the SEC1 form.
         let (ec, _) = read(key.content)?;

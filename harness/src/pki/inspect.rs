@@ -55,7 +55,9 @@ impl CertInfo {
                             GeneralName::DNSName(d) => format!("DNS:{d}"),
                             GeneralName::RFC822Name(e) => format!("email:{e}"),
                             GeneralName::URI(u) => format!("URI:{u}"),
-                            GeneralName::IPAddress(bytes) => format!("IP Address:{}", ip_text(bytes)),
+                            GeneralName::IPAddress(bytes) => {
+                                format!("IP Address:{}", ip_text(bytes))
+                            }
                             other => format!("{other:?}"),
                         });
                     }
@@ -92,7 +94,11 @@ impl CertInfo {
             format!("v{}", self.version),
             self.key.clone(),
             self.signature_algorithm.clone(),
-            format!("valid {} .. {}", openssl_date(self.not_before), openssl_date(self.not_after)),
+            format!(
+                "valid {} .. {}",
+                openssl_date(self.not_before),
+                openssl_date(self.not_after)
+            ),
         ];
         if self.is_ca {
             parts.push("CA".into());
@@ -141,7 +147,10 @@ fn attributes(name: &X509Name<'_>) -> Vec<(String, String)> {
     for rdn in name.iter_rdn() {
         for attr in rdn.iter() {
             let key = attr_short_name(&attr.attr_type().to_id_string()).to_string();
-            let value = attr.as_str().map(str::to_string).unwrap_or_else(|_| "<binary>".into());
+            let value = attr
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|_| "<binary>".into());
             out.push((key, value));
         }
     }
@@ -150,7 +159,11 @@ fn attributes(name: &X509Name<'_>) -> Vec<(String, String)> {
 
 /// openssl's one-line name form, in certificate order: `C = US, O = x, CN = y`.
 pub fn oneline(name: &X509Name<'_>) -> String {
-    attributes(name).iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ")
+    attributes(name)
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// RFC 2253 (reverse order, escaped), as nginx prints `$ssl_client_s_dn`.
@@ -168,7 +181,12 @@ pub fn rfc2253(name: &X509Name<'_>) -> String {
         }
         out
     };
-    attributes(name).iter().rev().map(|(k, v)| format!("{k}={}", escape(v))).collect::<Vec<_>>().join(",")
+    attributes(name)
+        .iter()
+        .rev()
+        .map(|(k, v)| format!("{k}={}", escape(v)))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A DER-encoded name (as in a CertificateRequest's CA list), in openssl's form.
@@ -231,7 +249,11 @@ fn key_usage_names(ku: &KeyUsage) -> Vec<String> {
         (ku.encipher_only(), "Encipher Only"),
         (ku.decipher_only(), "Decipher Only"),
     ];
-    flags.iter().filter(|(on, _)| *on).map(|(_, n)| n.to_string()).collect()
+    flags
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| n.to_string())
+        .collect()
 }
 
 fn eku_names(eku: &ExtendedKeyUsage<'_>) -> Vec<String> {
@@ -244,7 +266,11 @@ fn eku_names(eku: &ExtendedKeyUsage<'_>) -> Vec<String> {
         (eku.time_stamping, "Time Stamping"),
         (eku.ocsp_signing, "OCSP Signing"),
     ];
-    flags.iter().filter(|(on, _)| *on).map(|(_, n)| n.to_string()).collect()
+    flags
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| n.to_string())
+        .collect()
 }
 
 fn ip_text(bytes: &[u8]) -> String {
@@ -265,12 +291,14 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// The subject public key bits of a DER certificate (for matching a key to it).
 pub fn public_key_bits(der: &[u8]) -> Result<Vec<u8>, PkiError> {
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| PkiError::Certificate(e.to_string()))?;
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| PkiError::Certificate(e.to_string()))?;
     Ok(cert.public_key().subject_public_key.data.to_vec())
 }
 
 /// The SubjectPublicKeyInfo DER of a DER certificate.
 pub fn spki_der(der: &[u8]) -> Result<Vec<u8>, PkiError> {
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| PkiError::Certificate(e.to_string()))?;
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| PkiError::Certificate(e.to_string()))?;
     Ok(cert.public_key().raw.to_vec())
 }

@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 
-use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519, PKCS_RSA_SHA256};
+use rcgen::{
+    KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519, PKCS_RSA_SHA256,
+};
 use rcgen::{PKCS_ECDSA_P521_SHA512, RsaKeySize};
 
 use super::PkiError;
@@ -29,9 +31,11 @@ impl KeyAlgorithm {
         match algorithm.unwrap_or("RSA") {
             "RSA" => match size.unwrap_or(2048) {
                 s @ (2048 | 3072 | 4096) => Ok(KeyAlgorithm::Rsa(s)),
-                8192 => Err("RSA 8192 is valid for cert-manager but the local substrate's \
+                8192 => Err(
+                    "RSA 8192 is valid for cert-manager but the local substrate's \
                              key generator stops at 4096"
-                    .into()),
+                        .into(),
+                ),
                 s => Err(format!("RSA key size {s} is not one of 2048, 4096, 8192")),
             },
             "ECDSA" => match size.unwrap_or(256) {
@@ -39,7 +43,9 @@ impl KeyAlgorithm {
                 s => Err(format!("ECDSA key size {s} is not one of 256, 384, 521")),
             },
             "Ed25519" => Ok(KeyAlgorithm::Ed25519),
-            other => Err(format!("unknown private key algorithm `{other}` (RSA, ECDSA or Ed25519)")),
+            other => Err(format!(
+                "unknown private key algorithm `{other}` (RSA, ECDSA or Ed25519)"
+            )),
         }
     }
 
@@ -124,7 +130,9 @@ impl KeyPool {
             let mut state = lock(&self.state.0);
             *state.pending.entry(algorithm).or_default() += count;
         }
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         let workers = cores.min(count);
         let per_worker = count.div_ceil(workers);
         let mut left = count;
@@ -161,7 +169,9 @@ impl KeyPool {
             if state.pending.get(&algorithm).copied().unwrap_or(0) == 0 {
                 break;
             }
-            state = cond.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+            state = cond
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
         drop(state);
         algorithm.generate()
@@ -169,7 +179,9 @@ impl KeyPool {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -178,8 +190,14 @@ mod tests {
 
     #[test]
     fn cert_manager_key_defaults() {
-        assert_eq!(KeyAlgorithm::from_cert_manager(None, None), Ok(KeyAlgorithm::Rsa(2048)));
-        assert_eq!(KeyAlgorithm::from_cert_manager(Some("ECDSA"), None), Ok(KeyAlgorithm::Ecdsa(256)));
+        assert_eq!(
+            KeyAlgorithm::from_cert_manager(None, None),
+            Ok(KeyAlgorithm::Rsa(2048))
+        );
+        assert_eq!(
+            KeyAlgorithm::from_cert_manager(Some("ECDSA"), None),
+            Ok(KeyAlgorithm::Ecdsa(256))
+        );
         assert!(KeyAlgorithm::from_cert_manager(Some("RSA"), Some(1024)).is_err());
         assert!(KeyAlgorithm::from_cert_manager(Some("DSA"), None).is_err());
     }
@@ -188,17 +206,28 @@ mod tests {
     fn pool_hands_out_prefetched_and_fresh_keys() {
         let pool = KeyPool::new();
         pool.prefetch(KeyAlgorithm::Ecdsa(256), 3);
-        let keys: Vec<_> = (0..5).map(|_| pool.take(KeyAlgorithm::Ecdsa(256)).expect("key")).collect();
-        let distinct: std::collections::HashSet<_> = keys.iter().map(|k| k.public_key_raw().to_vec()).collect();
+        let keys: Vec<_> = (0..5)
+            .map(|_| pool.take(KeyAlgorithm::Ecdsa(256)).expect("key"))
+            .collect();
+        let distinct: std::collections::HashSet<_> =
+            keys.iter().map(|k| k.public_key_raw().to_vec()).collect();
         assert_eq!(distinct.len(), 5);
     }
 
     #[test]
     fn pkcs1_encodings_load_back_in_openssl_forms() {
-        for alg in [KeyAlgorithm::Ecdsa(256), KeyAlgorithm::Ecdsa(384), KeyAlgorithm::Rsa(2048)] {
+        for alg in [
+            KeyAlgorithm::Ecdsa(256),
+            KeyAlgorithm::Ecdsa(384),
+            KeyAlgorithm::Rsa(2048),
+        ] {
             let key = alg.generate().expect("key");
             let pem = encode_key(&key, KeyEncoding::Pkcs1).expect("encode");
-            let expected = if matches!(alg, KeyAlgorithm::Rsa(_)) { "RSA PRIVATE KEY" } else { "EC PRIVATE KEY" };
+            let expected = if matches!(alg, KeyAlgorithm::Rsa(_)) {
+                "RSA PRIVATE KEY"
+            } else {
+                "EC PRIVATE KEY"
+            };
             assert!(pem.contains(&format!("BEGIN {expected}")), "{pem}");
             let back = KeyPair::from_pem(&pem).expect("reloads");
             assert_eq!(back.public_key_raw(), key.public_key_raw());

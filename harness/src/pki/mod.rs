@@ -106,7 +106,10 @@ impl CertSpec {
     pub fn new(common_name: &str, lifetime: time::Duration) -> Self {
         let now = OffsetDateTime::now_utc();
         CertSpec {
-            subject: Subject { common_name: Some(common_name.to_string()), ..Subject::default() },
+            subject: Subject {
+                common_name: Some(common_name.to_string()),
+                ..Subject::default()
+            },
             dns_names: Vec::new(),
             ip_addresses: Vec::new(),
             email_addresses: Vec::new(),
@@ -153,39 +156,66 @@ impl CertSpec {
         }
         params.distinguished_name = dn;
         for name in &self.dns_names {
-            params.subject_alt_names.push(SanType::DnsName(name.clone().try_into().map_err(err)?));
+            params
+                .subject_alt_names
+                .push(SanType::DnsName(name.clone().try_into().map_err(err)?));
         }
         for ip in &self.ip_addresses {
             params.subject_alt_names.push(SanType::IpAddress(*ip));
         }
         for email in &self.email_addresses {
-            params.subject_alt_names.push(SanType::Rfc822Name(email.clone().try_into().map_err(err)?));
+            params
+                .subject_alt_names
+                .push(SanType::Rfc822Name(email.clone().try_into().map_err(err)?));
         }
         for uri in &self.uris {
-            params.subject_alt_names.push(SanType::URI(uri.clone().try_into().map_err(err)?));
+            params
+                .subject_alt_names
+                .push(SanType::URI(uri.clone().try_into().map_err(err)?));
         }
-        params.is_ca =
-            if self.is_ca { IsCa::Ca(BasicConstraints::Unconstrained) } else { IsCa::ExplicitNoCa };
+        params.is_ca = if self.is_ca {
+            IsCa::Ca(BasicConstraints::Unconstrained)
+        } else {
+            IsCa::ExplicitNoCa
+        };
         for usage in &self.usages {
             match usage {
-                Usage::DigitalSignature => params.key_usages.push(KeyUsagePurpose::DigitalSignature),
-                Usage::ContentCommitment => params.key_usages.push(KeyUsagePurpose::ContentCommitment),
+                Usage::DigitalSignature => {
+                    params.key_usages.push(KeyUsagePurpose::DigitalSignature)
+                }
+                Usage::ContentCommitment => {
+                    params.key_usages.push(KeyUsagePurpose::ContentCommitment)
+                }
                 Usage::KeyEncipherment => params.key_usages.push(KeyUsagePurpose::KeyEncipherment),
-                Usage::DataEncipherment => params.key_usages.push(KeyUsagePurpose::DataEncipherment),
+                Usage::DataEncipherment => {
+                    params.key_usages.push(KeyUsagePurpose::DataEncipherment)
+                }
                 Usage::KeyAgreement => params.key_usages.push(KeyUsagePurpose::KeyAgreement),
                 Usage::CertSign => params.key_usages.push(KeyUsagePurpose::KeyCertSign),
                 Usage::CrlSign => params.key_usages.push(KeyUsagePurpose::CrlSign),
                 Usage::EncipherOnly => params.key_usages.push(KeyUsagePurpose::EncipherOnly),
                 Usage::DecipherOnly => params.key_usages.push(KeyUsagePurpose::DecipherOnly),
-                Usage::Any => params.extended_key_usages.push(ExtendedKeyUsagePurpose::Any),
-                Usage::ServerAuth => params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth),
-                Usage::ClientAuth => params.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth),
-                Usage::CodeSigning => params.extended_key_usages.push(ExtendedKeyUsagePurpose::CodeSigning),
-                Usage::EmailProtection => {
-                    params.extended_key_usages.push(ExtendedKeyUsagePurpose::EmailProtection)
-                }
-                Usage::Timestamping => params.extended_key_usages.push(ExtendedKeyUsagePurpose::TimeStamping),
-                Usage::OcspSigning => params.extended_key_usages.push(ExtendedKeyUsagePurpose::OcspSigning),
+                Usage::Any => params
+                    .extended_key_usages
+                    .push(ExtendedKeyUsagePurpose::Any),
+                Usage::ServerAuth => params
+                    .extended_key_usages
+                    .push(ExtendedKeyUsagePurpose::ServerAuth),
+                Usage::ClientAuth => params
+                    .extended_key_usages
+                    .push(ExtendedKeyUsagePurpose::ClientAuth),
+                Usage::CodeSigning => params
+                    .extended_key_usages
+                    .push(ExtendedKeyUsagePurpose::CodeSigning),
+                Usage::EmailProtection => params
+                    .extended_key_usages
+                    .push(ExtendedKeyUsagePurpose::EmailProtection),
+                Usage::Timestamping => params
+                    .extended_key_usages
+                    .push(ExtendedKeyUsagePurpose::TimeStamping),
+                Usage::OcspSigning => params
+                    .extended_key_usages
+                    .push(ExtendedKeyUsagePurpose::OcspSigning),
             }
         }
         params.not_before = self.not_before;
@@ -222,9 +252,13 @@ impl Authority {
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
         let key = KeyPair::from_pem(key_pem).map_err(|e| PkiError::Key(e.to_string()))?;
         // Check the certificate parses before anyone signs with it.
-        Issuer::from_ca_cert_pem(cert_pem, &key).map_err(|e| PkiError::Certificate(e.to_string()))?;
+        Issuer::from_ca_cert_pem(cert_pem, &key)
+            .map_err(|e| PkiError::Certificate(e.to_string()))?;
         let first = pem::parse(cert_pem).map_err(|e| PkiError::Pem(e.to_string()))?;
-        Ok(Authority { cert_pem: pem::encode(&first), key })
+        Ok(Authority {
+            cert_pem: pem::encode(&first),
+            key,
+        })
     }
 }
 
@@ -235,7 +269,11 @@ pub struct Issued {
 }
 
 /// Sign `spec` for `key`: self-signed when `issuer` is `None`.
-pub fn issue(spec: &CertSpec, key: KeyPair, issuer: Option<&Authority>) -> Result<Issued, PkiError> {
+pub fn issue(
+    spec: &CertSpec,
+    key: KeyPair,
+    issuer: Option<&Authority>,
+) -> Result<Issued, PkiError> {
     let params = spec.to_params()?;
     let err = |e: rcgen::Error| PkiError::Certificate(e.to_string());
     let cert = match issuer {
@@ -245,13 +283,20 @@ pub fn issue(spec: &CertSpec, key: KeyPair, issuer: Option<&Authority>) -> Resul
             params.signed_by(&key, &signer).map_err(err)?
         }
     };
-    Ok(Issued { cert_pem: cert.pem(), key })
+    Ok(Issued {
+        cert_pem: cert.pem(),
+        key,
+    })
 }
 
 /// Split a PEM bundle into its certificates (other blocks are skipped).
 pub fn split_certs(bundle: &str) -> Result<Vec<Vec<u8>>, PkiError> {
     let blocks = pem::parse_many(bundle).map_err(|e| PkiError::Pem(e.to_string()))?;
-    Ok(blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE").map(|b| b.into_contents()).collect())
+    Ok(blocks
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| b.into_contents())
+        .collect())
 }
 
 pub fn der_to_pem(der: &[u8]) -> String {
@@ -267,7 +312,11 @@ mod tests {
         let ca_key = KeyAlgorithm::Ecdsa(256).generate().expect("key");
         let mut ca_spec = CertSpec::new("test CA", time::Duration::days(1));
         ca_spec.is_ca = true;
-        ca_spec.usages = vec![Usage::DigitalSignature, Usage::KeyEncipherment, Usage::CertSign];
+        ca_spec.usages = vec![
+            Usage::DigitalSignature,
+            Usage::KeyEncipherment,
+            Usage::CertSign,
+        ];
         let ca = issue(&ca_spec, ca_key, None).expect("ca");
         let key_pem = encode_key(&ca.key, KeyEncoding::Pkcs1).expect("pem");
         let authority = Authority::from_pem(&ca.cert_pem, &key_pem).expect("authority");
@@ -275,13 +324,20 @@ mod tests {
         let mut leaf = CertSpec::new("client-1", time::Duration::hours(1));
         leaf.usages = vec![Usage::DigitalSignature, Usage::ClientAuth];
         leaf.dns_names = vec!["client.example.com".into()];
-        let issued = issue(&leaf, KeyAlgorithm::Ecdsa(256).generate().expect("key"), Some(&authority))
-            .expect("leaf");
+        let issued = issue(
+            &leaf,
+            KeyAlgorithm::Ecdsa(256).generate().expect("key"),
+            Some(&authority),
+        )
+        .expect("leaf");
         let info = CertInfo::from_pem(&issued.cert_pem).expect("info");
         assert_eq!(info.subject, "CN = client-1");
         assert_eq!(info.issuer, "CN = test CA");
         assert_eq!(info.sans, vec!["DNS:client.example.com".to_string()]);
-        assert!(info.ext_key_usages.contains(&"TLS Web Client Authentication".to_string()));
+        assert!(
+            info.ext_key_usages
+                .contains(&"TLS Web Client Authentication".to_string())
+        );
         assert!(!info.is_ca);
     }
 }

@@ -100,7 +100,10 @@ pub fn cipher_name(suite: rustls::CipherSuite) -> String {
 /// or openssl's `tlsv13 alert certificate required`), in openssl's words.
 pub fn alert_in(text: &str) -> Option<String> {
     if let Some(i) = text.find("received fatal alert: ") {
-        let name: String = text[i + 22..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        let name: String = text[i + 22..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
         return Some(spaced_lowercase(&name));
     }
     for marker in ["tlsv13 alert ", "tlsv1 alert ", "sslv3 alert "] {
@@ -140,7 +143,10 @@ mod tests {
 
     #[test]
     fn alerts_in_both_dialects() {
-        assert_eq!(alert_in("x <- received fatal alert: CertificateRequired").as_deref(), Some("certificate required"));
+        assert_eq!(
+            alert_in("x <- received fatal alert: CertificateRequired").as_deref(),
+            Some("certificate required")
+        );
         assert_eq!(
             alert_in("40F7:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:../ssl/record/rec_layer_s3.c:1586:SSL alert number 116")
                 .as_deref(),

@@ -11,15 +11,20 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
+use rustls::client::ResolvesClientCert;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::ResolvesClientCert;
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
-use rustls::{CertificateError, DigitallySignedStruct, Error as TlsError, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, Error as TlsError, RootCertStore, SignatureScheme,
+};
 
-use super::{HttpFacts, Identity, Observation, TlsFacts, Trust, alert_in, cipher_name, is_reset, protocol_name};
+use super::{
+    HttpFacts, Identity, Observation, TlsFacts, Trust, alert_in, cipher_name, is_reset,
+    protocol_name,
+};
 use crate::mock::tls::{load_certs, load_key, provider};
 use crate::net;
 use crate::pki::CertInfo;
@@ -59,10 +64,16 @@ struct RecordingVerifier {
 /// s_client's words for the common verification failures.
 fn verification_text(error: &TlsError) -> String {
     match error {
-        TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => "unable to get local issuer certificate".into(),
+        TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "unable to get local issuer certificate".into()
+        }
         TlsError::InvalidCertificate(CertificateError::Expired) => "certificate has expired".into(),
-        TlsError::InvalidCertificate(CertificateError::NotValidYet) => "certificate is not yet valid".into(),
-        TlsError::InvalidCertificate(CertificateError::NotValidForName) => "hostname mismatch".into(),
+        TlsError::InvalidCertificate(CertificateError::NotValidYet) => {
+            "certificate is not yet valid".into()
+        }
+        TlsError::InvalidCertificate(CertificateError::NotValidForName) => {
+            "hostname mismatch".into()
+        }
         other => other.to_string(),
     }
 }
@@ -77,7 +88,13 @@ impl ServerCertVerifier for RecordingVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, TlsError> {
         let outcome = match &self.webpki {
-            Some(v) => match v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Some(v) => match v.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ) {
                 Ok(_) => "OK".to_string(),
                 Err(e) => verification_text(&e),
             },
@@ -119,9 +136,18 @@ struct RecordingResolver {
 }
 
 impl ResolvesClientCert for RecordingResolver {
-    fn resolve(&self, root_hint_subjects: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        _schemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
         if let Ok(mut slot) = self.requested.lock() {
-            *slot = Some(root_hint_subjects.iter().map(|dn| oneline_from_der(dn)).collect());
+            *slot = Some(
+                root_hint_subjects
+                    .iter()
+                    .map(|dn| oneline_from_der(dn))
+                    .collect(),
+            );
         }
         self.key.clone()
     }
@@ -137,13 +163,17 @@ struct Recorders {
     sent: Option<String>,
 }
 
-fn client_config(options: &TlsOptions<'_>) -> Result<(Arc<rustls::ClientConfig>, Recorders), String> {
+fn client_config(
+    options: &TlsOptions<'_>,
+) -> Result<(Arc<rustls::ClientConfig>, Recorders), String> {
     let provider = provider();
     let webpki = match options.trust {
         Some(trust) => {
             let mut roots = RootCertStore::empty();
             for cert in load_certs(trust.pem.as_bytes())? {
-                roots.add(cert).map_err(|e| format!("trust {}: {e}", trust.name))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("trust {}: {e}", trust.name))?;
             }
             Some(
                 WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
@@ -161,7 +191,10 @@ fn client_config(options: &TlsOptions<'_>) -> Result<(Arc<rustls::ClientConfig>,
     let (key, sent) = match options.identity {
         Some(identity) => {
             let chain = load_certs(identity.chain_pem.as_bytes())?;
-            let sent = chain.first().and_then(|leaf| CertInfo::from_der(leaf).ok()).map(|i| i.subject);
+            let sent = chain
+                .first()
+                .and_then(|leaf| CertInfo::from_der(leaf).ok())
+                .map(|i| i.subject);
             let key = load_key(identity.key_pem.as_bytes())?;
             let signing = provider
                 .key_provider
@@ -171,14 +204,24 @@ fn client_config(options: &TlsOptions<'_>) -> Result<(Arc<rustls::ClientConfig>,
         }
         None => (None, None),
     };
-    let resolver = Arc::new(RecordingResolver { key, requested: Mutex::new(None) });
+    let resolver = Arc::new(RecordingResolver {
+        key,
+        requested: Mutex::new(None),
+    });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .dangerous()
         .with_custom_certificate_verifier(verifier.clone())
         .with_client_cert_resolver(resolver.clone());
-    Ok((Arc::new(config), Recorders { verifier, resolver, sent }))
+    Ok((
+        Arc::new(config),
+        Recorders {
+            verifier,
+            resolver,
+            sent,
+        },
+    ))
 }
 
 /// Run one request and record everything seen.
@@ -192,7 +235,8 @@ pub async fn http(request: &HttpRequest<'_>) -> Observation {
         Ok(Ok(())) => {}
         Ok(Err(error)) => {
             observation.alert = alert_in(&error);
-            observation.rejected = observation.alert.is_some() || (observation.tls.is_some() && is_reset(&error));
+            observation.rejected =
+                observation.alert.is_some() || (observation.tls.is_some() && is_reset(&error));
             observation.error = Some(error);
         }
         Err(_) => observation.error = Some(format!("no answer within {TIMEOUT:?}")),
@@ -207,7 +251,9 @@ async fn run(request: &HttpRequest<'_>, observation: &mut Observation) -> Result
         .map_err(|e| format!("connect {}: {e}", request.addr))?;
     let http_request = build(request)?;
     let Some(options) = &request.tls else {
-        let response = net::send(tcp, http_request).await.map_err(|e| e.to_string())?;
+        let response = net::send(tcp, http_request)
+            .await
+            .map_err(|e| e.to_string())?;
         observation.response = Some(facts(response));
         return Ok(());
     };
@@ -219,21 +265,41 @@ async fn run(request: &HttpRequest<'_>, observation: &mut Observation) -> Result
     let tls = record_tls(&recorders, handshake.as_ref().ok().map(|s| s.get_ref().1));
     observation.tls = Some(tls);
     let stream = handshake.map_err(|e| net::error_chain(&e))?;
-    let response = net::send(stream, http_request).await.map_err(|e| e.to_string())?;
+    let response = net::send(stream, http_request)
+        .await
+        .map_err(|e| e.to_string())?;
     observation.response = Some(facts(response));
     Ok(())
 }
 
 fn record_tls(recorders: &Recorders, conn: Option<&rustls::ClientConnection>) -> TlsFacts {
-    let requested = recorders.resolver.requested.lock().ok().and_then(|r| r.clone());
-    let verification = recorders.verifier.outcome.lock().ok().and_then(|o| o.clone());
+    let requested = recorders
+        .resolver
+        .requested
+        .lock()
+        .ok()
+        .and_then(|r| r.clone());
+    let verification = recorders
+        .verifier
+        .outcome
+        .lock()
+        .ok()
+        .and_then(|o| o.clone());
     let peer_chain = conn
         .and_then(|c| c.peer_certificates())
-        .map(|chain| chain.iter().filter_map(|c| CertInfo::from_der(c).ok()).map(|i| i.subject).collect())
+        .map(|chain| {
+            chain
+                .iter()
+                .filter_map(|c| CertInfo::from_der(c).ok())
+                .map(|i| i.subject)
+                .collect()
+        })
         .unwrap_or_default();
     TlsFacts {
         protocol: conn.and_then(|c| c.protocol_version()).map(protocol_name),
-        cipher: conn.and_then(|c| c.negotiated_cipher_suite()).map(|s| cipher_name(s.suite())),
+        cipher: conn
+            .and_then(|c| c.negotiated_cipher_suite())
+            .map(|s| cipher_name(s.suite())),
         client_cert_requested: requested.is_some(),
         acceptable_ca_names: requested.clone().unwrap_or_default(),
         peer_chain,
@@ -253,10 +319,17 @@ fn build(request: &HttpRequest<'_>) -> Result<hyper::Request<Full<Bytes>>, Strin
     for (name, value) in &request.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    if request.body.is_some() && !request.headers.keys().any(|k| k.eq_ignore_ascii_case("content-type")) {
+    if request.body.is_some()
+        && !request
+            .headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("content-type"))
+    {
         builder = builder.header("content-type", "application/json");
     }
-    builder.body(Full::new(request.body.clone().unwrap_or_default())).map_err(|e| e.to_string())
+    builder
+        .body(Full::new(request.body.clone().unwrap_or_default()))
+        .map_err(|e| e.to_string())
 }
 
 fn facts(response: net::Response) -> HttpFacts {

@@ -28,8 +28,13 @@ pub async fn s_client(
     send: &str,
 ) -> Observation {
     let started = Instant::now();
-    let mut args: Vec<String> =
-        vec!["s_client".into(), "-connect".into(), addr.to_string(), "-servername".into(), servername.into()];
+    let mut args: Vec<String> = vec![
+        "s_client".into(),
+        "-connect".into(),
+        addr.to_string(),
+        "-servername".into(),
+        servername.into(),
+    ];
     if let Some(id) = identity {
         args.extend(["-cert".into(), id.cert_path.display().to_string()]);
         args.extend(["-key".into(), id.key_path.display().to_string()]);
@@ -47,7 +52,11 @@ pub async fn s_client(
     match tokio::time::timeout(TIMEOUT, run(openssl, &args, send)).await {
         Ok(Ok((code, stdout, stderr))) => parse(&mut observation, code, &stdout, &stderr),
         Ok(Err(e)) => observation.error = Some(e),
-        Err(_) => observation.error = Some(format!("openssl s_client did not finish within {TIMEOUT:?}")),
+        Err(_) => {
+            observation.error = Some(format!(
+                "openssl s_client did not finish within {TIMEOUT:?}"
+            ))
+        }
     }
     observation.elapsed_ms = started.elapsed().as_millis() as u64;
     observation
@@ -121,7 +130,10 @@ pub fn parse(observation: &mut Observation, code: i32, stdout: &str, stderr: &st
         }
         if let Some(rest) = line.trim_start().strip_prefix(|c: char| c.is_ascii_digit()) {
             // ` 0 s:CN = ...` in the Certificate chain section.
-            if let Some(subject) = rest.trim_start_matches(|c: char| c.is_ascii_digit()).strip_prefix(" s:") {
+            if let Some(subject) = rest
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .strip_prefix(" s:")
+            {
                 tls.peer_chain.push(subject.trim().to_string());
             }
         }
@@ -129,23 +141,50 @@ pub fn parse(observation: &mut Observation, code: i32, stdout: &str, stderr: &st
     }
     let handshake_done = tls.protocol.as_deref().is_some_and(|p| p != "(NONE)");
     observation.alert = alert_in(stderr).or_else(|| alert_in(stdout));
-    observation.rejected = observation.alert.is_some() || (!handshake_done && stderr.contains("handshake failure"));
-    if let Some(start) = lines.iter().position(|l| l.starts_with("HTTP/1.")) {
-        let status = lines[start].split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    observation.rejected =
+        observation.alert.is_some() || (!handshake_done && stderr.contains("handshake failure"));
+    // The answer may start mid-line, right after a session ticket's hex dump.
+    let answer = lines
+        .iter()
+        .enumerate()
+        .find_map(|(i, l)| status_line_at(l).map(|at| (i, at)));
+    if let Some((start, at)) = answer {
+        let first = &lines[start][at..];
+        let status = first
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![first];
+        body.extend(&lines[start + 1..]);
         observation.response = Some(HttpFacts {
             status,
             headers: Default::default(),
-            body: lines[start..].join("\n"),
+            body: body.join("\n"),
         });
     }
     if handshake_done || !tls.peer_chain.is_empty() {
         observation.tls = Some(tls);
     }
     if code != 0 && !observation.rejected {
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         observation.error = Some(format!("openssl exited with {code}: {last}"));
     }
     observation.transcript = Some(transcript(stdout, stderr));
+}
+
+/// Where an `HTTP/1.x NNN` status line starts in `line`.
+fn status_line_at(line: &str) -> Option<usize> {
+    line.match_indices("HTTP/1.").map(|(i, _)| i).find(|&i| {
+        let rest = &line[i..];
+        rest.len() >= 12
+            && rest.as_bytes()[8] == b' '
+            && rest[9..12].bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 fn is_after_ca_names(line: &str) -> bool {
@@ -169,7 +208,12 @@ fn transcript(stdout: &str, stderr: &str) -> String {
             in_pem = false;
             continue;
         }
-        let hex_dump = line.starts_with("    ") && line.trim_start().chars().take(4).all(|c| c.is_ascii_hexdigit());
+        let hex_dump = line.starts_with("    ")
+            && line
+                .trim_start()
+                .chars()
+                .take(4)
+                .all(|c| c.is_ascii_hexdigit());
         if !in_pem && !hex_dump && !line.trim().is_empty() {
             out.push(line);
         }
@@ -194,8 +238,14 @@ mod tests {
         assert_eq!(tls.verification, "OK");
         assert!(tls.client_cert_requested);
         assert_eq!(tls.acceptable_ca_names, vec!["CN = Internal CA"]);
-        assert_eq!(tls.peer_chain, vec!["CN = aigw.ai-gateway.svc.cluster.local"]);
-        assert_eq!(tls.verified_chain, vec!["CN = aigw.ai-gateway.svc.cluster.local", "CN = Internal CA"]);
+        assert_eq!(
+            tls.peer_chain,
+            vec!["CN = aigw.ai-gateway.svc.cluster.local"]
+        );
+        assert_eq!(
+            tls.verified_chain,
+            vec!["CN = aigw.ai-gateway.svc.cluster.local", "CN = Internal CA"]
+        );
         assert!(o.rejected);
         assert_eq!(o.alert.as_deref(), Some("certificate required"));
         assert!(o.error.is_none());
@@ -203,12 +253,29 @@ mod tests {
     }
 
     #[test]
+    fn finds_an_answer_glued_to_a_hex_dump() {
+        let mut o = Observation::default();
+        let stdout = format!(
+            "{STDOUT}    0150 - b6 66 64 e5 1a 05 24 HTTP/1.1 200 OK\r\nServer: nginx\n\nbody\n"
+        );
+        parse(&mut o, 0, &stdout, "");
+        assert_eq!(o.response.map(|r| r.status), Some(200));
+    }
+
+    #[test]
     fn parses_an_http_answer() {
         let mut o = Observation::default();
-        let stdout = format!("{STDOUT}HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{{\"object\":\"list\"}}\n");
+        let stdout = format!(
+            "{STDOUT}HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{{\"object\":\"list\"}}\n"
+        );
         parse(&mut o, 0, &stdout, "depth=0 CN = x\n");
         assert_eq!(o.response.as_ref().map(|r| r.status), Some(200));
-        assert!(o.response.expect("response").body.contains("\"object\":\"list\""));
+        assert!(
+            o.response
+                .expect("response")
+                .body
+                .contains("\"object\":\"list\"")
+        );
         assert!(!o.rejected);
     }
 }

@@ -14,9 +14,18 @@ pub use spec::{CheckSpec, Expect, IdentitySpec, ScenarioFile, StepSpec, TrustSpe
 /// Our mock components' manifests, kept once in `manifests/components/` and
 /// built into the binary so a scenario folder anywhere can use them.
 pub const COMPONENTS: &[(&str, &str)] = &[
-    ("webui", include_str!("../../../manifests/components/webui.yaml")),
-    ("aigw", include_str!("../../../manifests/components/aigw.yaml")),
-    ("ollama", include_str!("../../../manifests/components/ollama.yaml")),
+    (
+        "webui",
+        include_str!("../../../manifests/components/webui.yaml"),
+    ),
+    (
+        "aigw",
+        include_str!("../../../manifests/components/aigw.yaml"),
+    ),
+    (
+        "ollama",
+        include_str!("../../../manifests/components/ollama.yaml"),
+    ),
 ];
 
 pub const SCENARIO_FILE: &str = "scenario.yaml";
@@ -50,8 +59,17 @@ pub struct Check {
 
 #[derive(Debug, Clone)]
 pub enum Probe {
-    Http { method: Method, url: Url, json: Option<serde_json::Value>, headers: BTreeMap<String, String> },
-    OpenSsl { target: Target, servername: String, send: Option<String> },
+    Http {
+        method: Method,
+        url: Url,
+        json: Option<serde_json::Value>,
+        headers: BTreeMap<String, String>,
+    },
+    OpenSsl {
+        target: Target,
+        servername: String,
+        send: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,14 +93,21 @@ pub enum Target {
     /// Through the ingress controller's port 80 or 443, with SNI and Host = `host`.
     Ingress { host: String, port: u16 },
     /// Straight to a Service port, as a pod in the cluster would.
-    Service { namespace: String, name: String, port: u16, host: String },
+    Service {
+        namespace: String,
+        name: String,
+        port: u16,
+        host: String,
+    },
 }
 
 impl Target {
     /// `<svc>.<ns>.svc.cluster.local` (or `.svc`) is a Service; anything else
     /// is a host served by the ingress controller.
     pub fn parse(host: &str, port: u16) -> Target {
-        let trimmed = host.strip_suffix(".svc.cluster.local").or_else(|| host.strip_suffix(".svc"));
+        let trimmed = host
+            .strip_suffix(".svc.cluster.local")
+            .or_else(|| host.strip_suffix(".svc"));
         if let Some((name, namespace)) = trimmed.and_then(|t| t.split_once('.')) {
             if !namespace.contains('.') {
                 return Target::Service {
@@ -93,7 +118,10 @@ impl Target {
                 };
             }
         }
-        Target::Ingress { host: host.into(), port }
+        Target::Ingress {
+            host: host.into(),
+            port,
+        }
     }
 
     pub fn host(&self) -> &str {
@@ -131,7 +159,11 @@ impl Url {
             None => (rest, "/"),
         };
         let (host, port) = split_host_port(authority, if https { 443 } else { 80 })?;
-        Ok(Url { https, target: Target::parse(host, port), path: path.to_string() })
+        Ok(Url {
+            https,
+            target: Target::parse(host, port),
+            path: path.to_string(),
+        })
     }
 
     pub fn display(&self) -> String {
@@ -148,7 +180,11 @@ impl Url {
 
 pub fn split_host_port(authority: &str, default_port: u16) -> Result<(&str, u16), String> {
     let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse().map_err(|_| format!("`{p}` is not a port number"))?),
+        Some((h, p)) => (
+            h,
+            p.parse()
+                .map_err(|_| format!("`{p}` is not a port number"))?,
+        ),
         None => (authority, default_port),
     };
     if host.is_empty() {
@@ -158,12 +194,24 @@ pub fn split_host_port(authority: &str, default_port: u16) -> Result<(&str, u16)
 }
 
 impl Scenario {
+    /// The state the scenario expects for a resource (`Kind ns/name`).
+    pub fn expected_state(&self, id: &str) -> &str {
+        self.spec
+            .resource_states
+            .get(id)
+            .map(String::as_str)
+            .unwrap_or("Valid")
+    }
+
     pub fn origin_of(&self, path: &str) -> Origin {
         self.doc.origin_of(path)
     }
 
     pub fn error(&self, path: &str, message: impl Into<String>) -> ScenarioError {
-        ManifestError { origin: self.origin_of(path), message: message.into() }
+        ManifestError {
+            origin: self.origin_of(path),
+            message: message.into(),
+        }
     }
 
     pub fn object(&self, id: &ObjectRef) -> Option<&Object> {
@@ -194,23 +242,40 @@ impl Scenario {
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
             .unwrap_or_else(|| "scenario".into());
         let name = spec.name.clone().unwrap_or(folder_name);
-        let err = |path: &str, message: String| ManifestError { origin: doc.origin_of(path), message };
+        let err = |path: &str, message: String| ManifestError {
+            origin: doc.origin_of(path),
+            message,
+        };
         if !valid_slug(&name) {
-            return Err(err("name", format!("scenario name `{name}` must use a-z, 0-9 and '-'")));
+            return Err(err(
+                "name",
+                format!("scenario name `{name}` must use a-z, 0-9 and '-'"),
+            ));
         }
 
         let objects = load_objects(dir, &doc, &spec)?;
-        let mut scenario = Scenario { name, dir: dir.to_path_buf(), spec, doc, objects, checks: Vec::new() };
+        let mut scenario = Scenario {
+            name,
+            dir: dir.to_path_buf(),
+            spec,
+            doc,
+            objects,
+            checks: Vec::new(),
+        };
         scenario.checks = validate(&scenario)?;
         Ok(scenario)
     }
 
     /// Apply a mutation's patch, giving a scenario whose `breaks` checks must fail.
     pub fn mutated(&self, mutation: &spec::MutationSpec) -> Result<Scenario, ScenarioError> {
-        let id = spec::parse_object_ref(&mutation.patch.object).map_err(|m| self.error("mutations", m))?;
+        let id = spec::parse_object_ref(&mutation.patch.object)
+            .map_err(|m| self.error("mutations", m))?;
         let mut copy = self.clone();
         let Some(slot) = copy.objects.iter_mut().find(|o| o.id == id) else {
-            return Err(self.error("mutations", format!("mutation `{}`: no {id} in the scenario", mutation.name)));
+            return Err(self.error(
+                "mutations",
+                format!("mutation `{}`: no {id} in the scenario", mutation.name),
+            ));
         };
         let mut json = slot.to_json();
         manifest::merge_patch(&mut json, &mutation.patch.merge);
@@ -221,18 +286,29 @@ impl Scenario {
 }
 
 pub fn valid_slug(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn load_objects(dir: &Path, doc: &Document, spec: &ScenarioFile) -> Result<Vec<Object>, ScenarioError> {
+fn load_objects(
+    dir: &Path,
+    doc: &Document,
+    spec: &ScenarioFile,
+) -> Result<Vec<Object>, ScenarioError> {
     let files: Vec<PathBuf> = match &spec.manifests {
         Some(list) => list.iter().map(|f| dir.join(f)).collect(),
         None => {
             let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-                .map_err(|e| ManifestError { origin: Origin::file(dir), message: format!("cannot list: {e}") })?
+                .map_err(|e| ManifestError {
+                    origin: Origin::file(dir),
+                    message: format!("cannot list: {e}"),
+                })?
                 .filter_map(|entry| entry.ok().map(|e| e.path()))
                 .filter(|p| {
-                    let is_yaml = matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+                    let is_yaml =
+                        matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
                     is_yaml && p.file_name().is_some_and(|n| n != SCENARIO_FILE)
                 })
                 .collect();
@@ -256,11 +332,19 @@ fn load_objects(dir: &Path, doc: &Document, spec: &ScenarioFile) -> Result<Vec<O
             let known: Vec<_> = COMPONENTS.iter().map(|(n, _)| *n).collect();
             return Err(ManifestError {
                 origin: doc.origin_of(&path),
-                message: format!("unknown component `{}` (known: {})", component.name, known.join(", ")),
+                message: format!(
+                    "unknown component `{}` (known: {})",
+                    component.name,
+                    known.join(", ")
+                ),
             });
         };
         let virtual_path = PathBuf::from(format!("manifests/components/{}.yaml", component.name));
-        objects.extend(manifest::load_text(text, &virtual_path, &component.namespace)?);
+        objects.extend(manifest::load_text(
+            text,
+            &virtual_path,
+            &component.namespace,
+        )?);
     }
     let mut seen: BTreeMap<ObjectRef, Origin> = BTreeMap::new();
     for object in &objects {
@@ -279,16 +363,27 @@ fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
     let spec = &s.spec;
     for (name, identity) in &spec.identities {
         let path = format!("identities.{name}");
-        let sources = [identity.secret.is_some(), identity.files.is_some(), identity.issue.is_some()];
+        let sources = [
+            identity.secret.is_some(),
+            identity.files.is_some(),
+            identity.issue.is_some(),
+        ];
         if sources.iter().filter(|x| **x).count() != 1 {
-            return Err(s.error(&path, format!("identity `{name}` needs exactly one of secret, files, issue")));
+            return Err(s.error(
+                &path,
+                format!("identity `{name}` needs exactly one of secret, files, issue"),
+            ));
         }
         if let Some(secret) = &identity.secret {
             spec::split_key(secret).map_err(|m| s.error(&format!("{path}.secret"), m))?;
         }
         if let Some(issue) = &identity.issue {
             let signer = &issue.signed_by;
-            let n = [signer.secret.is_some(), signer.files.is_some(), signer.new_ca.is_some()];
+            let n = [
+                signer.secret.is_some(),
+                signer.files.is_some(),
+                signer.new_ca.is_some(),
+            ];
             if n.iter().filter(|x| **x).count() != 1 {
                 return Err(s.error(
                     &format!("{path}.issue.signedBy"),
@@ -296,17 +391,28 @@ fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
                 ));
             }
             if issue.expired && issue.not_yet_valid {
-                return Err(s.error(&format!("{path}.issue"), "an identity cannot be both expired and not yet valid"));
+                return Err(s.error(
+                    &format!("{path}.issue"),
+                    "an identity cannot be both expired and not yet valid",
+                ));
             }
         }
     }
     for (name, trust) in &spec.trust {
         if trust.secret.is_some() == trust.file.is_some() {
-            return Err(s.error(&format!("trust.{name}"), format!("trust `{name}` needs exactly one of secret, file")));
+            return Err(s.error(
+                &format!("trust.{name}"),
+                format!("trust `{name}` needs exactly one of secret, file"),
+            ));
         }
     }
     for (i, step) in spec.steps.iter().enumerate() {
-        let n = [step.openssl.is_some(), step.write_file.is_some(), step.create_secret.is_some(), step.copy_secret.is_some()];
+        let n = [
+            step.openssl.is_some(),
+            step.write_file.is_some(),
+            step.create_secret.is_some(),
+            step.copy_secret.is_some(),
+        ];
         if n.iter().filter(|x| **x).count() != 1 {
             return Err(s.error(
                 &format!("steps[{i}]"),
@@ -321,32 +427,56 @@ fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
         let path = format!("checks[{i}]");
         let err = |field: &str, m: String| s.error(&format!("{path}{field}"), m);
         if !valid_check_name(&c.name) {
-            return Err(err(".name", format!("check name `{}` must use a-z, 0-9, '-' and '_'", c.name)));
+            return Err(err(
+                ".name",
+                format!("check name `{}` must use a-z, 0-9, '-' and '_'", c.name),
+            ));
         }
         if !names.insert(c.name.clone()) {
             return Err(err(".name", format!("two checks are named `{}`", c.name)));
         }
         let verbs = [c.get.is_some(), c.post.is_some(), c.openssl.is_some()];
         if verbs.iter().filter(|x| **x).count() != 1 {
-            return Err(err("", format!("check `{}` needs exactly one of get, post, openssl", c.name)));
+            return Err(err(
+                "",
+                format!("check `{}` needs exactly one of get, post, openssl", c.name),
+            ));
         }
         for (what, reference, known) in [
-            ("identity", &c.identity, spec.identities.contains_key(c.identity.as_deref().unwrap_or(""))),
-            ("trust", &c.trust, spec.trust.contains_key(c.trust.as_deref().unwrap_or(""))),
+            (
+                "identity",
+                &c.identity,
+                spec.identities
+                    .contains_key(c.identity.as_deref().unwrap_or("")),
+            ),
+            (
+                "trust",
+                &c.trust,
+                spec.trust.contains_key(c.trust.as_deref().unwrap_or("")),
+            ),
         ] {
             if let Some(r) = reference {
                 if !known {
-                    return Err(err(&format!(".{what}"), format!("no {what} named `{r}` in this scenario")));
+                    return Err(err(
+                        &format!(".{what}"),
+                        format!("no {what} named `{r}` in this scenario"),
+                    ));
                 }
             }
         }
         if c.expect.is_empty() {
-            return Err(err(".expect", format!("check `{}` expects nothing, so it could never fail", c.name)));
+            return Err(err(
+                ".expect",
+                format!("check `{}` expects nothing, so it could never fail", c.name),
+            ));
         }
         let probe = if let Some(target) = &c.openssl {
             let (host, port) = split_host_port(target, 443).map_err(|m| err(".openssl", m))?;
             if c.json.is_some() || !c.headers.is_empty() {
-                return Err(err("", "json and headers go with get/post; openssl sends `send`".into()));
+                return Err(err(
+                    "",
+                    "json and headers go with get/post; openssl sends `send`".into(),
+                ));
             }
             Probe::OpenSsl {
                 target: Target::parse(host, port),
@@ -366,7 +496,12 @@ fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
             if method == Method::Get && c.json.is_some() {
                 return Err(err(".json", "a GET carries no body".into()));
             }
-            Probe::Http { method, url, json: c.json.clone(), headers: c.headers.clone() }
+            Probe::Http {
+                method,
+                url,
+                json: c.json.clone(),
+                headers: c.headers.clone(),
+            }
         };
         checks.push(Check {
             name: c.name.clone(),
@@ -379,14 +514,34 @@ fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
         });
     }
 
+    for (key, state) in &spec.resource_states {
+        let path = format!("resourceStates.{key}");
+        let id = spec::parse_object_ref(key).map_err(|e| s.error(&path, e))?;
+        if s.object(&id).is_none() {
+            return Err(s.error(&path, format!("no {id} in this scenario")));
+        }
+        if !matches!(state.as_str(), "Valid" | "Warning" | "Invalid") {
+            return Err(s.error(
+                &path,
+                format!("state `{state}` is not Valid, Warning or Invalid"),
+            ));
+        }
+    }
     for (i, m) in spec.mutations.iter().enumerate() {
         let path = format!("mutations[{i}]");
-        let id = spec::parse_object_ref(&m.patch.object).map_err(|e| s.error(&format!("{path}.patch.object"), e))?;
+        let id = spec::parse_object_ref(&m.patch.object)
+            .map_err(|e| s.error(&format!("{path}.patch.object"), e))?;
         if s.object(&id).is_none() {
-            return Err(s.error(&format!("{path}.patch.object"), format!("no {id} in this scenario")));
+            return Err(s.error(
+                &format!("{path}.patch.object"),
+                format!("no {id} in this scenario"),
+            ));
         }
         if m.breaks.is_empty() {
-            return Err(s.error(&format!("{path}.breaks"), "a mutation must name the checks it breaks"));
+            return Err(s.error(
+                &format!("{path}.breaks"),
+                "a mutation must name the checks it breaks",
+            ));
         }
         for b in &m.breaks {
             if !names.contains(b) {
@@ -399,7 +554,9 @@ fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
 
 fn valid_check_name(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 /// Every scenario folder under `root` (folders holding a scenario.yaml), by name.
@@ -431,7 +588,10 @@ mod tests {
                 host: "aigw.ai-gateway.svc.cluster.local".into()
             }
         );
-        assert!(matches!(Target::parse("open-webui.example.com", 443), Target::Ingress { .. }));
+        assert!(matches!(
+            Target::parse("open-webui.example.com", 443),
+            Target::Ingress { .. }
+        ));
     }
 
     #[test]

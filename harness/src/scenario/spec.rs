@@ -35,6 +35,11 @@ pub struct ScenarioFile {
     #[serde(default)]
     pub steps: Vec<StepSpec>,
     pub checks: Vec<CheckSpec>,
+    /// Controller states the scenario expects, `Kind ns/name: Valid|Warning|Invalid`.
+    /// Every VirtualServer and Policy not listed is expected Valid; any other state
+    /// stops the run with the controller's message.
+    #[serde(default)]
+    pub resource_states: BTreeMap<String, String>,
     /// Deliberate breakages that prove the checks can fail.
     #[serde(default)]
     pub mutations: Vec<MutationSpec>,
@@ -304,7 +309,9 @@ pub fn parse_object_ref(text: &str) -> Result<ObjectRef, String> {
 /// Split `ns/name`.
 pub fn split_key(key: &str) -> Result<(&str, &str), String> {
     match key.split_once('/') {
-        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => Ok((ns, name)),
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns, name))
+        }
         _ => Err(format!("`{key}` should read `namespace/name`")),
     }
 }

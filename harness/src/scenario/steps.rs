@@ -23,14 +23,22 @@ pub enum StepError {
     #[error("{origin}: {message}")]
     Invalid { origin: Origin, message: String },
     #[error("{origin}: `openssl {args}` failed ({status}): {stderr}")]
-    Openssl { origin: Origin, args: String, status: String, stderr: String },
+    Openssl {
+        origin: Origin,
+        args: String,
+        status: String,
+        stderr: String,
+    },
     #[error("{origin}: {message}")]
     Environment { origin: Origin, message: String },
 }
 
 impl From<ManifestError> for StepError {
     fn from(e: ManifestError) -> Self {
-        StepError::Invalid { origin: e.origin, message: e.message }
+        StepError::Invalid {
+            origin: e.origin,
+            message: e.message,
+        }
     }
 }
 
@@ -44,7 +52,11 @@ pub struct SecretData {
 /// Where `copySecret` reads its source from (the in-memory store, or the cluster,
 /// which may have to wait for cert-manager).
 pub trait SecretSource {
-    fn secret(&self, namespace: &str, name: &str) -> impl Future<Output = Result<Option<SecretData>, String>> + Send;
+    fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<SecretData>, String>> + Send;
 }
 
 /// Runs steps for one scenario.
@@ -61,11 +73,18 @@ impl StepRunner<'_> {
     }
 
     fn invalid(&self, index: usize, message: impl Into<String>) -> StepError {
-        StepError::Invalid { origin: self.origin(index), message: message.into() }
+        StepError::Invalid {
+            origin: self.origin(index),
+            message: message.into(),
+        }
     }
 
     /// Run step `index`; returns the objects it creates.
-    pub async fn run(&self, index: usize, source: &impl SecretSource) -> Result<Vec<Object>, StepError> {
+    pub async fn run(
+        &self,
+        index: usize,
+        source: &impl SecretSource,
+    ) -> Result<Vec<Object>, StepError> {
         let step = &self.scenario.spec.steps[index];
         if let Some(args) = &step.openssl {
             self.openssl(index, args).await?;
@@ -73,8 +92,9 @@ impl StepRunner<'_> {
         }
         if let Some(write) = &step.write_file {
             let path = self.work_path(index, &write.path)?;
-            std::fs::write(&path, &write.content)
-                .map_err(|e| self.invalid(index, format!("cannot write {}: {e}", path.display())))?;
+            std::fs::write(&path, &write.content).map_err(|e| {
+                self.invalid(index, format!("cannot write {}: {e}", path.display()))
+            })?;
             return Ok(Vec::new());
         }
         if let Some(create) = &step.create_secret {
@@ -90,7 +110,10 @@ impl StepRunner<'_> {
     fn work_path(&self, index: usize, relative: &str) -> Result<PathBuf, StepError> {
         let p = Path::new(relative);
         if p.is_absolute() || p.components().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(self.invalid(index, format!("`{relative}` must be a plain file name in the work folder")));
+            return Err(self.invalid(
+                index,
+                format!("`{relative}` must be a plain file name in the work folder"),
+            ));
         }
         Ok(self.workdir.join(p))
     }
@@ -145,15 +168,23 @@ impl StepRunner<'_> {
                     i += 1;
                 }
                 other => {
-                    return Err(self.invalid(index, format!("openssl genrsa: option `{other}` is not supported here")));
+                    return Err(self.invalid(
+                        index,
+                        format!("openssl genrsa: option `{other}` is not supported here"),
+                    ));
                 }
             }
         }
         let out = out.ok_or_else(|| self.invalid(index, "openssl genrsa needs -out FILE"))?;
         let path = self.work_path(index, &out)?;
-        let key = self.keys.take(KeyAlgorithm::Rsa(bits)).map_err(|e| self.invalid(index, e.to_string()))?;
-        let pem = encode_key(&key, KeyEncoding::Pkcs8).map_err(|e| self.invalid(index, e.to_string()))?;
-        write_private(&path, pem.as_bytes()).map_err(|e| self.invalid(index, format!("cannot write {out}: {e}")))
+        let key = self
+            .keys
+            .take(KeyAlgorithm::Rsa(bits))
+            .map_err(|e| self.invalid(index, e.to_string()))?;
+        let pem =
+            encode_key(&key, KeyEncoding::Pkcs8).map_err(|e| self.invalid(index, e.to_string()))?;
+        write_private(&path, pem.as_bytes())
+            .map_err(|e| self.invalid(index, format!("cannot write {out}: {e}")))
     }
 
     fn create_secret(&self, index: usize, create: &CreateSecret) -> Result<Object, StepError> {
@@ -161,32 +192,62 @@ impl StepRunner<'_> {
         let mut data = BTreeMap::new();
         for (key, file) in &create.from_files {
             let path = self.work_path(index, file)?;
-            let bytes = std::fs::read(&path).map_err(|e| self.invalid(index, format!("cannot read {file}: {e}")))?;
+            let bytes = std::fs::read(&path)
+                .map_err(|e| self.invalid(index, format!("cannot read {file}: {e}")))?;
             data.insert(key.clone(), bytes);
         }
         if create.type_ == "kubernetes.io/tls" {
             check_tls_pair(&data).map_err(|m| self.invalid(index, m))?;
         }
-        secret_object(namespace, name, &create.type_, &data, &create.labels, &self.origin(index))
+        secret_object(
+            namespace,
+            name,
+            &create.type_,
+            &data,
+            &create.labels,
+            &self.origin(index),
+        )
     }
 
-    async fn copy_secret(&self, index: usize, copy: &CopySecret, source: &impl SecretSource) -> Result<Object, StepError> {
+    async fn copy_secret(
+        &self,
+        index: usize,
+        copy: &CopySecret,
+        source: &impl SecretSource,
+    ) -> Result<Object, StepError> {
         let (from_ns, from_name) = split_key(&copy.from).map_err(|m| self.invalid(index, m))?;
         let (to_ns, to_name) = split_key(&copy.to).map_err(|m| self.invalid(index, m))?;
         let found = source
             .secret(from_ns, from_name)
             .await
-            .map_err(|m| StepError::Environment { origin: self.origin(index), message: m })?
+            .map_err(|m| StepError::Environment {
+                origin: self.origin(index),
+                message: m,
+            })?
             .ok_or_else(|| self.invalid(index, format!("Secret {} does not exist", copy.from)))?;
         let mut data = BTreeMap::new();
         for (new_key, old_key) in &copy.data {
             let value = found.data.get(old_key).ok_or_else(|| {
                 let have: Vec<_> = found.data.keys().cloned().collect();
-                self.invalid(index, format!("Secret {} has no key `{old_key}` (it has: {})", copy.from, have.join(", ")))
+                self.invalid(
+                    index,
+                    format!(
+                        "Secret {} has no key `{old_key}` (it has: {})",
+                        copy.from,
+                        have.join(", ")
+                    ),
+                )
             })?;
             data.insert(new_key.clone(), value.clone());
         }
-        secret_object(to_ns, to_name, &copy.type_, &data, &BTreeMap::new(), &self.origin(index))
+        secret_object(
+            to_ns,
+            to_name,
+            &copy.type_,
+            &data,
+            &BTreeMap::new(),
+            &self.origin(index),
+        )
     }
 }
 
@@ -200,25 +261,44 @@ pub fn describe(step: &StepSpec) -> String {
     }
     if let Some(c) = &step.create_secret {
         let (ns, name) = split_key(&c.name).unwrap_or(("?", &c.name));
-        let mut cmd = match (c.type_.as_str(), c.from_files.get("tls.crt"), c.from_files.get("tls.key")) {
+        let mut cmd = match (
+            c.type_.as_str(),
+            c.from_files.get("tls.crt"),
+            c.from_files.get("tls.key"),
+        ) {
             ("kubernetes.io/tls", Some(cert), Some(key)) if c.from_files.len() == 2 => {
                 format!("kubectl create secret tls {name} --cert={cert} --key={key} -n {ns}")
             }
             _ => {
-                let files: Vec<_> = c.from_files.iter().map(|(k, f)| format!("--from-file={k}={f}")).collect();
-                format!("kubectl create secret generic {name} --type={} {} -n {ns}", c.type_, files.join(" "))
+                let files: Vec<_> = c
+                    .from_files
+                    .iter()
+                    .map(|(k, f)| format!("--from-file={k}={f}"))
+                    .collect();
+                format!(
+                    "kubectl create secret generic {name} --type={} {} -n {ns}",
+                    c.type_,
+                    files.join(" ")
+                )
             }
         };
         if !c.labels.is_empty() {
             let labels: Vec<_> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            cmd.push_str(&format!("\nkubectl label secrets {name} {} -n {ns}", labels.join(" ")));
+            cmd.push_str(&format!(
+                "\nkubectl label secrets {name} {} -n {ns}",
+                labels.join(" ")
+            ));
         }
         return cmd;
     }
     if let Some(c) = &step.copy_secret {
         let (from_ns, from_name) = split_key(&c.from).unwrap_or(("?", &c.from));
         let (to_ns, to_name) = split_key(&c.to).unwrap_or(("?", &c.to));
-        let data: Vec<_> = c.data.iter().map(|(k, v)| format!("\"{k}\": .data.\"{v}\"")).collect();
+        let data: Vec<_> = c
+            .data
+            .iter()
+            .map(|(k, v)| format!("\"{k}\": .data.\"{v}\""))
+            .collect();
         return format!(
             "kubectl get secret {from_name} -n {from_ns} -o json | jq '.type=\"{}\" | .data={{{}}} | \
              .metadata={{\"name\": \"{to_name}\", \"namespace\": \"{to_ns}\"}}' | kubectl apply -f -",
@@ -254,8 +334,10 @@ fn secret_object(
     origin: &Origin,
 ) -> Result<Object, StepError> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let encoded: serde_json::Map<String, serde_json::Value> =
-        data.iter().map(|(k, v)| (k.clone(), json!(b64.encode(v)))).collect();
+    let encoded: serde_json::Map<String, serde_json::Value> = data
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(b64.encode(v))))
+        .collect();
     let mut metadata = json!({"name": name, "namespace": namespace});
     if !labels.is_empty() {
         metadata["labels"] = json!(labels);
@@ -266,11 +348,16 @@ fn secret_object(
 
 /// `kubectl create secret tls` refuses a certificate and key that do not match.
 pub fn check_tls_pair(data: &BTreeMap<String, Vec<u8>>) -> Result<(), String> {
-    let cert = data.get("tls.crt").ok_or("a kubernetes.io/tls Secret needs tls.crt")?;
-    let key = data.get("tls.key").ok_or("a kubernetes.io/tls Secret needs tls.key")?;
+    let cert = data
+        .get("tls.crt")
+        .ok_or("a kubernetes.io/tls Secret needs tls.crt")?;
+    let key = data
+        .get("tls.key")
+        .ok_or("a kubernetes.io/tls Secret needs tls.key")?;
     let cert = String::from_utf8_lossy(cert);
     let key = String::from_utf8_lossy(key);
-    let key = rcgen::KeyPair::from_pem(&key).map_err(|e| format!("tls.key is not a private key: {e}"))?;
+    let key =
+        rcgen::KeyPair::from_pem(&key).map_err(|e| format!("tls.key is not a private key: {e}"))?;
     let leaf = crate::pki::split_certs(&cert).map_err(|e| e.to_string())?;
     let leaf = leaf.first().ok_or("tls.crt holds no certificate")?;
     let spki = crate::pki::inspect::public_key_bits(leaf).map_err(|e| e.to_string())?;
@@ -284,7 +371,12 @@ pub fn check_tls_pair(data: &BTreeMap<String, Vec<u8>>) -> Result<(), String> {
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(bytes)
 }
 
@@ -371,7 +463,10 @@ mod tests {
             .expect("words");
         assert_eq!(w.last().map(String::as_str), Some("/CN=Internal CA"));
         assert_eq!(w.len(), 13);
-        assert_eq!(shell_words("a 'b c' d\\ e").expect("words"), vec!["a", "b c", "d e"]);
+        assert_eq!(
+            shell_words("a 'b c' d\\ e").expect("words"),
+            vec!["a", "b c", "d e"]
+        );
         assert!(shell_words("a \"b").is_err());
     }
 }

@@ -34,7 +34,13 @@ pub fn resolve(
         let err = |m: String| scenario.error(&path, format!("identity `{name}`: {m}"));
         let (chain_pem, key_pem) = if let Some(key) = &spec.secret {
             let secret = lookup(secrets, key).map_err(err)?;
-            let get = |k: &str| secret.data.get(k).map(|b| text(b)).ok_or_else(|| format!("Secret {key} has no {k}"));
+            let get = |k: &str| {
+                secret
+                    .data
+                    .get(k)
+                    .map(|b| text(b))
+                    .ok_or_else(|| format!("Secret {key} has no {k}"))
+            };
             (get("tls.crt").map_err(err)?, get("tls.key").map_err(err)?)
         } else if let Some(files) = &spec.files {
             read_files(workdir, files).map_err(err)?
@@ -47,34 +53,63 @@ pub fn resolve(
         let key_path = out.join(format!("{name}.key"));
         std::fs::write(&cert_path, &chain_pem).map_err(|e| err(e.to_string()))?;
         write_private(&key_path, key_pem.as_bytes()).map_err(|e| err(e.to_string()))?;
-        identities.insert(name.clone(), Identity { name: name.clone(), chain_pem, key_pem, cert_path, key_path });
+        identities.insert(
+            name.clone(),
+            Identity {
+                name: name.clone(),
+                chain_pem,
+                key_pem,
+                cert_path,
+                key_path,
+            },
+        );
     }
     let mut trust = BTreeMap::new();
     for (name, spec) in &scenario.spec.trust {
-        let err = |m: String| scenario.error(&format!("trust.{name}"), format!("trust `{name}`: {m}"));
+        let err =
+            |m: String| scenario.error(&format!("trust.{name}"), format!("trust `{name}`: {m}"));
         let pem = if let Some(key) = &spec.secret {
             let secret = lookup(secrets, key).map_err(err)?;
             let field = spec.key.as_deref().unwrap_or("ca.crt");
-            secret.data.get(field).map(|b| text(b)).ok_or_else(|| err(format!("Secret {key} has no {field}")))?
+            secret
+                .data
+                .get(field)
+                .map(|b| text(b))
+                .ok_or_else(|| err(format!("Secret {key} has no {field}")))?
         } else if let Some(file) = &spec.file {
-            std::fs::read_to_string(workdir.join(file)).map_err(|e| err(format!("cannot read {file}: {e}")))?
+            std::fs::read_to_string(workdir.join(file))
+                .map_err(|e| err(format!("cannot read {file}: {e}")))?
         } else {
             return Err(err("no source".into()));
         };
         let path = out.join(format!("{name}.ca.pem"));
         std::fs::write(&path, &pem).map_err(|e| err(e.to_string()))?;
-        trust.insert(name.clone(), Trust { name: name.clone(), pem, path });
+        trust.insert(
+            name.clone(),
+            Trust {
+                name: name.clone(),
+                pem,
+                path,
+            },
+        );
     }
     Ok(Probes { identities, trust })
 }
 
-fn lookup<'a>(secrets: &'a BTreeMap<String, SecretData>, key: &str) -> Result<&'a SecretData, String> {
+fn lookup<'a>(
+    secrets: &'a BTreeMap<String, SecretData>,
+    key: &str,
+) -> Result<&'a SecretData, String> {
     split_key(key)?;
-    secrets.get(key).ok_or_else(|| format!("Secret {key} does not exist"))
+    secrets
+        .get(key)
+        .ok_or_else(|| format!("Secret {key} does not exist"))
 }
 
 fn read_files(workdir: &Path, files: &CertFiles) -> Result<(String, String), String> {
-    let read = |f: &str| std::fs::read_to_string(workdir.join(f)).map_err(|e| format!("cannot read {f}: {e}"));
+    let read = |f: &str| {
+        std::fs::read_to_string(workdir.join(f)).map_err(|e| format!("cannot read {f}: {e}"))
+    };
     Ok((read(&files.cert)?, read(&files.key)?))
 }
 
@@ -87,7 +122,13 @@ fn issue_identity(
     let signer = &issue.signed_by;
     let authority = if let Some(key) = &signer.secret {
         let secret = lookup(secrets, key)?;
-        let get = |k: &str| secret.data.get(k).map(|b| text(b)).ok_or_else(|| format!("Secret {key} has no {k}"));
+        let get = |k: &str| {
+            secret
+                .data
+                .get(k)
+                .map(|b| text(b))
+                .ok_or_else(|| format!("Secret {key} has no {k}"))
+        };
         Authority::from_pem(&get("tls.crt")?, &get("tls.key")?).map_err(e)?
     } else if let Some(files) = &signer.files {
         let (cert, key) = read_files(workdir, files)?;
@@ -97,7 +138,10 @@ fn issue_identity(
         new_ca(cn, None)?
     };
     let (signing, intermediate_pem) = if issue.via_intermediate {
-        let intermediate = new_ca(&format!("{} intermediate", issue.common_name), Some(&authority))?;
+        let intermediate = new_ca(
+            &format!("{} intermediate", issue.common_name),
+            Some(&authority),
+        )?;
         let pem = intermediate.cert_pem.clone();
         (intermediate, Some(pem))
     } else {
@@ -105,11 +149,17 @@ fn issue_identity(
     };
     let now = time::OffsetDateTime::now_utc();
     let (not_before, not_after) = if issue.expired {
-        (now - time::Duration::days(2), now - time::Duration::hours(1))
+        (
+            now - time::Duration::days(2),
+            now - time::Duration::hours(1),
+        )
     } else if issue.not_yet_valid {
         (now + time::Duration::days(1), now + time::Duration::days(2))
     } else {
-        (now - time::Duration::minutes(5), now + time::Duration::days(1))
+        (
+            now - time::Duration::minutes(5),
+            now + time::Duration::days(1),
+        )
     };
     let mut spec = CertSpec::new(&issue.common_name, time::Duration::days(1));
     spec.subject.organizations = issue.organizations.clone();
@@ -121,7 +171,11 @@ fn issue_identity(
             .iter()
             .map(|u| Usage::from_cert_manager(u).ok_or_else(|| format!("unknown usage `{u}`")))
             .collect::<Result<_, _>>()?,
-        None => vec![Usage::DigitalSignature, Usage::KeyEncipherment, Usage::ClientAuth],
+        None => vec![
+            Usage::DigitalSignature,
+            Usage::KeyEncipherment,
+            Usage::ClientAuth,
+        ],
     };
     let key = KeyAlgorithm::Ecdsa(256).generate().map_err(e)?;
     let leaf = pki::issue(&spec, key, Some(&signing)).map_err(e)?;
@@ -129,7 +183,10 @@ fn issue_identity(
     if let Some(pem) = intermediate_pem {
         chain.push_str(&pem);
     }
-    Ok((chain, pki::encode_key(&leaf.key, KeyEncoding::Pkcs8).map_err(e)?))
+    Ok((
+        chain,
+        pki::encode_key(&leaf.key, KeyEncoding::Pkcs8).map_err(e)?,
+    ))
 }
 
 fn new_ca(common_name: &str, parent: Option<&Authority>) -> Result<Authority, String> {
@@ -137,7 +194,12 @@ fn new_ca(common_name: &str, parent: Option<&Authority>) -> Result<Authority, St
     spec.not_before = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
     spec.is_ca = true;
     spec.usages = vec![Usage::DigitalSignature, Usage::CertSign, Usage::CrlSign];
-    let key = KeyAlgorithm::Ecdsa(256).generate().map_err(|e| e.to_string())?;
+    let key = KeyAlgorithm::Ecdsa(256)
+        .generate()
+        .map_err(|e| e.to_string())?;
     let issued = pki::issue(&spec, key, parent).map_err(|e| e.to_string())?;
-    Ok(Authority { cert_pem: issued.cert_pem, key: issued.key })
+    Ok(Authority {
+        cert_pem: issued.cert_pem,
+        key: issued.key,
+    })
 }

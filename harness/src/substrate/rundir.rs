@@ -29,7 +29,10 @@ impl RunDir {
     pub fn subdir(&self, name: &str) -> std::io::Result<PathBuf> {
         use std::os::unix::fs::DirBuilderExt;
         let path = self.dir.path().join(name);
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&path)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&path)?;
         Ok(path)
     }
 }
@@ -43,14 +46,21 @@ fn alive(pid: i32) -> bool {
 /// Returns what was cleaned, for the log.
 pub fn sweep_stale() -> Vec<String> {
     let mut cleaned = Vec::new();
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return cleaned };
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return cleaned;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
-        let is_ours = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(PREFIX));
+        let is_ours = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(PREFIX));
         if !is_ours || !path.is_dir() {
             continue;
         }
-        let owner = std::fs::read_to_string(path.join(OWNER)).ok().and_then(|t| t.trim().parse::<i32>().ok());
+        let owner = std::fs::read_to_string(path.join(OWNER))
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok());
         match owner {
             Some(pid) if alive(pid) => continue,
             None => continue,
@@ -58,7 +68,10 @@ pub fn sweep_stale() -> Vec<String> {
         }
         let mut stopped = 0;
         for pid_file in find_files(&path, "nginx.pid") {
-            if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|t| t.trim().parse::<i32>().ok()) {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok())
+            {
                 if alive(pid) {
                     signal_group(pid, libc::SIGKILL);
                     stopped += 1;
@@ -66,7 +79,10 @@ pub fn sweep_stale() -> Vec<String> {
             }
         }
         if std::fs::remove_dir_all(&path).is_ok() {
-            cleaned.push(format!("{} (left by a run that ended abruptly; stopped {stopped} nginx)", path.display()));
+            cleaned.push(format!(
+                "{} (left by a run that ended abruptly; stopped {stopped} nginx)",
+                path.display()
+            ));
         }
     }
     cleaned
@@ -74,7 +90,9 @@ pub fn sweep_stale() -> Vec<String> {
 
 fn find_files(dir: &Path, name: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {

@@ -62,10 +62,15 @@ fn secrets_of(objects: &[Object]) -> Result<BTreeMap<String, SecretData>, Manife
 
 /// `kubectl apply` fails for objects in a namespace that does not exist.
 fn check_namespaces(objects: &[Object]) -> Result<(), ManifestError> {
-    let declared: Vec<&str> = objects.iter().filter(|o| o.id.kind == Kind::Namespace).map(|o| o.name()).collect();
+    let declared: Vec<&str> = objects
+        .iter()
+        .filter(|o| o.id.kind == Kind::Namespace)
+        .map(|o| o.name())
+        .collect();
     for o in objects {
         if let Some(ns) = &o.id.namespace {
-            if !matches!(ns.as_str(), "default" | "kube-system") && !declared.contains(&ns.as_str()) {
+            if !matches!(ns.as_str(), "default" | "kube-system") && !declared.contains(&ns.as_str())
+            {
                 return Err(o.error(
                     "metadata",
                     format!("namespace `{ns}` is not declared in the scenario; `kubectl apply` would fail with namespaces \"{ns}\" not found"),
@@ -89,9 +94,15 @@ fn apply(objects: &mut Vec<Object>, new: Vec<Object>) {
 impl Local {
     /// Apply the scenario to an in-memory cluster: cert-manager issues, the
     /// tutorial's steps run, Deployments are read. Nothing is started.
-    pub async fn prepare(&self, scenario: &Scenario, dir: &Path) -> Result<Prepared, SubstrateError> {
+    pub async fn prepare(
+        &self,
+        scenario: &Scenario,
+        dir: &Path,
+    ) -> Result<Prepared, SubstrateError> {
         let workdir = dir.join("work");
-        std::fs::create_dir_all(&workdir).map_err(|e| SubstrateError::Failed(format!("cannot create {}: {e}", workdir.display())))?;
+        std::fs::create_dir_all(&workdir).map_err(|e| {
+            SubstrateError::Failed(format!("cannot create {}: {e}", workdir.display()))
+        })?;
         let mut objects = scenario.objects.clone();
         check_namespaces(&objects)?;
         let mut issued = BTreeMap::new();
@@ -101,7 +112,12 @@ impl Local {
         apply(&mut objects, new);
         secrets = secrets_of(&objects)?;
 
-        let runner = StepRunner { scenario, workdir: &workdir, keys: &self.keys, openssl: &self.openssl };
+        let runner = StepRunner {
+            scenario,
+            workdir: &workdir,
+            keys: &self.keys,
+            openssl: &self.openssl,
+        };
         let mut step_log = Vec::new();
         for (i, step) in scenario.spec.steps.iter().enumerate() {
             step_log.push(steps::describe(step));
@@ -114,7 +130,10 @@ impl Local {
                 secrets = secrets_of(&objects)?;
             }
         }
-        if let Some(stuck) = certmanager::pending(&objects, &issued, &secrets).into_iter().next() {
+        if let Some(stuck) = certmanager::pending(&objects, &issued, &secrets)
+            .into_iter()
+            .next()
+        {
             return Err(stuck.into());
         }
         let pods = pods::plan(&objects, &secrets)?;
@@ -130,7 +149,12 @@ impl Local {
     }
 
     /// Render NIC's configuration for `prepared`.
-    pub fn render(&self, prepared: &Prepared, env: &RenderEnv, endpoints: &dyn nic::Endpoints) -> Result<NicOutput, ManifestError> {
+    pub fn render(
+        &self,
+        prepared: &Prepared,
+        env: &RenderEnv,
+        endpoints: &dyn nic::Endpoints,
+    ) -> Result<NicOutput, ManifestError> {
         nic::configure(&prepared.objects, &prepared.secrets, endpoints, env)
     }
 
@@ -144,15 +168,40 @@ impl Local {
             access_log: &text(dir.join("logs/access.log")),
             temp_dir: &text(dir.join("tmp")),
             modern_tls_defaults: nic::render::modern_tls_defaults_needed(self.nginx.version),
+            // SAFETY: geteuid has no preconditions.
+            run_as_root: unsafe { libc::geteuid() } == 0,
         }
         .render()
     }
 
-    /// Start the scenario's pods and nginx.
-    pub async fn start(&self, prepared: Prepared, dir: &Path) -> Result<LocalDeployment, SubstrateError> {
+    /// Start the scenario's pods and nginx. With `strict`, a resource in a state
+    /// the scenario does not expect, or a pod that cannot start, stops the run
+    /// before nginx starts (a mutated scenario runs with `strict` off).
+    pub async fn start(
+        &self,
+        prepared: Prepared,
+        dir: &Path,
+        strict: bool,
+    ) -> Result<LocalDeployment, SubstrateError> {
         let pods_dir = dir.join("pods");
         std::fs::create_dir_all(&pods_dir).map_err(|e| SubstrateError::Failed(e.to_string()))?;
         let pods = Pods::start(&prepared.pods, &prepared.objects, &pods_dir).await?;
+        if strict {
+            if let Some(n) = pods.not_started.first() {
+                let origin = prepared
+                    .objects
+                    .iter()
+                    .find(|o| o.id.kind == Kind::Deployment && o.id.key() == n.deployment)
+                    .map(|o| o.origin());
+                return Err(SubstrateError::Input(ManifestError {
+                    origin: origin.unwrap_or_else(|| prepared.scenario.origin_of("components")),
+                    message: format!(
+                        "Deployment {} would never become ready: {}",
+                        n.deployment, n.reason
+                    ),
+                }));
+            }
+        }
         let nginx_dir = dir.join("nginx");
         let mut last_error = String::new();
         // A port picked now may be taken before nginx binds it; try a few times.
@@ -160,6 +209,9 @@ impl Local {
             let (http, https) = (free_port()?, free_port()?);
             let env = local_env(&nginx_dir, http, https);
             let nic = self.render(&prepared, &env, &PodEndpoints(&pods))?;
+            if strict {
+                check_states(&prepared.scenario, &nic)?;
+            }
             write_nginx_files(&nginx_dir, &self.main_conf(&env, &nginx_dir), &nic)?;
             let started = NginxProcess::start(
                 &self.nginx,
@@ -171,9 +223,23 @@ impl Local {
             )
             .await;
             match started {
-                Ok(nginx) => return Ok(LocalDeployment { http, https, pods, nginx, nic, prepared, dir: dir.to_path_buf() }),
+                Ok(nginx) => {
+                    return Ok(LocalDeployment {
+                        http,
+                        https,
+                        pods,
+                        nginx,
+                        nic,
+                        prepared,
+                        dir: dir.to_path_buf(),
+                    });
+                }
                 Err(e) if e.contains("Address already in use") => last_error = e,
-                Err(e) => return Err(SubstrateError::Failed(format!("nginx did not start with the rendered configuration: {e}"))),
+                Err(e) => {
+                    return Err(SubstrateError::Failed(format!(
+                        "nginx did not start with the rendered configuration: {e}"
+                    )));
+                }
             }
         }
         Err(SubstrateError::Failed(last_error))
@@ -187,7 +253,12 @@ async fn issue(
     keys: &KeyPool,
 ) -> Result<Vec<Object>, SubstrateError> {
     // Signing waits on the key pool; keep it off the async workers.
-    let (objects, secrets, mut done, keys) = (objects.to_vec(), secrets.clone(), std::mem::take(issued), keys.clone());
+    let (objects, secrets, mut done, keys) = (
+        objects.to_vec(),
+        secrets.clone(),
+        std::mem::take(issued),
+        keys.clone(),
+    );
     let (result, done) = tokio::task::spawn_blocking(move || {
         let r = certmanager::reconcile(&objects, &secrets, &mut done, &keys);
         (r, done)
@@ -196,6 +267,25 @@ async fn issue(
     .map_err(|e| SubstrateError::Failed(format!("issuing certificates: {e}")))?;
     *issued = done;
     Ok(result?)
+}
+
+/// Every resource must be in the state the scenario expects (default Valid).
+pub fn check_states(scenario: &Scenario, nic: &NicOutput) -> Result<(), ManifestError> {
+    for state in &nic.states {
+        let expected = scenario.expected_state(&state.id());
+        if state.state != expected {
+            return Err(ManifestError {
+                origin: state.origin.clone(),
+                message: format!(
+                    "{} would be {}, not {expected}: {} (if that is what the scenario tests, declare it under resourceStates)",
+                    state.id(),
+                    state.state,
+                    state.message
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn free_port() -> Result<SocketAddr, SubstrateError> {
@@ -216,7 +306,8 @@ pub fn local_env(nginx_dir: &Path, http: SocketAddr, https: SocketAddr) -> Rende
 }
 
 fn write_nginx_files(dir: &Path, main: &str, nic: &NicOutput) -> Result<(), SubstrateError> {
-    let fail = |e: std::io::Error| SubstrateError::Failed(format!("writing the nginx configuration: {e}"));
+    let fail =
+        |e: std::io::Error| SubstrateError::Failed(format!("writing the nginx configuration: {e}"));
     for sub in ["conf.d", "secrets", "logs", "tmp", "run"] {
         let path = dir.join(sub);
         if sub == "conf.d" && path.exists() {
@@ -243,7 +334,10 @@ struct PodEndpoints<'a>(&'a Pods);
 
 impl nic::Endpoints for PodEndpoints<'_> {
     fn lookup(&self, namespace: &str, service: &str, port: u16) -> Vec<String> {
-        self.0.service(namespace, service, port).map(|a| vec![a.to_string()]).unwrap_or_default()
+        self.0
+            .service(namespace, service, port)
+            .map(|a| vec![a.to_string()])
+            .unwrap_or_default()
     }
 }
 
@@ -252,8 +346,14 @@ pub struct PlannedEndpoints<'a>(pub &'a [Object]);
 
 impl nic::Endpoints for PlannedEndpoints<'_> {
     fn lookup(&self, namespace: &str, service: &str, port: u16) -> Vec<String> {
-        let found = self.0.iter().any(|o| o.id.kind == Kind::Service && o.namespace() == namespace && o.name() == service);
-        if found { vec![format!("127.0.0.1:{}", 20000 + port % 10000)] } else { Vec::new() }
+        let found = self.0.iter().any(|o| {
+            o.id.kind == Kind::Service && o.namespace() == namespace && o.name() == service
+        });
+        if found {
+            vec![format!("127.0.0.1:{}", 20000 + port % 10000)]
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -274,8 +374,15 @@ impl LocalDeployment {
         match target {
             Target::Ingress { port: 80, .. } => Ok(self.http),
             Target::Ingress { port: 443, .. } => Ok(self.https),
-            Target::Ingress { port, .. } => Err(format!("the ingress controller listens on 80 and 443, not {port}")),
-            Target::Service { namespace, name, port, .. } => self.pods.service(namespace, name, *port).ok_or_else(|| {
+            Target::Ingress { port, .. } => Err(format!(
+                "the ingress controller listens on 80 and 443, not {port}"
+            )),
+            Target::Service {
+                namespace,
+                name,
+                port,
+                ..
+            } => self.pods.service(namespace, name, *port).ok_or_else(|| {
                 let why = self
                     .pods
                     .not_started

@@ -22,7 +22,13 @@ pub fn find_program(name: &str, env_var: &str) -> Option<PathBuf> {
         return p.is_file().then_some(p);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let sbin = ["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/local/nginx/sbin", "/opt/homebrew/bin"];
+    let sbin = [
+        "/usr/sbin",
+        "/usr/local/sbin",
+        "/sbin",
+        "/usr/local/nginx/sbin",
+        "/opt/homebrew/bin",
+    ];
     std::env::split_paths(&path)
         .chain(sbin.iter().map(PathBuf::from))
         .map(|dir| dir.join(name))
@@ -31,14 +37,16 @@ pub fn find_program(name: &str, env_var: &str) -> Option<PathBuf> {
 
 impl NginxBinary {
     pub fn find() -> Result<NginxBinary, String> {
-        let path = find_program("nginx", "MTLS_E2E_NGINX")
-            .ok_or_else(|| format!("nginx was not found on PATH or in /usr/sbin; {INSTALL_HINT}"))?;
+        let path = find_program("nginx", "MTLS_E2E_NGINX").ok_or_else(|| {
+            format!("nginx was not found on PATH or in /usr/sbin; {INSTALL_HINT}")
+        })?;
         let output = std::process::Command::new(&path)
             .arg("-v")
             .output()
             .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
         let text = String::from_utf8_lossy(&output.stderr);
-        let version = parse_version(&text).ok_or_else(|| format!("{} -v printed `{}`", path.display(), text.trim()))?;
+        let version = parse_version(&text)
+            .ok_or_else(|| format!("{} -v printed `{}`", path.display(), text.trim()))?;
         Ok(NginxBinary { path, version })
     }
 
@@ -51,7 +59,11 @@ impl NginxBinary {
 fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
     let v = text.split("nginx/").nth(1)?.split_whitespace().next()?;
     let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
-    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
 }
 
 /// A running nginx.
@@ -86,24 +98,46 @@ impl NginxProcess {
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.path.display()))?;
         let pid = child.id().map(|p| p as i32).unwrap_or(0);
-        let mut process = NginxProcess { child: Some(child), pid, error_log: error_log.to_path_buf() };
+        let mut process = NginxProcess {
+            child: Some(child),
+            pid,
+            error_log: error_log.to_path_buf(),
+        };
         let started = Instant::now();
         for addr in ready {
             loop {
                 if tokio::net::TcpStream::connect(addr).await.is_ok() {
                     break;
                 }
-                if let Some(status) = process.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                if let Some(status) = process
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
                     let stderr = match process.child.take() {
-                        Some(c) => c.wait_with_output().await.map(|o| String::from_utf8_lossy(&o.stderr).to_string()).unwrap_or_default(),
+                        Some(c) => c
+                            .wait_with_output()
+                            .await
+                            .map(|o| String::from_utf8_lossy(&o.stderr).to_string())
+                            .unwrap_or_default(),
                         None => String::new(),
                     };
                     let log = tail(&process.error_log, 5);
-                    return Err(format!("nginx exited ({status}): {}{}", stderr.trim(), if log.is_empty() { String::new() } else { format!("\n{log}") }));
+                    return Err(format!(
+                        "nginx exited ({status}): {}{}",
+                        stderr.trim(),
+                        if log.is_empty() {
+                            String::new()
+                        } else {
+                            format!("\n{log}")
+                        }
+                    ));
                 }
                 if started.elapsed() > deadline {
                     process.stop().await;
-                    return Err(format!("nginx did not accept connections on {addr} within {deadline:?}"));
+                    return Err(format!(
+                        "nginx did not accept connections on {addr} within {deadline:?}"
+                    ));
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
@@ -113,9 +147,14 @@ impl NginxProcess {
 
     /// Fast shutdown (SIGTERM), then SIGKILL to the whole group after a deadline.
     pub async fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         signal_group(self.pid, libc::SIGTERM);
-        if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(3), child.wait())
+            .await
+            .is_err()
+        {
             signal_group(self.pid, libc::SIGKILL);
             let _ = child.wait().await;
         }
@@ -155,8 +194,14 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(parse_version("nginx version: nginx/1.22.1\n"), Some((1, 22, 1)));
-        assert_eq!(parse_version("nginx version: nginx/1.31.3 (Ubuntu)"), Some((1, 31, 3)));
+        assert_eq!(
+            parse_version("nginx version: nginx/1.22.1\n"),
+            Some((1, 22, 1))
+        );
+        assert_eq!(
+            parse_version("nginx version: nginx/1.31.3 (Ubuntu)"),
+            Some((1, 31, 3))
+        );
         assert_eq!(parse_version("garbage"), None);
     }
 }

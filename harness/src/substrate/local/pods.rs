@@ -45,7 +45,10 @@ pub fn is_our_image(image: &str) -> bool {
 
 /// Read every Deployment; volumes are resolved against the final Secrets and
 /// ConfigMaps.
-pub fn plan(objects: &[Object], secrets: &BTreeMap<String, SecretData>) -> Result<Vec<PodSpec>, ManifestError> {
+pub fn plan(
+    objects: &[Object],
+    secrets: &BTreeMap<String, SecretData>,
+) -> Result<Vec<PodSpec>, ManifestError> {
     let config_maps: BTreeMap<String, ConfigMap> = objects
         .iter()
         .filter(|o| o.id.kind == Kind::ConfigMap)
@@ -59,7 +62,10 @@ pub fn plan(objects: &[Object], secrets: &BTreeMap<String, SecretData>) -> Resul
         }
         let pod = &deployment.spec.template.spec;
         let [container] = pod.containers.as_slice() else {
-            return Err(object.error("spec.template.spec.containers", "the local substrate runs Deployments with exactly one container"));
+            return Err(object.error(
+                "spec.template.spec.containers",
+                "the local substrate runs Deployments with exactly one container",
+            ));
         };
         if !is_our_image(&container.image) {
             return Err(object.error(
@@ -67,13 +73,25 @@ pub fn plan(objects: &[Object], secrets: &BTreeMap<String, SecretData>) -> Resul
                 format!("the local substrate runs only the mtls-e2e image, not `{}`; run this scenario on kind", container.image),
             ));
         }
-        let words: Vec<String> = container.command.iter().chain(&container.args).cloned().collect();
-        let args = mock::parse_container_args(&words)
-            .map_err(|e| object.error("spec.template.spec.containers[0].args", format!("mtls-e2e would exit: {e}")))?;
+        let words: Vec<String> = container
+            .command
+            .iter()
+            .chain(&container.args)
+            .cloned()
+            .collect();
+        let args = mock::parse_container_args(&words).map_err(|e| {
+            object.error(
+                "spec.template.spec.containers[0].args",
+                format!("mtls-e2e would exit: {e}"),
+            )
+        })?;
         let mut env = BTreeMap::new();
         for (i, var) in container.env.iter().enumerate() {
             let Some(value) = &var.value else {
-                return Err(object.error(&format!("spec.template.spec.containers[0].env[{i}]"), "only literal env values are supported locally"));
+                return Err(object.error(
+                    &format!("spec.template.spec.containers[0].env[{i}]"),
+                    "only literal env values are supported locally",
+                ));
             };
             env.insert(var.name.clone(), value.clone());
         }
@@ -98,7 +116,11 @@ pub fn plan(objects: &[Object], secrets: &BTreeMap<String, SecretData>) -> Resul
                 let files = match config_maps.get(&key) {
                     None => Err(format!("ConfigMap {key} does not exist")),
                     Some(cm) => {
-                        let data = cm.data.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect();
+                        let data = cm
+                            .data
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+                            .collect();
                         project(&data, &c.items)
                     }
                 };
@@ -106,10 +128,17 @@ pub fn plan(objects: &[Object], secrets: &BTreeMap<String, SecretData>) -> Resul
             } else {
                 return Err(object.error(
                     &format!("spec.template.spec.volumes"),
-                    format!("volume `{}`: only secret and configMap volumes are supported locally", volume.name),
+                    format!(
+                        "volume `{}`: only secret and configMap volumes are supported locally",
+                        volume.name
+                    ),
                 ));
             };
-            volumes.push(VolumeFiles { mount_path: mount.mount_path.clone(), source, files });
+            volumes.push(VolumeFiles {
+                mount_path: mount.mount_path.clone(),
+                source,
+                files,
+            });
         }
         pods.push(PodSpec {
             deployment: object.clone(),
@@ -118,7 +147,11 @@ pub fn plan(objects: &[Object], secrets: &BTreeMap<String, SecretData>) -> Resul
             labels: deployment.spec.template.metadata.labels.clone(),
             args,
             env,
-            port_names: container.ports.iter().filter_map(|p| p.name.clone().map(|n| (n, p.container_port))).collect(),
+            port_names: container
+                .ports
+                .iter()
+                .filter_map(|p| p.name.clone().map(|n| (n, p.container_port)))
+                .collect(),
             volumes,
         });
     }
@@ -166,29 +199,48 @@ impl Pods {
         dir: &Path,
     ) -> Result<Pods, ManifestError> {
         let services = Arc::new(OnceLock::new());
-        let mut started: Vec<(&PodSpec, u16, SocketAddr, Mock, tokio::net::TcpListener)> = Vec::new();
+        let mut started: Vec<(&PodSpec, u16, SocketAddr, Mock, tokio::net::TcpListener)> =
+            Vec::new();
         let mut not_started = Vec::new();
         for spec in specs {
             let root = dir.join(format!("{}-{}", spec.namespace, spec.name));
             if let Some(reason) = materialise(&root, &spec.volumes) {
-                not_started.push(NotStarted { deployment: spec.deployment.id.key(), reason });
+                not_started.push(NotStarted {
+                    deployment: spec.deployment.id.key(),
+                    reason,
+                });
                 continue;
             }
-            let log = std::fs::File::create(dir.join(format!("{}-{}.log", spec.namespace, spec.name)))
-                .map_err(|e| spec.deployment.error("metadata", format!("cannot create the pod log: {e}")))?;
+            let log =
+                std::fs::File::create(dir.join(format!("{}-{}.log", spec.namespace, spec.name)))
+                    .map_err(|e| {
+                        spec.deployment
+                            .error("metadata", format!("cannot create the pod log: {e}"))
+                    })?;
             let ctx = MockContext {
                 root,
                 env: spec.env.clone(),
-                resolver: Resolver::Services { map: services.clone(), namespace: spec.namespace.clone() },
+                resolver: Resolver::Services {
+                    map: services.clone(),
+                    namespace: spec.namespace.clone(),
+                },
                 log: LogSink::File(Arc::new(std::sync::Mutex::new(log))),
             };
             let mock = Mock::new(&spec.args, &ctx).map_err(|e| {
-                spec.deployment.error("spec.template.spec.containers[0]", format!("the container would crash: {e}"))
+                spec.deployment.error(
+                    "spec.template.spec.containers[0]",
+                    format!("the container would crash: {e}"),
+                )
             })?;
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
                 .await
-                .map_err(|e| spec.deployment.error("metadata", format!("cannot bind a loopback port: {e}")))?;
-            let addr = listener.local_addr().map_err(|e| spec.deployment.error("metadata", e.to_string()))?;
+                .map_err(|e| {
+                    spec.deployment
+                        .error("metadata", format!("cannot bind a loopback port: {e}"))
+                })?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| spec.deployment.error("metadata", e.to_string()))?;
             started.push((spec, mock.port, addr, mock, listener));
         }
 
@@ -199,10 +251,17 @@ impl Pods {
                 continue;
             }
             for port in &service.spec.ports {
-                let target = port.target_port.clone().unwrap_or(IntOrString::Int(port.port as i64));
+                let target = port
+                    .target_port
+                    .clone()
+                    .unwrap_or(IntOrString::Int(port.port as i64));
                 for (spec, listen_port, addr, _, _) in &started {
                     let selected = spec.namespace == object.namespace()
-                        && service.spec.selector.iter().all(|(k, v)| spec.labels.get(k) == Some(v));
+                        && service
+                            .spec
+                            .selector
+                            .iter()
+                            .all(|(k, v)| spec.labels.get(k) == Some(v));
                     let resolved = match &target {
                         IntOrString::Int(n) => u16::try_from(*n).ok(),
                         IntOrString::Str(name) => spec.port_names.get(name).copied(),
@@ -215,12 +274,21 @@ impl Pods {
             }
         }
         let _ = services.set(map);
-        let tasks = started.into_iter().map(|(_, _, _, mock, listener)| tokio::spawn(mock.serve(listener))).collect();
-        Ok(Pods { services, not_started, tasks })
+        let tasks = started
+            .into_iter()
+            .map(|(_, _, _, mock, listener)| tokio::spawn(mock.serve(listener)))
+            .collect();
+        Ok(Pods {
+            services,
+            not_started,
+            tasks,
+        })
     }
 
     pub fn service(&self, namespace: &str, name: &str, port: u16) -> Option<SocketAddr> {
-        self.services.get().and_then(|m| m.get(namespace, name, port))
+        self.services
+            .get()
+            .and_then(|m| m.get(namespace, name, port))
     }
 
     pub fn stop(&mut self) {
@@ -241,7 +309,12 @@ fn materialise(root: &Path, volumes: &[VolumeFiles]) -> Option<String> {
     for volume in volumes {
         let files = match &volume.files {
             Ok(files) => files,
-            Err(e) => return Some(format!("volume at {} from {}: {e}", volume.mount_path, volume.source)),
+            Err(e) => {
+                return Some(format!(
+                    "volume at {} from {}: {e}",
+                    volume.mount_path, volume.source
+                ));
+            }
         };
         let dir: PathBuf = root.join(volume.mount_path.trim_start_matches('/'));
         if let Err(e) = std::fs::create_dir_all(&dir) {

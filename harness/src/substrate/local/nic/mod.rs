@@ -10,12 +10,10 @@ pub mod virtualserver;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use crate::manifest::kinds::{Policy, VirtualServer};
 use crate::manifest::{Kind, ManifestError, Object};
+pub use crate::report::ResourceState;
 use crate::scenario::steps::SecretData;
-use crate::yaml::Origin;
 pub use render::RenderEnv;
 pub use secrets::SecretFile;
 
@@ -25,34 +23,6 @@ pub const INGRESS_CLASS: &str = "nginx";
 /// Service endpoints as NIC sees them: `service:port` → `address:port` list.
 pub trait Endpoints {
     fn lookup(&self, namespace: &str, service: &str, port: u16) -> Vec<String>;
-}
-
-/// A resource's status as NIC reports it (VirtualServer and Policy status,
-/// Ingress events).
-#[derive(Debug, Clone, Serialize)]
-pub struct ResourceState {
-    pub kind: String,
-    pub key: String,
-    pub state: String,
-    pub reason: String,
-    pub message: String,
-    pub warnings: Vec<String>,
-    #[serde(skip)]
-    pub origin: Origin,
-}
-
-impl ResourceState {
-    pub fn new(object: &Object, state: &str, reason: &str, message: String, warnings: Vec<String>) -> Self {
-        ResourceState {
-            kind: object.id.kind.to_string(),
-            key: object.id.key(),
-            state: state.into(),
-            reason: reason.into(),
-            message,
-            warnings,
-            origin: object.origin(),
-        }
-    }
 }
 
 /// Everything NIC would write and report for a set of objects.
@@ -84,7 +54,13 @@ pub fn configure(
         }
         let result = policy::validate(&spec);
         let status = policy::status(object.namespace(), object.name(), &result);
-        out.states.push(ResourceState::new(object, &status.state, &status.reason, status.message, Vec::new()));
+        out.states.push(ResourceState::new(
+            object,
+            &status.state,
+            &status.reason,
+            status.message,
+            Vec::new(),
+        ));
         if result.is_ok() {
             valid.insert(object.id.key(), spec);
         }
@@ -98,8 +74,12 @@ pub fn configure(
                 if class.as_deref().is_some_and(|c| c != INGRESS_CLASS) {
                     continue;
                 }
-                let inputs =
-                    policy::Inputs { policies: &valid, secrets: &store, owner_namespace: object.namespace(), on_ingress: false };
+                let inputs = policy::Inputs {
+                    policies: &valid,
+                    secrets: &store,
+                    owner_namespace: object.namespace(),
+                    on_ingress: false,
+                };
                 let vs = virtualserver::generate(object, &inputs, endpoints, env)?;
                 if let Some(config) = vs.config {
                     if let Some(owner) = out.hosts.get(&vs.host) {
@@ -108,7 +88,13 @@ pub fn configure(
                             object.id.key(),
                             vs.host
                         );
-                        out.states.push(ResourceState::new(object, "Warning", "Rejected", message, Vec::new()));
+                        out.states.push(ResourceState::new(
+                            object,
+                            "Warning",
+                            "Rejected",
+                            message,
+                            Vec::new(),
+                        ));
                         continue;
                     }
                     out.hosts.insert(vs.host.clone(), object.id.to_string());
@@ -120,12 +106,16 @@ pub fn configure(
                 return Err(object.error("kind", "VirtualServerRoute is not rendered by the local substrate; run this scenario on kind"));
             }
             Kind::Ingress => {
-                return Err(object.error("kind", "Ingress is not rendered by the local substrate yet; run this scenario on kind"));
+                return Err(object.error(
+                    "kind",
+                    "Ingress is not rendered by the local substrate yet; run this scenario on kind",
+                ));
             }
             _ => {}
         }
     }
-    out.conf_files.push(("_default-server.conf".into(), render::default_server(env)));
+    out.conf_files
+        .push(("_default-server.conf".into(), render::default_server(env)));
     out.secret_files = store.files();
     Ok(out)
 }

@@ -63,10 +63,14 @@ fn check_subdomain(value: &str, path: &str, errors: &mut Vec<String>) {
         return;
     }
     if value.len() > 253 {
-        errors.push(format!("{path}: Invalid value: {value:?}: must be no more than 253 characters"));
+        errors.push(format!(
+            "{path}: Invalid value: {value:?}: must be no more than 253 characters"
+        ));
     }
     if crate::manifest::validate_name(value).is_err() {
-        errors.push(format!("{path}: Invalid value: {value:?}: {DNS1123_MESSAGE}"));
+        errors.push(format!(
+            "{path}: Invalid value: {value:?}: {DNS1123_MESSAGE}"
+        ));
     }
 }
 
@@ -86,12 +90,18 @@ fn validate_ingress_mtls(m: &IngressMtls, errors: &mut Vec<String>) {
         }
     }
     if let Some(d) = m.verify_depth.filter(|d| *d < 0) {
-        errors.push(format!("spec.ingressMTLS.verifyDepth: Invalid value: {d}: must be positive"));
+        errors.push(format!(
+            "spec.ingressMTLS.verifyDepth: Invalid value: {d}: must be positive"
+        ));
     }
 }
 
 fn validate_egress_mtls(e: &EgressMtls, errors: &mut Vec<String>) {
-    check_subdomain(e.tls_secret.as_deref().unwrap_or(""), "spec.egressMTLS.tlsSecret", errors);
+    check_subdomain(
+        e.tls_secret.as_deref().unwrap_or(""),
+        "spec.egressMTLS.tlsSecret",
+        errors,
+    );
     let trusted = e.trusted_cert_secret.as_deref().unwrap_or("");
     if e.verify_server.unwrap_or(false) && trusted.is_empty() {
         errors.push("spec.egressMTLS.trustedCertSecret: Required value: must be set when verifyServer is 'true'".into());
@@ -99,9 +109,15 @@ fn validate_egress_mtls(e: &EgressMtls, errors: &mut Vec<String>) {
     }
     check_subdomain(trusted, "spec.egressMTLS.trustedCertSecret", errors);
     if let Some(d) = e.verify_depth.filter(|d| *d < 0) {
-        errors.push(format!("spec.egressMTLS.verifyDepth: Invalid value: {d}: must be positive"));
+        errors.push(format!(
+            "spec.egressMTLS.verifyDepth: Invalid value: {d}: must be positive"
+        ));
     }
-    check_subdomain(e.ssl_name.as_deref().unwrap_or(""), "spec.egressMTLS.sslName", errors);
+    check_subdomain(
+        e.ssl_name.as_deref().unwrap_or(""),
+        "spec.egressMTLS.sslName",
+        errors,
+    );
 }
 
 /// Where policies are referenced from; NIC names it in its warnings.
@@ -157,7 +173,10 @@ pub struct PoliciesCfg {
 
 impl PoliciesCfg {
     fn failed() -> Self {
-        PoliciesCfg { error_return: Some(500), ..PoliciesCfg::default() }
+        PoliciesCfg {
+            error_return: Some(500),
+            ..PoliciesCfg::default()
+        }
     }
 }
 
@@ -181,19 +200,46 @@ pub fn generate(
 ) -> PoliciesCfg {
     let mut config = PoliciesCfg::default();
     for r in refs {
-        let namespace = r.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or(inputs.owner_namespace);
+        let namespace = r
+            .namespace
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(inputs.owner_namespace);
         let key = format!("{namespace}/{}", r.name);
         let Some(policy) = inputs.policies.get(&key) else {
             warnings.push(format!("Policy {key} is missing or invalid"));
             return PoliciesCfg::failed();
         };
-        let supported_on_ingress = ["accessControl", "cors", "externalAuth", "ingressMTLS", "egressMTLS", "waf"];
-        if inputs.on_ingress && !policy.types().iter().all(|t| supported_on_ingress.contains(t)) {
-            warnings.push(format!("Policy {key} is not supported on Ingress resources"));
+        let supported_on_ingress = [
+            "accessControl",
+            "cors",
+            "externalAuth",
+            "ingressMTLS",
+            "egressMTLS",
+            "waf",
+        ];
+        if inputs.on_ingress
+            && !policy
+                .types()
+                .iter()
+                .all(|t| supported_on_ingress.contains(t))
+        {
+            warnings.push(format!(
+                "Policy {key} is not supported on Ingress resources"
+            ));
             return PoliciesCfg::failed();
         }
         let failed = if let Some(m) = &policy.ingress_mtls {
-            add_ingress_mtls(&mut config, m, &key, namespace, context, tls, inputs.secrets, warnings)
+            add_ingress_mtls(
+                &mut config,
+                m,
+                &key,
+                namespace,
+                context,
+                tls,
+                inputs.secrets,
+                warnings,
+            )
         } else if let Some(e) = &policy.egress_mtls {
             add_egress_mtls(&mut config, e, &key, namespace, inputs.secrets, warnings)
         } else {
@@ -219,7 +265,10 @@ fn add_ingress_mtls(
     warnings: &mut Vec<String>,
 ) -> bool {
     if context != Context::Spec {
-        warnings.push(format!("IngressMTLS policy {key} is not allowed in the {} context", context.name()));
+        warnings.push(format!(
+            "IngressMTLS policy {key} is not allowed in the {} context",
+            context.name()
+        ));
         return true;
     }
     if !tls {
@@ -230,7 +279,10 @@ fn add_ingress_mtls(
         warnings.push(format!("Multiple ingressMTLS policies are not allowed. IngressMTLS policy {key} will be ignored"));
         return false;
     }
-    let secret_key = format!("{namespace}/{}", m.client_cert_secret.as_deref().unwrap_or(""));
+    let secret_key = format!(
+        "{namespace}/{}",
+        m.client_cert_secret.as_deref().unwrap_or("")
+    );
     let secret = secrets.get(&secret_key);
     if let Some(t) = secret.type_.as_deref().filter(|t| *t != TYPE_CA) {
         warnings.push(format!(
@@ -239,7 +291,9 @@ fn add_ingress_mtls(
         return true;
     }
     if let Some(e) = &secret.error {
-        warnings.push(format!("IngressMTLS policy {key:?} references an invalid secret {secret_key}: {e}"));
+        warnings.push(format!(
+            "IngressMTLS policy {key:?} references an invalid secret {secret_key}: {e}"
+        ));
         return true;
     }
     let mut fields = secret.path.split_whitespace();
@@ -259,7 +313,11 @@ fn add_ingress_mtls(
     config.ingress_mtls = Some(IngressMtlsCfg {
         client_cert,
         client_crl,
-        verify_client: m.verify_client.clone().filter(|v| !v.is_empty()).unwrap_or_else(|| "on".into()),
+        verify_client: m
+            .verify_client
+            .clone()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "on".into()),
         verify_depth: m.verify_depth.unwrap_or(1),
     });
     false
@@ -286,7 +344,9 @@ fn add_egress_mtls(
         return false;
     }
     let mut resolve = |name: &Option<String>, wanted: &str| -> Result<Option<String>, ()> {
-        let Some(name) = name.as_deref().filter(|n| !n.is_empty()) else { return Ok(None) };
+        let Some(name) = name.as_deref().filter(|n| !n.is_empty()) else {
+            return Ok(None);
+        };
         let secret_key = format!("{namespace}/{name}");
         let secret = secrets.get(&secret_key);
         if let Some(t) = secret.type_.as_deref().filter(|t| *t != wanted) {
@@ -296,13 +356,19 @@ fn add_egress_mtls(
             return Err(());
         }
         if let Some(err) = &secret.error {
-            warnings.push(format!("EgressMTLS policy {key} references an invalid secret {secret_key}: {err}"));
+            warnings.push(format!(
+                "EgressMTLS policy {key} references an invalid secret {secret_key}: {err}"
+            ));
             return Err(());
         }
         Ok(Some(secret.path))
     };
-    let Ok(certificate) = resolve(&e.tls_secret, TYPE_TLS) else { return true };
-    let Ok(trusted) = resolve(&e.trusted_cert_secret, TYPE_CA) else { return true };
+    let Ok(certificate) = resolve(&e.tls_secret, TYPE_TLS) else {
+        return true;
+    };
+    let Ok(trusted) = resolve(&e.trusted_cert_secret, TYPE_CA) else {
+        return true;
+    };
     // A CA reference carries "<crt> <crl>"; the trusted certificate is the first.
     let trusted_cert = trusted.and_then(|p| p.split_whitespace().next().map(str::to_string));
     config.egress_mtls = Some(EgressMtlsCfg {
@@ -310,11 +376,23 @@ fn add_egress_mtls(
         trusted_cert,
         verify_server: e.verify_server.unwrap_or(false),
         verify_depth: e.verify_depth.unwrap_or(1),
-        protocols: e.protocols.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "TLSv1 TLSv1.1 TLSv1.2".into()),
-        ciphers: e.ciphers.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| "DEFAULT".into()),
+        protocols: e
+            .protocols
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "TLSv1 TLSv1.1 TLSv1.2".into()),
+        ciphers: e
+            .ciphers
+            .clone()
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "DEFAULT".into()),
         session_reuse: e.session_reuse.unwrap_or(true),
         server_name: e.server_name.unwrap_or(false),
-        ssl_name: e.ssl_name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "$proxy_host".into()),
+        ssl_name: e
+            .ssl_name
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "$proxy_host".into()),
     });
     false
 }
@@ -330,7 +408,10 @@ mod tests {
     #[test]
     fn exactly_one_policy_type() {
         let err = validate(&spec("{}")).unwrap_err();
-        assert!(err.starts_with("spec: Invalid value: \"\": must specify exactly one of:"), "{err}");
+        assert!(
+            err.starts_with("spec: Invalid value: \"\": must specify exactly one of:"),
+            "{err}"
+        );
         let two = spec("ingressMTLS: {clientCertSecret: a}\negressMTLS: {tlsSecret: b}\n");
         assert!(validate(&two).unwrap_err().contains("exactly one"));
     }
@@ -341,14 +422,23 @@ mod tests {
             validate(&spec("ingressMTLS: {}")).unwrap_err(),
             "spec.ingressMTLS.clientCertSecret: Required value"
         );
-        assert!(validate(&spec("ingressMTLS: {clientCertSecret: a, verifyClient: maybe}"))
+        assert!(
+            validate(&spec(
+                "ingressMTLS: {clientCertSecret: a, verifyClient: maybe}"
+            ))
             .unwrap_err()
-            .contains("'maybe' contains an invalid NGINX parameter"));
+            .contains("'maybe' contains an invalid NGINX parameter")
+        );
         assert_eq!(
             validate(&spec("egressMTLS: {verifyServer: true}")).unwrap_err(),
             "spec.egressMTLS.trustedCertSecret: Required value: must be set when verifyServer is 'true'"
         );
         assert!(validate(&spec("egressMTLS: {sslName: $proxy_host}")).is_err());
-        assert!(validate(&spec("egressMTLS: {tlsSecret: a, verifyServer: on, trustedCertSecret: b}")).is_ok());
+        assert!(
+            validate(&spec(
+                "egressMTLS: {tlsSecret: a, verifyServer: on, trustedCertSecret: b}"
+            ))
+            .is_ok()
+        );
     }
 }

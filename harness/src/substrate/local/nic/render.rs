@@ -81,22 +81,43 @@ pub fn ingress_mtls(conf: &mut Conf, depth: usize, m: &IngressMtlsCfg) {
 }
 
 /// The egressMTLS block: `proxy_ssl_*` (or `grpc_ssl_*` at location scope for gRPC).
-pub fn egress_mtls(conf: &mut Conf, depth: usize, prefix: &str, e: &EgressMtlsCfg, env: &RenderEnv) {
+pub fn egress_mtls(
+    conf: &mut Conf,
+    depth: usize,
+    prefix: &str,
+    e: &EgressMtlsCfg,
+    env: &RenderEnv,
+) {
     if let Some(cert) = &e.certificate {
         let path = env.secret_path(cert);
         conf.line(depth, &format!("{prefix}_ssl_certificate {path};"));
         conf.line(depth, &format!("{prefix}_ssl_certificate_key {path};"));
     }
     if let Some(trusted) = &e.trusted_cert {
-        conf.line(depth, &format!("{prefix}_ssl_trusted_certificate {trusted};"));
+        conf.line(
+            depth,
+            &format!("{prefix}_ssl_trusted_certificate {trusted};"),
+        );
     }
     let on_off = |b: bool| if b { "on" } else { "off" };
-    conf.line(depth, &format!("{prefix}_ssl_verify {};", on_off(e.verify_server)));
-    conf.line(depth, &format!("{prefix}_ssl_verify_depth {};", e.verify_depth));
+    conf.line(
+        depth,
+        &format!("{prefix}_ssl_verify {};", on_off(e.verify_server)),
+    );
+    conf.line(
+        depth,
+        &format!("{prefix}_ssl_verify_depth {};", e.verify_depth),
+    );
     conf.line(depth, &format!("{prefix}_ssl_protocols {};", e.protocols));
     conf.line(depth, &format!("{prefix}_ssl_ciphers {};", e.ciphers));
-    conf.line(depth, &format!("{prefix}_ssl_session_reuse {};", on_off(e.session_reuse)));
-    conf.line(depth, &format!("{prefix}_ssl_server_name {};", on_off(e.server_name)));
+    conf.line(
+        depth,
+        &format!("{prefix}_ssl_session_reuse {};", on_off(e.session_reuse)),
+    );
+    conf.line(
+        depth,
+        &format!("{prefix}_ssl_server_name {};", on_off(e.server_name)),
+    );
     conf.line(depth, &format!("{prefix}_ssl_name {};", e.ssl_name));
 }
 
@@ -110,7 +131,9 @@ pub fn go_quote(value: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -136,6 +159,9 @@ pub struct MainConf<'a> {
     pub access_log: &'a str,
     pub temp_dir: &'a str,
     pub modern_tls_defaults: bool,
+    /// Running as root: keep workers as root, or they could not read the
+    /// private (0600) certificate files that `$secret_dir_path` loads per handshake.
+    pub run_as_root: bool,
 }
 
 impl MainConf<'_> {
@@ -143,7 +169,13 @@ impl MainConf<'_> {
         let mut c = Conf::default();
         c.line(0, "# NGINX Ingress Controller 5.5 main configuration (version1/nginx.tmpl, default ConfigMap),");
         c.line(0, "# rendered by the mtls-e2e local substrate. Local changes: one worker, logs and temp files in the");
-        c.line(0, "# run folder, no njs module, no stub_status server, listeners on loopback ports.");
+        c.line(
+            0,
+            "# run folder, no njs module, no stub_status server, listeners on loopback ports.",
+        );
+        if self.run_as_root {
+            c.line(0, "user  root;");
+        }
         c.line(0, "worker_processes  1;");
         c.line(0, "daemon off;");
         c.blank();
@@ -159,9 +191,18 @@ impl MainConf<'_> {
         c.line(1, "map_hash_max_size 2048;");
         c.line(1, "map_hash_bucket_size 256;");
         c.blank();
-        c.line(1, "log_format  main  '$remote_addr - $remote_user [$time_local] \"$request\" '");
-        c.line(1, "                  '$status $body_bytes_sent \"$http_referer\" '");
-        c.line(1, "                  '\"$http_user_agent\" \"$http_x_forwarded_for\"';");
+        c.line(
+            1,
+            "log_format  main  '$remote_addr - $remote_user [$time_local] \"$request\" '",
+        );
+        c.line(
+            1,
+            "                  '$status $body_bytes_sent \"$http_referer\" '",
+        );
+        c.line(
+            1,
+            "                  '\"$http_user_agent\" \"$http_x_forwarded_for\"';",
+        );
         c.blank();
         c.line(1, "map $upstream_trailer_grpc_status $grpc_status {");
         c.line(2, "default $upstream_trailer_grpc_status;");
@@ -199,7 +240,12 @@ impl MainConf<'_> {
         c.line(1, "map $http_upgrade $default_connection_header {");
         c.line(2, "default \"\";");
         c.line(1, "}");
-        for var in ["resource_type", "resource_name", "resource_namespace", "service"] {
+        for var in [
+            "resource_type",
+            "resource_name",
+            "resource_namespace",
+            "service",
+        ] {
             c.line(1, &format!("map $http_host ${var} {{"));
             c.line(2, "default \"\";");
             c.line(1, "}");
@@ -210,8 +256,14 @@ impl MainConf<'_> {
         c.line(1, "}");
         if self.modern_tls_defaults {
             c.blank();
-            c.line(1, "# Local substrate: this nginx predates 1.23.4; these are the built-in defaults of");
-            c.line(1, "# nginx 1.31.3, which NIC 5.5.4 ships (NIC itself sets no ssl_protocols).");
+            c.line(
+                1,
+                "# Local substrate: this nginx predates 1.23.4; these are the built-in defaults of",
+            );
+            c.line(
+                1,
+                "# nginx 1.31.3, which NIC 5.5.4 ships (NIC itself sets no ssl_protocols).",
+            );
             c.line(1, "ssl_protocols TLSv1.2 TLSv1.3;");
             c.line(1, "proxy_ssl_protocols TLSv1.2 TLSv1.3;");
             c.line(1, "grpc_ssl_protocols TLSv1.2 TLSv1.3;");
@@ -221,7 +273,13 @@ impl MainConf<'_> {
         c.blank();
         for code in [502, 418] {
             c.line(1, "server {");
-            c.line(2, &format!("listen unix:{}/nginx-{code}-server.sock;", self.env.runtime_dir));
+            c.line(
+                2,
+                &format!(
+                    "listen unix:{}/nginx-{code}-server.sock;",
+                    self.env.runtime_dir
+                ),
+            );
             c.line(2, "access_log off;");
             c.blank();
             c.line(2, &format!("return {code};"));
@@ -239,9 +297,17 @@ pub fn default_server(env: &RenderEnv) -> String {
     c.line(0, "# configuration for /");
     c.blank();
     c.line(0, "server {");
-    let http: Vec<String> = env.http_listen.iter().map(|l| format!("listen {l} default_server;")).collect();
+    let http: Vec<String> = env
+        .http_listen
+        .iter()
+        .map(|l| format!("listen {l} default_server;"))
+        .collect();
     c.line(1, &http.join(""));
-    let https: Vec<String> = env.https_listen.iter().map(|l| format!("listen {l} ssl default_server;")).collect();
+    let https: Vec<String> = env
+        .https_listen
+        .iter()
+        .map(|l| format!("listen {l} ssl default_server;"))
+        .collect();
     c.line(1, &https.join(""));
     c.line(1, "ssl_reject_handshake on;");
     c.blank();
@@ -268,9 +334,15 @@ mod tests {
     #[test]
     fn dynamic_reload_paths() {
         let env = RenderEnv::nic();
-        assert_eq!(env.secret_path("/etc/nginx/secrets/ns-tls"), "$secret_dir_path/ns-tls");
+        assert_eq!(
+            env.secret_path("/etc/nginx/secrets/ns-tls"),
+            "$secret_dir_path/ns-tls"
+        );
         let mut static_env = env.clone();
         static_env.dynamic_ssl_reload = false;
-        assert_eq!(static_env.secret_path("/etc/nginx/secrets/ns-tls"), "/etc/nginx/secrets/ns-tls");
+        assert_eq!(
+            static_env.secret_path("/etc/nginx/secrets/ns-tls"),
+            "/etc/nginx/secrets/ns-tls"
+        );
     }
 }

@@ -9,8 +9,14 @@ use crate::scenario::steps::SecretData;
 pub const TYPE_TLS: &str = "kubernetes.io/tls";
 pub const TYPE_CA: &str = "nginx.org/ca";
 /// Types NIC's informer keeps; anything else is invisible to it.
-const SUPPORTED: &[&str] =
-    &[TYPE_TLS, TYPE_CA, "nginx.org/jwk", "nginx.org/htpasswd", "nginx.org/oidc", "nginx.org/apikey"];
+const SUPPORTED: &[&str] = &[
+    TYPE_TLS,
+    TYPE_CA,
+    "nginx.org/jwk",
+    "nginx.org/htpasswd",
+    "nginx.org/oidc",
+    "nginx.org/apikey",
+];
 
 /// What NIC's `GetSecret` returns.
 #[derive(Debug, Clone)]
@@ -40,7 +46,11 @@ pub struct SecretStore<'a> {
 
 impl<'a> SecretStore<'a> {
     pub fn new(secrets: &'a BTreeMap<String, SecretData>, dir: &'a str) -> Self {
-        SecretStore { secrets, dir, written: RefCell::new(BTreeMap::new()) }
+        SecretStore {
+            secrets,
+            dir,
+            written: RefCell::new(BTreeMap::new()),
+        }
     }
 
     pub fn files(&self) -> Vec<SecretFile> {
@@ -56,30 +66,55 @@ impl<'a> SecretStore<'a> {
             error: Some("secret doesn't exist or of an unsupported type".into()),
             has_crl: false,
         };
-        let Some(secret) = self.secrets.get(key) else { return missing };
+        let Some(secret) = self.secrets.get(key) else {
+            return missing;
+        };
         if !SUPPORTED.contains(&secret.type_.as_str()) {
             return missing;
         }
         let type_ = Some(secret.type_.clone());
         match secret.type_.as_str() {
             TYPE_TLS => match validate_tls(secret) {
-                Err(e) => SecretRef { type_, path: String::new(), error: Some(e), has_crl: false },
+                Err(e) => SecretRef {
+                    type_,
+                    path: String::new(),
+                    error: Some(e),
+                    has_crl: false,
+                },
                 Ok((cert, key_pem)) => {
                     let mut content = cert.clone();
                     content.push(b'\n');
                     content.extend_from_slice(key_pem);
                     self.write(&base, content, true);
-                    SecretRef { type_, path: format!("{}/{base}", self.dir), error: None, has_crl: false }
+                    SecretRef {
+                        type_,
+                        path: format!("{}/{base}", self.dir),
+                        error: None,
+                        has_crl: false,
+                    }
                 }
             },
             TYPE_CA => match validate_ca(secret) {
-                Err(e) => SecretRef { type_, path: String::new(), error: Some(e), has_crl: false },
+                Err(e) => SecretRef {
+                    type_,
+                    path: String::new(),
+                    error: Some(e),
+                    has_crl: false,
+                },
                 Ok(()) => {
                     let crt = format!("{base}-ca.crt");
                     let crl = format!("{base}-ca.crl");
-                    self.write(&crt, secret.data.get("ca.crt").cloned().unwrap_or_default(), false);
+                    self.write(
+                        &crt,
+                        secret.data.get("ca.crt").cloned().unwrap_or_default(),
+                        false,
+                    );
                     // The .crl file is written even when the Secret has no ca.crl.
-                    self.write(&crl, secret.data.get("ca.crl").cloned().unwrap_or_default(), false);
+                    self.write(
+                        &crl,
+                        secret.data.get("ca.crl").cloned().unwrap_or_default(),
+                        false,
+                    );
                     SecretRef {
                         type_,
                         path: format!("{dir}/{crt} {dir}/{crl}", dir = self.dir),
@@ -88,12 +123,24 @@ impl<'a> SecretStore<'a> {
                     }
                 }
             },
-            _ => SecretRef { type_, path: String::new(), error: None, has_crl: false },
+            _ => SecretRef {
+                type_,
+                path: String::new(),
+                error: None,
+                has_crl: false,
+            },
         }
     }
 
     fn write(&self, name: &str, content: Vec<u8>, private: bool) {
-        self.written.borrow_mut().insert(name.into(), SecretFile { name: name.into(), content, private });
+        self.written.borrow_mut().insert(
+            name.into(),
+            SecretFile {
+                name: name.into(),
+                content,
+                private,
+            },
+        );
     }
 }
 
@@ -115,10 +162,15 @@ fn validate_ca(secret: &SecretData) -> Result<(), String> {
         return Err("CA secret must have the data field ca.crt".into());
     };
     let text = String::from_utf8_lossy(ca);
-    let block = pem::parse(text.as_bytes()).map_err(|_| "the data field ca.crt must hold a valid CERTIFICATE PEM block".to_string())?;
+    let block = pem::parse(text.as_bytes())
+        .map_err(|_| "the data field ca.crt must hold a valid CERTIFICATE PEM block".to_string())?;
     if block.tag() != "CERTIFICATE" {
-        return Err(format!("the data field ca.crt must hold a valid CERTIFICATE PEM block, but got '{}'", block.tag()));
+        return Err(format!(
+            "the data field ca.crt must hold a valid CERTIFICATE PEM block, but got '{}'",
+            block.tag()
+        ));
     }
-    crate::pki::CertInfo::from_der(block.contents()).map_err(|e| format!("failed to validate certificate: {e}"))?;
+    crate::pki::CertInfo::from_der(block.contents())
+        .map_err(|e| format!("failed to validate certificate: {e}"))?;
     Ok(())
 }

@@ -32,7 +32,10 @@ fn check_supported(vs: &Object, spec: &VirtualServerSpec) -> Result<(), Manifest
     }
     for (i, u) in spec.upstreams.iter().enumerate() {
         if u.type_.as_deref().is_some_and(|t| t != "http") {
-            return Err(vs.error(&format!("spec.upstreams[{i}].type"), "gRPC upstreams are not rendered by the local substrate"));
+            return Err(vs.error(
+                &format!("spec.upstreams[{i}].type"),
+                "gRPC upstreams are not rendered by the local substrate",
+            ));
         }
     }
     Ok(())
@@ -47,7 +50,10 @@ fn validate(spec: &VirtualServerSpec) -> Result<(), String> {
     let mut names = BTreeSet::new();
     for (i, u) in spec.upstreams.iter().enumerate() {
         if !names.insert(u.name.as_str()) {
-            errors.push(format!("spec.upstreams[{i}].name: Duplicate value: {:?}", u.name));
+            errors.push(format!(
+                "spec.upstreams[{i}].name: Duplicate value: {:?}",
+                u.name
+            ));
         }
     }
     for (i, r) in spec.routes.iter().enumerate() {
@@ -65,7 +71,9 @@ fn validate(spec: &VirtualServerSpec) -> Result<(), String> {
         };
         if let Some((name, field)) = target {
             if !names.contains(name) {
-                errors.push(format!("spec.routes[{i}].action.{field}: Not found: {name:?}"));
+                errors.push(format!(
+                    "spec.routes[{i}].action.{field}: Not found: {name:?}"
+                ));
             }
         }
     }
@@ -108,12 +116,18 @@ pub fn generate(
     let mut warnings = Vec::new();
 
     // TLS (generateSSLConfig): no spec.tls or no secret → no 443 listener.
-    let tls_secret = spec.tls.as_ref().and_then(|t| t.secret.clone()).filter(|s| !s.is_empty());
+    let tls_secret = spec
+        .tls
+        .as_ref()
+        .and_then(|t| t.secret.clone())
+        .filter(|s| !s.is_empty());
     let ssl = tls_secret.as_ref().map(|secret| {
         let r = inputs.secrets.get(&format!("{ns}/{secret}"));
         match (&r.type_, &r.error) {
             (Some(t), _) if t != super::secrets::TYPE_TLS => {
-                warnings.push(format!("TLS secret {secret} is of a wrong type '{t}', must be 'kubernetes.io/tls'"));
+                warnings.push(format!(
+                    "TLS secret {secret} is of a wrong type '{t}', must be 'kubernetes.io/tls'"
+                ));
                 None
             }
             (_, Some(e)) => {
@@ -123,13 +137,23 @@ pub fn generate(
             _ => Some(r.path),
         }
     });
-    let redirect = spec.tls.as_ref().and_then(|t| t.redirect.as_ref()).filter(|r| r.enable);
+    let redirect = spec
+        .tls
+        .as_ref()
+        .and_then(|t| t.redirect.as_ref())
+        .filter(|r| r.enable);
     let redirect_var = redirect.map(|r| match r.based_on.as_deref() {
         Some("x-forwarded-proto") => "$http_x_forwarded_proto",
         _ => "$scheme",
     });
 
-    let server_policies = policy::generate(&spec.policies, Context::Spec, ssl.is_some(), inputs, &mut warnings);
+    let server_policies = policy::generate(
+        &spec.policies,
+        Context::Spec,
+        ssl.is_some(),
+        inputs,
+        &mut warnings,
+    );
 
     let mut upstreams: Vec<&Upstream> = spec.upstreams.iter().collect();
     upstreams.sort_by(|a, b| a.name.cmp(&b.name));
@@ -142,7 +166,11 @@ pub fn generate(
         if servers.is_empty() {
             servers.push(env.bad_gateway_server());
         }
-        let fail_timeout = u.fail_timeout.as_deref().map(parse_time).unwrap_or_else(|| "10s".into());
+        let fail_timeout = u
+            .fail_timeout
+            .as_deref()
+            .map(parse_time)
+            .unwrap_or_else(|| "10s".into());
         c.line(0, &format!("upstream {} {{", upstream_name(&u.name)));
         c.line(1, &format!("zone {} 256k;", upstream_name(&u.name)));
         match u.lb_method.as_deref() {
@@ -186,7 +214,10 @@ pub fn generate(
         match cert {
             Some(path) => {
                 c.line(1, &format!("ssl_certificate {};", env.secret_path(path)));
-                c.line(1, &format!("ssl_certificate_key {};", env.secret_path(path)));
+                c.line(
+                    1,
+                    &format!("ssl_certificate_key {};", env.secret_path(path)),
+                );
             }
             None => c.line(1, "ssl_reject_handshake on;"),
         }
@@ -196,7 +227,13 @@ pub fn generate(
     }
     if let (Some(r), Some(var)) = (redirect, redirect_var) {
         c.line(1, &format!("if ({var} = 'http') {{"));
-        c.line(2, &format!("return {} https://$host$request_uri;", r.code.unwrap_or(301)));
+        c.line(
+            2,
+            &format!(
+                "return {} https://$host$request_uri;",
+                r.code.unwrap_or(301)
+            ),
+        );
         c.line(1, "}");
     }
     c.blank();
@@ -213,28 +250,66 @@ pub fn generate(
         let location_policies = if route.policies.is_empty() {
             PoliciesCfg::default()
         } else {
-            policy::generate(&route.policies, Context::Route, ssl.is_some(), inputs, &mut warnings)
+            policy::generate(
+                &route.policies,
+                Context::Route,
+                ssl.is_some(),
+                inputs,
+                &mut warnings,
+            )
         };
-        let upstream = route_upstream(route).and_then(|u| spec.upstreams.iter().find(|x| x.name == u));
+        let upstream =
+            route_upstream(route).and_then(|u| spec.upstreams.iter().find(|x| x.name == u));
         let Some(upstream) = upstream else {
             return Err(vs.error(&format!("spec.routes[{i}]"), "route has no upstream"));
         };
-        location(&mut c, route, upstream, &upstream_name(&upstream.name), &location_policies, redirect_var, env);
+        location(
+            &mut c,
+            route,
+            upstream,
+            &upstream_name(&upstream.name),
+            &location_policies,
+            redirect_var,
+            env,
+        );
     }
     c.line(0, "}");
 
     let state = if warnings.is_empty() {
-        ResourceState::new(vs, "Valid", "AddedOrUpdated", format!("Configuration for {ns}/{name} was added or updated "), warnings)
+        ResourceState::new(
+            vs,
+            "Valid",
+            "AddedOrUpdated",
+            format!("Configuration for {ns}/{name} was added or updated "),
+            warnings,
+        )
     } else {
-        let message = format!("Configuration for {ns}/{name} was added or updated ; with warning(s): {}", warnings.join("; "));
-        ResourceState::new(vs, "Warning", "AddedOrUpdatedWithWarning", message, warnings)
+        let message = format!(
+            "Configuration for {ns}/{name} was added or updated ; with warning(s): {}",
+            warnings.join("; ")
+        );
+        ResourceState::new(
+            vs,
+            "Warning",
+            "AddedOrUpdatedWithWarning",
+            message,
+            warnings,
+        )
     };
-    Ok(VsOutput { file_name, config: Some(c.finish()), state, host: spec.host })
+    Ok(VsOutput {
+        file_name,
+        config: Some(c.finish()),
+        state,
+        host: spec.host,
+    })
 }
 
 fn route_upstream(route: &Route) -> Option<&str> {
     let action = route.action.as_ref()?;
-    action.pass.as_deref().or_else(|| action.proxy.as_ref().map(|p| p.upstream.as_str()))
+    action
+        .pass
+        .as_deref()
+        .or_else(|| action.proxy.as_ref().map(|p| p.upstream.as_str()))
 }
 
 fn location(
@@ -257,17 +332,48 @@ fn location(
         render::egress_mtls(c, 2, "proxy", e, env);
     }
     let keepalive = upstream.keepalive.unwrap_or(0) > 0;
-    c.line(2, &format!("set $default_connection_header {};", if keepalive { "\"\"" } else { "close" }));
+    c.line(
+        2,
+        &format!(
+            "set $default_connection_header {};",
+            if keepalive { "\"\"" } else { "close" }
+        ),
+    );
     let time = |v: &Option<String>| v.as_deref().map(parse_time).unwrap_or_else(|| "60s".into());
-    c.line(2, &format!("proxy_connect_timeout {};", time(&upstream.connect_timeout)));
-    c.line(2, &format!("proxy_read_timeout {};", time(&upstream.read_timeout)));
-    c.line(2, &format!("proxy_send_timeout {};", time(&upstream.send_timeout)));
-    c.line(2, &format!("client_max_body_size {};", upstream.client_max_body_size.as_deref().unwrap_or("1m")));
+    c.line(
+        2,
+        &format!("proxy_connect_timeout {};", time(&upstream.connect_timeout)),
+    );
+    c.line(
+        2,
+        &format!("proxy_read_timeout {};", time(&upstream.read_timeout)),
+    );
+    c.line(
+        2,
+        &format!("proxy_send_timeout {};", time(&upstream.send_timeout)),
+    );
+    c.line(
+        2,
+        &format!(
+            "client_max_body_size {};",
+            upstream.client_max_body_size.as_deref().unwrap_or("1m")
+        ),
+    );
     if let Some(size) = &upstream.client_body_buffer_size {
         c.line(2, &format!("client_body_buffer_size {size};"));
     }
     c.blank();
-    c.line(2, &format!("proxy_buffering {};", if upstream.buffering.unwrap_or(true) { "on" } else { "off" }));
+    c.line(
+        2,
+        &format!(
+            "proxy_buffering {};",
+            if upstream.buffering.unwrap_or(true) {
+                "on"
+            } else {
+                "off"
+            }
+        ),
+    );
     if let Some(size) = &upstream.buffer_size {
         c.line(2, &format!("proxy_buffer_size {size};"));
     }
@@ -276,7 +382,13 @@ fn location(
     c.line(2, "proxy_set_header Connection $vs_connection_header;");
     let request_headers = proxy.and_then(|p| p.request_headers.as_ref());
     let pass_headers = request_headers.and_then(|h| h.pass).unwrap_or(true);
-    c.line(2, &format!("proxy_pass_request_headers {};", if pass_headers { "on" } else { "off" }));
+    c.line(
+        2,
+        &format!(
+            "proxy_pass_request_headers {};",
+            if pass_headers { "on" } else { "off" }
+        ),
+    );
     let custom = request_headers.map(|h| h.set.as_slice()).unwrap_or(&[]);
     let has = |name: &str| custom.iter().any(|h| h.name.eq_ignore_ascii_case(name));
     let proto = redirect_var.unwrap_or("$scheme");
@@ -292,7 +404,14 @@ fn location(
         }
     }
     for h in custom {
-        c.line(2, &format!("proxy_set_header {} {};", h.name, render::go_quote(&h.value)));
+        c.line(
+            2,
+            &format!(
+                "proxy_set_header {} {};",
+                h.name,
+                render::go_quote(&h.value)
+            ),
+        );
     }
     if !has("Host") {
         c.line(2, "proxy_set_header Host \"$host\";");
@@ -305,19 +424,60 @@ fn location(
             c.line(2, &format!("proxy_pass_header {h};"));
         }
         if !response.ignore.is_empty() {
-            c.line(2, &format!("proxy_ignore_headers {};", response.ignore.join(" ")));
+            c.line(
+                2,
+                &format!("proxy_ignore_headers {};", response.ignore.join(" ")),
+            );
         }
         for h in &response.add {
             let always = if h.always { "always" } else { "" };
-            c.line(2, &format!("add_header {} {} {always};", h.name, render::go_quote(&h.value)));
+            c.line(
+                2,
+                &format!(
+                    "add_header {} {} {always};",
+                    h.name,
+                    render::go_quote(&h.value)
+                ),
+            );
         }
     }
-    let scheme = if upstream.tls.as_ref().is_some_and(|t| t.enable) { "https" } else { "http" };
-    let rewrite = proxy.and_then(|p| p.rewrite_path.clone()).unwrap_or_default();
-    c.line(2, &format!("proxy_pass {scheme}://{upstream_name}{rewrite};"));
-    c.line(2, &format!("proxy_next_upstream {};", upstream.next_upstream.as_deref().unwrap_or("error timeout")));
-    c.line(2, &format!("proxy_next_upstream_timeout {};", upstream.next_upstream_timeout.as_deref().map(parse_time).unwrap_or_else(|| "0s".into())));
-    c.line(2, &format!("proxy_next_upstream_tries {};", upstream.next_upstream_tries.unwrap_or(0)));
+    let scheme = if upstream.tls.as_ref().is_some_and(|t| t.enable) {
+        "https"
+    } else {
+        "http"
+    };
+    let rewrite = proxy
+        .and_then(|p| p.rewrite_path.clone())
+        .unwrap_or_default();
+    c.line(
+        2,
+        &format!("proxy_pass {scheme}://{upstream_name}{rewrite};"),
+    );
+    c.line(
+        2,
+        &format!(
+            "proxy_next_upstream {};",
+            upstream.next_upstream.as_deref().unwrap_or("error timeout")
+        ),
+    );
+    c.line(
+        2,
+        &format!(
+            "proxy_next_upstream_timeout {};",
+            upstream
+                .next_upstream_timeout
+                .as_deref()
+                .map(parse_time)
+                .unwrap_or_else(|| "0s".into())
+        ),
+    );
+    c.line(
+        2,
+        &format!(
+            "proxy_next_upstream_tries {};",
+            upstream.next_upstream_tries.unwrap_or(0)
+        ),
+    );
     c.line(1, "}");
 }
 

@@ -1,0 +1,349 @@
+//! Judging an observation against a check's expectations.
+//!
+//! Every expectation set must hold. Beyond them, an answer the check did not
+//! plan for fails it: a TLS refusal when `rejected` is not expected, or no answer
+//! at all. Each failure reads "expected …, got …".
+
+use serde_json::Value;
+
+use crate::probe::Observation;
+use crate::scenario::Expect;
+
+/// The reasons a check failed; empty when it passed.
+pub fn evaluate(expect: &Expect, o: &Observation) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut fail = |what: &str, expected: String, got: String| {
+        failures.push(format!("{what}: expected {expected}, got {got}"));
+    };
+
+    match expect.rejected {
+        Some(want) if want != o.rejected => fail(
+            "refused at the TLS layer",
+            yes_no(want),
+            match (&o.alert, &o.error) {
+                (Some(a), _) => format!("yes (alert: {a})"),
+                (None, Some(e)) if o.rejected => format!("yes ({e})"),
+                _ => "no".into(),
+            },
+        ),
+        None if o.rejected => fail(
+            "connection",
+            "an answer".into(),
+            format!(
+                "refused at the TLS layer ({})",
+                o.alert.clone().or(o.error.clone()).unwrap_or_default()
+            ),
+        ),
+        _ => {}
+    }
+    if let Some(alert) = &expect.alert {
+        let got = o.alert.clone().unwrap_or_else(|| "no alert".into());
+        if !got.contains(alert.as_str()) {
+            fail("TLS alert", format!("`{alert}`"), format!("`{got}`"));
+        }
+    }
+
+    if expect.needs_http() {
+        match &o.response {
+            None => fail(
+                "HTTP response",
+                "one".into(),
+                o.error
+                    .clone()
+                    .or(o.alert.clone().map(|a| format!("TLS alert {a}")))
+                    .unwrap_or_else(|| "none".into()),
+            ),
+            Some(r) => {
+                if let Some(status) = expect.status {
+                    if r.status != status {
+                        fail("status", status.to_string(), r.status.to_string());
+                    }
+                }
+                for needle in &expect.body_contains {
+                    if !r.body.contains(needle.as_str()) {
+                        fail("body", format!("to contain `{needle}`"), excerpt(&r.body));
+                    }
+                }
+                for needle in &expect.body_excludes {
+                    if r.body.contains(needle.as_str()) {
+                        fail(
+                            "body",
+                            format!("not to contain `{needle}`"),
+                            excerpt(&r.body),
+                        );
+                    }
+                }
+                if !expect.json.is_empty() || !expect.json_includes.is_empty() {
+                    match serde_json::from_str::<Value>(&r.body) {
+                        Err(e) => fail("body", "JSON".into(), format!("{e}: {}", excerpt(&r.body))),
+                        Ok(body) => {
+                            for (path, want) in &expect.json {
+                                let got = json_at(&body, path);
+                                if got.len() != 1 || got[0] != want {
+                                    fail(&format!("JSON `{path}`"), want.to_string(), show(&got));
+                                }
+                            }
+                            for (path, wants) in &expect.json_includes {
+                                let got = json_at(&body, path);
+                                for want in wants {
+                                    if !got.contains(&want) {
+                                        fail(
+                                            &format!("JSON `{path}`"),
+                                            format!("to include {want}"),
+                                            show(&got),
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                for (name, needle) in &expect.headers {
+                    let value = r
+                        .headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v.clone());
+                    match value {
+                        Some(v) if v.contains(needle.as_str()) => {}
+                        other => fail(
+                            &format!("header {name}"),
+                            format!("to contain `{needle}`"),
+                            other.unwrap_or_else(|| "absent".into()),
+                        ),
+                    }
+                }
+            }
+        }
+    } else if o.response.is_none() && !o.rejected && expect.rejected.is_none() {
+        if let Some(e) = &o.error {
+            fail("connection", "an answer".into(), e.clone());
+        }
+    }
+
+    let needs_tls = expect.protocol.is_some()
+        || expect.client_cert_requested.is_some()
+        || expect.acceptable_ca_names.is_some()
+        || expect.verification.is_some()
+        || expect.peer_chain.is_some()
+        || expect.verified_chain.is_some();
+    if needs_tls {
+        match &o.tls {
+            None => fail(
+                "TLS handshake",
+                "one".into(),
+                o.error.clone().unwrap_or_else(|| "none".into()),
+            ),
+            Some(t) => {
+                if let Some(p) = &expect.protocol {
+                    let got = t.protocol.clone().unwrap_or_else(|| "none".into());
+                    if &got != p {
+                        fail("protocol", p.clone(), got);
+                    }
+                }
+                if let Some(want) = expect.client_cert_requested {
+                    if want != t.client_cert_requested {
+                        fail(
+                            "client certificate requested",
+                            yes_no(want),
+                            yes_no(t.client_cert_requested),
+                        );
+                    }
+                }
+                if let Some(names) = &expect.acceptable_ca_names {
+                    if names != &t.acceptable_ca_names {
+                        fail(
+                            "acceptable client CA names",
+                            format!("{names:?}"),
+                            format!("{:?}", t.acceptable_ca_names),
+                        );
+                    }
+                }
+                if let Some(v) = &expect.verification {
+                    let ok = if v == "OK" {
+                        t.verification == "OK"
+                    } else {
+                        t.verification.contains(v.as_str())
+                    };
+                    if !ok {
+                        fail(
+                            "verification",
+                            format!("`{v}`"),
+                            format!("`{}`", t.verification),
+                        );
+                    }
+                }
+                if let Some(chain) = &expect.peer_chain {
+                    if chain != &t.peer_chain {
+                        fail(
+                            "server chain",
+                            format!("{chain:?}"),
+                            format!("{:?}", t.peer_chain),
+                        );
+                    }
+                }
+                if let Some(chain) = &expect.verified_chain {
+                    if chain != &t.verified_chain {
+                        fail(
+                            "verified chain",
+                            format!("{chain:?}"),
+                            format!("{:?}", t.verified_chain),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    failures
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes".into() } else { "no".into() }
+}
+
+fn show(values: &[&Value]) -> String {
+    match values {
+        [] => "nothing at that path".into(),
+        [one] => one.to_string(),
+        many => format!(
+            "[{}]",
+            many.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// A short, one-line excerpt of a body for reports.
+pub fn excerpt(body: &str) -> String {
+    let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > 160 {
+        format!("`{}…`", flat.chars().take(160).collect::<String>())
+    } else {
+        format!("`{flat}`")
+    }
+}
+
+/// Values at `a.b[0].c` or `data[].id` (every element).
+pub fn json_at<'a>(root: &'a Value, path: &str) -> Vec<&'a Value> {
+    let mut current = vec![root];
+    for segment in path.split('.') {
+        let (key, index) = match segment.find('[') {
+            Some(i) => (&segment[..i], Some(segment[i + 1..].trim_end_matches(']'))),
+            None => (segment, None),
+        };
+        if !key.is_empty() {
+            current = current.iter().filter_map(|v| v.get(key)).collect();
+        }
+        match index {
+            None => {}
+            Some("") => {
+                current = current
+                    .iter()
+                    .filter_map(|v| v.as_array())
+                    .flatten()
+                    .collect()
+            }
+            Some(n) => {
+                let Ok(n) = n.parse::<usize>() else {
+                    return Vec::new();
+                };
+                current = current.iter().filter_map(|v| v.get(n)).collect();
+            }
+        }
+    }
+    current
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{HttpFacts, TlsFacts};
+
+    fn answer(status: u16, body: &str) -> Observation {
+        Observation {
+            response: Some(HttpFacts {
+                status,
+                headers: Default::default(),
+                body: body.into(),
+            }),
+            ..Observation::default()
+        }
+    }
+
+    #[test]
+    fn json_paths() {
+        let v: Value = serde_json::json!({"data": [{"id": "a"}, {"id": "b"}], "choices": [{"message": {"role": "assistant"}}]});
+        assert_eq!(
+            json_at(&v, "data[].id"),
+            vec![&Value::from("a"), &Value::from("b")]
+        );
+        assert_eq!(
+            json_at(&v, "choices[0].message.role"),
+            vec![&Value::from("assistant")]
+        );
+        assert!(json_at(&v, "nope").is_empty());
+    }
+
+    #[test]
+    fn status_and_body_must_both_hold() {
+        let expect = Expect {
+            status: Some(400),
+            body_contains: vec!["No required SSL certificate".into()],
+            ..Expect::default()
+        };
+        assert!(
+            evaluate(
+                &expect,
+                &answer(
+                    400,
+                    "<title>400 No required SSL certificate was sent</title>"
+                )
+            )
+            .is_empty()
+        );
+        let wrong = evaluate(&expect, &answer(400, "400 The SSL certificate error"));
+        assert_eq!(wrong.len(), 1, "{wrong:?}");
+        assert!(wrong[0].starts_with("body: expected to contain"));
+        assert_eq!(evaluate(&expect, &answer(200, "Open WebUI")).len(), 2);
+    }
+
+    #[test]
+    fn an_unplanned_refusal_fails_the_check() {
+        let expect = Expect {
+            client_cert_requested: Some(true),
+            ..Expect::default()
+        };
+        let o = Observation {
+            tls: Some(TlsFacts {
+                client_cert_requested: true,
+                ..TlsFacts::default()
+            }),
+            rejected: true,
+            alert: Some("certificate required".into()),
+            ..Observation::default()
+        };
+        let failures = evaluate(&expect, &o);
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        let planned = Expect {
+            rejected: Some(true),
+            alert: Some("certificate required".into()),
+            ..expect
+        };
+        assert!(evaluate(&planned, &o).is_empty());
+    }
+
+    #[test]
+    fn no_answer_is_a_failure_not_a_pass() {
+        let expect = Expect {
+            status: Some(502),
+            ..Expect::default()
+        };
+        let o = Observation {
+            error: Some("connect refused".into()),
+            ..Observation::default()
+        };
+        assert_eq!(evaluate(&expect, &o).len(), 1);
+    }
+}

@@ -1,0 +1,259 @@
+//! Results: a stable machine-readable report (`mtls-e2e.report/v1`) and the
+//! human view (a line per check, and the evidence of every failure).
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::manifest::Object;
+use crate::probe::Observation;
+use crate::scenario::Expect;
+use crate::yaml::Origin;
+
+pub const SCHEMA: &str = "mtls-e2e.report/v1";
+
+/// A resource's status as the controller reports it (VirtualServer and Policy
+/// status, Ingress events).
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceState {
+    pub kind: String,
+    pub key: String,
+    pub state: String,
+    pub reason: String,
+    pub message: String,
+    pub warnings: Vec<String>,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+impl ResourceState {
+    pub fn new(
+        object: &Object,
+        state: &str,
+        reason: &str,
+        message: String,
+        warnings: Vec<String>,
+    ) -> Self {
+        ResourceState {
+            kind: object.id.kind.to_string(),
+            key: object.id.key(),
+            state: state.into(),
+            reason: reason.into(),
+            message,
+            warnings,
+            origin: object.origin(),
+        }
+    }
+
+    /// `Kind ns/name`, as scenario files name resources.
+    pub fn id(&self) -> String {
+        format!("{} {}", self.kind, self.key)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub substrate: String,
+    pub elapsed_ms: u64,
+    pub scenarios: Vec<ScenarioReport>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub scenarios: usize,
+    pub checks: usize,
+    pub passed: usize,
+    pub failed: usize,
+    /// Scenarios that could not be brought up.
+    pub setup_failed: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioReport {
+    pub name: String,
+    pub dir: String,
+    /// Set when the scenario could not be brought up; no check ran.
+    pub setup_error: Option<String>,
+    /// The exit code that setup failure maps to (2, 3 or 4).
+    pub setup_exit_code: Option<u8>,
+    pub setup_ms: u64,
+    /// Resource states as the controller reports them.
+    pub resources: Vec<ResourceState>,
+    /// Pods that could not start, and why.
+    pub not_started: Vec<String>,
+    pub checks: Vec<CheckReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub name: String,
+    pub passed: bool,
+    pub why: Option<String>,
+    /// `file:line` of the check in scenario.yaml.
+    pub origin: String,
+    pub expected: Expect,
+    pub failures: Vec<String>,
+    pub observation: Observation,
+    /// nginx's error log lines written during a failing check (local substrate).
+    pub nginx_log: Option<String>,
+}
+
+impl Report {
+    pub fn new(substrate: &str, scenarios: Vec<ScenarioReport>, elapsed_ms: u64) -> Report {
+        let mut summary = Summary {
+            scenarios: scenarios.len(),
+            ..Summary::default()
+        };
+        for s in &scenarios {
+            if s.setup_error.is_some() {
+                summary.setup_failed += 1;
+            }
+            summary.checks += s.checks.len();
+            summary.passed += s.checks.iter().filter(|c| c.passed).count();
+            summary.failed += s.checks.iter().filter(|c| !c.passed).count();
+        }
+        Report {
+            schema: SCHEMA,
+            substrate: substrate.into(),
+            elapsed_ms,
+            scenarios,
+            summary,
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.summary.failed == 0 && self.summary.setup_failed == 0 && self.summary.checks > 0
+    }
+
+    pub fn summary_line(&self) -> String {
+        let s = &self.summary;
+        let mut line = format!(
+            "{} {} checks in {} scenarios: {} passed, {} failed",
+            if self.ok() { "ok:" } else { "FAILED:" },
+            s.checks,
+            s.scenarios,
+            s.passed,
+            s.failed
+        );
+        if s.setup_failed > 0 {
+            line.push_str(&format!(
+                ", {} scenarios could not be set up",
+                s.setup_failed
+            ));
+        }
+        line.push_str(&format!(
+            " ({} substrate, {:.2} s)",
+            self.substrate,
+            self.elapsed_ms as f64 / 1000.0
+        ));
+        line
+    }
+}
+
+/// One line for a check: `PASS scenario/check (12 ms)`.
+pub fn check_line(scenario: &str, check: &CheckReport) -> String {
+    format!(
+        "{} {scenario}/{} ({} ms)",
+        if check.passed { "PASS" } else { "FAIL" },
+        check.name,
+        check.observation.elapsed_ms
+    )
+}
+
+/// The evidence of a failed check, for humans.
+pub fn failure_details(check: &CheckReport) -> String {
+    let mut out = String::new();
+    let o = &check.observation;
+    let _ = writeln!(out, "    at {}", check.origin);
+    if let Some(why) = &check.why {
+        let _ = writeln!(out, "    why: {}", why.trim());
+    }
+    let _ = writeln!(out, "    probe: {}", o.target);
+    if let Some(cmd) = &o.command {
+        let _ = writeln!(out, "    command: {cmd}");
+    }
+    for f in &check.failures {
+        let _ = writeln!(out, "    ✗ {f}");
+    }
+    let _ = writeln!(out, "    evidence:");
+    if let Some(r) = &o.response {
+        let _ = writeln!(
+            out,
+            "      status {}; body {}",
+            r.status,
+            crate::check::excerpt(&r.body)
+        );
+    }
+    if let Some(t) = &o.tls {
+        let _ = writeln!(
+            out,
+            "      TLS {} {}; verification: {}; client cert requested: {}{}",
+            t.protocol.as_deref().unwrap_or("?"),
+            t.cipher.as_deref().unwrap_or(""),
+            t.verification,
+            if t.client_cert_requested { "yes" } else { "no" },
+            if t.acceptable_ca_names.is_empty() {
+                String::new()
+            } else {
+                format!(" (CAs: {})", t.acceptable_ca_names.join("; "))
+            }
+        );
+        if !t.peer_chain.is_empty() {
+            let _ = writeln!(out, "      server chain: {}", t.peer_chain.join(" <- "));
+        }
+        if let Some(sent) = &t.client_cert_sent {
+            let _ = writeln!(out, "      client certificate sent: {sent}");
+        }
+    }
+    if o.rejected {
+        let _ = writeln!(
+            out,
+            "      refused at the TLS layer{}",
+            o.alert
+                .as_deref()
+                .map(|a| format!(": {a}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(e) = &o.error {
+        let _ = writeln!(out, "      error: {e}");
+    }
+    if let Some(t) = &o.transcript {
+        let lines: Vec<&str> = t.lines().take(25).collect();
+        let _ = writeln!(
+            out,
+            "      openssl said:\n        {}",
+            lines.join("\n        ")
+        );
+    }
+    if let Some(log) = check.nginx_log.as_deref().filter(|l| !l.trim().is_empty()) {
+        let _ = writeln!(
+            out,
+            "      nginx error.log:\n        {}",
+            log.lines().collect::<Vec<_>>().join("\n        ")
+        );
+    }
+    out
+}
+
+/// The whole human report: per-scenario setup problems, a line per check, the
+/// evidence of each failure, and the summary.
+pub fn render_human(report: &Report) -> String {
+    let mut out = String::new();
+    for s in &report.scenarios {
+        if let Some(e) = &s.setup_error {
+            let _ = writeln!(out, "SETUP FAILED {}: {e}", s.name);
+            continue;
+        }
+        for c in &s.checks {
+            let _ = writeln!(out, "{}", check_line(&s.name, c));
+            if !c.passed {
+                out.push_str(&failure_details(c));
+            }
+        }
+    }
+    let _ = writeln!(out, "{}", report.summary_line());
+    out
+}
