@@ -54,10 +54,10 @@ pub fn evaluate(expect: &Expect, o: &Observation) -> Vec<String> {
                     .unwrap_or_else(|| "none".into()),
             ),
             Some(r) => {
-                if let Some(status) = expect.status {
-                    if r.status != status {
-                        fail("status", status.to_string(), r.status.to_string());
-                    }
+                if let Some(status) = expect.status
+                    && r.status != status
+                {
+                    fail("status", status.to_string(), r.status.to_string());
                 }
                 for needle in &expect.body_contains {
                     if !r.body.contains(needle.as_str()) {
@@ -115,10 +115,12 @@ pub fn evaluate(expect: &Expect, o: &Observation) -> Vec<String> {
                 }
             }
         }
-    } else if o.response.is_none() && !o.rejected && expect.rejected.is_none() {
-        if let Some(e) = &o.error {
-            fail("connection", "an answer".into(), e.clone());
-        }
+    } else if o.response.is_none()
+        && !o.rejected
+        && expect.rejected.is_none()
+        && let Some(e) = &o.error
+    {
+        fail("connection", "an answer".into(), e.clone());
     }
 
     let needs_tls = expect.protocol.is_some()
@@ -141,23 +143,23 @@ pub fn evaluate(expect: &Expect, o: &Observation) -> Vec<String> {
                         fail("protocol", p.clone(), got);
                     }
                 }
-                if let Some(want) = expect.client_cert_requested {
-                    if want != t.client_cert_requested {
-                        fail(
-                            "client certificate requested",
-                            yes_no(want),
-                            yes_no(t.client_cert_requested),
-                        );
-                    }
+                if let Some(want) = expect.client_cert_requested
+                    && want != t.client_cert_requested
+                {
+                    fail(
+                        "client certificate requested",
+                        yes_no(want),
+                        yes_no(t.client_cert_requested),
+                    );
                 }
-                if let Some(names) = &expect.acceptable_ca_names {
-                    if names != &t.acceptable_ca_names {
-                        fail(
-                            "acceptable client CA names",
-                            format!("{names:?}"),
-                            format!("{:?}", t.acceptable_ca_names),
-                        );
-                    }
+                if let Some(names) = &expect.acceptable_ca_names
+                    && names != &t.acceptable_ca_names
+                {
+                    fail(
+                        "acceptable client CA names",
+                        format!("{names:?}"),
+                        format!("{:?}", t.acceptable_ca_names),
+                    );
                 }
                 if let Some(v) = &expect.verification {
                     let ok = if v == "OK" {
@@ -173,23 +175,23 @@ pub fn evaluate(expect: &Expect, o: &Observation) -> Vec<String> {
                         );
                     }
                 }
-                if let Some(chain) = &expect.peer_chain {
-                    if chain != &t.peer_chain {
-                        fail(
-                            "server chain",
-                            format!("{chain:?}"),
-                            format!("{:?}", t.peer_chain),
-                        );
-                    }
+                if let Some(chain) = &expect.peer_chain
+                    && chain != &t.peer_chain
+                {
+                    fail(
+                        "server chain",
+                        format!("{chain:?}"),
+                        format!("{:?}", t.peer_chain),
+                    );
                 }
-                if let Some(chain) = &expect.verified_chain {
-                    if chain != &t.verified_chain {
-                        fail(
-                            "verified chain",
-                            format!("{chain:?}"),
-                            format!("{:?}", t.verified_chain),
-                        );
-                    }
+                if let Some(chain) = &expect.verified_chain
+                    && chain != &t.verified_chain
+                {
+                    fail(
+                        "verified chain",
+                        format!("{chain:?}"),
+                        format!("{:?}", t.verified_chain),
+                    );
                 }
             }
         }

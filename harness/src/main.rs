@@ -340,12 +340,9 @@ async fn run(
         engine.local.openssl.display()
     );
     let report = engine
-        .run(scenarios, |s| {
-            let status = match &s.setup_error {
-                Some(_) => "could not be set up".to_string(),
-                None => format!("set up in {} ms", s.setup_ms),
-            };
-            eprintln!("{}: {status}", s.name);
+        .run(scenarios, |s| match &s.setup_error {
+            Some(e) => eprintln!("error: {}: could not be set up: {e}", s.name),
+            None => eprintln!("{}: set up in {} ms", s.name, s.setup_ms),
         })
         .await;
     print!("{}", report::render_human(&report));

@@ -167,10 +167,10 @@ impl Resolver {
                     return Ok(addr);
                 }
                 // Loopback and literal addresses still work outside the map.
-                if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-                    if ip.is_loopback() {
-                        return Ok(SocketAddr::new(ip, port));
-                    }
+                if let Ok(ip) = host.parse::<std::net::IpAddr>()
+                    && ip.is_loopback()
+                {
+                    return Ok(SocketAddr::new(ip, port));
                 }
                 Err(NetError::Resolve(format!(
                     "{host}:{port} (no such Service in the local substrate)"

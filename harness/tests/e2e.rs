@@ -1,1 +1,201 @@
-fn main() {}
+//! The end-to-end suite: one trial per scenario check (`scenario/check`), one per
+//! mutation (`scenario/mutation/name`: the named checks must fail), and the
+//! command-line cases in `e2e/cli.rs`. Filter like any test:
+//! `cargo test --test e2e -- aigw`.
+//!
+//! Scenarios run on the local substrate. Under `cargo test` each scenario is
+//! brought up once and shared by its trials; under nextest (a process per
+//! trial) each trial brings up its own. `--list` starts nothing.
+
+#[path = "e2e/cli.rs"]
+mod cli;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use mtls_e2e::engine::{Engine, Live};
+use mtls_e2e::report;
+use mtls_e2e::scenario::{self, Scenario};
+
+fn scenarios_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+/// What the trials share: the runtime, the engine (made on first use) and the
+/// scenarios brought up so far.
+struct Suite {
+    runtime: tokio::runtime::Runtime,
+    engine: OnceLock<Result<Engine, String>>,
+    /// Scenarios some unfiltered trial needs, for key prefetching.
+    wanted: Vec<Scenario>,
+    live: Mutex<BTreeMap<String, LiveCell>>,
+}
+
+/// A scenario brought up once, or why it could not be.
+type LiveCell = Arc<tokio::sync::OnceCell<Result<Arc<Live>, String>>>;
+
+impl Suite {
+    fn engine(&self) -> Result<&Engine, Failed> {
+        let engine = self.engine.get_or_init(|| {
+            let engine = Engine::local().map_err(|e| e.to_string())?;
+            engine.prefetch_keys(&self.wanted.iter().collect::<Vec<_>>());
+            Ok(engine)
+        });
+        engine.as_ref().map_err(|e| Failed::from(e.as_str()))
+    }
+
+    fn live(&self, scenario: &Scenario) -> Result<Arc<Live>, Failed> {
+        let engine = self.engine()?;
+        let cell = {
+            let mut map = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(scenario.name.clone()).or_default().clone()
+        };
+        let result = self.runtime.block_on(cell.get_or_init(|| async {
+            engine
+                .up(scenario, true)
+                .await
+                .map(Arc::new)
+                .map_err(|e| format!("{} could not be set up: {e}", scenario.name))
+        }));
+        result.clone().map_err(Failed::from)
+    }
+
+    /// Stop every scenario brought up (the trials are done, so we own them again).
+    fn shutdown(&self) {
+        let cells: Vec<_> =
+            std::mem::take(&mut *self.live.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_values()
+                .collect();
+        for cell in cells {
+            let Ok(cell) = Arc::try_unwrap(cell) else {
+                continue;
+            };
+            if let Some(Ok(live)) = cell.into_inner() {
+                match Arc::try_unwrap(live) {
+                    Ok(live) => self.runtime.block_on(live.deployment.stop()),
+                    // Still shared: dropping it kills its nginx group anyway.
+                    Err(shared) => drop(shared),
+                }
+            }
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Arguments::from_args();
+    let scenarios = match load_scenarios() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot load the scenarios: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start tokio: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+
+    let names = trial_names(&scenarios);
+    let wanted: BTreeSet<String> = names
+        .iter()
+        .filter(|(name, _)| !args.is_filtered_out(&Trial::test(name.clone(), || Ok(()))))
+        .map(|(_, scenario)| scenario.clone())
+        .collect();
+    let suite = Arc::new(Suite {
+        runtime,
+        engine: OnceLock::new(),
+        wanted: scenarios
+            .iter()
+            .filter(|s| wanted.contains(&s.name))
+            .cloned()
+            .collect(),
+        live: Mutex::new(BTreeMap::new()),
+    });
+
+    let mut trials = Vec::new();
+    for s in &scenarios {
+        for check in &s.checks {
+            let (suite, scenario, name) = (suite.clone(), s.clone(), check.name.clone());
+            trials.push(Trial::test(
+                format!("{}/{}", s.name, check.name),
+                move || {
+                    let live = suite.live(&scenario)?;
+                    let engine = suite.engine()?;
+                    let check = scenario
+                        .checks
+                        .iter()
+                        .find(|c| c.name == name)
+                        .ok_or("check vanished")?;
+                    let report = suite.runtime.block_on(engine.check(&live, check));
+                    if report.passed {
+                        Ok(())
+                    } else {
+                        Err(report::failure_details(&report).into())
+                    }
+                },
+            ));
+        }
+        for m in &s.spec.mutations {
+            let (suite, scenario, mutation) = (suite.clone(), s.clone(), m.clone());
+            trials.push(Trial::test(format!("{}/mutation/{}", s.name, m.name), move || {
+                let engine = suite.engine()?;
+                let reports = suite
+                    .runtime
+                    .block_on(engine.run_mutation(&scenario, &mutation))
+                    .map_err(|e| format!("the mutated scenario could not be set up: {e}"))?;
+                let survivors: Vec<_> = reports.iter().filter(|r| r.passed).collect();
+                if survivors.is_empty() {
+                    return Ok(());
+                }
+                let mut message = format!(
+                    "patching {} should break {}, but these checks still pass, so they cannot tell the difference:\n",
+                    mutation.patch.object,
+                    mutation.breaks.join(", ")
+                );
+                for r in survivors {
+                    message.push_str(&format!("  {}/{}\n{}", scenario.name, r.name, report::failure_details(r)));
+                }
+                Err(message.into())
+            }));
+        }
+    }
+    trials.extend(cli::trials());
+
+    let conclusion = libtest_mimic::run(&args, trials);
+    suite.shutdown();
+    conclusion.exit_code()
+}
+
+fn load_scenarios() -> Result<Vec<Scenario>, String> {
+    let dirs = scenario::discover(&scenarios_root()).map_err(|e| e.to_string())?;
+    dirs.iter()
+        .map(|d| Scenario::load(d).map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// (trial name, scenario name) for every scenario trial.
+fn trial_names(scenarios: &[Scenario]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for s in scenarios {
+        out.extend(
+            s.checks
+                .iter()
+                .map(|c| (format!("{}/{}", s.name, c.name), s.name.clone())),
+        );
+        out.extend(
+            s.spec
+                .mutations
+                .iter()
+                .map(|m| (format!("{}/mutation/{}", s.name, m.name), s.name.clone())),
+        );
+    }
+    out
+}

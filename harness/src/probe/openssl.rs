@@ -89,13 +89,12 @@ pub fn parse(observation: &mut Observation, code: i32, stdout: &str, stderr: &st
     let lines: Vec<&str> = stdout.lines().collect();
     let mut depths: Vec<(usize, String)> = Vec::new();
     for line in stderr.lines().chain(stdout.lines()) {
-        if let Some(rest) = line.strip_prefix("depth=") {
-            if let Some((depth, subject)) = rest.split_once(' ') {
-                if let Ok(d) = depth.parse::<usize>() {
-                    depths.retain(|(seen, _)| *seen != d);
-                    depths.push((d, subject.trim().to_string()));
-                }
-            }
+        if let Some(rest) = line.strip_prefix("depth=")
+            && let Some((depth, subject)) = rest.split_once(' ')
+            && let Ok(d) = depth.parse::<usize>()
+        {
+            depths.retain(|(seen, _)| *seen != d);
+            depths.push((d, subject.trim().to_string()));
         }
     }
     depths.sort();

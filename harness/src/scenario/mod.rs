@@ -108,15 +108,15 @@ impl Target {
         let trimmed = host
             .strip_suffix(".svc.cluster.local")
             .or_else(|| host.strip_suffix(".svc"));
-        if let Some((name, namespace)) = trimmed.and_then(|t| t.split_once('.')) {
-            if !namespace.contains('.') {
-                return Target::Service {
-                    namespace: namespace.into(),
-                    name: name.into(),
-                    port,
-                    host: host.into(),
-                };
-            }
+        if let Some((name, namespace)) = trimmed.and_then(|t| t.split_once('.'))
+            && !namespace.contains('.')
+        {
+            return Target::Service {
+                namespace: namespace.into(),
+                name: name.into(),
+                port,
+                host: host.into(),
+            };
         }
         Target::Ingress {
             host: host.into(),
@@ -455,13 +455,13 @@ fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
                 spec.trust.contains_key(c.trust.as_deref().unwrap_or("")),
             ),
         ] {
-            if let Some(r) = reference {
-                if !known {
-                    return Err(err(
-                        &format!(".{what}"),
-                        format!("no {what} named `{r}` in this scenario"),
-                    ));
-                }
+            if let Some(r) = reference
+                && !known
+            {
+                return Err(err(
+                    &format!(".{what}"),
+                    format!("no {what} named `{r}` in this scenario"),
+                ));
             }
         }
         if c.expect.is_empty() {

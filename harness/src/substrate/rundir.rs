@@ -71,11 +71,10 @@ pub fn sweep_stale() -> Vec<String> {
             if let Some(pid) = std::fs::read_to_string(&pid_file)
                 .ok()
                 .and_then(|t| t.trim().parse::<i32>().ok())
+                && alive(pid)
             {
-                if alive(pid) {
-                    signal_group(pid, libc::SIGKILL);
-                    stopped += 1;
-                }
+                signal_group(pid, libc::SIGKILL);
+                stopped += 1;
             }
         }
         if std::fs::remove_dir_all(&path).is_ok() {

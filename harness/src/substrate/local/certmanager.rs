@@ -163,16 +163,16 @@ fn secret_namespace(issuer: &Object) -> &str {
 
 /// The webhook's checks that matter here.
 fn validate(o: &Object, spec: &CertificateSpec) -> Result<(), ManifestError> {
-    if let Some(cn) = &spec.common_name {
-        if cn.len() > 64 {
-            return Err(o.error(
-                "spec.commonName",
-                format!(
-                    "spec.commonName: Too long: may not be longer than 64 (it has {})",
-                    cn.len()
-                ),
-            ));
-        }
+    if let Some(cn) = &spec.common_name
+        && cn.len() > 64
+    {
+        return Err(o.error(
+            "spec.commonName",
+            format!(
+                "spec.commonName: Too long: may not be longer than 64 (it has {})",
+                cn.len()
+            ),
+        ));
     }
     let has_identity = spec.common_name.is_some()
         || !spec.dns_names.is_empty()
@@ -182,18 +182,23 @@ fn validate(o: &Object, spec: &CertificateSpec) -> Result<(), ManifestError> {
     if !has_identity {
         return Err(o.error("spec", "at least one of commonName, dnsNames, uriSANs, ipAddresses, emailSANs or otherNames must be set"));
     }
-    if let Some(kind) = spec.issuer_ref.kind.as_deref() {
-        if !matches!(kind, "Issuer" | "ClusterIssuer") {
-            return Err(o.error("spec.issuerRef.kind", format!("issuer kind `{kind}` is not one the local substrate plays (Issuer, ClusterIssuer)")));
-        }
+    if let Some(kind) = spec.issuer_ref.kind.as_deref()
+        && !matches!(kind, "Issuer" | "ClusterIssuer")
+    {
+        return Err(o.error(
+            "spec.issuerRef.kind",
+            format!(
+                "issuer kind `{kind}` is not one the local substrate plays (Issuer, ClusterIssuer)"
+            ),
+        ));
     }
-    if let Some(group) = spec.issuer_ref.group.as_deref() {
-        if group != "cert-manager.io" {
-            return Err(o.error(
-                "spec.issuerRef.group",
-                format!("external issuers (group `{group}`) are not played by the local substrate"),
-            ));
-        }
+    if let Some(group) = spec.issuer_ref.group.as_deref()
+        && group != "cert-manager.io"
+    {
+        return Err(o.error(
+            "spec.issuerRef.group",
+            format!("external issuers (group `{group}`) are not played by the local substrate"),
+        ));
     }
     let duration = duration_of(o, spec)?;
     if duration < time::Duration::hours(1) {

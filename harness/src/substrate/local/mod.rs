@@ -68,14 +68,14 @@ fn check_namespaces(objects: &[Object]) -> Result<(), ManifestError> {
         .map(|o| o.name())
         .collect();
     for o in objects {
-        if let Some(ns) = &o.id.namespace {
-            if !matches!(ns.as_str(), "default" | "kube-system") && !declared.contains(&ns.as_str())
-            {
-                return Err(o.error(
+        if let Some(ns) = &o.id.namespace
+            && !matches!(ns.as_str(), "default" | "kube-system")
+            && !declared.contains(&ns.as_str())
+        {
+            return Err(o.error(
                     "metadata",
                     format!("namespace `{ns}` is not declared in the scenario; `kubectl apply` would fail with namespaces \"{ns}\" not found"),
                 ));
-            }
         }
     }
     Ok(())
@@ -186,21 +186,19 @@ impl Local {
         let pods_dir = dir.join("pods");
         std::fs::create_dir_all(&pods_dir).map_err(|e| SubstrateError::Failed(e.to_string()))?;
         let pods = Pods::start(&prepared.pods, &prepared.objects, &pods_dir).await?;
-        if strict {
-            if let Some(n) = pods.not_started.first() {
-                let origin = prepared
-                    .objects
-                    .iter()
-                    .find(|o| o.id.kind == Kind::Deployment && o.id.key() == n.deployment)
-                    .map(|o| o.origin());
-                return Err(SubstrateError::Input(ManifestError {
-                    origin: origin.unwrap_or_else(|| prepared.scenario.origin_of("components")),
-                    message: format!(
-                        "Deployment {} would never become ready: {}",
-                        n.deployment, n.reason
-                    ),
-                }));
-            }
+        if strict && let Some(n) = pods.not_started.first() {
+            let origin = prepared
+                .objects
+                .iter()
+                .find(|o| o.id.kind == Kind::Deployment && o.id.key() == n.deployment)
+                .map(|o| o.origin());
+            return Err(SubstrateError::Input(ManifestError {
+                origin: origin.unwrap_or_else(|| prepared.scenario.origin_of("components")),
+                message: format!(
+                    "Deployment {} would never become ready: {}",
+                    n.deployment, n.reason
+                ),
+            }));
         }
         let nginx_dir = dir.join("nginx");
         let mut last_error = String::new();

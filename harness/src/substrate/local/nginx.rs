@@ -37,6 +37,14 @@ pub fn find_program(name: &str, env_var: &str) -> Option<PathBuf> {
 
 impl NginxBinary {
     pub fn find() -> Result<NginxBinary, String> {
+        if let Some(set) =
+            std::env::var_os("MTLS_E2E_NGINX").filter(|v| !PathBuf::from(v).is_file())
+        {
+            return Err(format!(
+                "MTLS_E2E_NGINX is set to {}, which is not an nginx binary; {INSTALL_HINT}",
+                set.to_string_lossy()
+            ));
+        }
         let path = find_program("nginx", "MTLS_E2E_NGINX").ok_or_else(|| {
             format!("nginx was not found on PATH or in /usr/sbin; {INSTALL_HINT}")
         })?;

@@ -127,7 +127,7 @@ pub fn plan(
                 (format!("ConfigMap {key}"), files)
             } else {
                 return Err(object.error(
-                    &format!("spec.template.spec.volumes"),
+                    "spec.template.spec.volumes",
                     format!(
                         "volume `{}`: only secret and configMap volumes are supported locally",
                         volume.name

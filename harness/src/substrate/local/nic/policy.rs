@@ -81,13 +81,13 @@ fn validate_ingress_mtls(m: &IngressMtls, errors: &mut Vec<String>) {
         return;
     }
     check_subdomain(secret, "spec.ingressMTLS.clientCertSecret", errors);
-    if let Some(v) = m.verify_client.as_deref().filter(|v| !v.is_empty()) {
-        if !["on", "off", "optional", "optional_no_ca"].contains(&v) {
-            errors.push(format!(
+    if let Some(v) = m.verify_client.as_deref().filter(|v| !v.is_empty())
+        && !["on", "off", "optional", "optional_no_ca"].contains(&v)
+    {
+        errors.push(format!(
                 "spec.ingressMTLS.verifyClient: Invalid value: {v:?}: '{v}' contains an invalid NGINX parameter. \
                  Accepted parameters are: on, off, optional, optional_no_ca"
             ));
-        }
     }
     if let Some(d) = m.verify_depth.filter(|d| *d < 0) {
         errors.push(format!(

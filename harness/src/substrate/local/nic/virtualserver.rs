@@ -24,10 +24,10 @@ fn check_supported(vs: &Object, spec: &VirtualServerSpec) -> Result<(), Manifest
         if route.route.is_some() {
             return Err(vs.error(&format!("{path}.route"), "routes to a VirtualServerRoute are not rendered by the local substrate; run this scenario on kind"));
         }
-        if let Some(action) = &route.action {
-            if action.return_.is_some() || action.redirect.is_some() {
-                return Err(vs.error(&format!("{path}.action"), "action.return and action.redirect are not rendered by the local substrate; run this scenario on kind"));
-            }
+        if let Some(action) = &route.action
+            && (action.return_.is_some() || action.redirect.is_some())
+        {
+            return Err(vs.error(&format!("{path}.action"), "action.return and action.redirect are not rendered by the local substrate; run this scenario on kind"));
         }
     }
     for (i, u) in spec.upstreams.iter().enumerate() {
@@ -69,12 +69,12 @@ fn validate(spec: &VirtualServerSpec) -> Result<(), String> {
                 None
             }
         };
-        if let Some((name, field)) = target {
-            if !names.contains(name) {
-                errors.push(format!(
-                    "spec.routes[{i}].action.{field}: Not found: {name:?}"
-                ));
-            }
+        if let Some((name, field)) = target
+            && !names.contains(name)
+        {
+            errors.push(format!(
+                "spec.routes[{i}].action.{field}: Not found: {name:?}"
+            ));
         }
     }
     match errors.len() {

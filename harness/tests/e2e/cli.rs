@@ -1,0 +1,274 @@
+//! Command-line cases: a repository scenario, copied and broken one way, run
+//! through the real binary. Each case states the exit code and the words the
+//! user must see (file:line, what is wrong, what to do), and every case checks
+//! that nothing is left behind: no files in the run's TMPDIR, no process
+//! started from it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use libtest_mimic::{Failed, Trial};
+
+enum Edit {
+    Write(&'static str, &'static str),
+    Replace(&'static str, &'static str, &'static str),
+}
+
+struct Case {
+    name: &'static str,
+    base: &'static str,
+    edits: Vec<Edit>,
+    args: Vec<&'static str>,
+    env: Vec<(&'static str, &'static str)>,
+    code: i32,
+    stderr: Vec<&'static str>,
+    stdout: Vec<&'static str>,
+}
+
+fn case(name: &'static str) -> Case {
+    Case {
+        name,
+        base: "openwebui-ingress-mtls",
+        edits: Vec::new(),
+        args: Vec::new(),
+        env: Vec::new(),
+        code: 0,
+        stderr: Vec::new(),
+        stdout: Vec::new(),
+    }
+}
+
+impl Case {
+    fn base(mut self, scenario: &'static str) -> Self {
+        self.base = scenario;
+        self
+    }
+    /// Write (or overwrite) a file in the copied scenario.
+    fn write(mut self, file: &'static str, text: &'static str) -> Self {
+        self.edits.push(Edit::Write(file, text));
+        self
+    }
+    /// Replace text in a file of the copied scenario (it must be there).
+    fn replace(mut self, file: &'static str, from: &'static str, to: &'static str) -> Self {
+        self.edits.push(Edit::Replace(file, from, to));
+        self
+    }
+    /// Arguments; `{scenario}` is the copied scenario's folder.
+    fn run(mut self, args: &[&'static str]) -> Self {
+        self.args = args.to_vec();
+        self
+    }
+    fn env(mut self, key: &'static str, value: &'static str) -> Self {
+        self.env.push((key, value));
+        self
+    }
+    fn code(mut self, code: i32) -> Self {
+        self.code = code;
+        self
+    }
+    fn stderr(mut self, needles: &[&'static str]) -> Self {
+        self.stderr = needles.to_vec();
+        self
+    }
+    fn stdout(mut self, needles: &[&'static str]) -> Self {
+        self.stdout = needles.to_vec();
+        self
+    }
+
+    fn trial(self) -> Trial {
+        let name = format!("cli/{}", self.name);
+        Trial::test(name, move || self.execute())
+    }
+
+    fn execute(&self) -> Result<(), Failed> {
+        let work = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+        let scenario = work.path().join(self.base);
+        copy_dir(&super::scenarios_root().join(self.base), &scenario)?;
+        for edit in &self.edits {
+            match edit {
+                Edit::Write(file, text) => {
+                    std::fs::write(scenario.join(file), text).map_err(|e| e.to_string())?
+                }
+                Edit::Replace(file, from, to) => {
+                    let path = scenario.join(file);
+                    let text =
+                        std::fs::read_to_string(&path).map_err(|e| format!("{file}: {e}"))?;
+                    if !text.contains(from) {
+                        return Err(format!("test setup: {file} does not contain `{from}`").into());
+                    }
+                    std::fs::write(&path, text.replace(from, to)).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        let tmp = work.path().join("tmp");
+        std::fs::create_dir(&tmp).map_err(|e| e.to_string())?;
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| a.replace("{scenario}", &scenario.display().to_string()))
+            .collect();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mtls-e2e"));
+        command
+            .args(&args)
+            .current_dir(work.path())
+            .env("TMPDIR", &tmp);
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        let output = command
+            .output()
+            .map_err(|e| format!("cannot run mtls-e2e: {e}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let shown = format!(
+            "\n--- exit code {:?}\n--- stderr:\n{stderr}\n--- stdout (first 40 lines):\n{}",
+            output.status.code(),
+            stdout.lines().take(40).collect::<Vec<_>>().join("\n")
+        );
+        let mut problems = Vec::new();
+        if output.status.code() != Some(self.code) {
+            problems.push(format!(
+                "expected exit code {}, got {:?}",
+                self.code,
+                output.status.code()
+            ));
+        }
+        for needle in &self.stderr {
+            let needle = needle.replace("{scenario}", &scenario.display().to_string());
+            if !stderr.contains(&needle) {
+                problems.push(format!("expected stderr to contain `{needle}`"));
+            }
+        }
+        for needle in &self.stdout {
+            if !stdout.contains(needle) {
+                problems.push(format!("expected stdout to contain `{needle}`"));
+            }
+        }
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if !left.is_empty() {
+            problems.push(format!("left behind in TMPDIR: {left:?}"));
+        }
+        let running = processes_mentioning(&tmp);
+        if !running.is_empty() {
+            problems.push(format!("left running: {running:?}"));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{}{shown}", problems.join("\n")).into())
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), Failed> {
+    std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(from)
+        .map_err(|e| format!("{}: {e}", from.display()))?
+        .flatten()
+    {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// Processes whose command line mentions `path` (an nginx started from the run folder).
+fn processes_mentioning(path: &Path) -> Vec<String> {
+    let needle = path.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmdline: PathBuf = entry.path().join("cmdline");
+        if let Ok(bytes) = std::fs::read(&cmdline) {
+            let text = String::from_utf8_lossy(&bytes).replace('\0', " ");
+            if text.contains(&needle) {
+                found.push(text);
+            }
+        }
+    }
+    found
+}
+
+pub fn trials() -> Vec<Trial> {
+    vec![
+        case("malformed-yaml")
+            .write("30-virtualserver.yaml", "apiVersion: k8s.nginx.org/v1\nkind: VirtualServer\nmetadata:\n  name: [open-webui\n")
+            .run(&["run", "{scenario}"])
+            .code(2)
+            .stderr(&["30-virtualserver.yaml:4", "invalid YAML"]),
+        case("unknown-kind")
+            .write("40-pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: stray\n  namespace: open-webui\n")
+            .run(&["run", "{scenario}"])
+            .code(2)
+            .stderr(&["40-pod.yaml:2", "unknown kind `Pod`"]),
+        case("misspelled-policy-field")
+            .replace("20-policy.yaml", "  ingressMTLS:", "  ingress_MTLS:")
+            .run(&["run", "{scenario}"])
+            .code(2)
+            .stderr(&["20-policy.yaml:9", "unknown field `ingress_MTLS`"]),
+        case("missing-ca-secret")
+            .replace("20-policy.yaml", "clientCertSecret: open-webui-ca-cert-nginx", "clientCertSecret: does-not-exist")
+            .run(&["run", "{scenario}"])
+            .code(2)
+            .stderr(&["30-virtualserver.yaml:", "would be Warning, not Valid", "references an invalid secret open-webui/does-not-exist", "resourceStates"]),
+        case("missing-policy")
+            .replace("30-virtualserver.yaml", "- name: open-webui-mtls", "- name: no-such-policy")
+            .run(&["run", "{scenario}"])
+            .code(2)
+            .stderr(&["30-virtualserver.yaml:", "Policy open-webui/no-such-policy is missing or invalid"]),
+        case("missing-issuer")
+            .replace("10-cert-manager.yaml", "name: open-webui-ca-issuer\n    kind: Issuer\n---", "name: no-such-issuer\n    kind: Issuer\n---")
+            .run(&["run", "{scenario}"])
+            .code(2)
+            .stderr(&["10-cert-manager.yaml:", "would never become Ready", "Issuer no-such-issuer does not exist"]),
+        case("unknown-identity")
+            .replace("scenario.yaml", "identity: alice", "identity: carol")
+            .run(&["run", "{scenario}"])
+            .code(2)
+            .stderr(&["scenario.yaml:", "no identity named `carol`"]),
+        case("check-that-cannot-fail")
+            .replace("scenario.yaml", "    expect:\n      status: 200\n      bodyContains: \"<title>Open WebUI</title>\"", "    expect: {}")
+            .run(&["run", "{scenario}"])
+            .code(2)
+            .stderr(&["scenario.yaml:", "expects nothing, so it could never fail"]),
+        case("failed-openssl-step")
+            .base("aigw-egress-mtls")
+            .replace("scenario.yaml", "-CAkey ca.key -CAcreateserial -out client.crt", "-CAkey missing.key -CAcreateserial -out client.crt")
+            .run(&["run", "{scenario}"])
+            .code(2)
+            .stderr(&["scenario.yaml:", "openssl x509 -req", "failed"]),
+        case("no-nginx")
+            .env("MTLS_E2E_NGINX", "/nonexistent/nginx")
+            .run(&["run", "{scenario}"])
+            .code(3)
+            .stderr(&["nginx", "apt-get install nginx-light"]),
+        case("not-a-scenario")
+            .run(&["run", "/nonexistent/folder"])
+            .code(2)
+            .stderr(&["/nonexistent/folder: no such folder"]),
+        case("plan-shows-the-rendered-config")
+            .run(&["plan", "{scenario}"])
+            .code(0)
+            .stdout(&[
+                "Certificate open-webui/open-webui-client-1 -> Secret open-webui/open-webui-client-1",
+                "kubectl get secret open-webui-ca-cert -n open-webui -o json | jq",
+                "ssl_verify_client on;",
+                "ssl_verify_depth 1;",
+                "VirtualServer open-webui/open-webui",
+                "Configuration for open-webui/open-webui was added or updated",
+            ]),
+        case("a-failing-check-shows-its-evidence")
+            .replace("scenario.yaml", "bodyContains: No required SSL certificate was sent", "bodyContains: Welcome")
+            .run(&["run", "{scenario}"])
+            .code(1)
+            .stdout(&["FAIL openwebui-ingress-mtls/no-cert-400", "expected to contain `Welcome`", "No required SSL certificate was sent", "scenario.yaml:"]),
+    ]
+    .into_iter()
+    .map(Case::trial)
+    .collect()
+}
