@@ -262,7 +262,7 @@ enum Signer {
     SelfSigned,
     Ca {
         issuer: String,
-        authority: Authority,
+        authority: Box<Authority>,
         chain: Vec<Vec<u8>>,
         ca_crt: String,
     },
@@ -339,7 +339,7 @@ fn signer(
         label,
         Signer::Ca {
             issuer: key,
-            authority,
+            authority: Box::new(authority),
             chain,
             ca_crt,
         },
