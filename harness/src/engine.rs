@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crate::check;
 use crate::pki::{KeyAlgorithm, KeyPool};
 use crate::probe::{self, HttpRequest, Observation, TlsOptions};
-use crate::report::{CheckReport, Report, ScenarioReport};
+use crate::report::{CheckReport, Phases, Report, ScenarioReport};
 use crate::scenario::{Check, Probe, Scenario, Target, steps};
 use crate::substrate::SubstrateError;
 use crate::substrate::identities::{self, Probes};
@@ -48,6 +48,7 @@ pub struct Live {
     pub deployment: LocalDeployment,
     pub probes: Probes,
     pub setup_ms: u64,
+    pub phases: Phases,
 }
 
 pub struct Engine {
@@ -136,6 +137,7 @@ impl Engine {
         let deployment = self.local.start(prepared, &dir, strict).await?;
         let probe_dir = dir.join("probes");
         std::fs::create_dir_all(&probe_dir).map_err(|e| SubstrateError::Failed(e.to_string()))?;
+        let mut clock = Instant::now();
         let probes = match identities::resolve(scenario, &secrets, &workdir, &probe_dir) {
             Ok(p) => p,
             Err(e) => {
@@ -143,10 +145,13 @@ impl Engine {
                 return Err(e.into());
             }
         };
+        let mut phases = deployment.phases.clone();
+        phases.record("identities", &mut clock);
         Ok(Live {
             deployment,
             probes,
             setup_ms: started.elapsed().as_millis() as u64,
+            phases,
         })
     }
 
@@ -245,6 +250,7 @@ impl Engine {
             setup_error: None,
             setup_exit_code: None,
             setup_ms: 0,
+            setup_phases: Phases::default(),
             resources: Vec::new(),
             not_started: Vec::new(),
             checks: Vec::new(),
@@ -256,6 +262,7 @@ impl Engine {
             }
             Ok(live) => {
                 report.setup_ms = live.setup_ms;
+                report.setup_phases = live.phases.clone();
                 report.resources = live.deployment.nic.states.clone();
                 report.not_started = live
                     .deployment

@@ -342,7 +342,12 @@ async fn run(
     let report = engine
         .run(scenarios, |s| match &s.setup_error {
             Some(e) => eprintln!("error: {}: could not be set up: {e}", s.name),
-            None => eprintln!("{}: set up in {} ms", s.name, s.setup_ms),
+            None => eprintln!(
+                "{}: set up in {} ms ({})",
+                s.name,
+                s.setup_ms,
+                s.setup_phases.describe()
+            ),
         })
         .await;
     print!("{}", report::render_human(&report));

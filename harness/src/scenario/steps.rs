@@ -121,7 +121,7 @@ impl StepRunner<'_> {
     async fn openssl(&self, index: usize, args_text: &str) -> Result<(), StepError> {
         let args = shell_words(args_text).map_err(|m| self.invalid(index, m))?;
         if args.first().map(String::as_str) == Some("genrsa") {
-            return self.genrsa(index, &args[1..]);
+            return self.genrsa(index, &args[1..]).await;
         }
         let run = tokio::process::Command::new(self.openssl)
             .args(&args)
@@ -153,7 +153,7 @@ impl StepRunner<'_> {
 
     /// `openssl genrsa -out FILE [BITS]` from the key pool: the same PKCS#8 PEM
     /// that OpenSSL 3 writes, without the wait.
-    fn genrsa(&self, index: usize, args: &[String]) -> Result<(), StepError> {
+    async fn genrsa(&self, index: usize, args: &[String]) -> Result<(), StepError> {
         let mut out = None;
         let mut bits = 2048u32;
         let mut i = 0;

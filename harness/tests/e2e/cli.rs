@@ -194,7 +194,81 @@ fn processes_mentioning(path: &Path) -> Vec<String> {
     found
 }
 
+/// `mtls-e2e up`, then Ctrl-C: while up, nginx runs from the run folder; after
+/// the interrupt, the folder and every process are gone.
+fn ctrl_c_cleans_up() -> Result<(), Failed> {
+    use std::io::BufRead;
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let tmp = work.path().join("tmp");
+    std::fs::create_dir(&tmp).map_err(|e| e.to_string())?;
+    let scenario = super::scenarios_root().join("openwebui-ingress-mtls");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtls-e2e"))
+        .arg("up")
+        .arg(&scenario)
+        .env("TMPDIR", &tmp)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("Press Ctrl-C") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let up = rx.recv_timeout(std::time::Duration::from_secs(30));
+    let running_while_up = processes_mentioning(&tmp);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            return Err("mtls-e2e up did not stop within 15 s of SIGINT".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    up.map_err(|_| "mtls-e2e up never said it was up")?;
+    if !running_while_up.iter().any(|p| p.contains("nginx")) {
+        return Err(format!(
+            "expected nginx running from the run folder while up, saw {running_while_up:?}"
+        )
+        .into());
+    }
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    let running = processes_mentioning(&tmp);
+    if !status.success() || !left.is_empty() || !running.is_empty() {
+        return Err(format!(
+            "after Ctrl-C: exit {status}, left on disk {left:?}, still running {running:?}"
+        )
+        .into());
+    }
+    Ok(())
+}
+
 pub fn trials() -> Vec<Trial> {
+    let mut trials = vec![Trial::test(
+        "cli/up-then-ctrl-c-leaves-nothing",
+        ctrl_c_cleans_up,
+    )];
+    trials.extend(cases());
+    trials
+}
+
+fn cases() -> Vec<Trial> {
     vec![
         case("malformed-yaml")
             .write("30-virtualserver.yaml", "apiVersion: k8s.nginx.org/v1\nkind: VirtualServer\nmetadata:\n  name: [open-webui\n")

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::manifest::{Kind, ManifestError, Object};
 use crate::pki::KeyPool;
+use crate::report::Phases;
 use crate::scenario::steps::{self, SecretData, SecretSource, StepRunner};
 use crate::scenario::{Scenario, Target};
 use nginx::{NginxBinary, NginxProcess};
@@ -41,6 +42,7 @@ pub struct Prepared {
     pub steps: Vec<String>,
     pub pods: Vec<PodSpec>,
     pub workdir: PathBuf,
+    pub phases: Phases,
 }
 
 /// The in-memory store as a step's `SecretSource`.
@@ -103,6 +105,8 @@ impl Local {
         std::fs::create_dir_all(&workdir).map_err(|e| {
             SubstrateError::Failed(format!("cannot create {}: {e}", workdir.display()))
         })?;
+        let mut clock = std::time::Instant::now();
+        let mut phases = Phases::default();
         let mut objects = scenario.objects.clone();
         check_namespaces(&objects)?;
         let mut issued = BTreeMap::new();
@@ -111,6 +115,7 @@ impl Local {
         let new = issue(&objects, &secrets, &mut issued, &keys).await?;
         apply(&mut objects, new);
         secrets = secrets_of(&objects)?;
+        phases.record("certificates", &mut clock);
 
         let runner = StepRunner {
             scenario,
@@ -136,6 +141,9 @@ impl Local {
         {
             return Err(stuck.into());
         }
+        if !scenario.spec.steps.is_empty() {
+            phases.record("steps", &mut clock);
+        }
         let pods = pods::plan(&objects, &secrets)?;
         Ok(Prepared {
             scenario: scenario.clone(),
@@ -145,6 +153,7 @@ impl Local {
             steps: step_log,
             pods,
             workdir,
+            phases,
         })
     }
 
@@ -183,6 +192,8 @@ impl Local {
         dir: &Path,
         strict: bool,
     ) -> Result<LocalDeployment, SubstrateError> {
+        let mut clock = std::time::Instant::now();
+        let mut phases = prepared.phases.clone();
         let pods_dir = dir.join("pods");
         std::fs::create_dir_all(&pods_dir).map_err(|e| SubstrateError::Failed(e.to_string()))?;
         let pods = Pods::start(&prepared.pods, &prepared.objects, &pods_dir).await?;
@@ -200,6 +211,7 @@ impl Local {
                 ),
             }));
         }
+        phases.record("pods", &mut clock);
         let nginx_dir = dir.join("nginx");
         let mut last_error = String::new();
         // A port picked now may be taken before nginx binds it; try a few times.
@@ -222,7 +234,9 @@ impl Local {
             .await;
             match started {
                 Ok(nginx) => {
+                    phases.record("nginx", &mut clock);
                     return Ok(LocalDeployment {
+                        phases,
                         http,
                         https,
                         pods,
@@ -357,6 +371,7 @@ impl nic::Endpoints for PlannedEndpoints<'_> {
 
 /// A scenario running on the local substrate.
 pub struct LocalDeployment {
+    pub phases: Phases,
     pub http: SocketAddr,
     pub https: SocketAddr,
     pub pods: Pods,
