@@ -82,6 +82,9 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<u8> {
+    // Listen for Ctrl-C and SIGTERM before anything starts, so that no signal
+    // can arrive in a window where it would kill us and leave nginx behind.
+    let mut stop = Stop::install()?;
     match command {
         Command::Run {
             dirs,
@@ -104,7 +107,13 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
             for s in &engine.swept {
                 eprintln!("cleaned up {s}");
             }
-            interruptible(run(&engine, &scenarios, mutations, report.as_deref())).await
+            tokio::select! {
+                result = run(&engine, &scenarios, mutations, report.as_deref()) => result,
+                _ = stop.wait() => {
+                    eprintln!("interrupted: stopping everything this run started");
+                    Ok(exit::INTERRUPTED)
+                }
+            }
         }
         Command::List { dirs } => {
             let scenarios = match load(&dirs) {
@@ -179,12 +188,15 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 }
             };
             engine.prefetch_keys(&[&scenario]);
-            let live = match engine.up(&scenario, true).await {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(setup_exit_code(&e));
-                }
+            let live = tokio::select! {
+                live = engine.up(&scenario, true) => match live {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return Ok(setup_exit_code(&e));
+                    }
+                },
+                _ = stop.wait() => return Ok(exit::INTERRUPTED),
             };
             let d = &live.deployment;
             println!(
@@ -211,7 +223,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 println!("{}", mtls_e2e::engine::by_hand(&engine, &live, c));
             }
             println!("\nPress Ctrl-C to stop and clean up.");
-            terminated().await;
+            stop.wait().await;
             live.deployment.stop().await;
             eprintln!("stopped; removed {}", d_dir(&engine));
             Ok(exit::OK)
@@ -219,7 +231,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Serve { what } => {
             tokio::select! {
                 result = mtls_e2e::mock::serve_standalone(&what) => result.map(|_| exit::OK).map_err(Into::into),
-                _ = terminated() => Ok(exit::OK),
+                _ = stop.wait() => Ok(exit::OK),
             }
         }
     }
@@ -236,31 +248,27 @@ fn check_substrate(name: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Run `work`, or stop it on Ctrl-C / SIGTERM: dropping it stops every nginx and
-/// mock it started, and the run folder goes when the engine is dropped.
-async fn interruptible(
-    work: impl std::future::Future<Output = anyhow::Result<u8>>,
-) -> anyhow::Result<u8> {
-    tokio::select! {
-        result = work => result,
-        _ = terminated() => {
-            eprintln!("interrupted: stopping everything this run started");
-            Ok(exit::INTERRUPTED)
-        }
-    }
+/// Ctrl-C and SIGTERM. Stopping is dropping: the futures holding nginx and the
+/// mocks are dropped, which stops them, and the run folder goes with the engine.
+struct Stop {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
 }
 
-async fn terminated() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+impl Stop {
+    fn install() -> anyhow::Result<Stop> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Stop {
+            interrupt: signal(SignalKind::interrupt()).context("installing the Ctrl-C handler")?,
+            terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }
 

@@ -194,9 +194,9 @@ fn processes_mentioning(path: &Path) -> Vec<String> {
     found
 }
 
-/// `mtls-e2e up`, then Ctrl-C: while up, nginx runs from the run folder; after
-/// the interrupt, the folder and every process are gone.
-fn ctrl_c_cleans_up() -> Result<(), Failed> {
+/// `mtls-e2e up`, then Ctrl-C once it is up (`after_up`) or `delay` after it
+/// starts (mid-setup): afterwards the run folder and every process are gone.
+fn ctrl_c_cleans_up(after_up: bool, delay: std::time::Duration) -> Result<(), Failed> {
     use std::io::BufRead;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let tmp = work.path().join("tmp");
@@ -222,7 +222,12 @@ fn ctrl_c_cleans_up() -> Result<(), Failed> {
             }
         }
     });
-    let up = rx.recv_timeout(std::time::Duration::from_secs(30));
+    let up = if after_up {
+        rx.recv_timeout(std::time::Duration::from_secs(30)).is_ok()
+    } else {
+        std::thread::sleep(delay);
+        true
+    };
     let running_while_up = processes_mentioning(&tmp);
     // SAFETY: kill(2) on our own child's pid.
     unsafe {
@@ -239,8 +244,10 @@ fn ctrl_c_cleans_up() -> Result<(), Failed> {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    up.map_err(|_| "mtls-e2e up never said it was up")?;
-    if !running_while_up.iter().any(|p| p.contains("nginx")) {
+    if !up {
+        return Err("mtls-e2e up never said it was up".into());
+    }
+    if after_up && !running_while_up.iter().any(|p| p.contains("nginx")) {
         return Err(format!(
             "expected nginx running from the run folder while up, saw {running_while_up:?}"
         )
@@ -250,7 +257,14 @@ fn ctrl_c_cleans_up() -> Result<(), Failed> {
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     let running = processes_mentioning(&tmp);
-    if !status.success() || !left.is_empty() || !running.is_empty() {
+    // Once up, Ctrl-C is the normal way out (0); mid-setup it is an interruption (130),
+    // unless setup happened to finish first.
+    let code_ok = match status.code() {
+        Some(0) => true,
+        Some(130) => !after_up,
+        _ => false,
+    };
+    if !code_ok || !left.is_empty() || !running.is_empty() {
         return Err(format!(
             "after Ctrl-C: exit {status}, left on disk {left:?}, still running {running:?}"
         )
@@ -260,10 +274,14 @@ fn ctrl_c_cleans_up() -> Result<(), Failed> {
 }
 
 pub fn trials() -> Vec<Trial> {
-    let mut trials = vec![Trial::test(
-        "cli/up-then-ctrl-c-leaves-nothing",
-        ctrl_c_cleans_up,
-    )];
+    let mut trials = vec![
+        Trial::test("cli/up-then-ctrl-c-leaves-nothing", || {
+            ctrl_c_cleans_up(true, Default::default())
+        }),
+        Trial::test("cli/ctrl-c-during-setup-leaves-nothing", || {
+            ctrl_c_cleans_up(false, std::time::Duration::from_millis(60))
+        }),
+    ];
     trials.extend(cases());
     trials
 }
