@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::check;
 use crate::pki::{KeyAlgorithm, KeyPool};
-use crate::probe::{self, HttpRequest, Observation, TlsOptions};
+use crate::probe::{self, HttpRequest, Identity, Observation, TlsOptions, Trust};
 use crate::report::{CheckReport, Phases, Report, ScenarioReport};
 use crate::scenario::{Check, Probe, Scenario, Target, steps};
 use crate::substrate::SubstrateError;
@@ -49,6 +49,25 @@ pub struct Live {
     pub probes: Probes,
     pub setup_ms: u64,
     pub phases: Phases,
+}
+
+impl Live {
+    /// A check's identity, trust and target, resolved for this scenario.
+    pub fn inputs<'a>(
+        &'a self,
+        check: &'a Check,
+    ) -> (Option<&'a Identity>, Option<&'a Trust>, &'a Target) {
+        let identity = check
+            .identity
+            .as_ref()
+            .and_then(|n| self.probes.identities.get(n));
+        let trust = check.trust.as_ref().and_then(|n| self.probes.trust.get(n));
+        let target = match &check.probe {
+            Probe::Http { url, .. } => &url.target,
+            Probe::OpenSsl { target, .. } => target,
+        };
+        (identity, trust, target)
+    }
 }
 
 pub struct Engine {
@@ -157,15 +176,7 @@ impl Engine {
 
     /// Run one check against a live scenario.
     pub async fn check(&self, live: &Live, check: &Check) -> CheckReport {
-        let identity = check
-            .identity
-            .as_ref()
-            .and_then(|n| live.probes.identities.get(n));
-        let trust = check.trust.as_ref().and_then(|n| live.probes.trust.get(n));
-        let target = match &check.probe {
-            Probe::Http { url, .. } => &url.target,
-            Probe::OpenSsl { target, .. } => target,
-        };
+        let (identity, trust, target) = live.inputs(check);
         let observation = match live.deployment.address(target) {
             Err(e) => Observation {
                 target: describe(target),
@@ -314,16 +325,8 @@ impl Engine {
 
 /// The command a person would type for `check` against a live scenario
 /// (`curl --connect-to`, or `openssl s_client`), to reproduce it by hand.
-pub fn by_hand(engine: &Engine, live: &Live, check: &Check) -> String {
-    let identity = check
-        .identity
-        .as_ref()
-        .and_then(|n| live.probes.identities.get(n));
-    let trust = check.trust.as_ref().and_then(|n| live.probes.trust.get(n));
-    let target = match &check.probe {
-        Probe::Http { url, .. } => &url.target,
-        Probe::OpenSsl { target, .. } => target,
-    };
+pub fn by_hand(live: &Live, check: &Check) -> String {
+    let (identity, trust, target) = live.inputs(check);
     let addr = match live.deployment.address(target) {
         Ok(a) => a,
         Err(e) => return format!("# {}: {e}", check.name),
@@ -383,7 +386,6 @@ pub fn by_hand(engine: &Engine, live: &Live, check: &Check) -> String {
             }
         }
     }
-    let _ = engine;
     format!(
         "# {}
 {}",

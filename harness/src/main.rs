@@ -97,12 +97,9 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 Ok(s) => s,
                 Err(code) => return Ok(code),
             };
-            let engine = match Engine::local() {
+            let engine = match local_engine() {
                 Ok(e) => e,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(exit::ENVIRONMENT);
-                }
+                Err(code) => return Ok(code),
             };
             for s in &engine.swept {
                 eprintln!("cleaned up {s}");
@@ -146,19 +143,9 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
         }
         Command::Plan { dir, substrate } => {
             check_substrate(&substrate)?;
-            let scenario = match Scenario::load(&dir) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(exit::BAD_INPUT);
-                }
-            };
-            let engine = match Engine::local() {
-                Ok(e) => e,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(exit::ENVIRONMENT);
-                }
+            let (scenario, engine) = match scenario_and_engine(&dir) {
+                Ok(pair) => pair,
+                Err(code) => return Ok(code),
             };
             match mtls_e2e::plan::local(&engine, &scenario).await {
                 Ok(text) => {
@@ -173,19 +160,9 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
         }
         Command::Up { dir, substrate } => {
             check_substrate(&substrate)?;
-            let scenario = match Scenario::load(&dir) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(exit::BAD_INPUT);
-                }
-            };
-            let engine = match Engine::local() {
-                Ok(e) => e,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(exit::ENVIRONMENT);
-                }
+            let (scenario, engine) = match scenario_and_engine(&dir) {
+                Ok(pair) => pair,
+                Err(code) => return Ok(code),
             };
             engine.prefetch_keys(&[&scenario]);
             let live = tokio::select! {
@@ -220,7 +197,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
             }
             println!("\nEach check, by hand:");
             for c in &scenario.checks {
-                println!("{}", mtls_e2e::engine::by_hand(&engine, &live, c));
+                println!("{}", mtls_e2e::engine::by_hand(&live, c));
             }
             println!("\nPress Ctrl-C to stop and clean up.");
             stop.wait().await;
@@ -239,6 +216,22 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
 
 fn d_dir(engine: &Engine) -> String {
     engine.run_path().display().to_string()
+}
+
+/// One scenario and a local engine, or the exit code (message printed).
+fn scenario_and_engine(dir: &Path) -> Result<(Scenario, Engine), u8> {
+    let scenario = Scenario::load(dir).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::BAD_INPUT
+    })?;
+    Ok((scenario, local_engine()?))
+}
+
+fn local_engine() -> Result<Engine, u8> {
+    Engine::local().map_err(|e| {
+        eprintln!("error: {e}");
+        exit::ENVIRONMENT
+    })
 }
 
 fn check_substrate(name: &str) -> anyhow::Result<()> {

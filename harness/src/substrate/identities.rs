@@ -33,15 +33,7 @@ pub fn resolve(
         let path = format!("identities.{name}");
         let err = |m: String| scenario.error(&path, format!("identity `{name}`: {m}"));
         let (chain_pem, key_pem) = if let Some(key) = &spec.secret {
-            let secret = lookup(secrets, key).map_err(err)?;
-            let get = |k: &str| {
-                secret
-                    .data
-                    .get(k)
-                    .map(|b| text(b))
-                    .ok_or_else(|| format!("Secret {key} has no {k}"))
-            };
-            (get("tls.crt").map_err(err)?, get("tls.key").map_err(err)?)
+            cert_and_key(secrets, key).map_err(err)?
         } else if let Some(files) = &spec.files {
             read_files(workdir, files).map_err(err)?
         } else if let Some(issue) = &spec.issue {
@@ -106,6 +98,22 @@ fn lookup<'a>(
         .ok_or_else(|| format!("Secret {key} does not exist"))
 }
 
+/// `tls.crt` and `tls.key` of a Secret.
+fn cert_and_key(
+    secrets: &BTreeMap<String, SecretData>,
+    key: &str,
+) -> Result<(String, String), String> {
+    let secret = lookup(secrets, key)?;
+    let get = |k: &str| {
+        secret
+            .data
+            .get(k)
+            .map(|b| text(b))
+            .ok_or_else(|| format!("Secret {key} has no {k}"))
+    };
+    Ok((get("tls.crt")?, get("tls.key")?))
+}
+
 fn read_files(workdir: &Path, files: &CertFiles) -> Result<(String, String), String> {
     let read = |f: &str| {
         std::fs::read_to_string(workdir.join(f)).map_err(|e| format!("cannot read {f}: {e}"))
@@ -121,15 +129,8 @@ fn issue_identity(
     let e = |x: pki::PkiError| x.to_string();
     let signer = &issue.signed_by;
     let authority = if let Some(key) = &signer.secret {
-        let secret = lookup(secrets, key)?;
-        let get = |k: &str| {
-            secret
-                .data
-                .get(k)
-                .map(|b| text(b))
-                .ok_or_else(|| format!("Secret {key} has no {k}"))
-        };
-        Authority::from_pem(&get("tls.crt")?, &get("tls.key")?).map_err(e)?
+        let (cert, key) = cert_and_key(secrets, key)?;
+        Authority::from_pem(&cert, &key).map_err(e)?
     } else if let Some(files) = &signer.files {
         let (cert, key) = read_files(workdir, files)?;
         Authority::from_pem(&cert, &key).map_err(e)?
