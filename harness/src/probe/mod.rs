@@ -104,7 +104,7 @@ pub fn alert_in(text: &str) -> Option<String> {
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric())
             .collect();
-        return Some(spaced_lowercase(&name));
+        return Some(openssl_alert_name(&name));
     }
     for marker in ["tlsv13 alert ", "tlsv1 alert ", "sslv3 alert "] {
         if let Some(i) = text.find(marker) {
@@ -114,6 +114,17 @@ pub fn alert_in(text: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// rustls' alert names in OpenSSL's words (`SSL_alert_desc_string_long`), so
+/// both probes report an alert the same way.
+fn openssl_alert_name(rustls_name: &str) -> String {
+    match rustls_name {
+        "UnknownCA" => "unknown ca".into(),
+        "UnrecognisedName" => "unrecognized name".into(),
+        "BadCertificateStatusResponse" => "bad certificate status response".into(),
+        other => spaced_lowercase(other),
+    }
 }
 
 fn spaced_lowercase(camel: &str) -> String {
@@ -151,6 +162,14 @@ mod tests {
             alert_in("40F7:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:../ssl/record/rec_layer_s3.c:1586:SSL alert number 116")
                 .as_deref(),
             Some("certificate required")
+        );
+        assert_eq!(
+            alert_in("received fatal alert: UnrecognisedName").as_deref(),
+            Some("unrecognized name")
+        );
+        assert_eq!(
+            alert_in("received fatal alert: UnknownCA").as_deref(),
+            Some("unknown ca")
         );
         assert_eq!(alert_in("all good"), None);
     }

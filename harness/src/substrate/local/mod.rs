@@ -314,6 +314,9 @@ pub fn local_env(nginx_dir: &Path, http: SocketAddr, https: SocketAddr) -> Rende
         secrets_dir: nginx_dir.join("secrets").display().to_string(),
         runtime_dir: nginx_dir.join("run").display().to_string(),
         dynamic_ssl_reload: true,
+        // Locally nothing may be assumed about 127.0.0.1:8181; a socket nobody
+        // listens on gives the same 502.
+        ingress_no_endpoints: format!("unix:{}/no-endpoints.sock", nginx_dir.join("run").display()),
     }
 }
 

@@ -3,6 +3,7 @@
 //! and warnings it reports. Fidelity to the controller is tested against NIC's
 //! own template snapshots.
 
+pub mod ingress;
 pub mod policy;
 pub mod render;
 pub mod secrets;
@@ -46,6 +47,7 @@ pub fn configure(
     let mut out = NicOutput::default();
 
     let mut valid = BTreeMap::new();
+    let mut validation = BTreeMap::new();
     for object in objects.iter().filter(|o| o.id.kind == Kind::Policy) {
         let spec = object.parse::<Policy>()?.spec;
         let class = spec.ingress_class_name.as_deref().unwrap_or(INGRESS_CLASS);
@@ -64,6 +66,7 @@ pub fn configure(
         if result.is_ok() {
             valid.insert(object.id.key(), spec);
         }
+        validation.insert(object.id.key(), result);
     }
 
     let store = secrets::SecretStore::new(secrets, &env.secrets_dir);
@@ -105,14 +108,73 @@ pub fn configure(
             Kind::VirtualServerRoute => {
                 return Err(object.error("kind", "VirtualServerRoute is not rendered by the local substrate; run this scenario on kind"));
             }
-            Kind::Ingress => {
-                return Err(object.error(
-                    "kind",
-                    "Ingress is not rendered by the local substrate yet; run this scenario on kind",
-                ));
-            }
+            Kind::Ingress => {}
             _ => {}
         }
+    }
+    let ingresses: Vec<ingress::Parsed<'_>> = objects
+        .iter()
+        .filter(|o| o.id.kind == Kind::Ingress)
+        .filter_map(|o| ingress::parse(o).transpose())
+        .collect::<Result<_, _>>()?;
+    let inputs = policy::Inputs {
+        policies: &valid,
+        secrets: &store,
+        owner_namespace: "",
+        on_ingress: true,
+    };
+    let host_of = |p: &ingress::Parsed<'_>| {
+        p.spec
+            .rules
+            .first()
+            .map(|r| r.host.clone())
+            .unwrap_or_default()
+    };
+    for p in &ingresses {
+        let owner = policy::Inputs {
+            owner_namespace: p.object.namespace(),
+            ..inputs
+        };
+        let generated = match p.kind {
+            ingress::Mergeable::Standard => {
+                ingress::standard(p, &owner, &validation, endpoints, env)
+            }
+            ingress::Mergeable::Master => {
+                let minions: Vec<&ingress::Parsed<'_>> = ingresses
+                    .iter()
+                    .filter(|m| m.kind == ingress::Mergeable::Minion && host_of(m) == host_of(p))
+                    .collect();
+                ingress::mergeable(p, &minions, &owner, &validation, endpoints, env)
+            }
+            ingress::Mergeable::Minion => {
+                let has_master = ingresses
+                    .iter()
+                    .any(|m| m.kind == ingress::Mergeable::Master && host_of(m) == host_of(p));
+                if !has_master {
+                    return Err(p.object.error(
+                        "metadata.annotations",
+                        format!(
+                            "minion for host `{}` has no master Ingress, so NIC would not serve it",
+                            host_of(p)
+                        ),
+                    ));
+                }
+                continue;
+            }
+        };
+        if let Some(config) = generated.config {
+            for host in &generated.hosts {
+                if let Some(owner) = out.hosts.get(host) {
+                    return Err(p.object.error(
+                        "spec.rules",
+                        format!("host {host} is also served by {owner}; NIC would give it to the older resource"),
+                    ));
+                }
+                out.hosts.insert(host.clone(), p.object.id.to_string());
+            }
+            out.conf_files.push((generated.file_name, config));
+        }
+        out.states.extend(generated.states);
     }
     out.conf_files
         .push(("_default-server.conf".into(), render::default_server(env)));

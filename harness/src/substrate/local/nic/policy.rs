@@ -181,6 +181,7 @@ impl PoliciesCfg {
 }
 
 /// What the controller knows while generating one owner's config.
+#[derive(Clone, Copy)]
 pub struct Inputs<'a> {
     /// Valid Policies by `ns/name` (invalid ones are left out, as NIC does).
     pub policies: &'a BTreeMap<String, PolicySpec>,

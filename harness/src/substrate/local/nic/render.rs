@@ -19,6 +19,9 @@ pub struct RenderEnv {
     pub runtime_dir: String,
     /// `-ssl-dynamic-reload` (default true): certificate paths go through `$secret_dir_path`.
     pub dynamic_ssl_reload: bool,
+    /// The server an Ingress upstream gets when its Service has no endpoints
+    /// (NIC: `127.0.0.1:8181`, where nothing listens, so requests get 502).
+    pub ingress_no_endpoints: String,
 }
 
 impl RenderEnv {
@@ -29,6 +32,7 @@ impl RenderEnv {
             secrets_dir: "/etc/nginx/secrets".into(),
             runtime_dir: "/var/lib/nginx".into(),
             dynamic_ssl_reload: true,
+            ingress_no_endpoints: "127.0.0.1:8181".into(),
         }
     }
 
@@ -59,6 +63,11 @@ impl Conf {
         }
         self.out.push_str(text);
         self.out.push('\n');
+    }
+
+    /// Text already formatted (a block rendered elsewhere).
+    pub fn raw(&mut self, text: &str) {
+        self.out.push_str(text);
     }
 
     pub fn blank(&mut self) {

@@ -1,0 +1,690 @@
+//! Ingress → `<ns>-<name>.conf`, as `internal/configs/ingress.go` and
+//! `version1/nginx.ingress.tmpl` produce it (OSS, default ConfigMap): standard
+//! Ingresses and mergeable master/minion groups, with `nginx.org/policies`
+//! (NIC 5.5), `nginx.org/ssl-services` and `nginx.org/ssl-redirect`.
+
+use std::collections::BTreeMap;
+
+use super::policy::{self, Context, Inputs, PoliciesCfg};
+use super::render::{self, Conf, RenderEnv};
+use super::{Endpoints, INGRESS_CLASS, ResourceState};
+use crate::manifest::kinds::{Ingress, IngressPath, IngressRule, IngressSpec, PolicyRef};
+use crate::manifest::{ManifestError, Object};
+
+const POLICIES: &str = "nginx.org/policies";
+const SSL_SERVICES: &str = "nginx.org/ssl-services";
+const MERGEABLE: &str = "nginx.org/mergeable-ingress-type";
+const SSL_REDIRECT: &str = "nginx.org/ssl-redirect";
+const REDIRECT_CODE: &str = "nginx.org/http-redirect-code";
+const CONNECT_TIMEOUT: &str = "nginx.org/proxy-connect-timeout";
+const READ_TIMEOUT: &str = "nginx.org/proxy-read-timeout";
+const SEND_TIMEOUT: &str = "nginx.org/proxy-send-timeout";
+const MAX_BODY: &str = "nginx.org/client-max-body-size";
+
+/// The NIC annotations the local substrate renders; any other `nginx.org/` or
+/// `nginx.com/` annotation stops the run rather than being ignored.
+const MODELLED: &[&str] = &[
+    POLICIES,
+    SSL_SERVICES,
+    MERGEABLE,
+    SSL_REDIRECT,
+    REDIRECT_CODE,
+    CONNECT_TIMEOUT,
+    READ_TIMEOUT,
+    SEND_TIMEOUT,
+    MAX_BODY,
+];
+
+/// An Ingress as NIC reads it.
+pub struct Parsed<'a> {
+    pub object: &'a Object,
+    pub spec: IngressSpec,
+    pub kind: Mergeable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mergeable {
+    Standard,
+    Master,
+    Minion,
+}
+
+/// Read an Ingress; `Ok(None)` when NIC would not process it (another class).
+pub fn parse(object: &Object) -> Result<Option<Parsed<'_>>, ManifestError> {
+    let spec = object.parse::<Ingress>()?.spec;
+    for key in object.annotations.keys() {
+        if (key.starts_with("nginx.org/") || key.starts_with("nginx.com/"))
+            && !MODELLED.contains(&key.as_str())
+        {
+            return Err(object.error(
+                "metadata.annotations",
+                format!("annotation {key} is not rendered by the local substrate; run this scenario on kind"),
+            ));
+        }
+    }
+    match spec.ingress_class_name.as_deref() {
+        Some(INGRESS_CLASS) => {}
+        Some(_) => return Ok(None),
+        None => {
+            return Err(object.error(
+                "spec",
+                "no ingressClassName: NIC (without -watch-ingress-without-class) would ignore this Ingress; set ingressClassName: nginx",
+            ));
+        }
+    }
+    if spec.default_backend.is_some() {
+        return Err(object.error(
+            "spec.defaultBackend",
+            "defaultBackend is not rendered by the local substrate",
+        ));
+    }
+    let kind = match object.annotations.get(MERGEABLE).map(String::as_str) {
+        None => Mergeable::Standard,
+        Some("master") => Mergeable::Master,
+        Some("minion") => Mergeable::Minion,
+        Some(other) => {
+            return Err(object.error(
+                "metadata.annotations",
+                format!("{MERGEABLE} must be master or minion, not `{other}`"),
+            ));
+        }
+    };
+    Ok(Some(Parsed { object, spec, kind }))
+}
+
+/// NIC's Ingress validation for what is rendered here; `Err` is the event text.
+fn validate(p: &Parsed<'_>) -> Result<(), String> {
+    let o = p.object;
+    if let Some(value) = o.annotations.get(POLICIES) {
+        for entry in value.split(',').map(str::trim) {
+            let (ns, name) = entry
+                .split_once('/')
+                .map(|(a, b)| (Some(a), b))
+                .unwrap_or((None, entry));
+            if ns == Some("") {
+                return Err(format!(
+                    "annotations.{POLICIES}: Invalid value: {value:?}: policy namespace cannot be empty"
+                ));
+            }
+            if name.is_empty() {
+                return Err(format!(
+                    "annotations.{POLICIES}: Invalid value: {value:?}: policy name cannot be empty"
+                ));
+            }
+        }
+    }
+    if let Some(value) = o.annotations.get(SSL_SERVICES) {
+        let backends: Vec<&str> = p
+            .spec
+            .rules
+            .iter()
+            .filter_map(|r| r.http.as_ref())
+            .flat_map(|h| &h.paths)
+            .map(|p| p.backend.service.name.as_str())
+            .collect();
+        for name in value.split(',') {
+            if !backends.contains(&name) {
+                return Err(format!(
+                    "annotations.{SSL_SERVICES}: Invalid value: {name:?}: must be a backend service of the Ingress"
+                ));
+            }
+        }
+    }
+    let paths = |r: &IngressRule| r.http.as_ref().map(|h| h.paths.len()).unwrap_or(0);
+    match p.kind {
+        Mergeable::Master => {
+            if p.spec.rules.len() != 1 {
+                return Err(
+                    "spec.rules: Too many: must include exactly one host for a master".into(),
+                );
+            }
+            if paths(&p.spec.rules[0]) != 0 {
+                return Err(
+                    "spec.rules[0].http.paths: Too many: must not include any paths for a master"
+                        .into(),
+                );
+            }
+        }
+        Mergeable::Minion => {
+            if p.spec.rules.len() != 1 {
+                return Err(
+                    "spec.rules: Too many: must include exactly one host for a minion".into(),
+                );
+            }
+            if paths(&p.spec.rules[0]) == 0 {
+                return Err("spec.rules[0].http.paths: Required value: must include at least one path for a minion".into());
+            }
+            if p.spec.tls.is_some() {
+                return Err("spec.tls: Forbidden: minions do not support TLS".into());
+            }
+        }
+        Mergeable::Standard => {}
+    }
+    Ok(())
+}
+
+/// `nginx.org/policies`: comma-separated, trimmed, `name` or `ns/name`, de-duplicated.
+fn policy_refs(o: &Object) -> Vec<PolicyRef> {
+    let mut refs: Vec<PolicyRef> = Vec::new();
+    for entry in o
+        .annotations
+        .get(POLICIES)
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let (namespace, name) = match entry.split_once('/') {
+            Some((ns, n)) => (ns.to_string(), n.to_string()),
+            None => (o.namespace().to_string(), entry.to_string()),
+        };
+        if !refs
+            .iter()
+            .any(|r| r.name == name && r.namespace.as_deref() == Some(namespace.as_str()))
+        {
+            refs.push(PolicyRef {
+                name,
+                namespace: Some(namespace),
+            });
+        }
+    }
+    refs
+}
+
+/// Controller-side warnings (`getPolicies`), reported before generation.
+fn policy_errors(
+    o: &Object,
+    refs: &[PolicyRef],
+    all_policies: &BTreeMap<String, Result<(), String>>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in refs {
+        let key = format!(
+            "{}/{}",
+            r.namespace.as_deref().unwrap_or(o.namespace()),
+            r.name
+        );
+        let err = match all_policies.get(&key) {
+            None => format!("policy {key} doesn't exist"),
+            Some(Err(e)) => format!("policy {key} is invalid: {e}"),
+            Some(Ok(())) => continue,
+        };
+        out.push(format!("Policy error for Ingress {}: {err}", o.id.key()));
+    }
+    out
+}
+
+/// The file and states NIC produces for an Ingress (and its minions).
+pub struct IngressOutput {
+    pub file_name: String,
+    pub config: Option<String>,
+    pub states: Vec<ResourceState>,
+    pub hosts: Vec<String>,
+}
+
+/// Event text: `added or updated[ with warning(s): …][ ; with warning(s): …]`.
+fn event(
+    o: &Object,
+    controller: &[String],
+    generation: &[String],
+    mergeable: bool,
+) -> ResourceState {
+    let key = o.id.key();
+    let mut message = format!("Configuration for {key} was added or updated");
+    if !controller.is_empty() {
+        message.push_str(&format!(" with warning(s): {}", controller.join("; ")));
+    }
+    if !generation.is_empty() {
+        let sep = if controller.is_empty() && !mergeable {
+            " ;"
+        } else {
+            ";"
+        };
+        message.push_str(&format!("{sep} with warning(s): {}", generation.join("; ")));
+    }
+    if controller.is_empty() && generation.is_empty() && !mergeable {
+        message.push(' ');
+    }
+    let warnings: Vec<String> = controller.iter().chain(generation).cloned().collect();
+    let (state, reason) = if warnings.is_empty() {
+        ("Valid", "AddedOrUpdated")
+    } else {
+        ("Warning", "AddedOrUpdatedWithWarning")
+    };
+    ResourceState::new(o, state, reason, message, warnings)
+}
+
+fn rejected(o: &Object, error: String) -> ResourceState {
+    ResourceState::new(o, "Invalid", "Rejected", error, Vec::new())
+}
+
+struct Ctx<'a> {
+    inputs: &'a Inputs<'a>,
+    endpoints: &'a dyn Endpoints,
+    env: &'a RenderEnv,
+}
+
+/// A standard Ingress.
+pub fn standard(
+    p: &Parsed<'_>,
+    inputs: &Inputs<'_>,
+    all_policies: &BTreeMap<String, Result<(), String>>,
+    endpoints: &dyn Endpoints,
+    env: &RenderEnv,
+) -> IngressOutput {
+    let o = p.object;
+    let file_name = format!("{}-{}.conf", o.namespace(), o.name());
+    if let Err(e) = validate(p) {
+        return IngressOutput {
+            file_name,
+            config: None,
+            states: vec![rejected(o, e)],
+            hosts: Vec::new(),
+        };
+    }
+    let ctx = Ctx {
+        inputs,
+        endpoints,
+        env,
+    };
+    let refs = policy_refs(o);
+    let controller = policy_errors(o, &refs, all_policies);
+    let mut warnings = Vec::new();
+    let policies = policy::generate(
+        &refs,
+        Context::Spec,
+        p.spec.tls.is_some(),
+        inputs,
+        &mut warnings,
+    );
+    let mut upstreams = BTreeMap::new();
+    let mut servers = Conf::default();
+    let mut hosts = Vec::new();
+    for rule in &p.spec.rules {
+        hosts.push(rule.host.clone());
+        let paths = rule
+            .http
+            .as_ref()
+            .map(|h| h.paths.as_slice())
+            .unwrap_or(&[]);
+        let locations = locations(
+            &ctx,
+            o,
+            &rule.host,
+            paths,
+            &PoliciesCfg::default(),
+            None,
+            &mut upstreams,
+        );
+        server(
+            &ctx,
+            o,
+            &p.spec,
+            &rule.host,
+            &policies,
+            &locations,
+            &mut servers,
+            &mut warnings,
+        );
+    }
+    let text = file(o, &upstreams, servers);
+    IngressOutput {
+        file_name,
+        config: Some(text),
+        states: vec![event(o, &controller, &warnings, false)],
+        hosts,
+    }
+}
+
+/// A mergeable group: the master's server with every minion's locations.
+pub fn mergeable(
+    master: &Parsed<'_>,
+    minions: &[&Parsed<'_>],
+    inputs: &Inputs<'_>,
+    all_policies: &BTreeMap<String, Result<(), String>>,
+    endpoints: &dyn Endpoints,
+    env: &RenderEnv,
+) -> IngressOutput {
+    let m = master.object;
+    let file_name = format!("{}-{}.conf", m.namespace(), m.name());
+    let mut states = Vec::new();
+    if let Err(e) = validate(master) {
+        return IngressOutput {
+            file_name,
+            config: None,
+            states: vec![rejected(m, e)],
+            hosts: Vec::new(),
+        };
+    }
+    let host = master.spec.rules[0].host.clone();
+    let master_inputs = Inputs {
+        owner_namespace: m.namespace(),
+        ..*inputs
+    };
+    let ctx = Ctx {
+        inputs: &master_inputs,
+        endpoints,
+        env,
+    };
+    let refs = policy_refs(m);
+    let controller = policy_errors(m, &refs, all_policies);
+    let mut master_warnings = Vec::new();
+    let policies = policy::generate(
+        &refs,
+        Context::Spec,
+        master.spec.tls.is_some(),
+        &master_inputs,
+        &mut master_warnings,
+    );
+    let mut upstreams = BTreeMap::new();
+    let mut locs = Conf::default();
+    let mut sorted: Vec<&&Parsed<'_>> = minions.iter().collect();
+    sorted.sort_by_key(|p| p.object.id.key());
+    for minion in sorted {
+        let o = minion.object;
+        if let Err(e) = validate(minion) {
+            states.push(rejected(o, e));
+            continue;
+        }
+        let minion_inputs = Inputs {
+            owner_namespace: o.namespace(),
+            ..*inputs
+        };
+        let minion_ctx = Ctx {
+            inputs: &minion_inputs,
+            endpoints,
+            env,
+        };
+        let minion_refs = policy_refs(o);
+        let minion_controller = policy_errors(o, &minion_refs, all_policies);
+        let mut minion_warnings = Vec::new();
+        let minion_policies = policy::generate(
+            &minion_refs,
+            Context::Minion,
+            false,
+            &minion_inputs,
+            &mut minion_warnings,
+        );
+        let paths = minion.spec.rules[0]
+            .http
+            .as_ref()
+            .map(|h| h.paths.as_slice())
+            .unwrap_or(&[]);
+        let text = locations(
+            &minion_ctx,
+            o,
+            &host,
+            paths,
+            &minion_policies,
+            Some(o),
+            &mut upstreams,
+        );
+        locs.raw(&text);
+        states.push(event(o, &minion_controller, &minion_warnings, true));
+    }
+    let mut servers = Conf::default();
+    server(
+        &ctx,
+        m,
+        &master.spec,
+        &host,
+        &policies,
+        &locs.finish(),
+        &mut servers,
+        &mut master_warnings,
+    );
+    states.insert(0, event(m, &controller, &master_warnings, true));
+    let text = file(m, &upstreams, servers);
+    IngressOutput {
+        file_name,
+        config: Some(text),
+        states,
+        hosts: vec![host],
+    }
+}
+
+fn file(o: &Object, upstreams: &BTreeMap<String, String>, servers: Conf) -> String {
+    let mut c = Conf::default();
+    c.line(0, &format!("# configuration for {}", o.id.key()));
+    for text in upstreams.values() {
+        c.raw(text);
+    }
+    c.blank();
+    c.raw(&servers.finish());
+    c.finish()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn server(
+    ctx: &Ctx<'_>,
+    o: &Object,
+    spec: &IngressSpec,
+    host: &str,
+    policies: &PoliciesCfg,
+    locations: &str,
+    c: &mut Conf,
+    warnings: &mut Vec<String>,
+) {
+    let env = ctx.env;
+    let tls = spec
+        .tls
+        .as_ref()
+        .and_then(|list| list.iter().find(|t| t.hosts.iter().any(|h| h == host)));
+    let cert = tls.map(|t| match t.secret_name.as_deref().filter(|s| !s.is_empty()) {
+        None => {
+            warnings.push(format!("TLS termination for host '{host}' requires specifying a TLS secret or configuring a global wildcard TLS secret"));
+            None
+        }
+        Some(secret) => {
+            let r = ctx.inputs.secrets.get(&format!("{}/{secret}", o.namespace()));
+            match (&r.type_, &r.error) {
+                (Some(t), _) if t != super::secrets::TYPE_TLS => {
+                    warnings.push(format!("TLS secret {secret} is of a wrong type '{t}', must be 'kubernetes.io/tls'"));
+                    None
+                }
+                (_, Some(e)) => {
+                    warnings.push(format!("TLS secret {secret} is invalid: {e}"));
+                    None
+                }
+                _ => Some(r.path),
+            }
+        }
+    });
+    let mut ingress_mtls = policies.ingress_mtls.as_ref();
+    if cert.is_none() && ingress_mtls.is_some() {
+        warnings.push(format!("IngressMTLS policy is ignored for host {host:?} because TLS is not enabled for that host"));
+        ingress_mtls = None;
+    }
+    c.line(0, "server {");
+    let http: Vec<String> = env
+        .http_listen
+        .iter()
+        .map(|l| format!("listen {l};"))
+        .collect();
+    c.line(1, &http.join(""));
+    if let Some(cert) = &cert {
+        let https: Vec<String> = env
+            .https_listen
+            .iter()
+            .map(|l| format!("listen {l} ssl;"))
+            .collect();
+        c.line(1, &https.join(""));
+        match cert {
+            Some(path) => {
+                c.line(1, &format!("ssl_certificate {};", env.secret_path(path)));
+                c.line(
+                    1,
+                    &format!("ssl_certificate_key {};", env.secret_path(path)),
+                );
+            }
+            None => c.line(1, "ssl_reject_handshake on;"),
+        }
+    }
+    if let Some(m) = ingress_mtls {
+        render::ingress_mtls(c, 1, m);
+    }
+    c.blank();
+    c.line(1, "server_tokens on;");
+    if let Some(code) = policies.error_return {
+        c.line(1, &format!("return {code};"));
+    }
+    c.blank();
+    c.line(
+        1,
+        &format!("server_name {};", if host.is_empty() { "_" } else { host }),
+    );
+    c.line(1, "set $resource_type \"ingress\";");
+    c.line(1, &format!("set $resource_name \"{}\";", o.name()));
+    c.line(
+        1,
+        &format!("set $resource_namespace \"{}\";", o.namespace()),
+    );
+    c.line(1, "set $service \"-\";");
+    if let Some(e) = &policies.egress_mtls {
+        render::egress_mtls(c, 1, "proxy", e, env);
+    }
+    let redirect = o
+        .annotations
+        .get(SSL_REDIRECT)
+        .map(|v| v != "false")
+        .unwrap_or(true);
+    if cert.is_some() && redirect {
+        let code = o
+            .annotations
+            .get(REDIRECT_CODE)
+            .map(String::as_str)
+            .unwrap_or("301");
+        c.line(1, "if ($scheme = http) {");
+        c.line(2, &format!("return {code} https://$host:443$request_uri;"));
+        c.line(1, "}");
+    }
+    c.raw(locations);
+    c.line(0, "}");
+}
+
+/// Locations of one rule (or of a minion, when `minion` is set), adding upstreams.
+fn locations(
+    ctx: &Ctx<'_>,
+    o: &Object,
+    host: &str,
+    paths: &[IngressPath],
+    policies: &PoliciesCfg,
+    minion: Option<&Object>,
+    upstreams: &mut BTreeMap<String, String>,
+) -> String {
+    let ssl_services: Vec<&str> = o
+        .annotations
+        .get(SSL_SERVICES)
+        .map(|v| v.split(',').collect())
+        .unwrap_or_default();
+    let annotation = |k: &str, default: &str| {
+        o.annotations
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
+    };
+    let mut c = Conf::default();
+    for path in paths {
+        let svc = &path.backend.service;
+        let port = svc
+            .port
+            .number
+            .map(|n| n.to_string())
+            .or_else(|| svc.port.name.clone())
+            .unwrap_or_default();
+        let name = format!(
+            "{}-{}-{}-{}-{port}",
+            o.namespace(),
+            o.name(),
+            if host.is_empty() { "_" } else { host },
+            svc.name
+        );
+        upstreams
+            .entry(name.clone())
+            .or_insert_with(|| upstream(ctx, o, &name, &svc.name, svc.port.number));
+        let location = match (path.path_type.as_str(), path.path.as_str()) {
+            (_, "") => "/".to_string(),
+            ("Exact", p) => format!("= {p}"),
+            (_, p) => p.to_string(),
+        };
+        c.line(1, &format!("location {location} {{"));
+        c.line(2, &format!("set $service \"{}\";", svc.name));
+        if let Some(m) = minion {
+            c.line(2, &format!("# location for minion {}", m.id.key()));
+            c.line(2, &format!("set $resource_name \"{}\";", m.name()));
+            c.line(
+                2,
+                &format!("set $resource_namespace \"{}\";", m.namespace()),
+            );
+        }
+        if let Some(code) = policies.error_return {
+            c.line(2, &format!("return {code};"));
+        }
+        if let Some(e) = &policies.egress_mtls {
+            render::egress_mtls(&mut c, 2, "proxy", e, ctx.env);
+        }
+        c.line(2, "proxy_http_version 1.1;");
+        c.line(
+            2,
+            &format!(
+                "proxy_connect_timeout {};",
+                annotation(CONNECT_TIMEOUT, "60s")
+            ),
+        );
+        c.line(
+            2,
+            &format!("proxy_read_timeout {};", annotation(READ_TIMEOUT, "60s")),
+        );
+        c.line(
+            2,
+            &format!("proxy_send_timeout {};", annotation(SEND_TIMEOUT, "60s")),
+        );
+        c.line(
+            2,
+            &format!("client_max_body_size {};", annotation(MAX_BODY, "1m")),
+        );
+        c.line(2, "proxy_set_header Host $host;");
+        c.line(2, "proxy_set_header X-Real-IP $remote_addr;");
+        c.line(
+            2,
+            "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        );
+        c.line(2, "proxy_set_header X-Forwarded-Host $host;");
+        c.line(2, "proxy_set_header X-Forwarded-Port $server_port;");
+        c.line(2, "proxy_set_header X-Forwarded-Proto $scheme;");
+        c.line(2, "proxy_buffering on;");
+        let scheme = if ssl_services.contains(&svc.name.as_str()) {
+            "https"
+        } else {
+            "http"
+        };
+        c.line(2, &format!("proxy_pass {scheme}://{name};"));
+        c.line(1, "}");
+        c.blank();
+    }
+    c.finish()
+}
+
+fn upstream(ctx: &Ctx<'_>, o: &Object, name: &str, service: &str, port: Option<u16>) -> String {
+    let mut servers = port
+        .map(|p| ctx.endpoints.lookup(o.namespace(), service, p))
+        .unwrap_or_default();
+    servers.sort();
+    if servers.is_empty() {
+        servers.push(ctx.env.ingress_no_endpoints.clone());
+    }
+    let mut c = Conf::default();
+    c.line(0, &format!("upstream {name} {{"));
+    c.line(1, &format!("zone {name} 256k;"));
+    c.line(1, "random two least_conn;");
+    for s in servers {
+        c.line(
+            1,
+            &format!("server {s} max_fails=1 fail_timeout=10s max_conns=0;"),
+        );
+    }
+    c.line(0, "}");
+    c.blank();
+    c.finish()
+}
