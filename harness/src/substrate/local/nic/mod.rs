@@ -9,6 +9,9 @@ pub mod render;
 pub mod secrets;
 pub mod virtualserver;
 
+#[cfg(test)]
+mod fidelity_tests;
+
 use std::collections::BTreeMap;
 
 use crate::manifest::kinds::{Policy, VirtualServer};
