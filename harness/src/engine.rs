@@ -52,6 +52,23 @@ pub struct Live {
 }
 
 impl Live {
+    /// What the controller reports for the resource serving a check's host, for
+    /// the evidence of a failed check.
+    pub fn controller_view(&self, check: &Check) -> Option<String> {
+        let (_, _, target) = self.inputs(check);
+        let Target::Ingress { host, .. } = target else {
+            return None;
+        };
+        let nic = &self.deployment.nic;
+        let Some(owner) = nic.hosts.get(host) else {
+            return Some(format!(
+                "no resource serves host {host}; NIC's default server answers"
+            ));
+        };
+        let state = nic.states.iter().find(|s| &s.id() == owner)?;
+        Some(format!("{owner}: {} ({})", state.state, state.message))
+    }
+
     /// A check's identity, trust and target, resolved for this scenario.
     pub fn inputs<'a>(
         &'a self,
@@ -176,8 +193,38 @@ impl Engine {
 
     /// Run one check against a live scenario.
     pub async fn check(&self, live: &Live, check: &Check) -> CheckReport {
+        for name in &check.after {
+            if let Some(first) = live
+                .deployment
+                .prepared
+                .scenario
+                .checks
+                .iter()
+                .find(|c| &c.name == name)
+            {
+                self.observe(live, first).await;
+            }
+        }
+        let observation = self.observe(live, check).await;
+        let failures = check::evaluate(&check.expect, &observation);
+        let failed = !failures.is_empty();
+        CheckReport {
+            name: check.name.clone(),
+            passed: !failed,
+            why: check.why.clone(),
+            origin: check.origin.to_string(),
+            expected: check.expect.clone(),
+            failures,
+            controller: failed.then(|| live.controller_view(check)).flatten(),
+            observation,
+            nginx_log: failed.then(|| live.deployment.error_log_tail(8)),
+        }
+    }
+
+    /// Probe once, as `check` says, and record what was seen.
+    async fn observe(&self, live: &Live, check: &Check) -> Observation {
         let (identity, trust, target) = live.inputs(check);
-        let observation = match live.deployment.address(target) {
+        match live.deployment.address(target) {
             Err(e) => Observation {
                 target: describe(target),
                 error: Some(e),
@@ -227,18 +274,6 @@ impl Engine {
                     .await
                 }
             },
-        };
-        let failures = check::evaluate(&check.expect, &observation);
-        let nginx_log = (!failures.is_empty()).then(|| live.deployment.error_log_tail(8));
-        CheckReport {
-            name: check.name.clone(),
-            passed: failures.is_empty(),
-            why: check.why.clone(),
-            origin: check.origin.to_string(),
-            expected: check.expect.clone(),
-            failures,
-            observation,
-            nginx_log,
         }
     }
 

@@ -121,6 +121,8 @@ pub struct CheckReport {
     pub origin: String,
     pub expected: Expect,
     pub failures: Vec<String>,
+    /// The controller's state for the resource serving the probed host (failed checks).
+    pub controller: Option<String>,
     pub observation: Observation,
     /// nginx's error log lines written during a failing check (local substrate).
     pub nginx_log: Option<String>,
@@ -253,6 +255,9 @@ pub fn failure_details(check: &CheckReport) -> String {
             "      openssl said:\n        {}",
             lines.join("\n        ")
         );
+    }
+    if let Some(view) = &check.controller {
+        let _ = writeln!(out, "      controller: {view}");
     }
     if let Some(log) = check.nginx_log.as_deref().filter(|l| !l.trim().is_empty()) {
         let _ = writeln!(

@@ -246,6 +246,19 @@ impl Mock {
                         )
                         .await
                     }
+                    Some(_) if looks_like_http(&stream).await => {
+                        // What Go's net/http answers on a TLS port (the F5 gateway is Go).
+                        log.line(
+                            component,
+                            &format!("plain HTTP from {addr} on the TLS port: 400"),
+                        );
+                        let mut stream = stream;
+                        let _ = tokio::io::AsyncWriteExt::write_all(
+                            &mut stream,
+                            GO_PLAIN_HTTP_ON_TLS_PORT,
+                        )
+                        .await;
+                    }
                     Some(acceptor) => match acceptor.accept(stream).await {
                         Ok(tls_stream) => {
                             let peer = peer_of(addr, tls_stream.get_ref().1);
@@ -259,6 +272,26 @@ impl Mock {
             });
         }
     }
+}
+
+/// Go's `net/http` reply to a plain HTTP request on a TLS listener.
+pub const GO_PLAIN_HTTP_ON_TLS_PORT: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+/// Go's `tlsRecordHeaderLooksLikeHTTP`: the first five bytes of the connection.
+async fn looks_like_http(stream: &tokio::net::TcpStream) -> bool {
+    let mut head = [0u8; 5];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match stream.peek(&mut head).await {
+                Ok(n) if n >= 5 => return true,
+                Ok(0) | Err(_) => return false,
+                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
+            }
+        }
+    })
+    .await;
+    read.unwrap_or(false) && matches!(&head, b"GET /" | b"HEAD " | b"POST " | b"PUT /" | b"OPTIO")
 }
 
 fn peer_of(addr: SocketAddr, conn: &rustls::ServerConnection) -> Peer {

@@ -50,6 +50,8 @@ pub struct Scenario {
 pub struct Check {
     pub name: String,
     pub why: Option<String>,
+    /// Checks whose probes run first (see `CheckSpec::after`).
+    pub after: Vec<String>,
     pub probe: Probe,
     pub identity: Option<String>,
     pub trust: Option<String>,
@@ -340,11 +342,9 @@ fn load_objects(
             });
         };
         let virtual_path = PathBuf::from(format!("manifests/components/{}.yaml", component.name));
-        objects.extend(manifest::load_text(
-            text,
-            &virtual_path,
-            &component.namespace,
-        )?);
+        for object in manifest::load_text(text, &virtual_path, &component.namespace)? {
+            objects.push(with_env(object, &component.env)?);
+        }
     }
     let mut seen: BTreeMap<ObjectRef, Origin> = BTreeMap::new();
     for object in &objects {
@@ -357,6 +357,30 @@ fn load_objects(
         seen.insert(object.id.clone(), object.origin());
     }
     Ok(objects)
+}
+
+/// A component's Deployment with extra container environment.
+fn with_env(object: Object, env: &BTreeMap<String, String>) -> Result<Object, ScenarioError> {
+    if env.is_empty() || object.id.kind != crate::manifest::Kind::Deployment {
+        return Ok(object);
+    }
+    let mut json = object.to_json();
+    let Some(container) = json.pointer_mut("/spec/template/spec/containers/0") else {
+        return Err(object.error(
+            "spec.template.spec.containers",
+            "a component Deployment needs a container",
+        ));
+    };
+    let vars = container
+        .as_object_mut()
+        .map(|c| c.entry("env").or_insert_with(|| serde_json::json!([])));
+    if let Some(serde_json::Value::Array(list)) = vars {
+        for (name, value) in env {
+            list.retain(|v| v.get("name").and_then(|n| n.as_str()) != Some(name.as_str()));
+            list.push(serde_json::json!({"name": name, "value": value}));
+        }
+    }
+    object.with_json(&json)
 }
 
 fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
@@ -506,6 +530,7 @@ fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
         checks.push(Check {
             name: c.name.clone(),
             why: c.why.clone(),
+            after: c.after.clone(),
             probe,
             identity: c.identity.clone(),
             trust: c.trust.clone(),
@@ -514,6 +539,17 @@ fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
         });
     }
 
+    for (i, c) in spec.checks.iter().enumerate() {
+        for a in &c.after {
+            let earlier = spec.checks[..i].iter().any(|e| &e.name == a);
+            if !earlier {
+                return Err(s.error(
+                    &format!("checks[{i}].after"),
+                    format!("`{a}` must name a check listed before `{}`", c.name),
+                ));
+            }
+        }
+    }
     for (key, state) in &spec.resource_states {
         let path = format!("resourceStates.{key}");
         let id = spec::parse_object_ref(key).map_err(|e| s.error(&path, e))?;

@@ -57,6 +57,10 @@ pub struct Requires {
 pub struct ComponentRef {
     pub name: String,
     pub namespace: String,
+    /// Environment for the component's container, added to the manifest's
+    /// (e.g. `WEBUI_AUTH_TRUSTED_EMAIL_HEADER` for the Open WebUI stand-in).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// A client identity: exactly one of `secret`, `files`, `issue`.
@@ -176,6 +180,11 @@ pub struct CheckSpec {
     pub name: String,
     /// Why the check exists (printed on failure).
     pub why: Option<String>,
+    /// Checks whose requests are sent first, in order, on the same scenario (to
+    /// prime state such as nginx's upstream TLS session cache); their outcomes
+    /// are judged by their own checks, not here.
+    #[serde(default)]
+    pub after: Vec<String>,
     /// URL for a GET. Hosts under `.svc.cluster.local` go to that Service;
     /// any other host goes through the ingress controller, with SNI = Host.
     pub get: Option<String>,
