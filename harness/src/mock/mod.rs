@@ -252,12 +252,7 @@ impl Mock {
                             component,
                             &format!("plain HTTP from {addr} on the TLS port: 400"),
                         );
-                        let mut stream = stream;
-                        let _ = tokio::io::AsyncWriteExt::write_all(
-                            &mut stream,
-                            GO_PLAIN_HTTP_ON_TLS_PORT,
-                        )
-                        .await;
+                        refuse_plain_http(stream).await;
                     }
                     Some(acceptor) => match acceptor.accept(stream).await {
                         Ok(tls_stream) => {
@@ -277,6 +272,31 @@ impl Mock {
 /// Go's `net/http` reply to a plain HTTP request on a TLS listener.
 pub const GO_PLAIN_HTTP_ON_TLS_PORT: &[u8] =
     b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+/// Answer a plain HTTP request with Go's 400. The request head is read first and
+/// the connection closed gracefully, so the answer cannot be lost to a TCP reset
+/// (Go closes with the request unread, which makes the same answer racy).
+async fn refuse_plain_http(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 2048];
+    let read_head = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), read_head).await;
+    let _ = stream.write_all(GO_PLAIN_HTTP_ON_TLS_PORT).await;
+    let _ = stream.shutdown().await;
+    // Drain until the client closes (bounded), then drop.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
 
 /// Go's `tlsRecordHeaderLooksLikeHTTP`: the first five bytes of the connection.
 async fn looks_like_http(stream: &tokio::net::TcpStream) -> bool {
