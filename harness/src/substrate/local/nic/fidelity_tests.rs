@@ -20,6 +20,9 @@ use crate::manifest::{self, Object};
 use crate::pki::{self, CertSpec, KeyAlgorithm, KeyEncoding, Usage};
 use crate::scenario::steps::SecretData;
 
+/// Secrets by `ns/name`, as NIC's tests list their secret references.
+type Secrets = Vec<(&'static str, SecretData)>;
+
 const CERT: &str = "/etc/nginx/secrets/default-ingress-mtls-secret-ca.crt";
 const CRL: &str = "/etc/nginx/secrets/default-ingress-mtls-secret-ca.crl";
 
@@ -395,7 +398,8 @@ fn policies_fails_ingress_mtls_cases() {
         type_: "nginx.org/ca".into(),
         data: BTreeMap::new(),
     };
-    let cases: Vec<(&str, Vec<(&str, SecretData)>, Context, bool, PoliciesCfg, String)> = vec![
+    type Case = (&'static str, Secrets, Context, bool, PoliciesCfg, String);
+    let cases: Vec<Case> = vec![
         (
             "ingress mtls reference an invalid secret",
             vec![("default/ingress-mtls-secret", invalid_ca.clone())],
@@ -574,7 +578,7 @@ fn policies_fails_egress_mtls_cases() {
         type_: "nginx.org/ca".into(),
         data: BTreeMap::new(),
     };
-    let cases: Vec<(&str, Vec<(&str, SecretData)>, &str)> = vec![
+    let cases: Vec<(&str, Secrets, &str)> = vec![
         (
             "egressMTLS: {trustedCertSecret: egress-trusted-secret, sslName: foo.com}",
             vec![("default/egress-trusted-secret", invalid_ca)],
