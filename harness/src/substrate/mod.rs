@@ -2,6 +2,7 @@
 //! existing-cluster substrates live beside it and share the scenario format,
 //! the steps, the identities and the checks.
 
+pub mod cluster;
 pub mod identities;
 pub mod local;
 pub mod rundir;

@@ -1,0 +1,717 @@
+//! Bringing a scenario up on a cluster: server-side apply (strict field
+//! validation), the tutorial's steps against the cluster's Secrets, waits with
+//! deadlines for the states the scenario declares, and teardown.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams, ValidationDirective,
+};
+use kube::core::discovery::{ApiCapabilities, Scope};
+use serde_json::Value;
+
+use super::{Cluster, ClusterDeployment, ClusterError, forward};
+use crate::manifest::kinds::{Ingress, VirtualServer};
+use crate::manifest::{Kind, Object};
+use crate::pki::KeyPool;
+use crate::report::ResourceState;
+use crate::scenario::steps::{SecretData, SecretSource, StepRunner};
+use crate::scenario::{Probe, Scenario, Target};
+use crate::substrate::local::pods::is_our_image;
+
+pub const FIELD_MANAGER: &str = "mtls-e2e";
+pub const CERTIFICATE_DEADLINE: Duration = Duration::from_secs(180);
+pub const DEPLOYMENT_DEADLINE: Duration = Duration::from_secs(240);
+pub const STATE_DEADLINE: Duration = Duration::from_secs(90);
+pub const SECRET_DEADLINE: Duration = Duration::from_secs(180);
+
+/// The order objects are applied in: namespaces and data first, then issuers and
+/// certificates, policies, workloads, and last what routes traffic.
+pub fn apply_rank(kind: Kind) -> u8 {
+    match kind {
+        Kind::Namespace => 0,
+        Kind::Secret | Kind::ConfigMap => 1,
+        Kind::ClusterIssuer | Kind::Issuer => 2,
+        Kind::Certificate => 3,
+        Kind::Policy => 4,
+        Kind::Service | Kind::Deployment => 5,
+        Kind::VirtualServerRoute | Kind::VirtualServer | Kind::Ingress => 6,
+    }
+}
+
+/// Objects in apply order (stable within a rank).
+pub fn ordered(objects: &[Object]) -> Vec<&Object> {
+    let mut list: Vec<&Object> = objects.iter().collect();
+    list.sort_by_key(|o| apply_rank(o.id.kind));
+    list
+}
+
+/// The JSON a cluster receives for an object: the namespace made explicit (as
+/// `kubectl apply -n`), and our image replaced by `image` where it differs.
+pub fn manifest_json(object: &Object, image: &str) -> Value {
+    let mut json = object.to_json();
+    if let (Some(ns), Some(meta)) = (
+        &object.id.namespace,
+        json.get_mut("metadata").and_then(Value::as_object_mut),
+    ) {
+        meta.insert("namespace".into(), Value::String(ns.clone()));
+    }
+    if object.id.kind == Kind::Deployment {
+        if let Some(Value::Array(containers)) = json.pointer_mut("/spec/template/spec/containers") {
+            for c in containers {
+                let ours = c
+                    .get("image")
+                    .and_then(Value::as_str)
+                    .is_some_and(is_our_image);
+                if ours && c.get("image").and_then(Value::as_str) != Some(image) {
+                    c["image"] = Value::String(image.to_string());
+                    c["imagePullPolicy"] = Value::String("IfNotPresent".into());
+                }
+            }
+        }
+    }
+    json
+}
+
+/// Hosts a scenario serves through NIC, and the resource serving each.
+pub fn served_hosts(s: &Scenario) -> BTreeMap<String, String> {
+    let mut hosts = BTreeMap::new();
+    for o in &s.objects {
+        match o.id.kind {
+            Kind::VirtualServer => {
+                if let Ok(vs) = o.parse::<VirtualServer>() {
+                    hosts.insert(vs.spec.host, o.id.to_string());
+                }
+            }
+            Kind::Ingress => {
+                let minion = o
+                    .annotations
+                    .get("nginx.org/mergeable-ingress-type")
+                    .map(String::as_str)
+                    == Some("minion");
+                if let (false, Ok(ing)) = (minion, o.parse::<Ingress>()) {
+                    for rule in ing.spec.rules {
+                        hosts.insert(rule.host, o.id.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    hosts
+}
+
+/// Server-side apply of arbitrary objects, resolving kinds through discovery
+/// (re-resolved on a miss, so CRDs installed a moment ago are found).
+pub struct Applier {
+    client: kube::Client,
+    resolved: Mutex<HashMap<(String, String), (ApiResource, ApiCapabilities)>>,
+}
+
+impl Applier {
+    pub fn new(client: kube::Client) -> Self {
+        Applier {
+            client,
+            resolved: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<(ApiResource, ApiCapabilities), ClusterError> {
+        let key = (api_version.to_string(), kind.to_string());
+        if let Some(found) = self.resolved.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(found);
+        }
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let found = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .map_err(|e| {
+                ClusterError::Failed(format!(
+                    "the cluster does not serve {api_version} {kind}: {e}"
+                ))
+            })?;
+        if let Ok(mut m) = self.resolved.lock() {
+            m.insert(key, found.clone());
+        }
+        Ok(found)
+    }
+
+    async fn api(&self, json: &Value) -> Result<(Api<DynamicObject>, String), ClusterError> {
+        let api_version = json
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = json.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let name = json
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let (resource, caps) = self.resource(api_version, kind).await?;
+        let api = match (
+            caps.scope,
+            json.pointer("/metadata/namespace").and_then(Value::as_str),
+        ) {
+            (Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(self.client.clone(), ns, &resource)
+            }
+            (Scope::Namespaced, None) => {
+                Api::default_namespaced_with(self.client.clone(), &resource)
+            }
+            (Scope::Cluster, _) => Api::all_with(self.client.clone(), &resource),
+        };
+        Ok((api, name))
+    }
+
+    /// `kubectl apply --server-side --field-manager=mtls-e2e --force-conflicts --validate=strict`.
+    pub async fn apply(&self, json: &Value) -> Result<(), ClusterError> {
+        let (api, name) = self.api(json).await?;
+        let params = PatchParams {
+            field_validation: Some(ValidationDirective::Strict),
+            ..PatchParams::apply(FIELD_MANAGER).force()
+        };
+        api.patch(&name, &params, &Patch::Apply(json))
+            .await
+            .map_err(|e| {
+                ClusterError::Failed(format!(
+                    "applying {} {name}: {}",
+                    json.get("kind").and_then(Value::as_str).unwrap_or("?"),
+                    crate::net::error_chain(&e)
+                ))
+            })?;
+        Ok(())
+    }
+
+    /// A server-side dry-run create: it passes through admission webhooks.
+    pub async fn dry_run_create(&self, json: &Value) -> Result<(), String> {
+        let (api, _) = self.api(json).await.map_err(|e| e.to_string())?;
+        let object: DynamicObject =
+            serde_json::from_value(json.clone()).map_err(|e| e.to_string())?;
+        let params = PostParams {
+            dry_run: true,
+            field_manager: Some(FIELD_MANAGER.into()),
+        };
+        api.create(&params, &object)
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::net::error_chain(&e))
+    }
+
+    /// The object as JSON, if it exists.
+    pub async fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, ClusterError> {
+        let probe = serde_json::json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace}});
+        let (api, _) = self.api(&probe).await?;
+        let found = api.get_opt(name).await?;
+        Ok(found.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
+    }
+
+    pub async fn delete(&self, json: &Value) -> Result<(), ClusterError> {
+        let (api, name) = self.api(json).await?;
+        match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// What a wait saw on its last look.
+pub enum Poll<T> {
+    Done(T),
+    Pending(String),
+}
+
+/// Poll `look` until it is done or `deadline` passes; on a timeout the error
+/// shows the last observation beside what was expected.
+pub async fn wait_for<T, F, Fut>(
+    what: &str,
+    deadline: Duration,
+    progress: &(dyn Fn(&str) + Sync),
+    mut look: F,
+) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll<T>, ClusterError>>,
+{
+    let started = Instant::now();
+    let mut interval = Duration::from_millis(250);
+    let mut last_report = Instant::now();
+    loop {
+        let last = match look().await {
+            Ok(Poll::Done(v)) => return Ok(v),
+            Ok(Poll::Pending(seen)) => seen,
+            Err(e) => e.to_string(),
+        };
+        if started.elapsed() > deadline {
+            return Err(ClusterError::Failed(format!(
+                "{what}: not reached within {deadline:?}; last observed: {last}"
+            )));
+        }
+        if last_report.elapsed() > Duration::from_secs(15) {
+            progress(&format!(
+                "still waiting for {what} ({}s): {last}",
+                started.elapsed().as_secs()
+            ));
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// A Secret from the cluster, decoded.
+async fn read_secret(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<SecretData>, ClusterError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let Some(secret) = api.get_opt(name).await? else {
+        return Ok(None);
+    };
+    let mut data = BTreeMap::new();
+    for (k, v) in secret.data.unwrap_or_default() {
+        data.insert(k, v.0);
+    }
+    for (k, v) in secret.string_data.unwrap_or_default() {
+        data.insert(k, v.into_bytes());
+    }
+    Ok(Some(SecretData {
+        type_: secret.type_.unwrap_or_else(|| "Opaque".into()),
+        data,
+    }))
+}
+
+/// The cluster's Secrets as a step reads them: a Secret cert-manager has not
+/// written yet is waited for.
+struct ClusterSecrets<'a> {
+    client: &'a kube::Client,
+    progress: &'a (dyn Fn(&str) + Sync),
+}
+
+impl SecretSource for ClusterSecrets<'_> {
+    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<SecretData>, String> {
+        let what = format!("Secret {namespace}/{name}");
+        let client = self.client.clone();
+        wait_for(&what, SECRET_DEADLINE, self.progress, || {
+            let client = client.clone();
+            async move {
+                Ok(match read_secret(&client, namespace, name).await? {
+                    Some(s) => Poll::Done(Some(s)),
+                    None => Poll::Pending("does not exist yet".into()),
+                })
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Apply a scenario, run its steps, wait for its states; nothing is probed yet.
+pub async fn up(
+    cluster: &Cluster,
+    scenario: &Scenario,
+    workdir: &Path,
+    keys: &KeyPool,
+    openssl: &Path,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<ClusterDeployment, crate::substrate::SubstrateError> {
+    let applier = Applier::new(cluster.client.clone());
+    let image = &cluster.options.image;
+    for object in ordered(&scenario.objects) {
+        applier
+            .apply(&manifest_json(object, image))
+            .await
+            .map_err(|e| fail(object, e))?;
+    }
+    let runner = StepRunner {
+        scenario,
+        workdir,
+        keys,
+        openssl,
+    };
+    let secrets = ClusterSecrets {
+        client: &cluster.client,
+        progress,
+    };
+    for i in 0..scenario.spec.steps.len() {
+        for object in runner.run(i, &secrets).await? {
+            applier
+                .apply(&manifest_json(&object, image))
+                .await
+                .map_err(|e| fail(&object, e))?;
+        }
+    }
+    for object in scenario
+        .objects
+        .iter()
+        .filter(|o| o.id.kind == Kind::Certificate)
+    {
+        wait_certificate(&applier, object, progress)
+            .await
+            .map_err(|e| fail(object, e))?;
+    }
+    for object in scenario
+        .objects
+        .iter()
+        .filter(|o| o.id.kind == Kind::Deployment)
+    {
+        wait_deployment(&applier, object, progress)
+            .await
+            .map_err(|e| fail(object, e))?;
+    }
+    let mut states = Vec::new();
+    for object in scenario.objects.iter().filter(|o| {
+        matches!(
+            o.id.kind,
+            Kind::Policy | Kind::VirtualServer | Kind::Ingress
+        )
+    }) {
+        let expected = scenario.expected_state(&object.id.to_string());
+        let state = wait_state(cluster, &applier, object, expected, progress)
+            .await
+            .map_err(|e| fail(object, e))?;
+        states.push(state);
+    }
+    let mut services = BTreeMap::new();
+    for check in &scenario.checks {
+        let target = match &check.probe {
+            Probe::Http { url, .. } => &url.target,
+            Probe::OpenSsl { target, .. } => target,
+        };
+        if let Target::Service {
+            namespace,
+            name,
+            port,
+            ..
+        } = target
+        {
+            let key = (namespace.clone(), name.clone(), *port);
+            if !services.contains_key(&key) {
+                let t = forward::Target::Service {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    port: *port,
+                };
+                services.insert(
+                    key,
+                    forward::Forward::start(cluster.client.clone(), t)
+                        .await
+                        .map_err(to_substrate)?,
+                );
+            }
+        }
+    }
+    let ingress = (
+        cluster.ingress.address(80).map_err(failed)?,
+        cluster.ingress.address(443).map_err(failed)?,
+    );
+    Ok(ClusterDeployment {
+        scenario: scenario.clone(),
+        states,
+        hosts: served_hosts(scenario),
+        services,
+        ingress,
+    })
+}
+
+fn failed(message: String) -> crate::substrate::SubstrateError {
+    crate::substrate::SubstrateError::Failed(message)
+}
+
+pub fn to_substrate(e: ClusterError) -> crate::substrate::SubstrateError {
+    match e {
+        ClusterError::Missing(m) => crate::substrate::SubstrateError::Environment(m),
+        ClusterError::Input(m) => {
+            crate::substrate::SubstrateError::Input(crate::manifest::ManifestError {
+                origin: crate::yaml::Origin::file(Path::new("command line")),
+                message: m,
+            })
+        }
+        ClusterError::Failed(m) => crate::substrate::SubstrateError::Failed(m),
+    }
+}
+
+/// A cluster failure about an object, with the object's file and line.
+fn fail(object: &Object, e: ClusterError) -> crate::substrate::SubstrateError {
+    crate::substrate::SubstrateError::Failed(format!("{} ({}): {e}", object.id, object.origin()))
+}
+
+async fn wait_certificate(
+    applier: &Applier,
+    object: &Object,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), ClusterError> {
+    let what = format!("{} Ready", object.id);
+    wait_for(&what, CERTIFICATE_DEADLINE, progress, || async {
+        let got = applier
+            .get(
+                &object.api_version,
+                "Certificate",
+                Some(object.namespace()),
+                object.name(),
+            )
+            .await?;
+        let conditions = got
+            .as_ref()
+            .and_then(|v| v.pointer("/status/conditions"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let ready = conditions
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        Ok(if ready {
+            Poll::Done(())
+        } else {
+            Poll::Pending(format!("status.conditions = {conditions}"))
+        })
+    })
+    .await
+}
+
+async fn wait_deployment(
+    applier: &Applier,
+    object: &Object,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), ClusterError> {
+    let what = format!("{} available", object.id);
+    wait_for(&what, DEPLOYMENT_DEADLINE, progress, || async {
+        let got = applier
+            .get(
+                "apps/v1",
+                "Deployment",
+                Some(object.namespace()),
+                object.name(),
+            )
+            .await?;
+        let status = got
+            .as_ref()
+            .and_then(|v| v.get("status"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let wanted = got
+            .as_ref()
+            .and_then(|v| v.pointer("/spec/replicas"))
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let available = status
+            .get("availableReplicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        Ok(if available >= wanted {
+            Poll::Done(())
+        } else {
+            Poll::Pending(format!("status = {status}"))
+        })
+    })
+    .await
+}
+
+/// Wait until NIC reports `expected` for a Policy, VirtualServer (status) or
+/// Ingress (its latest event).
+async fn wait_state(
+    cluster: &Cluster,
+    applier: &Applier,
+    object: &Object,
+    expected: &str,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<ResourceState, ClusterError> {
+    let what = format!("{} {expected}", object.id);
+    wait_for(&what, STATE_DEADLINE, progress, || async {
+        let (state, reason, message) = match object.id.kind {
+            Kind::Ingress => latest_event(cluster, object).await?,
+            kind => {
+                let got = applier
+                    .get(
+                        &object.api_version,
+                        kind.name(),
+                        Some(object.namespace()),
+                        object.name(),
+                    )
+                    .await?;
+                let status = got
+                    .as_ref()
+                    .and_then(|v| v.get("status"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let text = |k: &str| {
+                    status
+                        .get(k)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                (text("state"), text("reason"), text("message"))
+            }
+        };
+        Ok(if state == expected {
+            Poll::Done(ResourceState::new(
+                object,
+                &state,
+                &reason,
+                message,
+                Vec::new(),
+            ))
+        } else {
+            Poll::Pending(format!(
+                "state {:?}, reason {reason:?}, message {message:?}",
+                if state.is_empty() { "none yet" } else { &state }
+            ))
+        })
+    })
+    .await
+}
+
+/// NIC reports on Ingresses through events; map the latest one to a state.
+async fn latest_event(
+    cluster: &Cluster,
+    object: &Object,
+) -> Result<(String, String, String), ClusterError> {
+    let api: Api<Event> = Api::namespaced(cluster.client.clone(), object.namespace());
+    let fields = format!(
+        "involvedObject.kind=Ingress,involvedObject.name={}",
+        object.name()
+    );
+    let events = api.list(&ListParams::default().fields(&fields)).await?;
+    let latest = events.items.into_iter().max_by_key(|e| {
+        e.last_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second())
+            .unwrap_or(0)
+    });
+    Ok(match latest {
+        None => (String::new(), String::new(), String::new()),
+        Some(e) => {
+            let reason = e.reason.unwrap_or_default();
+            let state = match reason.as_str() {
+                "AddedOrUpdated" => "Valid",
+                "AddedOrUpdatedWithWarning" => "Warning",
+                "AddedOrUpdatedWithError" | "Rejected" => "Invalid",
+                _ => "",
+            };
+            (state.to_string(), reason, e.message.unwrap_or_default())
+        }
+    })
+}
+
+/// The Secrets a scenario's identities and trust read, from the cluster.
+pub async fn probe_secrets(
+    cluster: &Cluster,
+    scenario: &Scenario,
+) -> Result<BTreeMap<String, SecretData>, ClusterError> {
+    let mut keys: Vec<&str> = Vec::new();
+    for id in scenario.spec.identities.values() {
+        keys.extend(id.secret.as_deref());
+        keys.extend(
+            id.issue
+                .as_ref()
+                .and_then(|i| i.signed_by.secret.as_deref()),
+        );
+    }
+    keys.extend(
+        scenario
+            .spec
+            .trust
+            .values()
+            .filter_map(|t| t.secret.as_deref()),
+    );
+    let mut out = BTreeMap::new();
+    for key in keys {
+        let Some((ns, name)) = key.split_once('/') else {
+            continue;
+        };
+        if let Some(secret) = read_secret(&cluster.client, ns, name).await? {
+            out.insert(key.to_string(), secret);
+        }
+    }
+    Ok(out)
+}
+
+/// Delete what a scenario created: its namespaces (not waited for: namespace
+/// deletion is slow by design) and its cluster-scoped objects.
+pub async fn down(cluster: &Cluster, scenario: &Scenario) -> Result<(), ClusterError> {
+    let applier = Applier::new(cluster.client.clone());
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    for object in &scenario.objects {
+        if object.id.kind == Kind::Namespace {
+            match namespaces
+                .delete(object.name(), &DeleteParams::background())
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        } else if object.id.namespace.is_none() {
+            applier
+                .delete(&manifest_json(object, &cluster.options.image))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A Secret manifest (for the default server's certificate).
+pub fn tls_secret_json(namespace: &str, name: &str, cert_pem: &str, key_pem: &str) -> Value {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "kubernetes.io/tls",
+        "data": {"tls.crt": b64.encode(cert_pem), "tls.key": b64.encode(key_pem)}
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_come_first_and_routes_last() {
+        assert!(apply_rank(Kind::Namespace) < apply_rank(Kind::Secret));
+        assert!(apply_rank(Kind::Certificate) < apply_rank(Kind::Policy));
+        assert!(apply_rank(Kind::Deployment) < apply_rank(Kind::VirtualServer));
+    }
+
+    #[test]
+    fn manifests_get_an_explicit_namespace_and_our_image() {
+        let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: c, image: \"mtls-e2e:e2e\"}\n";
+        let objects =
+            crate::manifest::load_text(text, Path::new("d.yaml"), "team").expect("objects");
+        let json = manifest_json(&objects[0], "registry.example.com/mtls-e2e:1.0");
+        assert_eq!(json["metadata"]["namespace"], "team");
+        assert_eq!(
+            json.pointer("/spec/template/spec/containers/0/image")
+                .and_then(Value::as_str),
+            Some("registry.example.com/mtls-e2e:1.0")
+        );
+        let same = manifest_json(&objects[0], "mtls-e2e:e2e");
+        assert!(
+            same.pointer("/spec/template/spec/containers/0/imagePullPolicy")
+                .is_none()
+        );
+    }
+}

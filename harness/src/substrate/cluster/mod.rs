@@ -1,0 +1,489 @@
+//! The cluster substrates: `kind` (the harness creates and installs the cluster)
+//! and `existing` (any cluster from a kubeconfig, with cert-manager and NIC
+//! already installed). The same scenario folders run unchanged: objects are
+//! server-side applied, the tutorial's steps run against the cluster's Secrets,
+//! the harness waits for the states the scenario declares, and the same probes
+//! and checks run through the ingress controller and Service port-forwards.
+
+pub mod apply;
+pub mod forward;
+pub mod kind;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::report::ResourceState;
+use crate::scenario::{Scenario, Target};
+use crate::substrate::local::nginx::find_program;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A tool the substrate needs is missing (exit code 3).
+    #[error("{0}")]
+    Missing(String),
+    /// Bad options or scenarios that cannot share a cluster (exit code 2).
+    #[error("{0}")]
+    Input(String),
+    /// A cluster operation failed or timed out (exit code 4).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<kube::Error> for ClusterError {
+    fn from(e: kube::Error) -> Self {
+        ClusterError::Failed(crate::net::error_chain(&e))
+    }
+}
+
+/// How to get each tool the cluster substrates use.
+fn install_hint(name: &str) -> &'static str {
+    match name {
+        "kind" => {
+            "install kind v0.31.0: `curl -Lo kind https://kind.sigs.k8s.io/dl/v0.31.0/kind-linux-amd64 && \
+             chmod +x kind && sudo mv kind /usr/local/bin/` (or `go install sigs.k8s.io/kind@v0.31.0`)"
+        }
+        "docker" => {
+            "install Docker (https://docs.docker.com/engine/install/) or Debian's `sudo apt-get install docker.io`, \
+             and start the daemon"
+        }
+        "kubectl" => {
+            "install kubectl (https://kubernetes.io/docs/tasks/tools/), e.g. \
+             `curl -LO https://dl.k8s.io/release/v1.34.3/bin/linux/amd64/kubectl && chmod +x kubectl && sudo mv kubectl /usr/local/bin/`"
+        }
+        _ => "install it and put it on PATH",
+    }
+}
+
+/// A tool on PATH (or `$MTLS_E2E_<NAME>`).
+pub fn tool(name: &str) -> Result<PathBuf, ClusterError> {
+    let env = format!("MTLS_E2E_{}", name.to_uppercase());
+    find_program(name, &env).ok_or_else(|| {
+        ClusterError::Missing(format!("{name} is not on PATH; {}", install_hint(name)))
+    })
+}
+
+/// Check every tool before doing anything; one message lists all that is missing.
+pub fn preflight(needs_kind: bool) -> Result<(), ClusterError> {
+    let wanted: &[&str] = if needs_kind {
+        &["kind", "docker", "kubectl"]
+    } else {
+        &["kubectl"]
+    };
+    let mut missing: Vec<String> = wanted
+        .iter()
+        .filter_map(|t| tool(t).err())
+        .map(|e| e.to_string())
+        .collect();
+    if needs_kind && missing.is_empty() {
+        if let Ok(docker) = tool("docker") {
+            if run_tool(
+                &docker,
+                &["info", "--format", "{{.ServerVersion}}"],
+                Duration::from_secs(20),
+            )
+            .is_err()
+            {
+                missing.push("the docker daemon does not answer `docker info`; start it (or set DOCKER_HOST)".into());
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ClusterError::Missing(format!(
+            "the {} substrate cannot start:\n  - {}",
+            if needs_kind { "kind" } else { "existing" },
+            missing.join("\n  - ")
+        )))
+    }
+}
+
+/// Run a tool to completion (killed after `timeout`); stdout on success.
+pub fn run_tool(path: &Path, args: &[&str], timeout: Duration) -> Result<String, ClusterError> {
+    run_tool_with_input(path, args, None, timeout)
+}
+
+pub fn run_tool_with_input(
+    path: &Path,
+    args: &[&str],
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<String, ClusterError> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let shown = format!(
+        "{} {}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
+        args.join(" ")
+    );
+    let mut child = Command::new(path)
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| ClusterError::Failed(format!("cannot run `{shown}`: {e}")))?;
+    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+        let bytes = bytes.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&bytes);
+        });
+    }
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(timeout).is_err() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            return true;
+        }
+        false
+    });
+    let output = child
+        .wait_with_output()
+        .map_err(|e| ClusterError::Failed(format!("`{shown}`: {e}")))?;
+    let _ = done_tx.send(());
+    if watchdog.join().unwrap_or(false) {
+        return Err(ClusterError::Failed(format!(
+            "`{shown}` did not finish within {timeout:?}"
+        )));
+    }
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last: Vec<&str> = stderr.lines().rev().take(6).collect();
+        return Err(ClusterError::Failed(format!(
+            "`{shown}` failed ({}): {}",
+            output.status,
+            last.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).to_string())
+}
+
+/// Which cluster, and how it is set up.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// A kind cluster the harness ensures.
+    Kind { name: String, k8s: String },
+    /// A cluster from a kubeconfig, with cert-manager and NIC installed.
+    Existing {
+        context: Option<String>,
+        nic_namespace: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub mode: Mode,
+    /// NIC version (`5.5.4`, `5.3.4`): installed on kind, assumed on existing.
+    pub nic: String,
+    /// The image our Deployments run (kind: built here and loaded; existing: must be pullable).
+    pub image: String,
+    pub keep: bool,
+    /// Where failing scenarios' artifacts go.
+    pub artifacts: PathBuf,
+    /// Downloads, kubeconfigs and cluster markers (`~/.cache/mtls-e2e`).
+    pub cache: PathBuf,
+}
+
+impl ClusterOptions {
+    pub fn is_kind(&self) -> bool {
+        matches!(self.mode, Mode::Kind { .. })
+    }
+
+    pub fn label(&self) -> &'static str {
+        if self.is_kind() { "kind" } else { "existing" }
+    }
+}
+
+/// The user's cache folder for downloads and kubeconfigs.
+pub fn default_cache() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("mtls-e2e");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache").join("mtls-e2e"),
+        None => std::env::temp_dir().join("mtls-e2e-cache"),
+    }
+}
+
+/// `5.5.4` ≥ `5.5`?
+pub fn version_at_least(have: &str, need: &str) -> bool {
+    let parse = |v: &str| -> Vec<u32> {
+        v.trim_start_matches('v')
+            .split('.')
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    };
+    let (have, need) = (parse(have), parse(need));
+    for i in 0..need.len() {
+        let h = have.get(i).copied().unwrap_or(0);
+        if h != need[i] {
+            return h > need[i];
+        }
+    }
+    true
+}
+
+/// Scenarios that share a cluster must not collide: their namespaces, hosts and
+/// cluster-scoped objects must differ (they run in parallel).
+pub fn check_shareable(scenarios: &[&Scenario]) -> Result<(), ClusterError> {
+    let mut namespaces: BTreeMap<String, String> = BTreeMap::new();
+    let mut hosts: BTreeMap<String, String> = BTreeMap::new();
+    let mut cluster_scoped: BTreeMap<String, String> = BTreeMap::new();
+    for s in scenarios {
+        let mut own = std::collections::BTreeSet::new();
+        for o in &s.objects {
+            match &o.id.namespace {
+                Some(ns) => {
+                    own.insert(ns.clone());
+                }
+                None => {
+                    if let Some(other) = cluster_scoped.insert(o.id.to_string(), s.name.clone()) {
+                        if other != s.name {
+                            return Err(ClusterError::Input(format!(
+                                "{} is declared by scenarios {other} and {}; cluster-scoped objects must differ",
+                                o.id, s.name
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        for ns in own {
+            if let Some(other) = namespaces.insert(ns.clone(), s.name.clone()) {
+                return Err(ClusterError::Input(format!(
+                    "namespace {ns} is used by scenarios {other} and {}; scenarios run in parallel in their own namespaces",
+                    s.name
+                )));
+            }
+        }
+        for host in apply::served_hosts(s).keys() {
+            if let Some(other) = hosts.insert(host.clone(), s.name.clone()) {
+                if other != s.name {
+                    return Err(ClusterError::Input(format!(
+                        "host {host} is served by scenarios {other} and {}; NIC would give it to one of them",
+                        s.name
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A connected cluster.
+pub struct Cluster {
+    pub client: kube::Client,
+    pub options: ClusterOptions,
+    pub kubeconfig: PathBuf,
+    pub context: Option<String>,
+    /// This run created the kind cluster (and deletes it unless `--keep`).
+    pub created: bool,
+    /// How probes reach the ingress controller.
+    pub ingress: IngressAccess,
+}
+
+/// NIC's ports 80 and 443 as probes reach them.
+pub enum IngressAccess {
+    /// kind's host port mappings on loopback.
+    HostPorts { http: SocketAddr, https: SocketAddr },
+    /// Port-forwards to the NIC pod (existing clusters).
+    Forwarded {
+        http: forward::Forward,
+        https: forward::Forward,
+    },
+}
+
+impl IngressAccess {
+    pub fn address(&self, port: u16) -> Result<SocketAddr, String> {
+        let (http, https) = match self {
+            IngressAccess::HostPorts { http, https } => (*http, *https),
+            IngressAccess::Forwarded { http, https } => (http.local, https.local),
+        };
+        match port {
+            80 => Ok(http),
+            443 => Ok(https),
+            other => Err(format!(
+                "the ingress controller listens on 80 and 443, not {other}"
+            )),
+        }
+    }
+}
+
+impl Cluster {
+    /// Ensure (kind) or reach (existing) the cluster, and connect to it.
+    pub async fn connect(
+        options: ClusterOptions,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Cluster, ClusterError> {
+        std::fs::create_dir_all(&options.cache).map_err(|e| {
+            ClusterError::Failed(format!("cannot create {}: {e}", options.cache.display()))
+        })?;
+        let (kubeconfig, context, created) = match &options.mode {
+            Mode::Kind { name, k8s } => {
+                kind::sweep_stale(&options.cache, progress)?;
+                let kubeconfig = options.cache.join(format!("{name}.kubeconfig"));
+                let created =
+                    kind::ensure(name, k8s, &options.cache, &kubeconfig, progress).await?;
+                (kubeconfig, Some(format!("kind-{name}")), created)
+            }
+            Mode::Existing { context, .. } => {
+                let kubeconfig = std::env::var_os("KUBECONFIG")
+                    .map(PathBuf::from)
+                    .or_else(|| {
+                        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config"))
+                    })
+                    .ok_or_else(|| ClusterError::Missing("no kubeconfig: set KUBECONFIG".into()))?;
+                (kubeconfig, context.clone(), false)
+            }
+        };
+        let client = client(&kubeconfig, context.as_deref()).await?;
+        let ingress = match &options.mode {
+            Mode::Kind { .. } => IngressAccess::HostPorts {
+                http: SocketAddr::from(([127, 0, 0, 1], 80)),
+                https: SocketAddr::from(([127, 0, 0, 1], 443)),
+            },
+            Mode::Existing { nic_namespace, .. } => {
+                let pod = forward::Target::Selector {
+                    namespace: nic_namespace.clone(),
+                    selector: "app=nginx-ingress".into(),
+                    port: 80,
+                };
+                let http = forward::Forward::start(client.clone(), pod).await?;
+                let pod = forward::Target::Selector {
+                    namespace: nic_namespace.clone(),
+                    selector: "app=nginx-ingress".into(),
+                    port: 443,
+                };
+                let https = forward::Forward::start(client.clone(), pod).await?;
+                IngressAccess::Forwarded { http, https }
+            }
+        };
+        Ok(Cluster {
+            client,
+            options,
+            kubeconfig,
+            context,
+            created,
+            ingress,
+        })
+    }
+
+    /// `kubectl` arguments that reach this cluster.
+    pub fn kubectl_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--kubeconfig".to_string(),
+            self.kubeconfig.display().to_string(),
+        ];
+        if let Some(c) = &self.context {
+            args.extend(["--context".to_string(), c.clone()]);
+        }
+        args
+    }
+
+    pub fn kubectl(&self, args: &[&str], timeout: Duration) -> Result<String, ClusterError> {
+        let mut all: Vec<String> = self.kubectl_args();
+        all.extend(args.iter().map(|s| s.to_string()));
+        let words: Vec<&str> = all.iter().map(String::as_str).collect();
+        run_tool(&tool("kubectl")?, &words, timeout)
+    }
+
+    /// Delete the kind cluster if this run created it and `--keep` was not given.
+    pub fn finish(&self, progress: &(dyn Fn(&str) + Sync)) -> Result<(), ClusterError> {
+        if let Mode::Kind { name, .. } = &self.options.mode {
+            if self.options.keep {
+                kind::keep(name, &self.options.cache);
+                progress(&format!(
+                    "kept kind cluster {name} (--keep); kubeconfig: {}",
+                    self.kubeconfig.display()
+                ));
+            } else if self.created {
+                progress(&format!(
+                    "deleting kind cluster {name}, which this run created"
+                ));
+                kind::delete(name, &self.options.cache)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn client(kubeconfig: &Path, context: Option<&str>) -> Result<kube::Client, ClusterError> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+        .map_err(|e| ClusterError::Failed(format!("reading {}: {e}", kubeconfig.display())))?;
+    let options = kube::config::KubeConfigOptions {
+        context: context.map(String::from),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kc, &options)
+        .await
+        .map_err(|e| ClusterError::Failed(format!("kubeconfig {}: {e}", kubeconfig.display())))?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// A scenario up on a cluster.
+pub struct ClusterDeployment {
+    pub scenario: Scenario,
+    pub states: Vec<ResourceState>,
+    /// Hosts served, and the resource serving each (`Kind ns/name`).
+    pub hosts: BTreeMap<String, String>,
+    /// Port-forwards to Services the checks probe directly.
+    pub services: BTreeMap<(String, String, u16), forward::Forward>,
+    pub ingress: (SocketAddr, SocketAddr),
+}
+
+impl ClusterDeployment {
+    pub fn address(&self, target: &Target) -> Result<SocketAddr, String> {
+        match target {
+            Target::Ingress { port: 80, .. } => Ok(self.ingress.0),
+            Target::Ingress { port: 443, .. } => Ok(self.ingress.1),
+            Target::Ingress { port, .. } => Err(format!(
+                "the ingress controller listens on 80 and 443, not {port}"
+            )),
+            Target::Service {
+                namespace,
+                name,
+                port,
+                ..
+            } => self
+                .services
+                .get(&(namespace.clone(), name.clone(), *port))
+                .map(|f| f.local)
+                .ok_or_else(|| format!("no port-forward to Service {namespace}/{name}:{port}")),
+        }
+    }
+
+    pub fn stop(&mut self) {
+        for (_, f) in std::mem::take(&mut self.services) {
+            f.stop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_numerically() {
+        assert!(version_at_least("5.5.4", "5.5"));
+        assert!(version_at_least("5.10.0", "5.5"));
+        assert!(!version_at_least("5.3.4", "5.5"));
+        assert!(version_at_least("v5.3.4", "5.3"));
+    }
+
+    #[test]
+    fn missing_tools_say_how_to_get_them() {
+        let e = ClusterError::Missing(format!("kind is not on PATH; {}", install_hint("kind")));
+        assert!(e.to_string().contains("kind.sigs.k8s.io/dl/v0.31.0"));
+    }
+}
