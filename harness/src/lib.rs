@@ -11,4 +11,5 @@ pub mod probe;
 pub mod report;
 pub mod scenario;
 pub mod substrate;
+pub mod validate;
 pub mod yaml;

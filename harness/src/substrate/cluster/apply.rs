@@ -496,15 +496,28 @@ async fn wait_deployment(
     object: &Object,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
-    let what = format!("{} available", object.id);
-    wait_for(&what, DEPLOYMENT_DEADLINE, progress, || async {
+    wait_available(
+        applier,
+        object.namespace(),
+        object.name(),
+        DEPLOYMENT_DEADLINE,
+        progress,
+    )
+    .await
+}
+
+/// Wait until a Deployment has all its replicas available.
+pub async fn wait_available(
+    applier: &Applier,
+    namespace: &str,
+    name: &str,
+    deadline: Duration,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), ClusterError> {
+    let what = format!("Deployment {namespace}/{name} available");
+    wait_for(&what, deadline, progress, || async {
         let got = applier
-            .get(
-                "apps/v1",
-                "Deployment",
-                Some(object.namespace()),
-                object.name(),
-            )
+            .get("apps/v1", "Deployment", Some(namespace), name)
             .await?;
         let status = got
             .as_ref()

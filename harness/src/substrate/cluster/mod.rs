@@ -6,7 +6,9 @@
 //! and checks run through the ingress controller and Service port-forwards.
 
 pub mod apply;
+pub mod download;
 pub mod forward;
+pub mod install;
 pub mod kind;
 
 use std::collections::BTreeMap;

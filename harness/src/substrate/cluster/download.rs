@@ -1,0 +1,309 @@
+//! Downloads pinned by sha256, kept in the user's cache. A file already in the
+//! cache with the right digest is used as is, so a machine without internet
+//! works once the files are placed there (the plan prints each path).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+
+use super::ClusterError;
+use crate::net;
+
+/// A file the kind substrate needs, pinned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Download {
+    pub url: String,
+    pub sha256: &'static str,
+    pub size: u64,
+    /// Short name, also the end of the cache file's name.
+    pub name: String,
+}
+
+impl Download {
+    /// Where the verified file lives in `cache`.
+    pub fn cached(&self, cache: &Path) -> PathBuf {
+        cache
+            .join("downloads")
+            .join(format!("{}-{}", &self.sha256[..16], self.name))
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The verified file's bytes: from the cache, or downloaded, verified and cached.
+pub async fn fetch(
+    download: &Download,
+    cache: &Path,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<u8>, ClusterError> {
+    let path = download.cached(cache);
+    if let Ok(bytes) = std::fs::read(&path) {
+        if sha256_hex(&bytes) == download.sha256 {
+            return Ok(bytes);
+        }
+        progress(&format!(
+            "{} in the cache does not match its sha256; downloading it again",
+            path.display()
+        ));
+    }
+    progress(&format!(
+        "downloading {} ({} KiB)",
+        download.url,
+        download.size / 1024
+    ));
+    let bytes = get(&download.url).await?;
+    let got = sha256_hex(&bytes);
+    if got != download.sha256 {
+        return Err(ClusterError::Failed(format!(
+            "{} has sha256 {got} ({} bytes), not the pinned {} ({} bytes); nothing was installed. \
+             If the upstream file really changed, review it and update the pin in harness/src/substrate/cluster/install.rs",
+            download.url,
+            bytes.len(),
+            download.sha256,
+            download.size
+        )));
+    }
+    let dir = path.parent().unwrap_or(cache);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| ClusterError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+    // Write beside, then rename: a killed run never leaves a half file under the final name.
+    let partial = dir.join(format!(".{}.partial-{}", download.name, std::process::id()));
+    std::fs::write(&partial, &bytes)
+        .map_err(|e| ClusterError::Failed(format!("cannot write {}: {e}", partial.display())))?;
+    std::fs::rename(&partial, &path)
+        .map_err(|e| ClusterError::Failed(format!("cannot write {}: {e}", path.display())))?;
+    Ok(bytes)
+}
+
+struct Url {
+    https: bool,
+    host: String,
+    port: u16,
+    path: String,
+}
+
+fn parse_url(url: &str) -> Result<Url, String> {
+    let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(format!("{url}: only http and https URLs are supported"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().map_err(|_| format!("{url}: bad port"))?),
+        None => (authority, if https { 443 } else { 80 }),
+    };
+    if host.is_empty() {
+        return Err(format!("{url}: no host"));
+    }
+    Ok(Url {
+        https,
+        host: host.to_string(),
+        port,
+        path: path.to_string(),
+    })
+}
+
+fn web_roots() -> Result<Arc<rustls::ClientConfig>, String> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err(
+                    "no trusted CA certificates found on this machine (install ca-certificates)"
+                        .into(),
+                );
+            }
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Ok(Arc::new(config))
+        })
+        .clone()
+}
+
+/// GET `url`, following up to five redirects (GitHub release assets redirect).
+pub async fn get(url: &str) -> Result<Vec<u8>, ClusterError> {
+    let mut current = url.to_string();
+    for _ in 0..6 {
+        let response = get_once(&current)
+            .await
+            .map_err(|e| ClusterError::Failed(format!("downloading {current}: {e}")))?;
+        match response.status {
+            200 => return Ok(response.body.to_vec()),
+            301 | 302 | 303 | 307 | 308 => {
+                let location = response.headers.get("location").ok_or_else(|| {
+                    ClusterError::Failed(format!("{current}: redirect without a location"))
+                })?;
+                current = if location.starts_with('/') {
+                    let u = parse_url(&current).map_err(ClusterError::Failed)?;
+                    format!(
+                        "{}://{}:{}{location}",
+                        if u.https { "https" } else { "http" },
+                        u.host,
+                        u.port
+                    )
+                } else {
+                    location.clone()
+                };
+            }
+            status => {
+                return Err(ClusterError::Failed(format!(
+                    "downloading {current}: HTTP {status}"
+                )));
+            }
+        }
+    }
+    Err(ClusterError::Failed(format!(
+        "downloading {url}: too many redirects"
+    )))
+}
+
+async fn get_once(url: &str) -> Result<net::Response, String> {
+    let u = parse_url(url)?;
+    let request = hyper::Request::get(&u.path)
+        .header("host", &u.host)
+        .header(
+            "user-agent",
+            concat!("mtls-e2e/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let connect = tokio::net::TcpStream::connect((u.host.as_str(), u.port));
+    let tcp = tokio::time::timeout(Duration::from_secs(30), connect)
+        .await
+        .map_err(|_| format!("connecting to {}:{} timed out", u.host, u.port))?
+        .map_err(|e| format!("connecting to {}:{}: {e}", u.host, u.port))?;
+    let exchange = async {
+        if u.https {
+            let name = rustls::pki_types::ServerName::try_from(u.host.clone())
+                .map_err(|e| e.to_string())?;
+            let tls = tokio_rustls::TlsConnector::from(web_roots()?)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| e.to_string())?;
+            net::send(tls, request).await.map_err(|e| e.to_string())
+        } else {
+            net::send(tcp, request).await.map_err(|e| e.to_string())
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), exchange)
+        .await
+        .map_err(|_| "timed out after 120 s".to_string())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse() {
+        let u = parse_url(
+            "https://raw.githubusercontent.com/nginx/kubernetes-ingress/v5.5.4/deploy/crds.yaml",
+        )
+        .expect("url");
+        assert!(u.https);
+        assert_eq!(
+            (u.host.as_str(), u.port),
+            ("raw.githubusercontent.com", 443)
+        );
+        assert_eq!(u.path, "/nginx/kubernetes-ingress/v5.5.4/deploy/crds.yaml");
+        let u = parse_url("http://127.0.0.1:8080").expect("url");
+        assert_eq!((u.port, u.path.as_str()), (8080, "/"));
+        assert!(parse_url("ftp://x/y").is_err());
+    }
+
+    /// A loopback server that redirects once, then serves `body`.
+    async fn serve(body: &'static [u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                let reply = if request.starts_with("GET /start") {
+                    "HTTP/1.1 302 Found\r\nlocation: /file\r\ncontent-length: 0\r\n\r\n"
+                        .as_bytes()
+                        .to_vec()
+                } else {
+                    let mut r =
+                        format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len())
+                            .into_bytes();
+                    r.extend_from_slice(body);
+                    r
+                };
+                let _ = conn.write_all(&reply).await;
+            }
+        });
+        format!("http://{addr}/start")
+    }
+
+    #[tokio::test]
+    async fn a_verified_file_is_cached_and_a_wrong_digest_leaves_nothing() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let url = serve(b"kind: Namespace\n").await;
+        let good = Download {
+            url: url.clone(),
+            sha256: "0000000000000000000000000000000000000000000000000000000000000000",
+            size: 16,
+            name: "ns.yaml".into(),
+        };
+        let err = fetch(&good, cache.path(), &|_| {})
+            .await
+            .expect_err("digest mismatch");
+        assert!(
+            err.to_string().contains(&sha256_hex(b"kind: Namespace\n")),
+            "{err}"
+        );
+        assert!(!good.cached(cache.path()).exists());
+        let digest: &'static str = Box::leak(sha256_hex(b"kind: Namespace\n").into_boxed_str());
+        let right = Download {
+            sha256: digest,
+            ..good
+        };
+        assert_eq!(
+            fetch(&right, cache.path(), &|_| {}).await.expect("fetch"),
+            b"kind: Namespace\n"
+        );
+        assert!(right.cached(cache.path()).is_file());
+        // Served from the cache now, even with the server gone.
+        let offline = Download {
+            url: "http://127.0.0.1:1/gone".into(),
+            ..right
+        };
+        assert_eq!(
+            fetch(&offline, cache.path(), &|_| {})
+                .await
+                .expect("cached"),
+            b"kind: Namespace\n"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(cache.path().join("downloads"))
+            .expect("dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+}

@@ -1,0 +1,476 @@
+//! What the kind substrate installs: cert-manager and NGINX Ingress Controller
+//! from their release manifests, pinned by version and sha256 and downloaded
+//! once into the cache; NIC's Deployment patched for kind (host ports 80/443,
+//! a default server TLS secret, the ingress-ready node). Both are applied at
+//! the same time, then waited for: CRDs established, cert-manager's webhook
+//! answering a server-side dry-run, NIC's Deployment available.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::apply::{Applier, Poll, wait_available, wait_for};
+use super::download::{self, Download};
+use super::{Cluster, ClusterError};
+
+pub const CERT_MANAGER_VERSION: &str = "v1.19.4";
+
+/// cert-manager's static release manifest. Its digest was computed from a
+/// byte-exact vendored copy (kubeflow/manifests, "cert-manager 1.19.4"); the
+/// same copy with the version string swapped reproduces a third party's digest
+/// of the v1.19.1 download, which is why we trust it. A mismatch stops the run.
+pub fn cert_manager() -> Download {
+    Download {
+        url: format!(
+            "https://github.com/cert-manager/cert-manager/releases/download/{CERT_MANAGER_VERSION}/cert-manager.yaml"
+        ),
+        sha256: "abad40873bd9c63105bf1fc7c41354fe8ad716f01657762b5acb82977e707ef1",
+        size: 1_007_958,
+        name: format!("cert-manager-{CERT_MANAGER_VERSION}.yaml"),
+    }
+}
+
+/// A NIC release: its manifests in apply order (path in the repository, sha256
+/// of the file at the release tag, size).
+pub struct NicRelease {
+    pub version: &'static str,
+    pub files: [(&'static str, &'static str, u64); 6],
+}
+
+/// The NIC versions the kind substrate installs: the newest 5.5 and the
+/// tutorials' 5.3.
+pub const NIC_RELEASES: &[NicRelease] = &[
+    NicRelease {
+        version: "5.5.4",
+        files: [
+            (
+                "deploy/crds.yaml",
+                "9a79a8233162a61fc16820c17c62ec6c33f2c1666b69814f30603ef4e0b93098",
+                233_957,
+            ),
+            (
+                "deployments/common/ns-and-sa.yaml",
+                "699c7e4fa9992baa0d30c979d59ac44f23d87dcaacc32cd5748e81bbc0d70f4f",
+                199,
+            ),
+            (
+                "deployments/rbac/rbac.yaml",
+                "1f40827042a0f26f7d79f7fecce70b0a43e80cb38e260650df1c4fdad9605920",
+                2_480,
+            ),
+            (
+                "deployments/common/nginx-config.yaml",
+                "c232ef3d5bd84abe4d40c9a4b86a3f390ea2ec71434b0028d91d6c5bb28e163e",
+                95,
+            ),
+            (
+                "deployments/common/ingress-class.yaml",
+                "b720fb1fe9b5beac1e347a5bb0859eafa1b2fba492d4698789fe13043a3dfa6e",
+                200,
+            ),
+            (
+                "deployments/deployment/nginx-ingress.yaml",
+                "e76d4d5369e57d27e21f37aaa3760028910e91c89e4e19b050a3802d460565fd",
+                3_506,
+            ),
+        ],
+    },
+    NicRelease {
+        version: "5.3.4",
+        files: [
+            (
+                "deploy/crds.yaml",
+                "b0de8cf43c569e1b48280e31e9ffde9ce33b71ac733e15ad95b1c866c400e378",
+                216_553,
+            ),
+            (
+                "deployments/common/ns-and-sa.yaml",
+                "699c7e4fa9992baa0d30c979d59ac44f23d87dcaacc32cd5748e81bbc0d70f4f",
+                199,
+            ),
+            (
+                "deployments/rbac/rbac.yaml",
+                "1f40827042a0f26f7d79f7fecce70b0a43e80cb38e260650df1c4fdad9605920",
+                2_480,
+            ),
+            (
+                "deployments/common/nginx-config.yaml",
+                "c232ef3d5bd84abe4d40c9a4b86a3f390ea2ec71434b0028d91d6c5bb28e163e",
+                95,
+            ),
+            (
+                "deployments/common/ingress-class.yaml",
+                "b720fb1fe9b5beac1e347a5bb0859eafa1b2fba492d4698789fe13043a3dfa6e",
+                200,
+            ),
+            (
+                "deployments/deployment/nginx-ingress.yaml",
+                "d596e7cc05f2a316083ddd2e46e02bc56b2a6408d01ffbecf62d82fac95dc8d5",
+                3_506,
+            ),
+        ],
+    },
+];
+
+pub const DEFAULT_NIC: &str = "5.5.4";
+pub const NIC_NAMESPACE: &str = "nginx-ingress";
+pub const NIC_DEPLOYMENT: &str = "nginx-ingress";
+/// NIC answers TLS for unknown hosts with this certificate (without it NIC
+/// rejects such handshakes), as the NIC docs set up.
+pub const DEFAULT_SERVER_SECRET: &str = "default-server-secret";
+
+pub const WEBHOOK_DEADLINE: Duration = Duration::from_secs(240);
+pub const NIC_DEADLINE: Duration = Duration::from_secs(300);
+pub const CRD_DEADLINE: Duration = Duration::from_secs(60);
+
+pub fn nic_release(version: &str) -> Result<&'static NicRelease, ClusterError> {
+    NIC_RELEASES
+        .iter()
+        .find(|r| r.version == version)
+        .ok_or_else(|| {
+            let known: Vec<&str> = NIC_RELEASES.iter().map(|r| r.version).collect();
+            ClusterError::Input(format!(
+                "--nic-version {version} is not one of the pinned releases ({})",
+                known.join(", ")
+            ))
+        })
+}
+
+/// NIC's manifests for `version`, in apply order.
+pub fn nic_downloads(version: &str) -> Result<Vec<Download>, ClusterError> {
+    let release = nic_release(version)?;
+    Ok(release
+        .files
+        .iter()
+        .map(|(path, sha256, size)| Download {
+            url: format!(
+                "https://raw.githubusercontent.com/nginx/kubernetes-ingress/v{version}/{path}"
+            ),
+            sha256,
+            size: *size,
+            name: format!("nic-{version}-{}", path.replace('/', "_")),
+        })
+        .collect())
+}
+
+/// Every object of a multi-document manifest, as JSON, in file order.
+pub fn documents(bytes: &[u8], name: &str) -> Result<Vec<Value>, ClusterError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ClusterError::Failed(format!("{name} is not UTF-8")))?;
+    let docs = crate::yaml::parse_documents(text, Path::new(name))
+        .map_err(|e| ClusterError::Failed(e.to_string()))?;
+    Ok(docs
+        .iter()
+        .map(|d| d.to_json())
+        .filter(|v| v.is_object())
+        .collect())
+}
+
+/// The changes kind needs in NIC's Deployment, as a JSON merge of our own:
+/// host ports so kind's port mappings reach NIC, the ingress-ready node, the
+/// default server secret, and Recreate (a second pod could never bind the
+/// host ports during a rolling update on one node).
+pub fn patch_nic_deployment(deployment: &mut Value) -> Result<(), ClusterError> {
+    let bad = |what: &str| {
+        ClusterError::Failed(format!(
+            "NIC's deployment manifest has no {what}; the pinned file changed shape"
+        ))
+    };
+    deployment["spec"]["strategy"] = json!({"type": "Recreate"});
+    let pod = deployment
+        .pointer_mut("/spec/template/spec")
+        .ok_or_else(|| bad("pod spec"))?;
+    pod["nodeSelector"] = json!({"ingress-ready": "true"});
+    pod["tolerations"] = json!([{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]);
+    let container = pod
+        .get_mut("containers")
+        .and_then(Value::as_array_mut)
+        .and_then(|c| c.iter_mut().find(|c| c["name"] == NIC_DEPLOYMENT))
+        .ok_or_else(|| bad("nginx-ingress container"))?;
+    for (name, port) in [("http", 80), ("https", 443)] {
+        let entry = container
+            .get_mut("ports")
+            .and_then(Value::as_array_mut)
+            .and_then(|ports| ports.iter_mut().find(|p| p["name"] == name))
+            .ok_or_else(|| bad(&format!("{name} port")))?;
+        entry["hostPort"] = json!(port);
+    }
+    let args = container
+        .get_mut("args")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| bad("args"))?;
+    let arg = format!("-default-server-tls-secret=$(POD_NAMESPACE)/{DEFAULT_SERVER_SECRET}");
+    if !args.iter().any(|a| a.as_str() == Some(arg.as_str())) {
+        args.push(json!(arg));
+    }
+    Ok(())
+}
+
+/// The default server's certificate, self-signed, made fresh per run.
+pub fn default_server_secret() -> Result<Value, ClusterError> {
+    use crate::pki::{CertSpec, KeyAlgorithm, issue};
+    let key = KeyAlgorithm::Ecdsa(256)
+        .generate()
+        .map_err(|e| ClusterError::Failed(e.to_string()))?;
+    let key_pem = key.serialize_pem();
+    let mut spec = CertSpec::new("NGINXIngressController", time::Duration::days(30));
+    spec.dns_names.push("default.nginx-ingress.invalid".into());
+    let cert = issue(&spec, key, None).map_err(|e| ClusterError::Failed(e.to_string()))?;
+    Ok(super::apply::tls_secret_json(
+        NIC_NAMESPACE,
+        DEFAULT_SERVER_SECRET,
+        &cert.cert_pem,
+        &key_pem,
+    ))
+}
+
+/// What an install applies, in order, with where each object came from.
+pub struct InstallSet {
+    pub label: String,
+    pub objects: Vec<(String, Value)>,
+}
+
+impl InstallSet {
+    fn crd_names(&self) -> Vec<String> {
+        self.objects
+            .iter()
+            .filter(|(_, o)| o["kind"] == "CustomResourceDefinition")
+            .filter_map(|(_, o)| {
+                o.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
+            .collect()
+    }
+}
+
+pub async fn cert_manager_set(
+    cache: &Path,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<InstallSet, ClusterError> {
+    let d = cert_manager();
+    let bytes = download::fetch(&d, cache, progress).await?;
+    let objects = documents(&bytes, &d.name)?
+        .into_iter()
+        .map(|o| (d.url.clone(), o))
+        .collect();
+    Ok(InstallSet {
+        label: format!("cert-manager {CERT_MANAGER_VERSION}"),
+        objects,
+    })
+}
+
+/// NIC's manifests, the default server secret placed before the Deployment that
+/// needs it, the Deployment patched for kind.
+pub async fn nic_set(
+    version: &str,
+    cache: &Path,
+    default_secret: Value,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<InstallSet, ClusterError> {
+    let mut objects = Vec::new();
+    for d in nic_downloads(version)? {
+        let bytes = download::fetch(&d, cache, progress).await?;
+        for mut object in documents(&bytes, &d.name)? {
+            if object["kind"] == "Deployment" {
+                objects.push((
+                    "mtls-e2e (default server certificate)".to_string(),
+                    default_secret.clone(),
+                ));
+                patch_nic_deployment(&mut object)?;
+                objects.push((format!("{} (patched for kind)", d.url), object));
+            } else {
+                objects.push((d.url.clone(), object));
+            }
+        }
+    }
+    Ok(InstallSet {
+        label: format!("NGINX Ingress Controller {version}"),
+        objects,
+    })
+}
+
+/// Apply a set: CRDs first and waited for until established, then the rest.
+async fn apply_set(
+    applier: &Applier,
+    set: &InstallSet,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), ClusterError> {
+    progress(&format!(
+        "installing {} ({} objects)",
+        set.label,
+        set.objects.len()
+    ));
+    let (crds, rest): (Vec<_>, Vec<_>) = set
+        .objects
+        .iter()
+        .partition(|(_, o)| o["kind"] == "CustomResourceDefinition");
+    for (_, object) in &crds {
+        applier.apply(object).await?;
+    }
+    for name in set.crd_names() {
+        wait_for(
+            &format!("CustomResourceDefinition {name} Established"),
+            CRD_DEADLINE,
+            progress,
+            || async {
+                let got = applier
+                    .get(
+                        "apiextensions.k8s.io/v1",
+                        "CustomResourceDefinition",
+                        None,
+                        &name,
+                    )
+                    .await?;
+                let conditions = got
+                    .as_ref()
+                    .and_then(|v| v.pointer("/status/conditions"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let established = conditions
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Established" && c["status"] == "True");
+                Ok(if established {
+                    Poll::Done(())
+                } else {
+                    Poll::Pending(format!("status.conditions = {conditions}"))
+                })
+            },
+        )
+        .await?;
+    }
+    for (_, object) in &rest {
+        applier.apply(object).await?;
+    }
+    Ok(())
+}
+
+/// A throwaway Issuer: creating it (dry-run) passes through cert-manager's
+/// webhooks, which is the only reliable sign they are serving.
+pub fn webhook_probe() -> Value {
+    json!({
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Issuer",
+        "metadata": {"name": "mtls-e2e-webhook-check", "namespace": "cert-manager"},
+        "spec": {"selfSigned": {}}
+    })
+}
+
+pub async fn wait_cert_manager(
+    applier: &Applier,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), ClusterError> {
+    let probe = webhook_probe();
+    wait_for(
+        "cert-manager's webhook to accept a server-side dry-run",
+        WEBHOOK_DEADLINE,
+        progress,
+        || async {
+            Ok(match applier.dry_run_create(&probe).await {
+                Ok(()) => Poll::Done(()),
+                Err(e) => Poll::Pending(e),
+            })
+        },
+    )
+    .await
+}
+
+/// Install cert-manager and NIC concurrently and wait until both serve.
+pub async fn install(
+    cluster: &Cluster,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), ClusterError> {
+    let cache = &cluster.options.cache;
+    let (cm, nic) = tokio::join!(cert_manager_set(cache, progress), async {
+        nic_set(
+            &cluster.options.nic,
+            cache,
+            default_server_secret()?,
+            progress,
+        )
+        .await
+    });
+    let (cm, nic) = (cm?, nic?);
+    let applier = Applier::new(cluster.client.clone());
+    let cert_manager = async {
+        apply_set(&applier, &cm, progress).await?;
+        wait_cert_manager(&applier, progress).await
+    };
+    let controller = async {
+        apply_set(&applier, &nic, progress).await?;
+        wait_available(
+            &applier,
+            NIC_NAMESPACE,
+            NIC_DEPLOYMENT,
+            NIC_DEADLINE,
+            progress,
+        )
+        .await
+    };
+    let (a, b) = tokio::join!(cert_manager, controller);
+    a?;
+    b?;
+    progress(&format!("{} and {} are ready", cm.label, nic.label));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_are_complete() {
+        assert_eq!(cert_manager().sha256.len(), 64);
+        for r in NIC_RELEASES {
+            for (path, sha, size) in r.files {
+                assert_eq!(sha.len(), 64, "{path}");
+                assert!(size > 0);
+            }
+        }
+        assert!(nic_release(DEFAULT_NIC).is_ok());
+        assert!(nic_release("4.0.0").is_err());
+        let d = nic_downloads("5.3.4").expect("5.3.4");
+        assert_eq!(
+            d[0].url,
+            "https://raw.githubusercontent.com/nginx/kubernetes-ingress/v5.3.4/deploy/crds.yaml"
+        );
+    }
+
+    #[test]
+    fn the_nic_deployment_gets_host_ports_and_the_default_secret() {
+        let mut d = json!({
+            "kind": "Deployment",
+            "spec": {"template": {"spec": {"containers": [{
+                "name": "nginx-ingress",
+                "ports": [{"name": "http", "containerPort": 80}, {"name": "https", "containerPort": 443}],
+                "args": ["-nginx-configmaps=$(POD_NAMESPACE)/nginx-config"]
+            }]}}}
+        });
+        patch_nic_deployment(&mut d).expect("patch");
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["ports"][0]["hostPort"], 80);
+        assert_eq!(c["ports"][1]["hostPort"], 443);
+        assert_eq!(
+            c["args"][1],
+            "-default-server-tls-secret=$(POD_NAMESPACE)/default-server-secret"
+        );
+        assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
+        assert_eq!(
+            d["spec"]["template"]["spec"]["nodeSelector"]["ingress-ready"],
+            "true"
+        );
+        // Idempotent: applying twice does not add the argument twice.
+        patch_nic_deployment(&mut d).expect("patch");
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["args"]
+                .as_array()
+                .map(Vec::len),
+            Some(2)
+        );
+        let mut other = json!({"spec": {"template": {"spec": {"containers": [{"name": "x"}]}}}});
+        assert!(patch_nic_deployment(&mut other).is_err());
+    }
+}
