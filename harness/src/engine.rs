@@ -2,8 +2,10 @@
 //! down, and report. The CLI and the test binary are thin layers over it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -11,9 +13,12 @@ use bytes::Bytes;
 use crate::check;
 use crate::pki::{KeyAlgorithm, KeyPool};
 use crate::probe::{self, HttpRequest, Identity, Observation, TlsOptions, Trust};
-use crate::report::{CheckReport, Phases, Report, ScenarioReport};
+use crate::report::{CheckReport, Phases, Report, ResourceState, ScenarioReport};
 use crate::scenario::{Check, Probe, Scenario, Target, steps};
 use crate::substrate::SubstrateError;
+use crate::substrate::cluster::{
+    self, Cluster, ClusterDeployment, ClusterError, ClusterOptions, Mode,
+};
 use crate::substrate::identities::{self, Probes};
 use crate::substrate::local::nginx::{NginxBinary, find_program};
 use crate::substrate::local::{Local, LocalDeployment, certmanager};
@@ -41,14 +46,98 @@ pub enum EngineError {
     Environment(String),
     #[error("cannot create the run folder: {0}")]
     RunDir(std::io::Error),
+    #[error("{0}")]
+    Cluster(#[from] ClusterError),
+}
+
+impl EngineError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            EngineError::Environment(_) => exit::ENVIRONMENT,
+            EngineError::RunDir(_) => exit::SUBSTRATE,
+            EngineError::Cluster(e) => e.exit_code(),
+        }
+    }
+}
+
+pub use crate::substrate::Progress;
+
+/// Where a scenario is up.
+pub enum Deployment {
+    Local(LocalDeployment),
+    Cluster(ClusterDeployment),
+}
+
+impl Deployment {
+    /// Where a probe connects for `target`.
+    pub fn address(&self, target: &Target) -> Result<SocketAddr, String> {
+        match self {
+            Deployment::Local(d) => d.address(target),
+            Deployment::Cluster(d) => d.address(target),
+        }
+    }
+
+    pub fn scenario(&self) -> &Scenario {
+        match self {
+            Deployment::Local(d) => &d.prepared.scenario,
+            Deployment::Cluster(d) => &d.scenario,
+        }
+    }
+
+    /// Resource states as the controller reports them.
+    pub fn states(&self) -> &[ResourceState] {
+        match self {
+            Deployment::Local(d) => &d.nic.states,
+            Deployment::Cluster(d) => &d.states,
+        }
+    }
+
+    /// Hosts served, and the resource (`Kind ns/name`) serving each.
+    pub fn hosts(&self) -> &BTreeMap<String, String> {
+        match self {
+            Deployment::Local(d) => &d.nic.hosts,
+            Deployment::Cluster(d) => &d.hosts,
+        }
+    }
+
+    /// Pods that could not start, and why (the local substrate decides this
+    /// itself; a cluster's Deployments are waited for instead).
+    pub fn not_started(&self) -> Vec<String> {
+        match self {
+            Deployment::Local(d) => d
+                .pods
+                .not_started
+                .iter()
+                .map(|n| format!("{}: {}", n.deployment, n.reason))
+                .collect(),
+            Deployment::Cluster(_) => Vec::new(),
+        }
+    }
+
+    /// nginx's latest error log lines (local; on a cluster they are in the artifacts).
+    pub fn log_tail(&self) -> Option<String> {
+        match self {
+            Deployment::Local(d) => Some(d.error_log_tail(8)),
+            Deployment::Cluster(_) => None,
+        }
+    }
+
+    pub fn phases(&self) -> Phases {
+        match self {
+            Deployment::Local(d) => d.phases.clone(),
+            Deployment::Cluster(d) => d.phases.clone(),
+        }
+    }
 }
 
 /// A scenario that is up, with its identities resolved.
 pub struct Live {
-    pub deployment: LocalDeployment,
+    pub deployment: Deployment,
     pub probes: Probes,
     pub setup_ms: u64,
     pub phases: Phases,
+    /// The scenario's private folder (identities, work files).
+    pub dir: PathBuf,
 }
 
 impl Live {
@@ -59,13 +148,12 @@ impl Live {
         let Target::Ingress { host, .. } = target else {
             return None;
         };
-        let nic = &self.deployment.nic;
-        let Some(owner) = nic.hosts.get(host) else {
+        let Some(owner) = self.deployment.hosts().get(host) else {
             return Some(format!(
                 "no resource serves host {host}; NIC's default server answers"
             ));
         };
-        let state = nic.states.iter().find(|s| &s.id() == owner)?;
+        let state = self.deployment.states().iter().find(|s| &s.id() == owner)?;
         Some(format!("{owner}: {} ({})", state.state, state.message))
     }
 
@@ -87,12 +175,31 @@ impl Live {
     }
 }
 
+/// Where scenarios run.
+pub enum Substrate {
+    Local(Local),
+    Cluster(Box<ClusterSubstrate>),
+}
+
+pub struct ClusterSubstrate {
+    pub cluster: Cluster,
+    /// The NIC version scenarios' `requires.nic` is compared with.
+    pub nic_version: String,
+    /// A scenario failed: the run's end collects cluster-wide logs.
+    failed: AtomicBool,
+}
+
 pub struct Engine {
-    pub local: Local,
+    pub substrate: Substrate,
+    pub openssl: PathBuf,
+    pub keys: KeyPool,
     run_dir: RunDir,
     next: AtomicUsize,
     /// What the stale-run sweep removed, for the log.
     pub swept: Vec<String>,
+    /// How long bringing the substrate itself up took (cluster, installs, image).
+    pub setup: Phases,
+    pub progress: Progress,
 }
 
 impl Engine {
@@ -101,24 +208,176 @@ impl Engine {
     pub fn local() -> Result<Engine, EngineError> {
         let swept = rundir::sweep_stale();
         let nginx = NginxBinary::find().map_err(EngineError::Environment)?;
-        let openssl = find_program("openssl", "MTLS_E2E_OPENSSL").ok_or_else(|| {
-            EngineError::Environment(
-                "openssl was not found on PATH; install it with `sudo apt-get install openssl` (Debian/Ubuntu), \
-                 or point MTLS_E2E_OPENSSL at an openssl binary"
-                    .into(),
-            )
-        })?;
+        let openssl = find_openssl()?;
         let run_dir = RunDir::create().map_err(EngineError::RunDir)?;
+        let keys = KeyPool::new();
         Ok(Engine {
-            local: Local {
+            substrate: Substrate::Local(Local {
                 nginx,
-                openssl,
-                keys: KeyPool::new(),
-            },
+                openssl: openssl.clone(),
+                keys: keys.clone(),
+            }),
+            openssl,
+            keys,
             run_dir,
             next: AtomicUsize::new(1),
             swept,
+            setup: Phases::default(),
+            progress: Arc::new(|m: &str| eprintln!("{m}")),
         })
+    }
+
+    /// An engine on a cluster: checks every tool first (nothing is done when
+    /// one is missing), then ensures the kind cluster, installs cert-manager and
+    /// NIC and loads our image (kind), or checks they are there (existing).
+    /// `binary` is the `mtls-e2e` executable the image is built from.
+    pub async fn cluster(
+        options: ClusterOptions,
+        binary: &Path,
+        progress: Progress,
+    ) -> Result<Engine, EngineError> {
+        cluster::preflight(options.is_kind())?;
+        let openssl = find_openssl()?;
+        if !options.is_kind()
+            && crate::substrate::local::pods::is_our_image(&options.image)
+            && !options.image.contains('/')
+        {
+            return Err(ClusterError::Input(format!(
+                "--substrate existing needs --image: an image of mtls-e2e your cluster can pull (`{}` exists only on this machine); \
+                 build it with `mtls-e2e image --tag REGISTRY/mtls-e2e:TAG`, push it, and pass --image REGISTRY/mtls-e2e:TAG",
+                options.image
+            ))
+            .into());
+        }
+        let run_dir = RunDir::create().map_err(EngineError::RunDir)?;
+        let swept = rundir::sweep_stale();
+        let mut setup = Phases::default();
+        let mut clock = Instant::now();
+        let p = progress.clone();
+        let report = move |m: &str| p(m);
+        let cluster = Cluster::connect(options, progress.clone()).await?;
+        setup.record("cluster", &mut clock);
+        let prepared = async {
+            let nic_version = match &cluster.options.mode {
+                Mode::Kind { name, .. } => {
+                    let image = cluster.options.image.clone();
+                    let (name, binary) = (name.clone(), binary.to_path_buf());
+                    let p = progress.clone();
+                    let load = tokio::task::spawn_blocking(move || {
+                        p(&format!(
+                            "building image {image} from {} (nothing is pulled)",
+                            binary.display()
+                        ));
+                        cluster::image::build(&image, &binary)?;
+                        p(&format!("loading {image} into kind cluster {name}"));
+                        cluster::kind::load_image(&name, &image)
+                    });
+                    let (installed, loaded) =
+                        tokio::join!(cluster::install::install(&cluster, &report), load);
+                    installed?;
+                    loaded
+                        .map_err(|e| ClusterError::Failed(format!("building the image: {e}")))??;
+                    cluster
+                        .options
+                        .nic
+                        .clone()
+                        .unwrap_or_else(|| cluster::install::DEFAULT_NIC.to_string())
+                }
+                Mode::Existing { .. } => {
+                    cluster::install::check_existing(&cluster, &report).await?
+                }
+            };
+            Ok::<String, ClusterError>(nic_version)
+        }
+        .await;
+        let nic_version = match prepared {
+            Ok(v) => v,
+            Err(e) => {
+                progress(&format!("setting the cluster up failed: {e}"));
+                if let Some(dir) = cluster::artifacts::collect_cluster(&cluster).await {
+                    progress(&format!("cluster logs: {}", dir.display()));
+                }
+                if let Err(f) = cluster.finish(&report) {
+                    progress(&format!("could not clean up: {f}"));
+                }
+                return Err(e.into());
+            }
+        };
+        setup.record("installs and image", &mut clock);
+        let keys = KeyPool::new();
+        Ok(Engine {
+            substrate: Substrate::Cluster(Box::new(ClusterSubstrate {
+                cluster,
+                nic_version,
+                failed: AtomicBool::new(false),
+            })),
+            openssl,
+            keys,
+            run_dir,
+            next: AtomicUsize::new(1),
+            swept,
+            setup,
+            progress,
+        })
+    }
+
+    /// The substrate's name, as the report gives it.
+    pub fn substrate_name(&self) -> &'static str {
+        match &self.substrate {
+            Substrate::Local(_) => "local",
+            Substrate::Cluster(c) => c.cluster.options.label(),
+        }
+    }
+
+    /// One line about what runs the scenarios.
+    pub fn describe(&self) -> String {
+        match &self.substrate {
+            Substrate::Local(l) => format!(
+                "local substrate (nginx {}, {})",
+                l.nginx.version_text(),
+                self.openssl.display()
+            ),
+            Substrate::Cluster(c) => {
+                let context = c.cluster.context.as_deref().unwrap_or("current context");
+                format!(
+                    "{} substrate ({context}, NGINX Ingress Controller {})",
+                    c.cluster.options.label(),
+                    c.nic_version
+                )
+            }
+        }
+    }
+
+    /// Why a scenario is skipped here, if it is: it needs a newer NIC than the
+    /// cluster runs. (The local substrate renders as NIC 5.5 does.)
+    pub fn skip_reason(&self, scenario: &Scenario) -> Option<String> {
+        let Substrate::Cluster(c) = &self.substrate else {
+            return None;
+        };
+        let need = scenario.spec.requires.nic.as_deref()?;
+        (!cluster::version_at_least(&c.nic_version, need)).then(|| {
+            format!(
+                "needs NGINX Ingress Controller {need} or newer; the cluster runs {}",
+                c.nic_version
+            )
+        })
+    }
+
+    /// Finish the run: on a cluster, collect cluster-wide logs if anything
+    /// failed, and delete the kind cluster if this run created it (unless --keep).
+    pub async fn close(self) {
+        if let Substrate::Cluster(c) = &self.substrate {
+            if c.failed.load(Ordering::Relaxed) {
+                if let Some(dir) = cluster::artifacts::collect_cluster(&c.cluster).await {
+                    (self.progress)(&format!("cluster logs: {}", dir.display()));
+                }
+            }
+            let p = self.progress.clone();
+            if let Err(e) = c.cluster.finish(&move |m: &str| p(m)) {
+                (self.progress)(&format!("could not clean up the cluster: {e}"));
+            }
+            c.cluster.stop_forwards();
+        }
     }
 
     /// This run's private folder (removed when the engine is dropped).
@@ -126,25 +385,33 @@ impl Engine {
         self.run_dir.path()
     }
 
-    pub fn nginx_version(&self) -> String {
-        self.local.nginx.version_text()
+    /// The local substrate, for what only it can do (plans, mutations).
+    pub fn local_substrate(&self) -> Option<&Local> {
+        match &self.substrate {
+            Substrate::Local(l) => Some(l),
+            Substrate::Cluster(_) => None,
+        }
     }
 
     /// Start generating every RSA key these scenarios will need, on all cores,
     /// so that key generation stays off the critical path.
     pub fn prefetch_keys(&self, scenarios: &[&Scenario]) {
         let mut counts: BTreeMap<String, (KeyAlgorithm, usize)> = BTreeMap::new();
+        // On a cluster cert-manager makes the certificates' keys; the steps' are ours.
+        let local = self.local_substrate().is_some();
         for s in scenarios {
-            for alg in certmanager::keys_needed(&s.objects)
-                .into_iter()
-                .chain(steps::rsa_keys_needed(s))
-            {
+            let issued = if local {
+                certmanager::keys_needed(&s.objects)
+            } else {
+                Vec::new()
+            };
+            for alg in issued.into_iter().chain(steps::rsa_keys_needed(s)) {
                 counts.entry(alg.describe()).or_insert((alg, 0)).1 += 1;
             }
         }
         for (alg, n) in counts.into_values() {
             if matches!(alg, KeyAlgorithm::Rsa(_)) {
-                self.local.keys.prefetch(alg, n);
+                self.keys.prefetch(alg, n);
             }
         }
     }
@@ -161,34 +428,92 @@ impl Engine {
         self.run_dir.subdir(&format!("{n:02}-{short}"))
     }
 
-    /// Bring a scenario up on the local substrate.
+    /// Bring a scenario up: the objects applied, cert-manager's certificates
+    /// issued, the tutorial's steps run, the controller's states reached, and
+    /// the identities the checks use resolved.
     pub async fn up(&self, scenario: &Scenario, strict: bool) -> Result<Live, SubstrateError> {
         let started = Instant::now();
         let dir = self
             .scenario_dir(scenario)
             .map_err(|e| SubstrateError::Failed(e.to_string()))?;
-        let prepared = self.local.prepare(scenario, &dir).await?;
-        let workdir = prepared.workdir.clone();
-        let secrets = prepared.secrets.clone();
-        let deployment = self.local.start(prepared, &dir, strict).await?;
         let probe_dir = dir.join("probes");
         std::fs::create_dir_all(&probe_dir).map_err(|e| SubstrateError::Failed(e.to_string()))?;
+        let (deployment, secrets, workdir) = match &self.substrate {
+            Substrate::Local(local) => {
+                let prepared = local.prepare(scenario, &dir).await?;
+                let workdir = prepared.workdir.clone();
+                let secrets = prepared.secrets.clone();
+                (
+                    Deployment::Local(local.start(prepared, &dir, strict).await?),
+                    secrets,
+                    workdir,
+                )
+            }
+            Substrate::Cluster(c) => {
+                let workdir = dir.join("work");
+                std::fs::create_dir_all(&workdir)
+                    .map_err(|e| SubstrateError::Failed(e.to_string()))?;
+                let p = self.progress.clone();
+                let name = scenario.name.clone();
+                let progress = move |m: &str| p(&format!("{name}: {m}"));
+                let deployment = cluster::apply::up(
+                    &c.cluster,
+                    scenario,
+                    &workdir,
+                    &self.keys,
+                    &self.openssl,
+                    &progress,
+                )
+                .await?;
+                let secrets = cluster::apply::probe_secrets(&c.cluster, scenario)
+                    .await
+                    .map_err(cluster::apply::to_substrate)?;
+                (Deployment::Cluster(deployment), secrets, workdir)
+            }
+        };
         let mut clock = Instant::now();
         let probes = match identities::resolve(scenario, &secrets, &workdir, &probe_dir) {
             Ok(p) => p,
             Err(e) => {
-                deployment.stop().await;
+                self.finish(deployment).await;
                 return Err(e.into());
             }
         };
-        let mut phases = deployment.phases.clone();
+        let mut phases = deployment.phases();
         phases.record("identities", &mut clock);
         Ok(Live {
             deployment,
             probes,
             setup_ms: started.elapsed().as_millis() as u64,
             phases,
+            dir,
         })
+    }
+
+    /// Take a scenario down: stop its processes (local), or delete its
+    /// namespaces and cluster-scoped objects (cluster, unless --keep).
+    pub async fn finish(&self, deployment: Deployment) {
+        match deployment {
+            Deployment::Local(d) => d.stop().await,
+            Deployment::Cluster(mut d) => {
+                d.stop();
+                if let Substrate::Cluster(c) = &self.substrate {
+                    self.take_down(&c.cluster, &d.scenario).await;
+                }
+            }
+        }
+    }
+
+    async fn take_down(&self, cluster: &Cluster, scenario: &Scenario) {
+        if cluster.options.keep {
+            return;
+        }
+        if let Err(e) = cluster::apply::down(cluster, scenario).await {
+            (self.progress)(&format!(
+                "{}: could not delete its objects: {e}",
+                scenario.name
+            ));
+        }
     }
 
     /// Run one check against a live scenario.
@@ -196,8 +521,7 @@ impl Engine {
         for name in &check.after {
             if let Some(first) = live
                 .deployment
-                .prepared
-                .scenario
+                .scenario()
                 .checks
                 .iter()
                 .find(|c| &c.name == name)
@@ -217,7 +541,7 @@ impl Engine {
             failures,
             controller: failed.then(|| live.controller_view(check)).flatten(),
             observation,
-            nginx_log: failed.then(|| live.deployment.error_log_tail(8)),
+            nginx_log: failed.then(|| live.deployment.log_tail()).flatten(),
         }
     }
 
@@ -264,7 +588,7 @@ impl Engine {
                         .clone()
                         .unwrap_or_else(|| probe::openssl::default_send(servername));
                     probe::openssl::s_client(
-                        &self.local.openssl,
+                        &self.openssl,
                         addr,
                         servername,
                         identity,
@@ -288,11 +612,13 @@ impl Engine {
         reports
     }
 
-    /// Bring a scenario up, run all its checks, tear it down.
+    /// Bring a scenario up, run all its checks, tear it down. On a cluster, a
+    /// failure leaves its evidence in the artifacts folder first.
     pub async fn run_scenario(&self, scenario: &Scenario) -> ScenarioReport {
         let mut report = ScenarioReport {
             name: scenario.name.clone(),
             dir: scenario.dir.display().to_string(),
+            skipped: None,
             setup_error: None,
             setup_exit_code: None,
             setup_ms: 0,
@@ -300,29 +626,55 @@ impl Engine {
             resources: Vec::new(),
             not_started: Vec::new(),
             checks: Vec::new(),
+            artifacts: None,
         };
+        if let Some(reason) = self.skip_reason(scenario) {
+            report.skipped = Some(reason);
+            return report;
+        }
         match self.up(scenario, true).await {
             Err(e) => {
                 report.setup_exit_code = Some(setup_exit_code(&e));
                 report.setup_error = Some(e.to_string());
+                if let Substrate::Cluster(c) = &self.substrate {
+                    report.artifacts = Some(self.collect(c, scenario, &e.to_string()).await);
+                    self.take_down(&c.cluster, scenario).await;
+                }
             }
             Ok(live) => {
                 report.setup_ms = live.setup_ms;
                 report.setup_phases = live.phases.clone();
-                report.resources = live.deployment.nic.states.clone();
-                report.not_started = live
-                    .deployment
-                    .pods
-                    .not_started
-                    .iter()
-                    .map(|n| format!("{}: {}", n.deployment, n.reason))
-                    .collect();
+                report.resources = live.deployment.states().to_vec();
+                report.not_started = live.deployment.not_started();
                 let checks: Vec<&Check> = scenario.checks.iter().collect();
                 report.checks = self.checks(&live, &checks).await;
-                live.deployment.stop().await;
+                if let Substrate::Cluster(c) = &self.substrate {
+                    let failed: Vec<&str> = report
+                        .checks
+                        .iter()
+                        .filter(|r| !r.passed)
+                        .map(|r| r.name.as_str())
+                        .collect();
+                    if !failed.is_empty() {
+                        let why = format!("failed checks: {}", failed.join(", "));
+                        report.artifacts = Some(self.collect(c, scenario, &why).await);
+                    }
+                }
+                self.finish(live.deployment).await;
             }
         }
         report
+    }
+
+    async fn collect(&self, c: &ClusterSubstrate, scenario: &Scenario, why: &str) -> String {
+        c.failed.store(true, Ordering::Relaxed);
+        let dir = cluster::artifacts::collect(&c.cluster, scenario, why).await;
+        (self.progress)(&format!(
+            "{}: artifacts in {}",
+            scenario.name,
+            dir.display()
+        ));
+        dir.display().to_string()
     }
 
     /// Run every scenario concurrently.
@@ -335,7 +687,11 @@ impl Engine {
             on_done(&r);
             reports.push(r);
         }
-        Report::new("local", reports, started.elapsed().as_millis() as u64)
+        Report::new(
+            self.substrate_name(),
+            reports,
+            started.elapsed().as_millis() as u64,
+        )
     }
 
     /// Check that each mutation breaks the checks it names. Returns, per
@@ -353,7 +709,7 @@ impl Engine {
             .filter(|c| mutation.breaks.contains(&c.name))
             .collect();
         let reports = self.checks(&live, &checks).await;
-        live.deployment.stop().await;
+        self.finish(live.deployment).await;
         Ok(reports)
     }
 }
@@ -439,6 +795,16 @@ fn describe(target: &Target) -> String {
             ..
         } => format!("Service {namespace}/{name}:{port}"),
     }
+}
+
+fn find_openssl() -> Result<PathBuf, EngineError> {
+    find_program("openssl", "MTLS_E2E_OPENSSL").ok_or_else(|| {
+        EngineError::Environment(
+            "openssl was not found on PATH; install it with `sudo apt-get install openssl` (Debian/Ubuntu), \
+             or point MTLS_E2E_OPENSSL at an openssl binary"
+                .into(),
+        )
+    })
 }
 
 /// Await futures concurrently on the current task, keeping their order.

@@ -1,16 +1,18 @@
 //! `mtls-e2e`: the command line over the engine. Exit codes are documented in
 //! the README and in `mtls_e2e::engine::exit`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use mtls_e2e::engine::{Engine, exit, setup_exit_code};
+use mtls_e2e::engine::{Deployment, Engine, Substrate, exit, setup_exit_code};
 use mtls_e2e::mock::ServeArgs;
 use mtls_e2e::report::{self, Report};
-use mtls_e2e::scenario::{self, Scenario};
+use mtls_e2e::scenario::{self, Scenario, Target};
+use mtls_e2e::substrate::cluster::{self, ClusterOptions, Mode};
 
 #[derive(Parser)]
 #[command(
@@ -29,35 +31,170 @@ enum Command {
     Run {
         /// Scenario folders, or folders of scenarios.
         dirs: Vec<PathBuf>,
-        /// Also prove the checks bite: run each scenario's mutations.
+        /// Also prove the checks bite: run each scenario's mutations (local substrate).
         #[arg(long)]
         mutations: bool,
         /// Write the machine-readable report (JSON) here.
         #[arg(long)]
         report: Option<PathBuf>,
-        #[arg(long, default_value = "local")]
-        substrate: String,
+        /// Write the results as JUnit XML here (for CI).
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        #[command(flatten)]
+        substrate: SubstrateArgs,
     },
     /// List scenarios and their checks.
     List { dirs: Vec<PathBuf> },
-    /// Print what a run would do: objects, certificates, steps, states, nginx.conf.
+    /// Print what a run would do, without doing it. Local: objects, certificates,
+    /// steps, states, nginx.conf. kind/existing: every command, download and manifest.
     Plan {
-        dir: PathBuf,
-        #[arg(long, default_value = "local")]
-        substrate: String,
+        dirs: Vec<PathBuf>,
+        #[command(flatten)]
+        substrate: SubstrateArgs,
     },
     /// Bring one scenario up and keep it running until Ctrl-C, printing how to
     /// reproduce each check by hand.
     Up {
         dir: PathBuf,
-        #[arg(long, default_value = "local")]
-        substrate: String,
+        #[command(flatten)]
+        substrate: SubstrateArgs,
+    },
+    /// Build the container image of this binary (what the kind substrate loads),
+    /// without pulling anything; push it yourself for `--substrate existing`.
+    Image {
+        #[arg(long, default_value = cluster::image::DEFAULT_IMAGE)]
+        tag: String,
     },
     /// Serve one of our mock components (what the container image runs).
     Serve {
         #[command(subcommand)]
         what: ServeArgs,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SubstrateName {
+    /// No cluster: real nginx and TLS, the harness plays cert-manager and NIC.
+    Local,
+    /// A kind cluster the harness creates and installs.
+    Kind,
+    /// A cluster from your kubeconfig, with cert-manager and NIC installed.
+    Existing,
+}
+
+#[derive(clap::Args)]
+struct SubstrateArgs {
+    #[arg(long, value_enum, default_value = "local")]
+    substrate: SubstrateName,
+    /// kind: the cluster's name (reused when it exists and answers).
+    #[arg(long, default_value = "mtls-e2e")]
+    cluster: String,
+    /// kind: the Kubernetes version (a node image pinned by digest).
+    #[arg(long, default_value = cluster::kind::DEFAULT_K8S)]
+    k8s_version: String,
+    /// kind: the NIC release to install (5.5.4, 5.3.4); existing: override the
+    /// version read from NIC's image.
+    #[arg(long)]
+    nic_version: Option<String>,
+    /// existing: the kubeconfig context (default: the current one).
+    #[arg(long)]
+    context: Option<String>,
+    /// existing: the namespace NIC runs in.
+    #[arg(long, default_value = cluster::install::NIC_NAMESPACE)]
+    nic_namespace: String,
+    /// The image our Deployments run (kind: built here and loaded; existing:
+    /// one your cluster can pull).
+    #[arg(long, default_value = cluster::image::DEFAULT_IMAGE)]
+    image: String,
+    /// Keep the kind cluster and the scenarios' objects at the end.
+    #[arg(long)]
+    keep: bool,
+    /// Where failing scenarios' evidence goes (cluster substrates).
+    #[arg(long, default_value = "mtls-e2e-artifacts")]
+    artifacts: PathBuf,
+    /// Downloads, kubeconfigs and cluster markers (default: ~/.cache/mtls-e2e).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+}
+
+impl SubstrateArgs {
+    /// The cluster options, or `None` for the local substrate. Options that do
+    /// not apply to the chosen substrate are refused rather than ignored.
+    fn cluster_options(&self) -> anyhow::Result<Option<ClusterOptions>> {
+        let kind_only = [
+            ("--cluster", self.cluster != "mtls-e2e"),
+            (
+                "--k8s-version",
+                self.k8s_version != cluster::kind::DEFAULT_K8S,
+            ),
+        ];
+        let existing_only = [
+            ("--context", self.context.is_some()),
+            (
+                "--nic-namespace",
+                self.nic_namespace != cluster::install::NIC_NAMESPACE,
+            ),
+        ];
+        let cluster_only = [
+            ("--nic-version", self.nic_version.is_some()),
+            ("--image", self.image != cluster::image::DEFAULT_IMAGE),
+            ("--keep", self.keep),
+            ("--cache", self.cache.is_some()),
+        ];
+        let refuse = |flags: &[(&str, bool)], what: &str| -> anyhow::Result<()> {
+            if let Some((flag, _)) = flags.iter().find(|(_, set)| *set) {
+                anyhow::bail!("{flag} applies to {what} only");
+            }
+            Ok(())
+        };
+        let mode = match self.substrate {
+            SubstrateName::Local => {
+                refuse(&kind_only, "--substrate kind")?;
+                refuse(&existing_only, "--substrate existing")?;
+                refuse(&cluster_only, "--substrate kind or existing")?;
+                return Ok(None);
+            }
+            SubstrateName::Kind => {
+                refuse(&existing_only, "--substrate existing")?;
+                if !self.cluster.starts_with(cluster::kind::CLUSTER_PREFIX) {
+                    anyhow::bail!(
+                        "--cluster must start with `{}` so that the stale-cluster sweep can tell our clusters from yours",
+                        cluster::kind::CLUSTER_PREFIX
+                    );
+                }
+                cluster::kind::node_image(&self.k8s_version)?;
+                if let Some(v) = &self.nic_version {
+                    cluster::install::nic_release(v)?;
+                }
+                Mode::Kind {
+                    name: self.cluster.clone(),
+                    k8s: self.k8s_version.clone(),
+                }
+            }
+            SubstrateName::Existing => {
+                refuse(&kind_only, "--substrate kind")?;
+                Mode::Existing {
+                    context: self.context.clone(),
+                    nic_namespace: self.nic_namespace.clone(),
+                }
+            }
+        };
+        let artifacts = if self.artifacts.is_absolute() {
+            self.artifacts.clone()
+        } else {
+            std::env::current_dir()
+                .context("reading the current folder")?
+                .join(&self.artifacts)
+        };
+        Ok(Some(ClusterOptions {
+            mode,
+            nic: self.nic_version.clone(),
+            image: self.image.clone(),
+            keep: self.keep,
+            artifacts,
+            cache: self.cache.clone().unwrap_or_else(cluster::default_cache),
+        }))
+    }
 }
 
 fn main() -> ExitCode {
@@ -90,27 +227,51 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
             dirs,
             mutations,
             report,
+            junit,
             substrate,
         } => {
-            check_substrate(&substrate)?;
+            let options = match substrate.cluster_options() {
+                Ok(o) => o,
+                Err(e) => return Ok(bad_input(e)),
+            };
+            if mutations && options.is_some() {
+                eprintln!(
+                    "error: --mutations runs on the local substrate only (each mutation is a fresh bring-up)"
+                );
+                return Ok(exit::BAD_INPUT);
+            }
             let scenarios = match load(&dirs) {
                 Ok(s) => s,
                 Err(code) => return Ok(code),
             };
-            let engine = match local_engine() {
+            if options.is_some() {
+                let refs: Vec<&Scenario> = scenarios.iter().collect();
+                if let Err(e) = cluster::check_shareable(&refs) {
+                    eprintln!("error: {e}");
+                    return Ok(exit::BAD_INPUT);
+                }
+            }
+            let engine = match make_engine(options.as_ref(), &mut stop).await {
                 Ok(e) => e,
                 Err(code) => return Ok(code),
             };
             for s in &engine.swept {
                 eprintln!("cleaned up {s}");
             }
-            tokio::select! {
-                result = run(&engine, &scenarios, mutations, report.as_deref()) => result,
+            let outputs = Outputs { report, junit };
+            let code = tokio::select! {
+                result = run(&engine, &scenarios, mutations, &outputs) => result,
                 _ = stop.wait() => {
                     eprintln!("interrupted: stopping everything this run started");
+                    cluster::stop_running_tools();
                     Ok(exit::INTERRUPTED)
                 }
+            };
+            if matches!(code, Ok(exit::INTERRUPTED)) {
+                interrupted_cleanup(&engine, &scenarios).await;
             }
+            engine.close().await;
+            code
         }
         Command::List { dirs } => {
             let scenarios = match load(&dirs) {
@@ -118,7 +279,14 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 Err(code) => return Ok(code),
             };
             for s in &scenarios {
-                println!("{}  ({})", s.name, s.dir.display());
+                let needs = s
+                    .spec
+                    .requires
+                    .nic
+                    .as_deref()
+                    .map(|v| format!(", needs NIC {v}"))
+                    .unwrap_or_default();
+                println!("{}  ({}{needs})", s.name, s.dir.display());
                 println!(
                     "    {}",
                     s.spec
@@ -141,69 +309,80 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
             }
             Ok(exit::OK)
         }
-        Command::Plan { dir, substrate } => {
-            check_substrate(&substrate)?;
-            let (scenario, engine) = match scenario_and_engine(&dir) {
-                Ok(pair) => pair,
+        Command::Plan { dirs, substrate } => {
+            let options = match substrate.cluster_options() {
+                Ok(o) => o,
+                Err(e) => return Ok(bad_input(e)),
+            };
+            let scenarios = match load(&dirs) {
+                Ok(s) => s,
                 Err(code) => return Ok(code),
             };
-            match mtls_e2e::plan::local(&engine, &scenario).await {
-                Ok(text) => {
-                    print!("{text}");
-                    Ok(exit::OK)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    Ok(setup_exit_code(&e))
-                }
+            if let Some(options) = options {
+                let refs: Vec<&Scenario> = scenarios.iter().collect();
+                let text = cluster::check_shareable(&refs)
+                    .and_then(|_| mtls_e2e::plan::cluster(&options, &refs));
+                return Ok(match text {
+                    Ok(text) => {
+                        print!("{text}");
+                        exit::OK
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        e.exit_code()
+                    }
+                });
             }
-        }
-        Command::Up { dir, substrate } => {
-            check_substrate(&substrate)?;
-            let (scenario, engine) = match scenario_and_engine(&dir) {
-                Ok(pair) => pair,
+            let engine = match local_engine() {
+                Ok(e) => e,
                 Err(code) => return Ok(code),
             };
-            engine.prefetch_keys(&[&scenario]);
-            let live = tokio::select! {
-                live = engine.up(&scenario, true) => match live {
-                    Ok(l) => l,
+            for scenario in &scenarios {
+                match mtls_e2e::plan::local(&engine, scenario).await {
+                    Ok(text) => print!("{text}"),
                     Err(e) => {
                         eprintln!("error: {e}");
                         return Ok(setup_exit_code(&e));
                     }
-                },
-                _ = stop.wait() => return Ok(exit::INTERRUPTED),
-            };
-            let d = &live.deployment;
-            println!(
-                "{} is up on the local substrate ({} ms).",
-                scenario.name, live.setup_ms
-            );
-            println!(
-                "ingress controller: port 80 -> {}, port 443 -> {}",
-                d.http, d.https
-            );
-            println!("nginx configuration: {}", d.dir.join("nginx").display());
-            for (name, id) in &live.probes.identities {
-                println!(
-                    "identity {name}: --cert {} --key {}",
-                    id.cert_path.display(),
-                    id.key_path.display()
-                );
+                }
             }
-            for (name, t) in &live.probes.trust {
-                println!("trust {name}: {}", t.path.display());
-            }
-            println!("\nEach check, by hand:");
-            for c in &scenario.checks {
-                println!("{}", mtls_e2e::engine::by_hand(&live, c));
-            }
-            println!("\nPress Ctrl-C to stop and clean up.");
-            stop.wait().await;
-            live.deployment.stop().await;
-            eprintln!("stopped; removed {}", d_dir(&engine));
             Ok(exit::OK)
+        }
+        Command::Up { dir, substrate } => {
+            let options = match substrate.cluster_options() {
+                Ok(o) => o,
+                Err(e) => return Ok(bad_input(e)),
+            };
+            let scenario = match Scenario::load(&dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::BAD_INPUT);
+                }
+            };
+            let engine = match make_engine(options.as_ref(), &mut stop).await {
+                Ok(e) => e,
+                Err(code) => return Ok(code),
+            };
+            let code = up(&engine, &scenario, &mut stop).await;
+            engine.close().await;
+            Ok(code)
+        }
+        Command::Image { tag } => {
+            let binary = std::env::current_exe().context("finding this binary")?;
+            match cluster::image::build(&tag, &binary) {
+                Ok(()) => {
+                    println!(
+                        "built {tag} from {} (nothing pulled); push it where your cluster can pull it",
+                        binary.display()
+                    );
+                    Ok(exit::OK)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(e.exit_code())
+                }
+            }
         }
         Command::Serve { what } => {
             tokio::select! {
@@ -214,17 +393,131 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
     }
 }
 
-fn d_dir(engine: &Engine) -> String {
-    engine.run_path().display().to_string()
+/// `up`: one scenario running until Ctrl-C, with the commands to poke at it.
+async fn up(engine: &Engine, scenario: &Scenario, stop: &mut Stop) -> u8 {
+    engine.prefetch_keys(&[scenario]);
+    if let Some(reason) = engine.skip_reason(scenario) {
+        eprintln!("error: {} cannot run here: {reason}", scenario.name);
+        return exit::BAD_INPUT;
+    }
+    let live = tokio::select! {
+        live = engine.up(scenario, true) => match live {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return setup_exit_code(&e);
+            }
+        },
+        _ = stop.wait() => {
+            cluster::stop_running_tools();
+            interrupted_cleanup(engine, std::slice::from_ref(scenario)).await;
+            return exit::INTERRUPTED;
+        }
+    };
+    println!(
+        "{} is up on the {} ({} ms).",
+        scenario.name,
+        engine.describe(),
+        live.setup_ms
+    );
+    let http = live.deployment.address(&Target::Ingress {
+        host: String::new(),
+        port: 80,
+    });
+    let https = live.deployment.address(&Target::Ingress {
+        host: String::new(),
+        port: 443,
+    });
+    if let (Ok(http), Ok(https)) = (http, https) {
+        println!("ingress controller: port 80 -> {http}, port 443 -> {https}");
+    }
+    match &live.deployment {
+        Deployment::Local(d) => println!("nginx configuration: {}", d.dir.join("nginx").display()),
+        Deployment::Cluster(d) => {
+            for ((ns, name, port), f) in &d.services {
+                println!("Service {ns}/{name}:{port} -> {} (port-forward)", f.local);
+            }
+        }
+    }
+    for (name, id) in &live.probes.identities {
+        println!(
+            "identity {name}: --cert {} --key {}",
+            id.cert_path.display(),
+            id.key_path.display()
+        );
+    }
+    for (name, t) in &live.probes.trust {
+        println!("trust {name}: {}", t.path.display());
+    }
+    println!("\nEach check, by hand:");
+    for c in &scenario.checks {
+        println!("{}", mtls_e2e::engine::by_hand(&live, c));
+    }
+    println!("\nPress Ctrl-C to stop and clean up.");
+    stop.wait().await;
+    engine.finish(live.deployment).await;
+    eprintln!("stopped; removed {}", engine.run_path().display());
+    exit::OK
 }
 
-/// One scenario and a local engine, or the exit code (message printed).
-fn scenario_and_engine(dir: &Path) -> Result<(Scenario, Engine), u8> {
-    let scenario = Scenario::load(dir).map_err(|e| {
-        eprintln!("error: {e}");
-        exit::BAD_INPUT
+/// After an interrupt on a cluster: the scenarios' objects are deleted (unless
+/// --keep); a kind cluster this run was still creating is deleted.
+async fn interrupted_cleanup(engine: &Engine, scenarios: &[Scenario]) {
+    if let Substrate::Cluster(c) = &engine.substrate {
+        if c.cluster.options.keep {
+            return;
+        }
+        for s in scenarios {
+            let _ = cluster::apply::down(&c.cluster, s).await;
+        }
+    }
+}
+
+struct Outputs {
+    report: Option<PathBuf>,
+    junit: Option<PathBuf>,
+}
+
+/// The engine for the chosen substrate, or the exit code (message printed).
+async fn make_engine(options: Option<&ClusterOptions>, stop: &mut Stop) -> Result<Engine, u8> {
+    let Some(options) = options else {
+        return local_engine();
+    };
+    let binary = std::env::current_exe().map_err(|e| {
+        eprintln!("error: cannot find this binary: {e}");
+        exit::SUBSTRATE
     })?;
-    Ok((scenario, local_engine()?))
+    let progress: mtls_e2e::engine::Progress = Arc::new(|m: &str| eprintln!("[{}] {m}", clock()));
+    eprintln!("[{}] preparing the {} substrate", clock(), options.label());
+    tokio::select! {
+        engine = Engine::cluster(options.clone(), &binary, progress.clone()) => engine.map_err(|e| {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }),
+        _ = stop.wait() => {
+            eprintln!("interrupted while preparing the cluster");
+            cluster::stop_running_tools();
+            if let Mode::Kind { name, .. } = &options.mode {
+                let (name, cache) = (name.clone(), options.cache.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    cluster::kind::cleanup_interrupted(&name, &cache, &|m: &str| eprintln!("{m}"))
+                })
+                .await;
+            }
+            Err(exit::INTERRUPTED)
+        }
+    }
+}
+
+/// Wall-clock time for progress lines (UTC, seconds).
+fn clock() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!("{:02}:{:02}:{:02}", now.hour(), now.minute(), now.second())
+}
+
+fn bad_input(e: anyhow::Error) -> u8 {
+    eprintln!("error: {e:#}");
+    exit::BAD_INPUT
 }
 
 fn local_engine() -> Result<Engine, u8> {
@@ -232,13 +525,6 @@ fn local_engine() -> Result<Engine, u8> {
         eprintln!("error: {e}");
         exit::ENVIRONMENT
     })
-}
-
-fn check_substrate(name: &str) -> anyhow::Result<()> {
-    match name {
-        "local" => Ok(()),
-        other => anyhow::bail!("unknown substrate `{other}` (known: local)"),
-    }
 }
 
 /// Ctrl-C and SIGTERM. Stopping is dropping: the futures holding nginx and the
@@ -332,18 +618,21 @@ async fn run(
     engine: &Engine,
     scenarios: &[Scenario],
     mutations: bool,
-    report_path: Option<&Path>,
+    outputs: &Outputs,
 ) -> anyhow::Result<u8> {
     eprintln!(
-        "running {} scenarios on the local substrate (nginx {}, {})",
+        "running {} scenarios on the {}",
         scenarios.len(),
-        engine.nginx_version(),
-        engine.local.openssl.display()
+        engine.describe()
     );
+    if !engine.setup.0.is_empty() {
+        eprintln!("substrate ready ({})", engine.setup.describe());
+    }
     let report = engine
-        .run(scenarios, |s| match &s.setup_error {
-            Some(e) => eprintln!("error: {}: could not be set up: {e}", s.name),
-            None => eprintln!(
+        .run(scenarios, |s| match (&s.skipped, &s.setup_error) {
+            (Some(why), _) => eprintln!("{}: skipped: {why}", s.name),
+            (None, Some(e)) => eprintln!("error: {}: could not be set up: {e}", s.name),
+            (None, None) => eprintln!(
                 "{}: set up in {} ms ({})",
                 s.name,
                 s.setup_ms,
@@ -359,9 +648,13 @@ async fn run(
             code = exit::CHECKS_FAILED;
         }
     }
-    if let Some(path) = report_path {
+    if let Some(path) = &outputs.report {
         let json = serde_json::to_string_pretty(&report).context("serialising the report")?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &outputs.junit {
+        std::fs::write(path, report::junit(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(code)
 }

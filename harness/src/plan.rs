@@ -4,17 +4,26 @@
 
 use std::fmt::Write;
 
+use std::path::Path;
+
 use crate::engine::Engine;
-use crate::scenario::{Probe, Scenario};
+use crate::manifest::Kind;
+use crate::scenario::{Probe, Scenario, steps};
 use crate::substrate::SubstrateError;
+use crate::substrate::cluster::{
+    self, ClusterError, ClusterOptions, Mode, apply, artifacts, image, install, kind,
+};
 use crate::substrate::local::nic::RenderEnv;
 use crate::substrate::local::{PlannedEndpoints, local_env};
 
 pub async fn local(engine: &Engine, scenario: &Scenario) -> Result<String, SubstrateError> {
+    let local = engine
+        .local_substrate()
+        .ok_or_else(|| SubstrateError::Failed("the local plan needs the local substrate".into()))?;
     let dir = engine
         .scenario_dir(scenario)
         .map_err(|e| SubstrateError::Failed(e.to_string()))?;
-    let prepared = engine.local.prepare(scenario, &dir).await?;
+    let prepared = local.prepare(scenario, &dir).await?;
     let nginx_dir = dir.join("nginx");
     let http = "127.0.0.1:18080"
         .parse()
@@ -23,9 +32,7 @@ pub async fn local(engine: &Engine, scenario: &Scenario) -> Result<String, Subst
         .parse()
         .map_err(|_| SubstrateError::Failed("address".into()))?;
     let env: RenderEnv = local_env(&nginx_dir, http, https);
-    let nic = engine
-        .local
-        .render(&prepared, &env, &PlannedEndpoints(&prepared.objects))?;
+    let nic = local.render(&prepared, &env, &PlannedEndpoints(&prepared.objects))?;
 
     let mut out = String::new();
     let w = &mut out;
@@ -33,7 +40,7 @@ pub async fn local(engine: &Engine, scenario: &Scenario) -> Result<String, Subst
         w,
         "# plan: {} on the local substrate (nginx {})",
         scenario.name,
-        engine.nginx_version()
+        local.nginx.version_text()
     );
     let _ = writeln!(
         w,
@@ -131,12 +138,18 @@ pub async fn local(engine: &Engine, scenario: &Scenario) -> Result<String, Subst
         w,
         "# Ports are examples: each run binds free loopback ports (NIC's 80 -> {http}, 443 -> {https})."
     );
-    let _ = writeln!(w, "{}", engine.local.main_conf(&env, &nginx_dir));
+    let _ = writeln!(w, "{}", local.main_conf(&env, &nginx_dir));
     for (name, text) in &nic.conf_files {
         let _ = writeln!(w, "## conf.d/{name}\n{text}");
     }
 
     let _ = writeln!(w, "## 8. Checks");
+    checks(w, scenario);
+    Ok(out)
+}
+
+/// Each check: the probe, who it is made as, what it expects; then the mutations.
+fn checks(w: &mut String, scenario: &Scenario) {
     for c in &scenario.checks {
         let probe = match &c.probe {
             Probe::Http { method, url, .. } => format!("{} {}", method.as_str(), url.display()),
@@ -177,7 +190,6 @@ pub async fn local(engine: &Engine, scenario: &Scenario) -> Result<String, Subst
             m.breaks.join(", ")
         );
     }
-    Ok(out)
 }
 
 /// The expectation JSON without null and empty fields.
@@ -194,4 +206,364 @@ fn strip_empty(json: &str) -> String {
         })
         .collect();
     serde_json::Value::Object(kept).to_string()
+}
+
+/// `mtls-e2e plan --substrate kind|existing`: every command, download (URL and
+/// sha256) and manifest the run would use, in order, without touching anything.
+/// Deterministic (no keys are made), so a golden test keeps it honest.
+pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<String, ClusterError> {
+    let mut out = String::new();
+    let w = &mut out;
+    let kind_mode = match &options.mode {
+        Mode::Kind { name, k8s } => Some((name.as_str(), k8s.as_str())),
+        Mode::Existing { .. } => None,
+    };
+    let nic = options.nic.as_deref().unwrap_or(install::DEFAULT_NIC);
+    let cache = options.cache.display().to_string();
+    let _ = writeln!(
+        w,
+        "# plan: {} scenario(s) on the {} substrate",
+        scenarios.len(),
+        options.label()
+    );
+    let _ = writeln!(w, "# downloads, kubeconfig and cluster markers: {cache}");
+    let _ = writeln!(
+        w,
+        "# artifacts of failures: {}\n",
+        options.artifacts.display()
+    );
+
+    let mut section = 0;
+    let mut heading = |w: &mut String, title: &str| {
+        section += 1;
+        let _ = writeln!(w, "## {section}. {title}");
+    };
+    heading(
+        w,
+        "Preflight (nothing is done unless all of these are present)",
+    );
+    let tools: &[&str] = if kind_mode.is_some() {
+        &["kind", "docker", "kubectl"]
+    } else {
+        &["kubectl"]
+    };
+    let _ = writeln!(w, "  on PATH: {}, openssl", tools.join(", "));
+    if kind_mode.is_some() {
+        let _ = writeln!(w, "  $ docker info --format {{{{.ServerVersion}}}}");
+    }
+
+    let image = &options.image;
+    match (kind_mode, &options.mode) {
+        (Some((name, k8s)), _) => {
+            heading(
+                w,
+                &format!("Cluster: kind {} with Kubernetes {k8s}", kind::KIND_VERSION),
+            );
+            let config = format!("{cache}/{name}-kind.yaml");
+            let kubeconfig = format!("{cache}/{name}.kubeconfig");
+            let _ = writeln!(
+                w,
+                "  sweep: delete clusters named {}* whose creating run is gone ({cache}/clusters/*.owner)",
+                kind::CLUSTER_PREFIX
+            );
+            let _ = writeln!(w, "  $ kind get clusters");
+            let _ = writeln!(
+                w,
+                "  if {name} exists: $ kind get kubeconfig --name {name} > {kubeconfig}; $ kubectl --kubeconfig {kubeconfig} get --raw /readyz (reuse it)"
+            );
+            let args = kind::create_args(name, Path::new(&config), Path::new(&kubeconfig));
+            let _ = writeln!(w, "  otherwise: $ kind {}", args.join(" "));
+            let _ = writeln!(w, "  --- {config}");
+            for line in kind::config(k8s)?.lines() {
+                let _ = writeln!(w, "  {line}");
+            }
+
+            heading(
+                w,
+                "Downloads (sha256-verified; a cached file with the right digest is used as is)",
+            );
+            let mut downloads = vec![install::cert_manager()];
+            downloads.extend(install::nic_downloads(nic)?);
+            for d in &downloads {
+                let _ = writeln!(
+                    w,
+                    "  {}\n    sha256 {}  {} bytes  -> {}",
+                    d.url,
+                    d.sha256,
+                    d.size,
+                    d.cached(&options.cache).display()
+                );
+            }
+
+            heading(
+                w,
+                &format!(
+                    "Installs, concurrently (server-side apply, field manager {}; CRDs first, each waited for until Established)",
+                    apply::FIELD_MANAGER
+                ),
+            );
+            let cm = install::cert_manager();
+            let _ = writeln!(
+                w,
+                "  cert-manager {}: every object of {}, in file order",
+                install::CERT_MANAGER_VERSION,
+                cm.name
+            );
+            let _ = writeln!(
+                w,
+                "    wait (<= {} s): server-side dry-run create accepted by cert-manager's webhook:\n    {}",
+                install::WEBHOOK_DEADLINE.as_secs(),
+                install::webhook_probe()
+            );
+            let _ = writeln!(
+                w,
+                "  NGINX Ingress Controller {nic}: every object of, in order:"
+            );
+            for d in install::nic_downloads(nic)? {
+                let _ = writeln!(w, "    {}", d.name);
+            }
+            let _ = writeln!(
+                w,
+                "    before the Deployment: Secret {}/{} (kubernetes.io/tls; a self-signed ECDSA P-256 certificate made per run)",
+                install::NIC_NAMESPACE,
+                install::DEFAULT_SERVER_SECRET
+            );
+            let mut example = serde_json::json!({"spec": {"template": {"spec": {"containers": [{
+                "name": install::NIC_DEPLOYMENT,
+                "ports": [{"name": "http", "containerPort": 80}, {"name": "https", "containerPort": 443}],
+                "args": ["(NIC's own arguments)"]
+            }]}}}});
+            install::patch_nic_deployment(&mut example)?;
+            let _ = writeln!(w, "    the Deployment, with these fields set for kind:");
+            for line in serde_json::to_string_pretty(&example)
+                .unwrap_or_default()
+                .lines()
+            {
+                let _ = writeln!(w, "      {line}");
+            }
+            let _ = writeln!(
+                w,
+                "    wait (<= {} s): Deployment {}/{} available",
+                install::NIC_DEADLINE.as_secs(),
+                install::NIC_NAMESPACE,
+                install::NIC_DEPLOYMENT
+            );
+
+            heading(
+                w,
+                &format!("Image {image}, at the same time as the installs (nothing is pulled)"),
+            );
+            let _ = writeln!(
+                w,
+                "  root: this mtls-e2e binary at {}, the libraries `ldd` lists at their paths, /tmp",
+                image::ENTRYPOINT
+            );
+            let _ = writeln!(
+                w,
+                "  $ tar --numeric-owner --owner=0 --group=0 -C ROOT -cf ROOT.tar ."
+            );
+            let _ = writeln!(
+                w,
+                "  $ docker {} < ROOT.tar",
+                shell_words(&image::import_args(image))
+            );
+            let _ = writeln!(w, "  $ kind load docker-image {image} --name {name}");
+        }
+        (
+            None,
+            Mode::Existing {
+                context,
+                nic_namespace,
+            },
+        ) => {
+            heading(w, "Cluster: the kubeconfig's cluster, as kubectl finds it");
+            let _ = writeln!(
+                w,
+                "  context: {}",
+                context.as_deref().unwrap_or("(current)")
+            );
+            let _ = writeln!(
+                w,
+                "  check cert-manager: server-side dry-run create accepted by its webhook (<= 30 s):\n    {}",
+                install::webhook_probe()
+            );
+            let _ = writeln!(
+                w,
+                "  check NIC: a pod labelled {} in namespace {nic_namespace}; its version from its image{}",
+                install::NIC_POD_SELECTOR,
+                options
+                    .nic
+                    .as_deref()
+                    .map(|v| format!(" (given: {v})"))
+                    .unwrap_or_default()
+            );
+            let _ = writeln!(
+                w,
+                "  port-forwards to that pod's ports 80 and 443 on 127.0.0.1 for the probes"
+            );
+            let _ = writeln!(
+                w,
+                "  our Deployments run image {image} (your cluster must be able to pull it)"
+            );
+        }
+        (None, Mode::Kind { .. }) => {}
+    }
+
+    heading(w, "Scenarios, in parallel, each in its own namespaces");
+    for s in scenarios {
+        let _ = writeln!(
+            w,
+            "\n### {} ({})",
+            s.name,
+            s.spec
+                .requires
+                .nic
+                .as_deref()
+                .map(|v| format!("needs NIC {v}"))
+                .unwrap_or_else(|| "any NIC".into())
+        );
+        if let Some(need) = s
+            .spec
+            .requires
+            .nic
+            .as_deref()
+            .filter(|need| kind_mode.is_some() && !cluster::version_at_least(nic, need))
+        {
+            let _ = writeln!(
+                w,
+                "  SKIP: needs NGINX Ingress Controller {need} or newer; the cluster runs {nic}"
+            );
+            continue;
+        }
+        let _ = writeln!(
+            w,
+            "  apply (server-side, strict field validation), in order:"
+        );
+        for object in apply::ordered(&s.objects) {
+            let _ = writeln!(w, "  --- {} ({})", object.id, object.origin());
+            for line in serde_json::to_string_pretty(&apply::manifest_json(object, image))
+                .unwrap_or_default()
+                .lines()
+            {
+                let _ = writeln!(w, "    {line}");
+            }
+        }
+        for step in &s.spec.steps {
+            let _ = writeln!(
+                w,
+                "  step (Secrets read from the cluster, waiting for cert-manager to write them; results applied):"
+            );
+            for line in steps::describe(step).lines() {
+                let _ = writeln!(w, "    {line}");
+            }
+        }
+        for o in s.objects.iter().filter(|o| o.id.kind == Kind::Certificate) {
+            let _ = writeln!(
+                w,
+                "  wait (<= {} s): {} Ready",
+                apply::CERTIFICATE_DEADLINE.as_secs(),
+                o.id
+            );
+        }
+        for o in s.objects.iter().filter(|o| o.id.kind == Kind::Deployment) {
+            let _ = writeln!(
+                w,
+                "  wait (<= {} s): {} available",
+                apply::DEPLOYMENT_DEADLINE.as_secs(),
+                o.id
+            );
+        }
+        for o in s.objects.iter().filter(|o| {
+            matches!(
+                o.id.kind,
+                Kind::Policy | Kind::VirtualServer | Kind::Ingress
+            )
+        }) {
+            let how = if o.id.kind == Kind::Ingress {
+                "latest event says"
+            } else {
+                "status.state is"
+            };
+            let _ = writeln!(
+                w,
+                "  wait (<= {} s): {} {how} {}",
+                apply::STATE_DEADLINE.as_secs(),
+                o.id,
+                s.expected_state(&o.id.to_string())
+            );
+        }
+        for (ns, name, port) in apply::forwarded_services(s) {
+            let _ = writeln!(
+                w,
+                "  port-forward: Service {ns}/{name}:{port} -> 127.0.0.1:(free port)"
+            );
+        }
+        let _ = writeln!(
+            w,
+            "  checks (hosts through NIC at {}):",
+            if kind_mode.is_some() {
+                "127.0.0.1:80 and :443, kind's host ports"
+            } else {
+                "port-forwards to NIC"
+            }
+        );
+        checks(w, s);
+        let _ = writeln!(
+            w,
+            "  on failure, into {}:",
+            options.artifacts.join(&s.name).display()
+        );
+        for item in artifacts::scenario_items(s) {
+            let _ = writeln!(
+                w,
+                "    {}: $ kubectl {}",
+                item.file,
+                shell_words(&item.kubectl)
+            );
+        }
+        let _ = writeln!(w, "  teardown (unless --keep):");
+        for o in s
+            .objects
+            .iter()
+            .filter(|o| o.id.kind == Kind::Namespace || o.id.namespace.is_none())
+        {
+            let _ = writeln!(w, "    delete {}", o.id);
+        }
+    }
+
+    heading(w, "End of the run");
+    if let Some((name, _)) = kind_mode {
+        let _ = writeln!(
+            w,
+            "  if anything failed: $ kind export logs {}/kind-logs --name {name}",
+            options.artifacts.display()
+        );
+        let _ = writeln!(
+            w,
+            "  if this run created the cluster and --keep was not given: $ kind delete cluster --name {name}"
+        );
+    } else {
+        let _ = writeln!(
+            w,
+            "  the cluster is left as it was found (only the scenarios' objects were deleted)"
+        );
+    }
+    Ok(out)
+}
+
+/// Words as a shell would need them (quoted where they hold special characters).
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            if w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@$()".contains(c))
+            {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -93,12 +93,16 @@ pub struct Summary {
     pub failed: usize,
     /// Scenarios that could not be brought up.
     pub setup_failed: usize,
+    /// Scenarios skipped (a newer NIC needed), with no checks run.
+    pub skipped: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioReport {
     pub name: String,
     pub dir: String,
+    /// Why the scenario did not run here (e.g. it needs a newer NIC).
+    pub skipped: Option<String>,
     /// Set when the scenario could not be brought up; no check ran.
     pub setup_error: Option<String>,
     /// The exit code that setup failure maps to (2, 3 or 4).
@@ -110,6 +114,8 @@ pub struct ScenarioReport {
     /// Pods that could not start, and why.
     pub not_started: Vec<String>,
     pub checks: Vec<CheckReport>,
+    /// Where the evidence of a failure was collected (cluster substrates).
+    pub artifacts: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -138,6 +144,9 @@ impl Report {
             if s.setup_error.is_some() {
                 summary.setup_failed += 1;
             }
+            if s.skipped.is_some() {
+                summary.skipped += 1;
+            }
             summary.checks += s.checks.len();
             summary.passed += s.checks.iter().filter(|c| c.passed).count();
             summary.failed += s.checks.iter().filter(|c| !c.passed).count();
@@ -152,7 +161,8 @@ impl Report {
     }
 
     pub fn ok(&self) -> bool {
-        self.summary.failed == 0 && self.summary.setup_failed == 0 && self.summary.checks > 0
+        let s = &self.summary;
+        s.failed == 0 && s.setup_failed == 0 && (s.checks > 0 || s.skipped > 0)
     }
 
     pub fn summary_line(&self) -> String {
@@ -170,6 +180,9 @@ impl Report {
                 ", {} scenarios could not be set up",
                 s.setup_failed
             ));
+        }
+        if s.skipped > 0 {
+            line.push_str(&format!(", {} scenarios skipped", s.skipped));
         }
         line.push_str(&format!(
             " ({} substrate, {:.2} s)",
@@ -274,8 +287,15 @@ pub fn failure_details(check: &CheckReport) -> String {
 pub fn render_human(report: &Report) -> String {
     let mut out = String::new();
     for s in &report.scenarios {
+        if let Some(why) = &s.skipped {
+            let _ = writeln!(out, "SKIP {}: {why}", s.name);
+            continue;
+        }
         if let Some(e) = &s.setup_error {
             let _ = writeln!(out, "SETUP FAILED {}: {e}", s.name);
+            if let Some(dir) = &s.artifacts {
+                let _ = writeln!(out, "    artifacts: {dir}");
+            }
             continue;
         }
         for c in &s.checks {
@@ -285,6 +305,161 @@ pub fn render_human(report: &Report) -> String {
             }
         }
     }
+    for s in &report.scenarios {
+        if let (Some(dir), None) = (&s.artifacts, &s.setup_error) {
+            let _ = writeln!(out, "artifacts of {}: {dir}", s.name);
+        }
+    }
     let _ = writeln!(out, "{}", report.summary_line());
     out
+}
+
+/// The report as JUnit XML (a testsuite per scenario, a testcase per check),
+/// for CI systems that show test results.
+pub fn junit(report: &Report) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let s = &report.summary;
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"mtls-e2e ({})\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
+        xml(&report.substrate),
+        s.checks + s.setup_failed + s.skipped,
+        s.failed,
+        s.setup_failed,
+        s.skipped,
+        report.elapsed_ms as f64 / 1000.0
+    );
+    for scenario in &report.scenarios {
+        let failures = scenario.checks.iter().filter(|c| !c.passed).count();
+        let errors = usize::from(scenario.setup_error.is_some());
+        let skipped = usize::from(scenario.skipped.is_some());
+        let time: u64 = scenario.setup_ms
+            + scenario
+                .checks
+                .iter()
+                .map(|c| c.observation.elapsed_ms)
+                .sum::<u64>();
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">",
+            xml(&scenario.name),
+            scenario.checks.len() + errors + skipped,
+            time as f64 / 1000.0
+        );
+        let name = xml(&scenario.name);
+        if let Some(why) = &scenario.skipped {
+            let _ = writeln!(
+                out,
+                "    <testcase classname=\"{name}\" name=\"{name}\"><skipped message=\"{}\"/></testcase>",
+                xml(why)
+            );
+        }
+        if let Some(e) = &scenario.setup_error {
+            let mut text = e.clone();
+            if let Some(dir) = &scenario.artifacts {
+                text.push_str(&format!("\nartifacts: {dir}"));
+            }
+            let _ = writeln!(
+                out,
+                "    <testcase classname=\"{name}\" name=\"setup\" time=\"{:.3}\"><error message=\"{}\">{}</error></testcase>",
+                scenario.setup_ms as f64 / 1000.0,
+                xml(e.lines().next().unwrap_or_default()),
+                xml(&text)
+            );
+        }
+        for c in &scenario.checks {
+            let time = c.observation.elapsed_ms as f64 / 1000.0;
+            if c.passed {
+                let _ = writeln!(
+                    out,
+                    "    <testcase classname=\"{name}\" name=\"{}\" time=\"{time:.3}\"/>",
+                    xml(&c.name)
+                );
+            } else {
+                let mut details = failure_details(c);
+                if let Some(dir) = &scenario.artifacts {
+                    details.push_str(&format!("    artifacts: {dir}\n"));
+                }
+                let _ = writeln!(
+                    out,
+                    "    <testcase classname=\"{name}\" name=\"{}\" time=\"{time:.3}\"><failure message=\"{}\">{}</failure></testcase>",
+                    xml(&c.name),
+                    xml(c.failures.first().map(String::as_str).unwrap_or("failed")),
+                    xml(&details)
+                );
+            }
+        }
+        let _ = writeln!(out, "  </testsuite>");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+/// Text made safe for XML attributes and content (control characters dropped).
+fn xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' | '\t' => out.push(c),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(name: &str) -> ScenarioReport {
+        ScenarioReport {
+            name: name.into(),
+            dir: String::new(),
+            skipped: None,
+            setup_error: None,
+            setup_exit_code: None,
+            setup_ms: 5,
+            setup_phases: Phases::default(),
+            resources: Vec::new(),
+            not_started: Vec::new(),
+            checks: Vec::new(),
+            artifacts: None,
+        }
+    }
+
+    #[test]
+    fn junit_counts_skips_and_setup_errors_and_escapes() {
+        let mut skipped = scenario("ingress-mergeable");
+        skipped.skipped =
+            Some("needs NGINX Ingress Controller 5.5 or newer; the cluster runs 5.3.4".into());
+        let mut broken = scenario("a<b");
+        broken.setup_error = Some("Policy \"x\" & friends".into());
+        broken.artifacts = Some("/tmp/artifacts/a<b".into());
+        let report = Report::new("kind", vec![skipped, broken], 1200);
+        let xml_text = junit(&report);
+        assert!(xml_text.contains("skipped=\"1\""));
+        assert!(xml_text.contains("errors=\"1\""));
+        assert!(xml_text.contains("<skipped message=\"needs NGINX Ingress Controller 5.5"));
+        assert!(xml_text.contains("name=\"a&lt;b\""));
+        assert!(xml_text.contains("Policy &quot;x&quot; &amp; friends"));
+        assert!(!report.ok());
+        let only_skipped = Report::new(
+            "kind",
+            vec![scenario("x")]
+                .into_iter()
+                .map(|mut s| {
+                    s.skipped = Some("old".into());
+                    s
+                })
+                .collect(),
+            1,
+        );
+        assert!(only_skipped.ok());
+    }
 }

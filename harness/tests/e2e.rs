@@ -68,13 +68,16 @@ impl Suite {
             std::mem::take(&mut *self.live.lock().unwrap_or_else(|p| p.into_inner()))
                 .into_values()
                 .collect();
+        let Some(Ok(engine)) = self.engine.get() else {
+            return;
+        };
         for cell in cells {
             let Ok(cell) = Arc::try_unwrap(cell) else {
                 continue;
             };
             if let Some(Ok(live)) = cell.into_inner() {
                 match Arc::try_unwrap(live) {
-                    Ok(live) => self.runtime.block_on(live.deployment.stop()),
+                    Ok(live) => self.runtime.block_on(engine.finish(live.deployment)),
                     // Still shared: dropping it kills its nginx group anyway.
                     Err(shared) => drop(shared),
                 }

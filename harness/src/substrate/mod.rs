@@ -7,6 +7,8 @@ pub mod identities;
 pub mod local;
 pub mod rundir;
 
+use std::sync::Arc;
+
 use crate::manifest::ManifestError;
 use crate::scenario::steps::StepError;
 
@@ -26,3 +28,6 @@ pub enum SubstrateError {
     #[error("{0}")]
     Failed(String),
 }
+
+/// Progress of long steps, for the person waiting (stderr in the CLI).
+pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;

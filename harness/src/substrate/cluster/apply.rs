@@ -21,7 +21,7 @@ use super::{Cluster, ClusterDeployment, ClusterError, forward};
 use crate::manifest::kinds::{Ingress, VirtualServer};
 use crate::manifest::{Kind, Object};
 use crate::pki::KeyPool;
-use crate::report::ResourceState;
+use crate::report::{Phases, ResourceState};
 use crate::scenario::steps::{SecretData, SecretSource, StepRunner};
 use crate::scenario::{Probe, Scenario, Target};
 use crate::substrate::local::pods::is_our_image;
@@ -327,6 +327,30 @@ impl SecretSource for ClusterSecrets<'_> {
     }
 }
 
+/// Services the checks probe directly (not through NIC): each gets a port-forward.
+pub fn forwarded_services(scenario: &Scenario) -> Vec<(String, String, u16)> {
+    let mut out: Vec<(String, String, u16)> = Vec::new();
+    for check in &scenario.checks {
+        let target = match &check.probe {
+            Probe::Http { url, .. } => &url.target,
+            Probe::OpenSsl { target, .. } => target,
+        };
+        if let Target::Service {
+            namespace,
+            name,
+            port,
+            ..
+        } = target
+        {
+            let key = (namespace.clone(), name.clone(), *port);
+            if !out.contains(&key) {
+                out.push(key);
+            }
+        }
+    }
+    out
+}
+
 /// Apply a scenario, run its steps, wait for its states; nothing is probed yet.
 pub async fn up(
     cluster: &Cluster,
@@ -338,6 +362,8 @@ pub async fn up(
 ) -> Result<ClusterDeployment, crate::substrate::SubstrateError> {
     let applier = Applier::new(cluster.client.clone());
     let image = &cluster.options.image;
+    let mut phases = Phases::default();
+    let mut clock = Instant::now();
     for object in ordered(&scenario.objects) {
         applier
             .apply(&manifest_json(object, image))
@@ -362,6 +388,7 @@ pub async fn up(
                 .map_err(|e| fail(&object, e))?;
         }
     }
+    phases.record("apply and steps", &mut clock);
     for object in scenario
         .objects
         .iter()
@@ -371,6 +398,7 @@ pub async fn up(
             .await
             .map_err(|e| fail(object, e))?;
     }
+    phases.record("certificates", &mut clock);
     for object in scenario
         .objects
         .iter()
@@ -380,6 +408,7 @@ pub async fn up(
             .await
             .map_err(|e| fail(object, e))?;
     }
+    phases.record("pods", &mut clock);
     let mut states = Vec::new();
     for object in scenario.objects.iter().filter(|o| {
         matches!(
@@ -393,45 +422,31 @@ pub async fn up(
             .map_err(|e| fail(object, e))?;
         states.push(state);
     }
+    phases.record("controller", &mut clock);
     let mut services = BTreeMap::new();
-    for check in &scenario.checks {
-        let target = match &check.probe {
-            Probe::Http { url, .. } => &url.target,
-            Probe::OpenSsl { target, .. } => target,
-        };
-        if let Target::Service {
-            namespace,
-            name,
+    for (namespace, name, port) in forwarded_services(scenario) {
+        let t = forward::Target::Service {
+            namespace: namespace.clone(),
+            name: name.clone(),
             port,
-            ..
-        } = target
-        {
-            let key = (namespace.clone(), name.clone(), *port);
-            if !services.contains_key(&key) {
-                let t = forward::Target::Service {
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                    port: *port,
-                };
-                services.insert(
-                    key,
-                    forward::Forward::start(cluster.client.clone(), t)
-                        .await
-                        .map_err(to_substrate)?,
-                );
-            }
-        }
+        };
+        let forward = forward::Forward::start(cluster.client.clone(), t)
+            .await
+            .map_err(to_substrate)?;
+        services.insert((namespace, name, port), forward);
     }
     let ingress = (
         cluster.ingress.address(80).map_err(failed)?,
         cluster.ingress.address(443).map_err(failed)?,
     );
+    phases.record("port-forwards", &mut clock);
     Ok(ClusterDeployment {
         scenario: scenario.clone(),
         states,
         hosts: served_hosts(scenario),
         services,
         ingress,
+        phases,
     })
 }
 

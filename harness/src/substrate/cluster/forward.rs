@@ -72,6 +72,10 @@ impl Forward {
     pub fn stop(self) {
         self.task.abort();
     }
+
+    pub fn abort(&self) {
+        self.task.abort();
+    }
 }
 
 fn selector_of(labels: &BTreeMap<String, String>) -> String {

@@ -386,7 +386,7 @@ pub async fn install(
     let cache = &cluster.options.cache;
     let (cm, nic) = tokio::join!(cert_manager_set(cache, progress), async {
         nic_set(
-            &cluster.options.nic,
+            cluster.options.nic.as_deref().unwrap_or(DEFAULT_NIC),
             cache,
             default_server_secret()?,
             progress,
@@ -415,6 +415,71 @@ pub async fn install(
     b?;
     progress(&format!("{} and {} are ready", cm.label, nic.label));
     Ok(())
+}
+
+/// The label NIC's pods carry in both its manifests and its Helm chart.
+pub const NIC_POD_SELECTOR: &str = "app.kubernetes.io/name=nginx-ingress";
+
+/// `5.5.4` from `nginx/nginx-ingress:5.5.4` (or `:5.5.4-ubi`, `@sha256:...` after it).
+pub fn version_from_image(image: &str) -> Option<String> {
+    let without_digest = image.split('@').next()?;
+    let (_, tag) = without_digest.rsplit_once(':')?;
+    let version: String = tag
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let parts = version.split('.').filter(|p| !p.is_empty()).count();
+    (parts >= 2).then(|| version.trim_end_matches('.').to_string())
+}
+
+/// An existing cluster must already run cert-manager and NIC: check both
+/// answer, and find NIC's version (from its image, unless --nic-version says).
+pub async fn check_existing(
+    cluster: &Cluster,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<String, ClusterError> {
+    use k8s_openapi::api::core::v1::Pod;
+    let super::Mode::Existing { nic_namespace, .. } = &cluster.options.mode else {
+        return Err(ClusterError::Input("not an existing cluster".into()));
+    };
+    let applier = Applier::new(cluster.client.clone());
+    let probe = webhook_probe();
+    wait_for("cert-manager's webhook to accept a server-side dry-run", Duration::from_secs(30), progress, || async {
+        Ok(match applier.dry_run_create(&probe).await {
+            Ok(()) => Poll::Done(()),
+            Err(e) => Poll::Pending(e),
+        })
+    })
+    .await
+    .map_err(|e| {
+        ClusterError::Missing(format!(
+            "cert-manager does not answer on this cluster ({e}); install it with `kubectl apply -f {}`",
+            cert_manager().url
+        ))
+    })?;
+    let pods: kube::Api<Pod> = kube::Api::namespaced(cluster.client.clone(), nic_namespace);
+    let list = pods
+        .list(&kube::api::ListParams::default().labels(NIC_POD_SELECTOR))
+        .await?;
+    let image = list
+        .items
+        .iter()
+        .flat_map(|p| p.spec.iter().flat_map(|s| s.containers.iter()))
+        .find_map(|c| c.image.clone())
+        .ok_or_else(|| {
+            ClusterError::Missing(format!(
+                "no NGINX Ingress Controller pod ({NIC_POD_SELECTOR}) in namespace {nic_namespace}; install NIC 5.5 \
+                 (https://docs.nginx.com/nginx-ingress-controller/install/) or pass --nic-namespace"
+            ))
+        })?;
+    match &cluster.options.nic {
+        Some(v) => Ok(v.clone()),
+        None => version_from_image(&image).ok_or_else(|| {
+            ClusterError::Input(format!(
+                "cannot tell NIC's version from its image {image}; pass --nic-version (e.g. 5.5.4)"
+            ))
+        }),
+    }
 }
 
 #[cfg(test)]

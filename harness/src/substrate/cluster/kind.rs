@@ -94,7 +94,7 @@ pub fn existing_clusters() -> Result<Vec<String>, ClusterError> {
 
 /// Ensure a cluster named `name` exists and answers. Returns true when this call
 /// created it (and so the run may delete it).
-pub async fn ensure(
+pub fn ensure(
     name: &str,
     k8s: &str,
     cache: &Path,
@@ -155,6 +155,22 @@ pub fn delete(name: &str, cache: &Path) -> Result<(), ClusterError> {
     )?;
     let _ = std::fs::remove_file(marker(cache, name));
     Ok(())
+}
+
+/// After an interrupt: delete the cluster if this process was creating it.
+pub fn cleanup_interrupted(name: &str, cache: &Path, progress: &(dyn Fn(&str) + Sync)) {
+    let ours = std::fs::read_to_string(marker(cache, name))
+        .is_ok_and(|o| o.trim() == std::process::id().to_string());
+    if ours {
+        progress(&format!(
+            "deleting kind cluster {name}, which this run was creating"
+        ));
+        if let Err(e) = delete(name, cache) {
+            progress(&format!(
+                "could not delete it ({e}); run `kind delete cluster --name {name}`"
+            ));
+        }
+    }
 }
 
 /// Mark a cluster as kept (`--keep`): the sweep leaves it alone.

@@ -6,8 +6,10 @@
 //! and checks run through the ingress controller and Service port-forwards.
 
 pub mod apply;
+pub mod artifacts;
 pub mod download;
 pub mod forward;
+pub mod image;
 pub mod install;
 pub mod kind;
 
@@ -18,6 +20,7 @@ use std::time::Duration;
 
 use crate::report::ResourceState;
 use crate::scenario::{Scenario, Target};
+use crate::substrate::Progress;
 use crate::substrate::local::nginx::find_program;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +34,18 @@ pub enum ClusterError {
     /// A cluster operation failed or timed out (exit code 4).
     #[error("{0}")]
     Failed(String),
+}
+
+impl ClusterError {
+    /// The documented exit code (see `engine::exit`).
+    pub fn exit_code(&self) -> u8 {
+        use crate::engine::exit;
+        match self {
+            ClusterError::Missing(_) => exit::ENVIRONMENT,
+            ClusterError::Input(_) => exit::BAD_INPUT,
+            ClusterError::Failed(_) => exit::SUBSTRATE,
+        }
+    }
 }
 
 impl From<kube::Error> for ClusterError {
@@ -138,6 +153,7 @@ pub fn run_tool_with_input(
         });
     }
     let pid = child.id();
+    running(pid, true);
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
         if done_rx.recv_timeout(timeout).is_err() {
@@ -152,6 +168,7 @@ pub fn run_tool_with_input(
     let output = child
         .wait_with_output()
         .map_err(|e| ClusterError::Failed(format!("`{shown}`: {e}")))?;
+    running(pid, false);
     let _ = done_tx.send(());
     if watchdog.join().unwrap_or(false) {
         return Err(ClusterError::Failed(format!(
@@ -170,6 +187,29 @@ pub fn run_tool_with_input(
     Ok(String::from_utf8_lossy(&output.stdout).to_string())
 }
 
+/// Tools running now (kind, kubectl, docker), so an interrupt can stop them.
+static RUNNING: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+fn running(pid: u32, started: bool) {
+    let mut list = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+    if started {
+        list.push(pid);
+    } else {
+        list.retain(|p| *p != pid);
+    }
+}
+
+/// Ctrl-C: stop every tool still running (a `kind create` takes minutes).
+pub fn stop_running_tools() {
+    let list = RUNNING.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for pid in list {
+        // SAFETY: kill(2) on a child we started and have not reaped.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGTERM);
+        }
+    }
+}
+
 /// Which cluster, and how it is set up.
 #[derive(Debug, Clone)]
 pub enum Mode {
@@ -185,8 +225,9 @@ pub enum Mode {
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
     pub mode: Mode,
-    /// NIC version (`5.5.4`, `5.3.4`): installed on kind, assumed on existing.
-    pub nic: String,
+    /// NIC version (`5.5.4`, `5.3.4`): installed on kind (default the newest
+    /// pinned); on an existing cluster read from NIC's image unless given.
+    pub nic: Option<String>,
     /// The image our Deployments run (kind: built here and loaded; existing: must be pullable).
     pub image: String,
     pub keep: bool,
@@ -199,6 +240,14 @@ pub struct ClusterOptions {
 impl ClusterOptions {
     pub fn is_kind(&self) -> bool {
         matches!(self.mode, Mode::Kind { .. })
+    }
+
+    /// The kind cluster's name (empty for an existing cluster).
+    pub fn cluster_name(&self) -> &str {
+        match &self.mode {
+            Mode::Kind { name, .. } => name,
+            Mode::Existing { .. } => "",
+        }
     }
 
     pub fn label(&self) -> &'static str {
@@ -286,7 +335,8 @@ pub fn check_shareable(scenarios: &[&Scenario]) -> Result<(), ClusterError> {
 pub struct Cluster {
     pub client: kube::Client,
     pub options: ClusterOptions,
-    pub kubeconfig: PathBuf,
+    /// The kind cluster's kubeconfig (in the cache); `None`: the user's, as kubectl finds it.
+    pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     /// This run created the kind cluster (and deletes it unless `--keep`).
     pub created: bool,
@@ -325,30 +375,34 @@ impl Cluster {
     /// Ensure (kind) or reach (existing) the cluster, and connect to it.
     pub async fn connect(
         options: ClusterOptions,
-        progress: &(dyn Fn(&str) + Sync),
+        progress: Progress,
     ) -> Result<Cluster, ClusterError> {
         std::fs::create_dir_all(&options.cache).map_err(|e| {
             ClusterError::Failed(format!("cannot create {}: {e}", options.cache.display()))
         })?;
         let (kubeconfig, context, created) = match &options.mode {
             Mode::Kind { name, k8s } => {
-                kind::sweep_stale(&options.cache, progress)?;
+                let (name, k8s, cache) = (name.clone(), k8s.clone(), options.cache.clone());
                 let kubeconfig = options.cache.join(format!("{name}.kubeconfig"));
-                let created =
-                    kind::ensure(name, k8s, &options.cache, &kubeconfig, progress).await?;
-                (kubeconfig, Some(format!("kind-{name}")), created)
+                let path = kubeconfig.clone();
+                // kind takes minutes: on a blocking thread, so Ctrl-C is heard meanwhile.
+                let created = tokio::task::spawn_blocking(move || {
+                    let report = |m: &str| progress(m);
+                    kind::sweep_stale(&cache, &report)?;
+                    kind::ensure(&name, &k8s, &cache, &path, &report)
+                })
+                .await
+                .map_err(|e| ClusterError::Failed(format!("creating the kind cluster: {e}")))??;
+                (
+                    Some(kubeconfig),
+                    Some(format!("kind-{}", options.cluster_name())),
+                    created,
+                )
             }
-            Mode::Existing { context, .. } => {
-                let kubeconfig = std::env::var_os("KUBECONFIG")
-                    .map(PathBuf::from)
-                    .or_else(|| {
-                        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config"))
-                    })
-                    .ok_or_else(|| ClusterError::Missing("no kubeconfig: set KUBECONFIG".into()))?;
-                (kubeconfig, context.clone(), false)
-            }
+            // The user's kubeconfig, as kubectl finds it (KUBECONFIG, or ~/.kube/config).
+            Mode::Existing { context, .. } => (None, context.clone(), false),
         };
-        let client = client(&kubeconfig, context.as_deref()).await?;
+        let client = client(kubeconfig.as_deref(), context.as_deref()).await?;
         let ingress = match &options.mode {
             Mode::Kind { .. } => IngressAccess::HostPorts {
                 http: SocketAddr::from(([127, 0, 0, 1], 80)),
@@ -357,13 +411,13 @@ impl Cluster {
             Mode::Existing { nic_namespace, .. } => {
                 let pod = forward::Target::Selector {
                     namespace: nic_namespace.clone(),
-                    selector: "app=nginx-ingress".into(),
+                    selector: install::NIC_POD_SELECTOR.into(),
                     port: 80,
                 };
                 let http = forward::Forward::start(client.clone(), pod).await?;
                 let pod = forward::Target::Selector {
                     namespace: nic_namespace.clone(),
-                    selector: "app=nginx-ingress".into(),
+                    selector: install::NIC_POD_SELECTOR.into(),
                     port: 443,
                 };
                 let https = forward::Forward::start(client.clone(), pod).await?;
@@ -380,12 +434,20 @@ impl Cluster {
         })
     }
 
+    /// Stop the port-forwards to NIC (existing clusters).
+    pub fn stop_forwards(&self) {
+        if let IngressAccess::Forwarded { http, https } = &self.ingress {
+            http.abort();
+            https.abort();
+        }
+    }
+
     /// `kubectl` arguments that reach this cluster.
     pub fn kubectl_args(&self) -> Vec<String> {
-        let mut args = vec![
-            "--kubeconfig".to_string(),
-            self.kubeconfig.display().to_string(),
-        ];
+        let mut args = Vec::new();
+        if let Some(k) = &self.kubeconfig {
+            args.extend(["--kubeconfig".to_string(), k.display().to_string()]);
+        }
         if let Some(c) = &self.context {
             args.extend(["--context".to_string(), c.clone()]);
         }
@@ -405,8 +467,12 @@ impl Cluster {
             if self.options.keep {
                 kind::keep(name, &self.options.cache);
                 progress(&format!(
-                    "kept kind cluster {name} (--keep); kubeconfig: {}",
-                    self.kubeconfig.display()
+                    "kept kind cluster {name} (--keep); reach it with `kubectl --context kind-{name}` \
+                     or the kubeconfig {}",
+                    self.options
+                        .cache
+                        .join(format!("{name}.kubeconfig"))
+                        .display()
                 ));
             } else if self.created {
                 progress(&format!(
@@ -419,16 +485,29 @@ impl Cluster {
     }
 }
 
-async fn client(kubeconfig: &Path, context: Option<&str>) -> Result<kube::Client, ClusterError> {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
-        .map_err(|e| ClusterError::Failed(format!("reading {}: {e}", kubeconfig.display())))?;
+async fn client(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<kube::Client, ClusterError> {
+    let kc = match kubeconfig {
+        Some(path) => kube::config::Kubeconfig::read_from(path)
+            .map_err(|e| ClusterError::Failed(format!("reading {}: {e}", path.display())))?,
+        None => kube::config::Kubeconfig::read().map_err(|e| {
+            ClusterError::Missing(format!(
+                "no usable kubeconfig (KUBECONFIG or ~/.kube/config): {e}"
+            ))
+        })?,
+    };
+    let shown = kubeconfig
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "kubeconfig".into());
     let options = kube::config::KubeConfigOptions {
         context: context.map(String::from),
         ..Default::default()
     };
     let config = kube::Config::from_custom_kubeconfig(kc, &options)
         .await
-        .map_err(|e| ClusterError::Failed(format!("kubeconfig {}: {e}", kubeconfig.display())))?;
+        .map_err(|e| ClusterError::Failed(format!("{shown}: {e}")))?;
     Ok(kube::Client::try_from(config)?)
 }
 
@@ -441,6 +520,7 @@ pub struct ClusterDeployment {
     /// Port-forwards to Services the checks probe directly.
     pub services: BTreeMap<(String, String, u16), forward::Forward>,
     pub ingress: (SocketAddr, SocketAddr),
+    pub phases: crate::report::Phases,
 }
 
 impl ClusterDeployment {
