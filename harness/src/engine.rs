@@ -64,8 +64,8 @@ pub use crate::substrate::Progress;
 
 /// Where a scenario is up.
 pub enum Deployment {
-    Local(LocalDeployment),
-    Cluster(ClusterDeployment),
+    Local(Box<LocalDeployment>),
+    Cluster(Box<ClusterDeployment>),
 }
 
 impl Deployment {
@@ -367,10 +367,10 @@ impl Engine {
     /// failed, and delete the kind cluster if this run created it (unless --keep).
     pub async fn close(self) {
         if let Substrate::Cluster(c) = &self.substrate {
-            if c.failed.load(Ordering::Relaxed) {
-                if let Some(dir) = cluster::artifacts::collect_cluster(&c.cluster).await {
-                    (self.progress)(&format!("cluster logs: {}", dir.display()));
-                }
+            if c.failed.load(Ordering::Relaxed)
+                && let Some(dir) = cluster::artifacts::collect_cluster(&c.cluster).await
+            {
+                (self.progress)(&format!("cluster logs: {}", dir.display()));
             }
             let p = self.progress.clone();
             if let Err(e) = c.cluster.finish(&move |m: &str| p(m)) {
@@ -444,7 +444,7 @@ impl Engine {
                 let workdir = prepared.workdir.clone();
                 let secrets = prepared.secrets.clone();
                 (
-                    Deployment::Local(local.start(prepared, &dir, strict).await?),
+                    Deployment::Local(Box::new(local.start(prepared, &dir, strict).await?)),
                     secrets,
                     workdir,
                 )
@@ -468,7 +468,7 @@ impl Engine {
                 let secrets = cluster::apply::probe_secrets(&c.cluster, scenario)
                     .await
                     .map_err(cluster::apply::to_substrate)?;
-                (Deployment::Cluster(deployment), secrets, workdir)
+                (Deployment::Cluster(Box::new(deployment)), secrets, workdir)
             }
         };
         let mut clock = Instant::now();

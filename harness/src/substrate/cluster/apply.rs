@@ -63,17 +63,17 @@ pub fn manifest_json(object: &Object, image: &str) -> Value {
     ) {
         meta.insert("namespace".into(), Value::String(ns.clone()));
     }
-    if object.id.kind == Kind::Deployment {
-        if let Some(Value::Array(containers)) = json.pointer_mut("/spec/template/spec/containers") {
-            for c in containers {
-                let ours = c
-                    .get("image")
-                    .and_then(Value::as_str)
-                    .is_some_and(is_our_image);
-                if ours && c.get("image").and_then(Value::as_str) != Some(image) {
-                    c["image"] = Value::String(image.to_string());
-                    c["imagePullPolicy"] = Value::String("IfNotPresent".into());
-                }
+    if object.id.kind == Kind::Deployment
+        && let Some(Value::Array(containers)) = json.pointer_mut("/spec/template/spec/containers")
+    {
+        for c in containers {
+            let ours = c
+                .get("image")
+                .and_then(Value::as_str)
+                .is_some_and(is_our_image);
+            if ours && c.get("image").and_then(Value::as_str) != Some(image) {
+                c["image"] = Value::String(image.to_string());
+                c["imagePullPolicy"] = Value::String("IfNotPresent".into());
             }
         }
     }

@@ -41,7 +41,7 @@ pub fn parse_ldd(output: &str) -> Vec<PathBuf> {
     for line in output.lines() {
         let line = line.trim();
         let path = match line.split_once("=>") {
-            Some((_, right)) => right.trim().split_whitespace().next(),
+            Some((_, right)) => right.split_whitespace().next(),
             None => line.split_whitespace().next(),
         };
         if let Some(p) = path.filter(|p| p.starts_with('/')) {

@@ -93,18 +93,19 @@ pub fn preflight(needs_kind: bool) -> Result<(), ClusterError> {
         .filter_map(|t| tool(t).err())
         .map(|e| e.to_string())
         .collect();
-    if needs_kind && missing.is_empty() {
-        if let Ok(docker) = tool("docker") {
-            if run_tool(
-                &docker,
-                &["info", "--format", "{{.ServerVersion}}"],
-                Duration::from_secs(20),
-            )
-            .is_err()
-            {
-                missing.push("the docker daemon does not answer `docker info`; start it (or set DOCKER_HOST)".into());
-            }
-        }
+    if needs_kind
+        && missing.is_empty()
+        && let Ok(docker) = tool("docker")
+        && run_tool(
+            &docker,
+            &["info", "--format", "{{.ServerVersion}}"],
+            Duration::from_secs(20),
+        )
+        .is_err()
+    {
+        missing.push(
+            "the docker daemon does not answer `docker info`; start it (or set DOCKER_HOST)".into(),
+        );
     }
     if missing.is_empty() {
         Ok(())
@@ -275,10 +276,10 @@ pub fn version_at_least(have: &str, need: &str) -> bool {
             .collect()
     };
     let (have, need) = (parse(have), parse(need));
-    for i in 0..need.len() {
+    for (i, n) in need.iter().enumerate() {
         let h = have.get(i).copied().unwrap_or(0);
-        if h != need[i] {
-            return h > need[i];
+        if h != *n {
+            return h > *n;
         }
     }
     true
@@ -298,13 +299,13 @@ pub fn check_shareable(scenarios: &[&Scenario]) -> Result<(), ClusterError> {
                     own.insert(ns.clone());
                 }
                 None => {
-                    if let Some(other) = cluster_scoped.insert(o.id.to_string(), s.name.clone()) {
-                        if other != s.name {
-                            return Err(ClusterError::Input(format!(
-                                "{} is declared by scenarios {other} and {}; cluster-scoped objects must differ",
-                                o.id, s.name
-                            )));
-                        }
+                    if let Some(other) = cluster_scoped.insert(o.id.to_string(), s.name.clone())
+                        && other != s.name
+                    {
+                        return Err(ClusterError::Input(format!(
+                            "{} is declared by scenarios {other} and {}; cluster-scoped objects must differ",
+                            o.id, s.name
+                        )));
                     }
                 }
             }
@@ -318,13 +319,13 @@ pub fn check_shareable(scenarios: &[&Scenario]) -> Result<(), ClusterError> {
             }
         }
         for host in apply::served_hosts(s).keys() {
-            if let Some(other) = hosts.insert(host.clone(), s.name.clone()) {
-                if other != s.name {
-                    return Err(ClusterError::Input(format!(
-                        "host {host} is served by scenarios {other} and {}; NIC would give it to one of them",
-                        s.name
-                    )));
-                }
+            if let Some(other) = hosts.insert(host.clone(), s.name.clone())
+                && other != s.name
+            {
+                return Err(ClusterError::Input(format!(
+                    "host {host} is served by scenarios {other} and {}; NIC would give it to one of them",
+                    s.name
+                )));
             }
         }
     }
