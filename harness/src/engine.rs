@@ -354,13 +354,7 @@ impl Engine {
         let Substrate::Cluster(c) = &self.substrate else {
             return None;
         };
-        let need = scenario.spec.requires.nic.as_deref()?;
-        (!cluster::version_at_least(&c.nic_version, need)).then(|| {
-            format!(
-                "needs NGINX Ingress Controller {need} or newer; the cluster runs {}",
-                c.nic_version
-            )
-        })
+        cluster::skip_reason(scenario, &c.nic_version)
     }
 
     /// Finish the run: on a cluster, collect cluster-wide logs if anything

@@ -48,9 +48,7 @@ where
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| NetError::Http(error_chain(&e)))?;
-    let driver = tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let mut driver = tokio::spawn(connection);
     let result = async {
         let response = sender
             .send_request(request)
@@ -59,6 +57,15 @@ where
         read_response(response).await
     }
     .await;
+    if let Err(NetError::Http(message)) = &result {
+        // The connection may have died first (a TLS 1.3 server's alert after the
+        // handshake arrives on the read side): its error is the real cause.
+        if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_millis(200), &mut driver).await
+        {
+            driver.abort();
+            return Err(NetError::Http(format!("{} <- {message}", error_chain(&e))));
+        }
+    }
     driver.abort();
     result
 }

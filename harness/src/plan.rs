@@ -317,7 +317,7 @@ pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<Stri
             );
             let _ = writeln!(
                 w,
-                "  NGINX Ingress Controller {nic}: every object of, in order:"
+                "  NGINX Ingress Controller {nic}: every object of these, in order:"
             );
             for d in install::nic_downloads(nic)? {
                 let _ = writeln!(w, "    {}", d.name);
@@ -422,17 +422,8 @@ pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<Stri
                 .map(|v| format!("needs NIC {v}"))
                 .unwrap_or_else(|| "any NIC".into())
         );
-        if let Some(need) = s
-            .spec
-            .requires
-            .nic
-            .as_deref()
-            .filter(|need| kind_mode.is_some() && !cluster::version_at_least(nic, need))
-        {
-            let _ = writeln!(
-                w,
-                "  SKIP: needs NGINX Ingress Controller {need} or newer; the cluster runs {nic}"
-            );
+        if let Some(reason) = kind_mode.and_then(|_| cluster::skip_reason(s, nic)) {
+            let _ = writeln!(w, "  SKIP: {reason}");
             continue;
         }
         let _ = writeln!(

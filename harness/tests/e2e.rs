@@ -9,6 +9,8 @@
 
 #[path = "e2e/cli.rs"]
 mod cli;
+#[path = "e2e/container.rs"]
+mod container;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -171,6 +173,7 @@ fn main() -> std::process::ExitCode {
         }
     }
     trials.extend(cli::trials());
+    trials.extend(container::trials());
 
     let conclusion = libtest_mimic::run(&args, trials);
     suite.shutdown();

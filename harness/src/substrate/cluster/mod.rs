@@ -285,6 +285,14 @@ pub fn version_at_least(have: &str, need: &str) -> bool {
     true
 }
 
+/// Why a scenario cannot run against NIC `version`: it declares a newer one.
+pub fn skip_reason(scenario: &Scenario, version: &str) -> Option<String> {
+    let need = scenario.spec.requires.nic.as_deref()?;
+    (!version_at_least(version, need)).then(|| {
+        format!("needs NGINX Ingress Controller {need} or newer; the cluster runs {version}")
+    })
+}
+
 /// Scenarios that share a cluster must not collide: their namespaces, hosts and
 /// cluster-scoped objects must differ (they run in parallel).
 pub fn check_shareable(scenarios: &[&Scenario]) -> Result<(), ClusterError> {
