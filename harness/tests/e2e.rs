@@ -11,6 +11,8 @@
 mod cli;
 #[path = "e2e/container.rs"]
 mod container;
+#[path = "e2e/manifests.rs"]
+mod manifests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -174,6 +176,7 @@ fn main() -> std::process::ExitCode {
     }
     trials.extend(cli::trials());
     trials.extend(container::trials());
+    trials.extend(manifests::trials(&scenarios));
 
     let conclusion = libtest_mimic::run(&args, trials);
     suite.shutdown();
