@@ -23,6 +23,8 @@ struct Case {
     code: i32,
     stderr: Vec<&'static str>,
     stdout: Vec<&'static str>,
+    /// Paths (under the case's work folder) that must not exist afterwards.
+    absent: Vec<&'static str>,
 }
 
 fn case(name: &'static str) -> Case {
@@ -35,6 +37,7 @@ fn case(name: &'static str) -> Case {
         code: 0,
         stderr: Vec::new(),
         stdout: Vec::new(),
+        absent: Vec::new(),
     }
 }
 
@@ -75,6 +78,11 @@ impl Case {
         self
     }
 
+    fn absent(mut self, paths: &[&'static str]) -> Self {
+        self.absent = paths.to_vec();
+        self
+    }
+
     fn trial(self) -> Trial {
         let name = format!("cli/{}", self.name);
         Trial::test(name, move || self.execute())
@@ -102,18 +110,22 @@ impl Case {
         }
         let tmp = work.path().join("tmp");
         std::fs::create_dir(&tmp).map_err(|e| e.to_string())?;
-        let args: Vec<String> = self
-            .args
-            .iter()
-            .map(|a| a.replace("{scenario}", &scenario.display().to_string()))
-            .collect();
+        // `{scenario}`: the copied scenario; `{work}`: the case's folder; `{empty}`: an empty folder.
+        let empty = work.path().join("empty");
+        std::fs::create_dir(&empty).map_err(|e| e.to_string())?;
+        let expand = |a: &str| {
+            a.replace("{scenario}", &scenario.display().to_string())
+                .replace("{work}", &work.path().display().to_string())
+                .replace("{empty}", &empty.display().to_string())
+        };
+        let args: Vec<String> = self.args.iter().map(|a| expand(a)).collect();
         let mut command = Command::new(env!("CARGO_BIN_EXE_mtls-e2e"));
         command
             .args(&args)
             .current_dir(work.path())
             .env("TMPDIR", &tmp);
         for (k, v) in &self.env {
-            command.env(k, v);
+            command.env(k, expand(v));
         }
         let output = command
             .output()
@@ -149,6 +161,11 @@ impl Case {
             .unwrap_or_default();
         if !left.is_empty() {
             problems.push(format!("left behind in TMPDIR: {left:?}"));
+        }
+        for path in &self.absent {
+            if work.path().join(path).exists() {
+                problems.push(format!("{path} was created, but nothing should have been"));
+            }
         }
         let running = processes_mentioning(&tmp);
         if !running.is_empty() {
@@ -283,6 +300,38 @@ pub fn trials() -> Vec<Trial> {
         }),
     ];
     trials.extend(cases());
+    trials.push(Trial::test("cli/plan-kind-matches-golden", || {
+        golden(
+            "plan-kind.txt",
+            &[
+                "plan",
+                "--substrate",
+                "kind",
+                "scenarios/openwebui-ingress-mtls",
+                "scenarios/aigw-egress-mtls",
+            ],
+        )
+    }));
+    trials.push(Trial::test(
+        "cli/plan-existing-nic-5.3-matches-golden",
+        || {
+            golden(
+                "plan-existing-nic-5.3.txt",
+                &[
+                    "plan",
+                    "--substrate",
+                    "existing",
+                    "--nic-version",
+                    "5.3.4",
+                    "--context",
+                    "staging",
+                    "--image",
+                    "registry.example.com/mtls-e2e:1.0",
+                    "scenarios/ingress-mtls-annotation",
+                ],
+            )
+        },
+    ));
     trials
 }
 
@@ -339,6 +388,37 @@ fn cases() -> Vec<Trial> {
             .run(&["run", "{scenario}"])
             .code(3)
             .stderr(&["nginx", "apt-get install nginx-light"]),
+        case("kind-without-its-tools-does-nothing")
+            .env("PATH", "{empty}")
+            .env("HOME", "{work}/home")
+            .run(&["run", "--substrate", "kind", "{scenario}"])
+            .code(3)
+            .stderr(&[
+                "the kind substrate cannot start",
+                "kind is not on PATH; install kind v0.31.0",
+                "docker is not on PATH",
+                "kubectl is not on PATH",
+            ])
+            .absent(&["home", "mtls-e2e-artifacts"]),
+        case("existing-without-kubectl-does-nothing")
+            .env("PATH", "{empty}")
+            .env("HOME", "{work}/home")
+            .run(&["run", "--substrate", "existing", "{scenario}"])
+            .code(3)
+            .stderr(&["the existing substrate cannot start", "kubectl is not on PATH"])
+            .absent(&["home"]),
+        case("kind-flags-on-the-local-substrate")
+            .run(&["run", "--k8s-version", "1.33", "{scenario}"])
+            .code(2)
+            .stderr(&["--k8s-version applies to --substrate kind only"]),
+        case("unpinned-kubernetes-version")
+            .run(&["run", "--substrate", "kind", "--k8s-version", "1.20", "{scenario}"])
+            .code(2)
+            .stderr(&["--k8s-version 1.20 is not one of 1.32, 1.33, 1.34, 1.35"]),
+        case("mutations-are-local-only")
+            .run(&["run", "--substrate", "kind", "--mutations", "{scenario}"])
+            .code(2)
+            .stderr(&["--mutations runs on the local substrate only"]),
         case("not-a-scenario")
             .run(&["run", "/nonexistent/folder"])
             .code(2)
@@ -363,4 +443,72 @@ fn cases() -> Vec<Trial> {
     .into_iter()
     .map(Case::trial)
     .collect()
+}
+
+/// `mtls-e2e ARGS` from the repository root must print exactly the golden file
+/// (`MTLS_E2E_UPDATE_GOLDEN=1` rewrites it; review the diff before committing).
+fn golden(file: &str, args: &[&str]) -> Result<(), Failed> {
+    let root = super::scenarios_root().join("..");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(file);
+    let output = Command::new(env!("CARGO_BIN_EXE_mtls-e2e"))
+        .args(args)
+        .args([
+            "--cache",
+            "/home/user/.cache/mtls-e2e",
+            "--artifacts",
+            "/work/mtls-e2e-artifacts",
+        ])
+        .current_dir(&root)
+        .output()
+        .map_err(|e| format!("cannot run mtls-e2e: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    if !output.status.success() {
+        return Err(format!(
+            "exit {:?}: {}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    if std::env::var("MTLS_E2E_UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+            .map_err(|e| e.to_string())?;
+        std::fs::write(&path, &stdout).map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    let want = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "{}: {e} (create it with MTLS_E2E_UPDATE_GOLDEN=1)",
+            path.display()
+        )
+    })?;
+    if want == stdout {
+        return Ok(());
+    }
+    let (want_lines, got_lines): (Vec<&str>, Vec<&str>) =
+        (want.lines().collect(), stdout.lines().collect());
+    let first = want_lines
+        .iter()
+        .zip(&got_lines)
+        .position(|(a, b)| a != b)
+        .unwrap_or(want_lines.len().min(got_lines.len()));
+    let around = |lines: &[&str]| {
+        lines
+            .iter()
+            .skip(first.saturating_sub(2))
+            .take(6)
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    Err(format!(
+        "the plan differs from {} at line {}:\n  golden:\n{}\n  now:\n{}\nIf the change is intended, rerun with MTLS_E2E_UPDATE_GOLDEN=1 and review the diff.",
+        path.display(),
+        first + 1,
+        around(&want_lines),
+        around(&got_lines)
+    )
+    .into())
 }
