@@ -428,6 +428,18 @@ pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<Stri
             let _ = writeln!(w, "  SKIP: {reason}");
             continue;
         }
+        let namespaces: Vec<&str> = s
+            .objects
+            .iter()
+            .filter(|o| o.id.kind == Kind::Namespace)
+            .map(|o| o.name())
+            .collect();
+        let _ = writeln!(
+            w,
+            "  first, wait (<= {} s) until namespace(s) {} are not terminating (an earlier run's deletion is not waited for)",
+            apply::NAMESPACE_DEADLINE.as_secs(),
+            namespaces.join(", ")
+        );
         let _ = writeln!(
             w,
             "  apply (server-side, strict field validation), in order:"

@@ -31,6 +31,7 @@ pub const CERTIFICATE_DEADLINE: Duration = Duration::from_secs(180);
 pub const DEPLOYMENT_DEADLINE: Duration = Duration::from_secs(240);
 pub const STATE_DEADLINE: Duration = Duration::from_secs(90);
 pub const SECRET_DEADLINE: Duration = Duration::from_secs(180);
+pub const NAMESPACE_DEADLINE: Duration = Duration::from_secs(180);
 
 /// The order objects are applied in: namespaces and data first, then issuers and
 /// certificates, policies, workloads, and last what routes traffic.
@@ -364,6 +365,15 @@ pub async fn up(
     let image = &cluster.options.image;
     let mut phases = Phases::default();
     let mut clock = Instant::now();
+    for object in scenario
+        .objects
+        .iter()
+        .filter(|o| o.id.kind == Kind::Namespace)
+    {
+        wait_not_terminating(cluster, object.name(), progress)
+            .await
+            .map_err(|e| fail(object, e))?;
+    }
     for object in ordered(&scenario.objects) {
         applier
             .apply(&manifest_json(object, image))
@@ -633,10 +643,15 @@ async fn latest_event(
         None => (String::new(), String::new(), String::new()),
         Some(e) => {
             let reason = e.reason.unwrap_or_default();
+            // The reasons NIC 5.5.4 gives (internal/k8s/controller.go).
             let state = match reason.as_str() {
-                "AddedOrUpdated" => "Valid",
-                "AddedOrUpdatedWithWarning" => "Warning",
-                "AddedOrUpdatedWithError" | "Rejected" => "Invalid",
+                "AddedOrUpdated" | "Updated" => "Valid",
+                "AddedOrUpdatedWithWarning" | "UpdatedWithWarning" => "Warning",
+                "AddedOrUpdatedWithError"
+                | "Rejected"
+                | "NoVirtualServersFound"
+                | "Missing Secret"
+                | "UpdatedWithError" => "Invalid",
                 _ => "",
             };
             (state.to_string(), reason, e.message.unwrap_or_default())
@@ -675,6 +690,31 @@ pub async fn probe_secrets(
         }
     }
     Ok(out)
+}
+
+/// A namespace an earlier run deleted may still be terminating (deletion is not
+/// waited for); applying into it would fail, so wait until it is gone.
+async fn wait_not_terminating(
+    cluster: &Cluster,
+    name: &str,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), ClusterError> {
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    wait_for(
+        &format!("namespace {name} (terminating after an earlier run) to be gone"),
+        NAMESPACE_DEADLINE,
+        progress,
+        || async {
+            Ok(match namespaces.get_opt(name).await? {
+                Some(ns) if ns.metadata.deletion_timestamp.is_some() => Poll::Pending(format!(
+                    "status = {}",
+                    serde_json::to_string(&ns.status).unwrap_or_default()
+                )),
+                _ => Poll::Done(()),
+            })
+        },
+    )
+    .await
 }
 
 /// Delete what a scenario created: its namespaces (not waited for: namespace
