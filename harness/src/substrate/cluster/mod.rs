@@ -572,6 +572,42 @@ mod tests {
         assert!(version_at_least("v5.3.4", "5.3"));
     }
 
+    fn scenario(name: &str) -> Scenario {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios")
+            .join(name);
+        Scenario::load(&dir).expect("scenario")
+    }
+
+    #[test]
+    fn scenarios_needing_a_newer_nic_are_skipped_with_the_reason() {
+        let annotation = scenario("ingress-mtls-annotation");
+        assert_eq!(
+            skip_reason(&annotation, "5.3.4").as_deref(),
+            Some("needs NGINX Ingress Controller 5.5 or newer; the cluster runs 5.3.4")
+        );
+        assert_eq!(skip_reason(&annotation, "5.5.4"), None);
+        assert_eq!(
+            skip_reason(&scenario("openwebui-ingress-mtls"), "5.3.4"),
+            None
+        );
+    }
+
+    #[test]
+    fn scenarios_that_would_collide_on_a_cluster_are_refused() {
+        let a = scenario("openwebui-ingress-mtls");
+        let b = scenario("plain-http-port-80");
+        assert!(check_shareable(&[&a, &b]).is_ok());
+        let again = scenario("openwebui-ingress-mtls");
+        let mut copy = again.clone();
+        copy.name = "copy".into();
+        let e = check_shareable(&[&a, &copy]).expect_err("same objects twice");
+        assert!(
+            e.to_string().contains("openwebui-ingress-mtls and copy"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn missing_tools_say_how_to_get_them() {
         let e = ClusterError::Missing(format!("kind is not on PATH; {}", install_hint("kind")));
