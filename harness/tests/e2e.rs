@@ -6,6 +6,12 @@
 //! Scenarios run on the local substrate. Under `cargo test` each scenario is
 //! brought up once and shared by its trials; under nextest (a process per
 //! trial) each trial brings up its own. `--list` starts nothing.
+//!
+//! Opt-in, the same check trials run on a cluster: `MTLS_E2E_SUBSTRATE=kind`
+//! (with `MTLS_E2E_K8S_VERSION`, `MTLS_E2E_NIC_VERSION`, `MTLS_E2E_CLUSTER`,
+//! `MTLS_E2E_KEEP=1`) or `MTLS_E2E_SUBSTRATE=existing` (with `MTLS_E2E_CONTEXT`,
+//! `MTLS_E2E_IMAGE`, `MTLS_E2E_NIC_VERSION`). Mutations stay local-only, and
+//! scenarios needing a newer NIC are ignored.
 
 #[path = "e2e/cli.rs"]
 mod cli;
@@ -22,6 +28,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use mtls_e2e::engine::{Engine, Live};
 use mtls_e2e::report;
 use mtls_e2e::scenario::{self, Scenario};
+use mtls_e2e::substrate::cluster::{self, ClusterOptions, Mode, image, install, kind};
 
 fn scenarios_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
@@ -32,6 +39,8 @@ fn scenarios_root() -> PathBuf {
 struct Suite {
     runtime: tokio::runtime::Runtime,
     engine: OnceLock<Result<Engine, String>>,
+    /// `None`: the local substrate.
+    cluster: Option<ClusterOptions>,
     /// Scenarios some unfiltered trial needs, for key prefetching.
     wanted: Vec<Scenario>,
     live: Mutex<BTreeMap<String, LiveCell>>,
@@ -43,7 +52,16 @@ type LiveCell = Arc<tokio::sync::OnceCell<Result<Arc<Live>, String>>>;
 impl Suite {
     fn engine(&self) -> Result<&Engine, Failed> {
         let engine = self.engine.get_or_init(|| {
-            let engine = Engine::local().map_err(|e| e.to_string())?;
+            let engine = match &self.cluster {
+                None => Engine::local().map_err(|e| e.to_string())?,
+                Some(options) => {
+                    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_mtls-e2e"));
+                    let progress: mtls_e2e::engine::Progress = Arc::new(|m: &str| eprintln!("{m}"));
+                    self.runtime
+                        .block_on(Engine::cluster(options.clone(), binary, progress))
+                        .map_err(|e| e.to_string())?
+                }
+            };
             engine.prefetch_keys(&self.wanted.iter().collect::<Vec<_>>());
             Ok(engine)
         });
@@ -116,9 +134,27 @@ fn main() -> std::process::ExitCode {
         .filter(|(name, _)| !args.is_filtered_out(&Trial::test(name.clone(), || Ok(()))))
         .map(|(_, scenario)| scenario.clone())
         .collect();
+    let cluster = match cluster_from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    // On a cluster: which NIC the scenarios are measured against, when it is known before connecting.
+    let nic: Option<String> = cluster.as_ref().and_then(|o| match o.mode {
+        Mode::Kind { .. } => Some(
+            o.nic
+                .clone()
+                .unwrap_or_else(|| install::DEFAULT_NIC.to_string()),
+        ),
+        Mode::Existing { .. } => o.nic.clone(),
+    });
+    let on_cluster = cluster.is_some();
     let suite = Arc::new(Suite {
         runtime,
         engine: OnceLock::new(),
+        cluster,
         wanted: scenarios
             .iter()
             .filter(|s| wanted.contains(&s.name))
@@ -129,11 +165,14 @@ fn main() -> std::process::ExitCode {
 
     let mut trials = Vec::new();
     for s in &scenarios {
+        let skipped = nic.as_deref().and_then(|v| cluster::skip_reason(s, v));
+        if let Some(reason) = &skipped {
+            eprintln!("note: {} is ignored: {reason}", s.name);
+        }
         for check in &s.checks {
             let (suite, scenario, name) = (suite.clone(), s.clone(), check.name.clone());
-            trials.push(Trial::test(
-                format!("{}/{}", s.name, check.name),
-                move || {
+            trials.push(
+                Trial::test(format!("{}/{}", s.name, check.name), move || {
                     let live = suite.live(&scenario)?;
                     let engine = suite.engine()?;
                     let check = scenario
@@ -147,8 +186,9 @@ fn main() -> std::process::ExitCode {
                     } else {
                         Err(report::failure_details(&report).into())
                     }
-                },
-            ));
+                })
+                .with_ignored_flag(skipped.is_some()),
+            );
         }
         for m in &s.spec.mutations {
             let (suite, scenario, mutation) = (suite.clone(), s.clone(), m.clone());
@@ -171,7 +211,7 @@ fn main() -> std::process::ExitCode {
                     message.push_str(&format!("  {}/{}\n{}", scenario.name, r.name, report::failure_details(r)));
                 }
                 Err(message.into())
-            }));
+            }).with_ignored_flag(on_cluster));
         }
     }
     trials.extend(cli::trials());
@@ -180,6 +220,15 @@ fn main() -> std::process::ExitCode {
 
     let conclusion = libtest_mimic::run(&args, trials);
     suite.shutdown();
+    // The trials are gone, so the suite is ours again: close the engine (on kind,
+    // this deletes the cluster the run created, unless MTLS_E2E_KEEP=1).
+    if let Ok(Suite {
+        runtime, engine, ..
+    }) = Arc::try_unwrap(suite)
+        && let Some(Ok(engine)) = engine.into_inner()
+    {
+        runtime.block_on(engine.close());
+    }
     conclusion.exit_code()
 }
 
@@ -207,4 +256,38 @@ fn trial_names(scenarios: &[Scenario]) -> Vec<(String, String)> {
         );
     }
     out
+}
+
+/// The opt-in cluster substrate, from the environment (see the top of this file).
+fn cluster_from_env() -> Result<Option<ClusterOptions>, String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let mode = match var("MTLS_E2E_SUBSTRATE").as_deref() {
+        None | Some("local") => return Ok(None),
+        Some("kind") => {
+            let k8s = var("MTLS_E2E_K8S_VERSION").unwrap_or_else(|| kind::DEFAULT_K8S.to_string());
+            kind::node_image(&k8s).map_err(|e| e.to_string())?;
+            Mode::Kind {
+                name: var("MTLS_E2E_CLUSTER").unwrap_or_else(|| kind::CLUSTER_PREFIX.to_string()),
+                k8s,
+            }
+        }
+        Some("existing") => Mode::Existing {
+            context: var("MTLS_E2E_CONTEXT"),
+            nic_namespace: var("MTLS_E2E_NIC_NAMESPACE")
+                .unwrap_or_else(|| install::NIC_NAMESPACE.to_string()),
+        },
+        Some(other) => {
+            return Err(format!(
+                "MTLS_E2E_SUBSTRATE={other}: use local, kind or existing"
+            ));
+        }
+    };
+    Ok(Some(ClusterOptions {
+        mode,
+        nic: var("MTLS_E2E_NIC_VERSION"),
+        image: var("MTLS_E2E_IMAGE").unwrap_or_else(|| image::DEFAULT_IMAGE.to_string()),
+        keep: var("MTLS_E2E_KEEP").as_deref() == Some("1"),
+        artifacts: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/mtls-e2e-artifacts"),
+        cache: cluster::default_cache(),
+    }))
 }
