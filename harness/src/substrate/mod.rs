@@ -31,3 +31,18 @@ pub enum SubstrateError {
 
 /// Progress of long steps, for the person waiting (stderr in the CLI).
 pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// NIC's port 80 or 443, wherever a substrate exposes them.
+pub fn ingress_address(
+    port: u16,
+    http: std::net::SocketAddr,
+    https: std::net::SocketAddr,
+) -> Result<std::net::SocketAddr, String> {
+    match port {
+        80 => Ok(http),
+        443 => Ok(https),
+        other => Err(format!(
+            "the ingress controller listens on 80 and 443, not {other}"
+        )),
+    }
+}

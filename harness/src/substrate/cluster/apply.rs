@@ -487,27 +487,42 @@ async fn wait_certificate(
     object: &Object,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
-    let what = format!("{} Ready", object.id);
-    wait_for(&what, CERTIFICATE_DEADLINE, progress, || async {
-        let got = applier
-            .get(
-                &object.api_version,
-                "Certificate",
-                Some(object.namespace()),
-                object.name(),
-            )
-            .await?;
+    let target = (
+        object.api_version.as_str(),
+        "Certificate",
+        Some(object.namespace()),
+        object.name(),
+    );
+    wait_condition(applier, target, "Ready", CERTIFICATE_DEADLINE, progress).await
+}
+
+/// Wait until an object's `status.conditions` has `condition` True.
+/// `target`: (apiVersion, kind, namespace, name).
+pub async fn wait_condition(
+    applier: &Applier,
+    target: (&str, &str, Option<&str>, &str),
+    condition: &str,
+    deadline: Duration,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), ClusterError> {
+    let (api_version, kind, namespace, name) = target;
+    let shown = match namespace {
+        Some(ns) => format!("{kind} {ns}/{name} {condition}"),
+        None => format!("{kind} {name} {condition}"),
+    };
+    wait_for(&shown, deadline, progress, || async {
+        let got = applier.get(api_version, kind, namespace, name).await?;
         let conditions = got
             .as_ref()
             .and_then(|v| v.pointer("/status/conditions"))
             .cloned()
             .unwrap_or(Value::Null);
-        let ready = conditions
+        let met = conditions
             .as_array()
             .into_iter()
             .flatten()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True");
-        Ok(if ready {
+            .any(|c| c["type"] == condition && c["status"] == "True");
+        Ok(if met {
             Poll::Done(())
         } else {
             Poll::Pending(format!("status.conditions = {conditions}"))

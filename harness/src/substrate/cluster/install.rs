@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::apply::{Applier, Poll, wait_available, wait_for};
+use super::apply::{Applier, Poll, wait_available, wait_condition, wait_for};
 use super::download::{self, Download};
 use super::{Cluster, ClusterError};
 
@@ -310,37 +310,13 @@ async fn apply_set(
         applier.apply(object).await?;
     }
     for name in set.crd_names() {
-        wait_for(
-            &format!("CustomResourceDefinition {name} Established"),
-            CRD_DEADLINE,
-            progress,
-            || async {
-                let got = applier
-                    .get(
-                        "apiextensions.k8s.io/v1",
-                        "CustomResourceDefinition",
-                        None,
-                        &name,
-                    )
-                    .await?;
-                let conditions = got
-                    .as_ref()
-                    .and_then(|v| v.pointer("/status/conditions"))
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                let established = conditions
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["type"] == "Established" && c["status"] == "True");
-                Ok(if established {
-                    Poll::Done(())
-                } else {
-                    Poll::Pending(format!("status.conditions = {conditions}"))
-                })
-            },
-        )
-        .await?;
+        let target = (
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            None,
+            name.as_str(),
+        );
+        wait_condition(applier, target, "Established", CRD_DEADLINE, progress).await?;
     }
     for (_, object) in &rest {
         applier.apply(object).await?;
@@ -361,12 +337,13 @@ pub fn webhook_probe() -> Value {
 
 pub async fn wait_cert_manager(
     applier: &Applier,
+    deadline: Duration,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
     let probe = webhook_probe();
     wait_for(
         "cert-manager's webhook to accept a server-side dry-run",
-        WEBHOOK_DEADLINE,
+        deadline,
         progress,
         || async {
             Ok(match applier.dry_run_create(&probe).await {
@@ -397,7 +374,7 @@ pub async fn install(
     let applier = Applier::new(cluster.client.clone());
     let cert_manager = async {
         apply_set(&applier, &cm, progress).await?;
-        wait_cert_manager(&applier, progress).await
+        wait_cert_manager(&applier, WEBHOOK_DEADLINE, progress).await
     };
     let controller = async {
         apply_set(&applier, &nic, progress).await?;
@@ -443,15 +420,9 @@ pub async fn check_existing(
         return Err(ClusterError::Input("not an existing cluster".into()));
     };
     let applier = Applier::new(cluster.client.clone());
-    let probe = webhook_probe();
-    wait_for("cert-manager's webhook to accept a server-side dry-run", Duration::from_secs(30), progress, || async {
-        Ok(match applier.dry_run_create(&probe).await {
-            Ok(()) => Poll::Done(()),
-            Err(e) => Poll::Pending(e),
-        })
-    })
-    .await
-    .map_err(|e| {
+    wait_cert_manager(&applier, Duration::from_secs(30), progress)
+        .await
+        .map_err(|e| {
         ClusterError::Missing(format!(
             "cert-manager does not answer on this cluster ({e}); install it with `kubectl apply -f {}`",
             cert_manager().url

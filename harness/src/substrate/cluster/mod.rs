@@ -370,13 +370,7 @@ impl IngressAccess {
             IngressAccess::HostPorts { http, https } => (*http, *https),
             IngressAccess::Forwarded { http, https } => (http.local, https.local),
         };
-        match port {
-            80 => Ok(http),
-            443 => Ok(https),
-            other => Err(format!(
-                "the ingress controller listens on 80 and 443, not {other}"
-            )),
-        }
+        super::ingress_address(port, http, https)
     }
 }
 
@@ -535,11 +529,9 @@ pub struct ClusterDeployment {
 impl ClusterDeployment {
     pub fn address(&self, target: &Target) -> Result<SocketAddr, String> {
         match target {
-            Target::Ingress { port: 80, .. } => Ok(self.ingress.0),
-            Target::Ingress { port: 443, .. } => Ok(self.ingress.1),
-            Target::Ingress { port, .. } => Err(format!(
-                "the ingress controller listens on 80 and 443, not {port}"
-            )),
+            Target::Ingress { port, .. } => {
+                super::ingress_address(*port, self.ingress.0, self.ingress.1)
+            }
             Target::Service {
                 namespace,
                 name,

@@ -388,11 +388,7 @@ impl LocalDeployment {
     /// Where a probe connects for `target`.
     pub fn address(&self, target: &Target) -> Result<SocketAddr, String> {
         match target {
-            Target::Ingress { port: 80, .. } => Ok(self.http),
-            Target::Ingress { port: 443, .. } => Ok(self.https),
-            Target::Ingress { port, .. } => Err(format!(
-                "the ingress controller listens on 80 and 443, not {port}"
-            )),
+            Target::Ingress { port, .. } => super::ingress_address(*port, self.http, self.https),
             Target::Service {
                 namespace,
                 name,
