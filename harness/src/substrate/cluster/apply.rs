@@ -658,20 +658,28 @@ async fn latest_event(
         None => (String::new(), String::new(), String::new()),
         Some(e) => {
             let reason = e.reason.unwrap_or_default();
-            // The reasons NIC 5.5.4 gives (internal/k8s/controller.go).
-            let state = match reason.as_str() {
-                "AddedOrUpdated" | "Updated" => "Valid",
-                "AddedOrUpdatedWithWarning" | "UpdatedWithWarning" => "Warning",
-                "AddedOrUpdatedWithError"
-                | "Rejected"
-                | "NoVirtualServersFound"
-                | "Missing Secret"
-                | "UpdatedWithError" => "Invalid",
-                _ => "",
-            };
-            (state.to_string(), reason, e.message.unwrap_or_default())
+            (
+                event_state(&reason).to_string(),
+                reason,
+                e.message.unwrap_or_default(),
+            )
         }
     })
+}
+
+/// The state an Ingress event's reason stands for, as NIC 5.5.4 maps them
+/// (internal/k8s/controller.go); "" for reasons that say nothing about it.
+pub fn event_state(reason: &str) -> &'static str {
+    match reason {
+        "AddedOrUpdated" | "Updated" => "Valid",
+        "AddedOrUpdatedWithWarning" | "UpdatedWithWarning" => "Warning",
+        "AddedOrUpdatedWithError"
+        | "Rejected"
+        | "NoVirtualServersFound"
+        | "Missing Secret"
+        | "UpdatedWithError" => "Invalid",
+        _ => "",
+    }
 }
 
 /// The Secrets a scenario's identities and trust read, from the cluster.
@@ -771,6 +779,32 @@ pub fn tls_secret_json(namespace: &str, name: &str, cert_pem: &str, key_pem: &st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ingress_events_map_to_nic_states() {
+        assert_eq!(event_state("AddedOrUpdated"), "Valid");
+        assert_eq!(event_state("AddedOrUpdatedWithWarning"), "Warning");
+        assert_eq!(event_state("Rejected"), "Invalid");
+        assert_eq!(event_state("Scheduled"), "");
+    }
+
+    #[test]
+    fn checks_on_services_get_one_port_forward_each() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/aigw-egress-mtls");
+        let scenario = Scenario::load(&dir).expect("scenario");
+        let forwards = forwarded_services(&scenario);
+        assert_eq!(
+            forwards,
+            vec![("ai-gateway".to_string(), "aigw".to_string(), 80)]
+        );
+        let hosts = served_hosts(&scenario);
+        assert!(
+            hosts
+                .values()
+                .all(|owner| owner.starts_with("VirtualServer ")),
+            "{hosts:?}"
+        );
+    }
 
     #[test]
     fn namespaces_come_first_and_routes_last() {

@@ -209,6 +209,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_failed_scenario_collects_its_namespaces_mocks_and_nic() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/aigw-egress-mtls");
+        let scenario = Scenario::load(&dir).expect("scenario");
+        let files: Vec<String> = scenario_items(&scenario)
+            .into_iter()
+            .map(|i| i.file)
+            .collect();
+        for want in [
+            "ai-gateway/events.txt",
+            "ai-gateway/objects.yaml",
+            "ai-gateway/aigw.log",
+            "ai-gateway/ollama.log",
+            "nic.log",
+            "nic-nginx-T.conf",
+        ] {
+            assert!(files.iter().any(|f| f == want), "{want} not in {files:?}");
+        }
+    }
+
+    #[test]
     fn only_the_scenarios_conf_files_are_kept() {
         let t = "# configuration file /etc/nginx/nginx.conf:\nuser nginx;\n\
                  # configuration file /etc/nginx/conf.d/vs_webui_openwebui.conf:\nserver { listen 443; }\n\
