@@ -47,8 +47,10 @@ impl Forward {
             .map_err(|e| ClusterError::Failed(e.to_string()))?;
         let task = tokio::spawn(async move {
             loop {
+                // A loopback listener that cannot accept is broken for good: stop
+                // rather than spin; the probes then report the refused connection.
                 let Ok((mut conn, _)) = listener.accept().await else {
-                    continue;
+                    break;
                 };
                 let (client, target) = (client.clone(), target.clone());
                 tokio::spawn(async move {
