@@ -510,16 +510,7 @@ fn server(
             .map(|l| format!("listen {l} ssl;"))
             .collect();
         c.line(1, &https.join(""));
-        match cert {
-            Some(path) => {
-                c.line(1, &format!("ssl_certificate {};", env.secret_path(path)));
-                c.line(
-                    1,
-                    &format!("ssl_certificate_key {};", env.secret_path(path)),
-                );
-            }
-            None => c.line(1, "ssl_reject_handshake on;"),
-        }
+        render::ssl_certificate(c, env, cert.as_deref());
     }
     if let Some(m) = ingress_mtls {
         render::ingress_mtls(c, 1, m);

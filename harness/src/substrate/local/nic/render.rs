@@ -79,6 +79,21 @@ impl Conf {
     }
 }
 
+/// A TLS server's certificate, as both NIC templates write it: the Secret's file,
+/// or `ssl_reject_handshake on;` when the TLS Secret is unusable.
+pub fn ssl_certificate(conf: &mut Conf, env: &RenderEnv, cert: Option<&str>) {
+    match cert {
+        Some(path) => {
+            conf.line(1, &format!("ssl_certificate {};", env.secret_path(path)));
+            conf.line(
+                1,
+                &format!("ssl_certificate_key {};", env.secret_path(path)),
+            );
+        }
+        None => conf.line(1, "ssl_reject_handshake on;"),
+    }
+}
+
 /// The ingressMTLS block (server scope only).
 pub fn ingress_mtls(conf: &mut Conf, depth: usize, m: &IngressMtlsCfg) {
     conf.line(depth, &format!("ssl_client_certificate {};", m.client_cert));

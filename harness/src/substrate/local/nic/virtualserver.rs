@@ -211,16 +211,7 @@ pub fn generate(
             c.line(1, &format!("listen {l} ssl;"));
         }
         c.blank();
-        match cert {
-            Some(path) => {
-                c.line(1, &format!("ssl_certificate {};", env.secret_path(path)));
-                c.line(
-                    1,
-                    &format!("ssl_certificate_key {};", env.secret_path(path)),
-                );
-            }
-            None => c.line(1, "ssl_reject_handshake on;"),
-        }
+        render::ssl_certificate(&mut c, env, cert.as_deref());
     }
     if let Some(m) = &server_policies.ingress_mtls {
         render::ingress_mtls(&mut c, 1, m);
