@@ -669,7 +669,7 @@ pub fn validate_core(api_version: &str, kind: &str, manifest: &Value) -> Option<
 mod tests {
     use super::*;
 
-    const CRDS: &str = "/work/shared/crds";
+    const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/crds");
 
     fn doc(yaml: &str) -> Value {
         let docs = crate::yaml::parse_documents(yaml, Path::new("test.yaml")).expect("valid YAML");
