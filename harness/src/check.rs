@@ -9,12 +9,32 @@ use serde_json::Value;
 use crate::probe::Observation;
 use crate::scenario::Expect;
 
-/// The reasons a check failed; empty when it passed.
-pub fn evaluate(expect: &Expect, o: &Observation) -> Vec<String> {
+/// The reasons a check failed; empty when it passed. `trust` is the bundle
+/// the check names: the server chain must verify against it unless `expect`
+/// says what verification shows (`verification`) or that the server refuses
+/// us (`rejected: true`).
+pub fn evaluate(expect: &Expect, trust: Option<&str>, o: &Observation) -> Vec<String> {
     let mut failures = Vec::new();
     let mut fail = |what: &str, expected: String, got: String| {
         failures.push(format!("{what}: expected {expected}, got {got}"));
     };
+
+    if let Some(bundle) = trust
+        && expect.verification.is_none()
+        && expect.rejected != Some(true)
+        && let Some(t) = &o.tls
+        && t.verification != "OK"
+    {
+        fail(
+            "server verification",
+            format!("the server chain to verify against trust `{bundle}`"),
+            if t.verification.is_empty() {
+                "no verification result".into()
+            } else {
+                format!("`{}`", t.verification)
+            },
+        );
+    }
 
     match expect.rejected {
         Some(want) if want != o.rejected => fail(
@@ -298,6 +318,7 @@ mod tests {
         assert!(
             evaluate(
                 &expect,
+                None,
                 &answer(
                     400,
                     "<title>400 No required SSL certificate was sent</title>"
@@ -305,10 +326,10 @@ mod tests {
             )
             .is_empty()
         );
-        let wrong = evaluate(&expect, &answer(400, "400 The SSL certificate error"));
+        let wrong = evaluate(&expect, None, &answer(400, "400 The SSL certificate error"));
         assert_eq!(wrong.len(), 1, "{wrong:?}");
         assert!(wrong[0].starts_with("body: expected to contain"));
-        assert_eq!(evaluate(&expect, &answer(200, "Open WebUI")).len(), 2);
+        assert_eq!(evaluate(&expect, None, &answer(200, "Open WebUI")).len(), 2);
     }
 
     #[test]
@@ -326,14 +347,58 @@ mod tests {
             alert: Some("certificate required".into()),
             ..Observation::default()
         };
-        let failures = evaluate(&expect, &o);
+        let failures = evaluate(&expect, None, &o);
         assert_eq!(failures.len(), 1, "{failures:?}");
         let planned = Expect {
             rejected: Some(true),
             alert: Some("certificate required".into()),
             ..expect
         };
-        assert!(evaluate(&planned, &o).is_empty());
+        assert!(evaluate(&planned, None, &o).is_empty());
+    }
+
+    fn verified(result: &str) -> Observation {
+        Observation {
+            tls: Some(TlsFacts {
+                verification: result.into(),
+                ..TlsFacts::default()
+            }),
+            ..answer(200, "Open WebUI")
+        }
+    }
+
+    #[test]
+    fn a_named_trust_must_verify_the_server() {
+        let expect = Expect {
+            status: Some(200),
+            ..Expect::default()
+        };
+        let unverified = verified("unable to get local issuer certificate");
+        let failures = evaluate(&expect, Some("scenario-ca"), &unverified);
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(
+            failures[0].contains("trust `scenario-ca`")
+                && failures[0].contains("unable to get local issuer certificate"),
+            "{failures:?}"
+        );
+        assert!(evaluate(&expect, Some("scenario-ca"), &verified("OK")).is_empty());
+        // Without a trust (an `insecure: true` check) the result is not judged.
+        assert!(evaluate(&expect, None, &unverified).is_empty());
+        // A check that expects the failure says so.
+        let expects_failure = Expect {
+            verification: Some("unable to get local issuer".into()),
+            ..expect.clone()
+        };
+        assert!(evaluate(&expects_failure, Some("scenario-ca"), &unverified).is_empty());
+        let expects_refusal = Expect {
+            rejected: Some(true),
+            ..Expect::default()
+        };
+        let refused = Observation {
+            rejected: true,
+            ..unverified
+        };
+        assert!(evaluate(&expects_refusal, Some("scenario-ca"), &refused).is_empty());
     }
 
     #[test]
@@ -346,6 +411,6 @@ mod tests {
             error: Some("connect refused".into()),
             ..Observation::default()
         };
-        assert_eq!(evaluate(&expect, &o).len(), 1);
+        assert_eq!(evaluate(&expect, None, &o).len(), 1);
     }
 }

@@ -11,6 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::check;
+use crate::hazard::{self, SharedState};
 use crate::pki::{KeyAlgorithm, KeyPool};
 use crate::probe::{self, HttpRequest, Identity, Observation, TlsOptions, Trust};
 use crate::report::{CheckReport, Phases, Report, ResourceState, ScenarioReport};
@@ -21,6 +22,7 @@ use crate::substrate::cluster::{
 };
 use crate::substrate::identities::{self, Probes};
 use crate::substrate::local::nginx::{NginxBinary, find_program};
+use crate::substrate::local::nic::routing::Routing;
 use crate::substrate::local::{Local, LocalDeployment, certmanager};
 use crate::substrate::rundir::{self, RunDir};
 
@@ -128,6 +130,16 @@ impl Deployment {
             Deployment::Cluster(d) => d.phases.clone(),
         }
     }
+
+    /// The configuration nginx serves the scenario with, as routes.
+    pub fn routing(&self) -> Routing {
+        match self {
+            Deployment::Local(d) => {
+                Routing::parse(d.nic.conf_files.iter().map(|(_, t)| t.as_str()))
+            }
+            Deployment::Cluster(d) => Routing::parse(d.nginx_conf.as_deref()),
+        }
+    }
 }
 
 /// A scenario that is up, with its identities resolved.
@@ -138,9 +150,43 @@ pub struct Live {
     pub phases: Phases,
     /// The scenario's private folder (identities, work files).
     pub dir: PathBuf,
+    /// Groups of checks that share state, found in the served configuration.
+    pub shared: Vec<SharedState>,
+    /// Each group runs once, in order; its reports are kept for every caller.
+    group_runs: Vec<tokio::sync::OnceCell<Vec<CheckReport>>>,
 }
 
 impl Live {
+    fn new(
+        deployment: Deployment,
+        probes: Probes,
+        setup_ms: u64,
+        phases: Phases,
+        dir: PathBuf,
+    ) -> Live {
+        let shared = hazard::find(deployment.scenario(), &deployment.routing());
+        let group_runs = shared
+            .iter()
+            .map(|_| tokio::sync::OnceCell::new())
+            .collect();
+        Live {
+            deployment,
+            probes,
+            setup_ms,
+            phases,
+            dir,
+            shared,
+            group_runs,
+        }
+    }
+
+    /// The group `check` belongs to, if any.
+    fn group_of(&self, check: &str) -> Option<usize> {
+        self.shared
+            .iter()
+            .position(|g| g.checks.iter().any(|c| c == check))
+    }
+
     /// What the controller reports for the resource serving a check's host, for
     /// the evidence of a failed check.
     pub fn controller_view(&self, check: &Check) -> Option<String> {
@@ -475,13 +521,13 @@ impl Engine {
         };
         let mut phases = deployment.phases();
         phases.record("identities", &mut clock);
-        Ok(Live {
+        Ok(Live::new(
             deployment,
             probes,
-            setup_ms: started.elapsed().as_millis() as u64,
+            started.elapsed().as_millis() as u64,
             phases,
             dir,
-        })
+        ))
     }
 
     /// Take a scenario down: stop its processes (local), or delete its
@@ -510,8 +556,40 @@ impl Engine {
         }
     }
 
-    /// Run one check against a live scenario.
+    /// Run one check against a live scenario. A check that shares state with
+    /// others (see `hazard`) gets the verdict it had when its whole group ran,
+    /// one check at a time in the scenario's order; the group runs once.
     pub async fn check(&self, live: &Live, check: &Check) -> CheckReport {
+        let Some(group) = live.group_of(&check.name) else {
+            return self.check_alone(live, check).await;
+        };
+        let reports = live.group_runs[group]
+            .get_or_init(|| async {
+                let mut reports = Vec::new();
+                for name in &live.shared[group].checks {
+                    if let Some(member) = live
+                        .deployment
+                        .scenario()
+                        .checks
+                        .iter()
+                        .find(|c| &c.name == name)
+                    {
+                        let mut report = self.check_alone(live, member).await;
+                        report.shared_state = Some(live.shared[group].explain(name));
+                        reports.push(report);
+                    }
+                }
+                reports
+            })
+            .await;
+        match reports.iter().find(|r| r.name == check.name) {
+            Some(r) => r.clone(),
+            None => self.check_alone(live, check).await,
+        }
+    }
+
+    /// Run one check now, its `after` checks' requests first.
+    async fn check_alone(&self, live: &Live, check: &Check) -> CheckReport {
         for name in &check.after {
             if let Some(first) = live
                 .deployment
@@ -524,7 +602,7 @@ impl Engine {
             }
         }
         let observation = self.observe(live, check).await;
-        let failures = check::evaluate(&check.expect, &observation);
+        let failures = check::evaluate(&check.expect, check.trust.as_deref(), &observation);
         let failed = !failures.is_empty();
         CheckReport {
             name: check.name.clone(),
@@ -536,6 +614,7 @@ impl Engine {
             controller: failed.then(|| live.controller_view(check)).flatten(),
             observation,
             nginx_log: failed.then(|| live.deployment.log_tail()).flatten(),
+            shared_state: None,
         }
     }
 

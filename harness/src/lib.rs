@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod engine;
+pub mod hazard;
 pub mod manifest;
 pub mod mock;
 pub mod net;

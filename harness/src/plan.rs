@@ -322,19 +322,20 @@ pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<Stri
             for d in install::nic_downloads(nic)? {
                 let _ = writeln!(w, "    {}", d.name);
             }
-            let _ = writeln!(
-                w,
-                "    before the Deployment: Secret {}/{} (kubernetes.io/tls; a self-signed ECDSA P-256 certificate made per run)",
-                install::NIC_NAMESPACE,
-                install::DEFAULT_SERVER_SECRET
-            );
             let mut example = serde_json::json!({"spec": {"template": {"spec": {"containers": [{
                 "name": install::NIC_DEPLOYMENT,
                 "ports": [{"name": "http", "containerPort": 80}, {"name": "https", "containerPort": 443}],
                 "args": ["(NIC's own arguments)"]
             }]}}}});
             install::patch_nic_deployment(&mut example)?;
-            let _ = writeln!(w, "    the Deployment, with these fields set for kind:");
+            let _ = writeln!(
+                w,
+                "    the Deployment, with these fields set for kind (NIC's arguments as released: no -default-server-tls-secret,"
+            );
+            let _ = writeln!(
+                w,
+                "    so TLS for an unknown host is refused at the handshake, as the local substrate renders it):"
+            );
             for line in serde_json::to_string_pretty(&example)
                 .unwrap_or_default()
                 .lines()

@@ -132,6 +132,9 @@ pub struct CheckReport {
     pub observation: Observation,
     /// nginx's error log lines written during a failing check (local substrate).
     pub nginx_log: Option<String>,
+    /// State this check shares with others (see `hazard`), and what ran before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_state: Option<String>,
 }
 
 impl Report {

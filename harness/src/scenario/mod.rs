@@ -54,9 +54,23 @@ pub struct Check {
     pub after: Vec<String>,
     pub probe: Probe,
     pub identity: Option<String>,
+    /// The server chain must verify against this bundle, unless `expect`
+    /// says what verification shows or that the server refuses us.
     pub trust: Option<String>,
+    /// The server is deliberately not verified (`insecure: true`).
+    pub insecure: bool,
     pub expect: Expect,
     pub origin: Origin,
+}
+
+impl Check {
+    /// The probe talks TLS to the server (https, or openssl s_client).
+    pub fn uses_tls(&self) -> bool {
+        match &self.probe {
+            Probe::Http { url, .. } => url.https,
+            Probe::OpenSsl { .. } => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -527,16 +541,19 @@ fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
                 headers: c.headers.clone(),
             }
         };
-        checks.push(Check {
+        let check = Check {
             name: c.name.clone(),
             why: c.why.clone(),
             after: c.after.clone(),
             probe,
             identity: c.identity.clone(),
             trust: c.trust.clone(),
+            insecure: c.insecure,
             expect: c.expect.clone(),
             origin: s.origin_of(&path),
-        });
+        };
+        check_trust(&check).map_err(|(field, m)| err(field, m))?;
+        checks.push(check);
     }
 
     for (i, c) in spec.checks.iter().enumerate() {
@@ -586,6 +603,33 @@ fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
         }
     }
     Ok(checks)
+}
+
+/// A TLS check says how the server is verified: `trust` (the chain must
+/// verify) or `insecure: true` (it is not, as `curl -k`); never neither, never
+/// both. A plain-HTTP check has no server certificate to verify.
+fn check_trust(c: &Check) -> Result<(), (&'static str, String)> {
+    let name = &c.name;
+    match (c.uses_tls(), c.trust.is_some(), c.insecure) {
+        (true, false, false) => Err((
+            "",
+            format!(
+                "check `{name}` talks TLS but names no `trust`: name the CA bundle the server must verify against, \
+                 or write `insecure: true` to probe without verifying the server (as `curl -k`)"
+            ),
+        )),
+        (_, true, true) => Err((
+            ".insecure",
+            format!("check `{name}` names a `trust` and `insecure: true`; keep one"),
+        )),
+        (false, true, _) | (false, _, true) => Err((
+            "",
+            format!(
+                "check `{name}` is plain HTTP, so there is no server certificate: remove `trust` and `insecure`"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn valid_check_name(name: &str) -> bool {

@@ -200,7 +200,12 @@ pub struct CheckSpec {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     pub identity: Option<String>,
+    /// The CA bundle the server's chain must verify against (a TLS check needs
+    /// this or `insecure`).
     pub trust: Option<String>,
+    /// Do not verify the server (as `curl -k`); the check says so explicitly.
+    #[serde(default)]
+    pub insecure: bool,
     pub expect: Expect,
 }
 

@@ -7,7 +7,7 @@
 //!   our image), the Secrets its tutorial steps create, and the Secrets
 //!   cert-manager would write.
 //! - `manifests/installs`: cert-manager's release manifest and NIC's manifests
-//!   with our kind patch and default server secret, for each pinned NIC release.
+//!   with our kind patch, for each pinned NIC release.
 //!   They come from the download cache (sha256-verified); not cached: ignored.
 //! - `manifests/scenarios-on-nic-5.3.4`: the scenarios that run on NIC 5.3.4,
 //!   against that release's own CRDs (from the cache).
@@ -177,9 +177,8 @@ fn installs(cache: &Path, crds: &Path) -> Result<(), Failed> {
         .map_err(|e| e.to_string())?;
     manifests.extend(cm.objects);
     for r in install::NIC_RELEASES {
-        let secret = install::default_server_secret().map_err(|e| e.to_string())?;
         let nic = runtime
-            .block_on(install::nic_set(r.version, cache, secret, &quiet))
+            .block_on(install::nic_set(r.version, cache, &quiet))
             .map_err(|e| e.to_string())?;
         manifests.extend(
             nic.objects

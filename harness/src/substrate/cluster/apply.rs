@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
@@ -450,6 +449,7 @@ pub async fn up(
         cluster.ingress.address(443).map_err(failed)?,
     );
     phases.record("port-forwards", &mut clock);
+    let nginx_conf = served_conf(cluster, progress).await;
     Ok(ClusterDeployment {
         scenario: scenario.clone(),
         states,
@@ -457,7 +457,47 @@ pub async fn up(
         services,
         ingress,
         phases,
+        nginx_conf,
     })
+}
+
+/// NIC's configuration as nginx loaded it (`nginx -T` in NIC's pod), for
+/// finding checks that share state; without it no group is formed, and the
+/// run says so.
+async fn served_conf(cluster: &Cluster, progress: &(dyn Fn(&str) + Sync)) -> Option<String> {
+    let mut args = cluster.kubectl_args();
+    let nic = format!("deployment/{}", super::install::NIC_DEPLOYMENT);
+    args.extend(
+        [
+            "exec",
+            "-n",
+            super::install::NIC_NAMESPACE,
+            nic.as_str(),
+            "--",
+            "nginx",
+            "-T",
+        ]
+        .map(String::from),
+    );
+    let result = tokio::task::spawn_blocking(move || {
+        let kubectl = super::tool("kubectl")?;
+        let words: Vec<&str> = args.iter().map(String::as_str).collect();
+        super::run_tool(&kubectl, &words, Duration::from_secs(60))
+    })
+    .await;
+    match result {
+        Ok(Ok(text)) => Some(text),
+        Ok(Err(e)) => {
+            progress(&format!(
+                "cannot read NIC's configuration (nginx -T): {e}; checks sharing an upstream TLS session are not grouped"
+            ));
+            None
+        }
+        Err(e) => {
+            progress(&format!("cannot read NIC's configuration: {e}"));
+            None
+        }
+    }
 }
 
 fn failed(message: String) -> crate::substrate::SubstrateError {
@@ -762,18 +802,6 @@ pub async fn down(cluster: &Cluster, scenario: &Scenario) -> Result<(), ClusterE
         }
     }
     Ok(())
-}
-
-/// A Secret manifest (for the default server's certificate).
-pub fn tls_secret_json(namespace: &str, name: &str, cert_pem: &str, key_pem: &str) -> Value {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "type": "kubernetes.io/tls",
-        "data": {"tls.crt": b64.encode(cert_pem), "tls.key": b64.encode(key_pem)}
-    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! What the kind substrate installs: cert-manager and NGINX Ingress Controller
 //! from their release manifests, pinned by version and sha256 and downloaded
 //! once into the cache; NIC's Deployment patched for kind (host ports 80/443,
-//! a default server TLS secret, the ingress-ready node). Both are applied at
+//! the ingress-ready node, Recreate) and otherwise run with the release
+//! manifests' arguments, which are what the local substrate renders for. Both are applied at
 //! the same time, then waited for: CRDs established, cert-manager's webhook
 //! answering a server-side dry-run, NIC's Deployment available.
 
@@ -118,7 +119,6 @@ pub const NIC_NAMESPACE: &str = "nginx-ingress";
 pub const NIC_DEPLOYMENT: &str = "nginx-ingress";
 /// NIC answers TLS for unknown hosts with this certificate (without it NIC
 /// rejects such handshakes), as the NIC docs set up.
-pub const DEFAULT_SERVER_SECRET: &str = "default-server-secret";
 
 pub const WEBHOOK_DEADLINE: Duration = Duration::from_secs(240);
 pub const NIC_DEADLINE: Duration = Duration::from_secs(300);
@@ -168,9 +168,13 @@ pub fn documents(bytes: &[u8], name: &str) -> Result<Vec<Value>, ClusterError> {
 }
 
 /// The changes kind needs in NIC's Deployment, as a JSON merge of our own:
-/// host ports so kind's port mappings reach NIC, the ingress-ready node, the
-/// default server secret, and Recreate (a second pod could never bind the
-/// host ports during a rolling update on one node).
+/// host ports so kind's port mappings reach NIC, the ingress-ready node, and
+/// Recreate (a second pod could never bind the host ports during a rolling
+/// update on one node). NIC's arguments are left as its release manifests
+/// have them: in particular no `-default-server-tls-secret` (commented out
+/// there), so NIC's default server refuses TLS for unknown hosts with
+/// `ssl_reject_handshake on`, exactly as the local substrate renders it
+/// (`nic::render::default_server`); a test pins that the two agree.
 pub fn patch_nic_deployment(deployment: &mut Value) -> Result<(), ClusterError> {
     let bad = |what: &str| {
         ClusterError::Failed(format!(
@@ -196,34 +200,18 @@ pub fn patch_nic_deployment(deployment: &mut Value) -> Result<(), ClusterError> 
             .ok_or_else(|| bad(&format!("{name} port")))?;
         entry["hostPort"] = json!(port);
     }
-    let args = container
-        .get_mut("args")
-        .and_then(Value::as_array_mut)
-        .ok_or_else(|| bad("args"))?;
-    let arg = format!("-default-server-tls-secret=$(POD_NAMESPACE)/{DEFAULT_SERVER_SECRET}");
-    if !args.iter().any(|a| a.as_str() == Some(arg.as_str())) {
-        args.push(json!(arg));
-    }
     Ok(())
 }
 
-/// The default server's certificate, self-signed, made fresh per run.
-pub fn default_server_secret() -> Result<Value, ClusterError> {
-    use crate::pki::{CertSpec, KeyAlgorithm, issue};
-    let key = KeyAlgorithm::Ecdsa(256)
-        .generate()
-        .map_err(|e| ClusterError::Failed(e.to_string()))?;
-    let key_pem = key.serialize_pem();
-    let mut spec = CertSpec::new("NGINXIngressController", time::Duration::days(30));
-    spec.dns_names.push("default.nginx-ingress.invalid".into());
-    let cert = issue(&spec, key, None).map_err(|e| ClusterError::Failed(e.to_string()))?;
-    Ok(super::apply::tls_secret_json(
-        NIC_NAMESPACE,
-        DEFAULT_SERVER_SECRET,
-        &cert.cert_pem,
-        &key_pem,
-    ))
-}
+/// NIC command-line arguments whose value the local substrate's rendering
+/// assumes; the kind install must leave each as NIC's default.
+pub const ARGUMENTS_THE_LOCAL_RENDER_ASSUMES_DEFAULT: &[&str] = &[
+    "-default-server-tls-secret",
+    "-ssl-dynamic-reload",
+    "-enable-tls-passthrough",
+    "-default-http-listener-port",
+    "-default-https-listener-port",
+];
 
 /// What an install applies, in order, with where each object came from.
 pub struct InstallSet {
@@ -261,12 +249,10 @@ pub async fn cert_manager_set(
     })
 }
 
-/// NIC's manifests, the default server secret placed before the Deployment that
-/// needs it, the Deployment patched for kind.
+/// NIC's manifests, the Deployment patched for kind.
 pub async fn nic_set(
     version: &str,
     cache: &Path,
-    default_secret: Value,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<InstallSet, ClusterError> {
     let mut objects = Vec::new();
@@ -274,10 +260,6 @@ pub async fn nic_set(
         let bytes = download::fetch(&d, cache, progress).await?;
         for mut object in documents(&bytes, &d.name)? {
             if object["kind"] == "Deployment" {
-                objects.push((
-                    "mtls-e2e (default server certificate)".to_string(),
-                    default_secret.clone(),
-                ));
                 patch_nic_deployment(&mut object)?;
                 objects.push((format!("{} (patched for kind)", d.url), object));
             } else {
@@ -365,7 +347,6 @@ pub async fn install(
         nic_set(
             cluster.options.nic.as_deref().unwrap_or(DEFAULT_NIC),
             cache,
-            default_server_secret()?,
             progress,
         )
         .await
@@ -476,7 +457,7 @@ mod tests {
     }
 
     #[test]
-    fn the_nic_deployment_gets_host_ports_and_the_default_secret() {
+    fn the_nic_deployment_gets_host_ports_and_keeps_nics_arguments() {
         let mut d = json!({
             "kind": "Deployment",
             "spec": {"template": {"spec": {"containers": [{
@@ -485,28 +466,43 @@ mod tests {
                 "args": ["-nginx-configmaps=$(POD_NAMESPACE)/nginx-config"]
             }]}}}
         });
+        let before = d["spec"]["template"]["spec"]["containers"][0]["args"].clone();
         patch_nic_deployment(&mut d).expect("patch");
         let c = &d["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(c["ports"][0]["hostPort"], 80);
         assert_eq!(c["ports"][1]["hostPort"], 443);
-        assert_eq!(
-            c["args"][1],
-            "-default-server-tls-secret=$(POD_NAMESPACE)/default-server-secret"
-        );
+        assert_eq!(c["args"], before, "NIC's arguments are left as released");
         assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
         assert_eq!(
             d["spec"]["template"]["spec"]["nodeSelector"]["ingress-ready"],
             "true"
         );
-        // Idempotent: applying twice does not add the argument twice.
-        patch_nic_deployment(&mut d).expect("patch");
-        assert_eq!(
-            d["spec"]["template"]["spec"]["containers"][0]["args"]
-                .as_array()
-                .map(Vec::len),
-            Some(2)
-        );
         let mut other = json!({"spec": {"template": {"spec": {"containers": [{"name": "x"}]}}}});
         assert!(patch_nic_deployment(&mut other).is_err());
+    }
+
+    /// The kind install and the local render model NIC's default server the
+    /// same way: no default server secret, so TLS for an unknown host is
+    /// refused at the handshake on both.
+    #[test]
+    fn kind_and_local_agree_on_the_default_server() {
+        let mut d = json!({"spec": {"template": {"spec": {"containers": [{
+            "name": NIC_DEPLOYMENT,
+            "ports": [{"name": "http", "containerPort": 80}, {"name": "https", "containerPort": 443}],
+            "args": ["-nginx-configmaps=$(POD_NAMESPACE)/nginx-config", "-enable-custom-resources"]
+        }]}}}});
+        patch_nic_deployment(&mut d).expect("patch");
+        let text = d.to_string();
+        for flag in ARGUMENTS_THE_LOCAL_RENDER_ASSUMES_DEFAULT {
+            assert!(
+                !text.contains(flag),
+                "the kind install sets {flag}, which the local render assumes default"
+            );
+        }
+        let local = crate::substrate::local::nic::render::default_server(
+            &crate::substrate::local::nic::RenderEnv::nic(),
+        );
+        assert!(local.contains("ssl_reject_handshake on;"), "{local}");
+        assert!(!local.contains("ssl_certificate"), "{local}");
     }
 }

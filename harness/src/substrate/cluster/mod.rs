@@ -524,6 +524,8 @@ pub struct ClusterDeployment {
     pub services: BTreeMap<(String, String, u16), forward::Forward>,
     pub ingress: (SocketAddr, SocketAddr),
     pub phases: crate::report::Phases,
+    /// `nginx -T` of NIC once the scenario was served, when it could be read.
+    pub nginx_conf: Option<String>,
 }
 
 impl ClusterDeployment {

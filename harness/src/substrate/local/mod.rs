@@ -213,48 +213,76 @@ impl Local {
         }
         phases.record("pods", &mut clock);
         let nginx_dir = dir.join("nginx");
-        let mut last_error = String::new();
-        // A port picked now may be taken before nginx binds it; try a few times.
-        for _ in 0..3 {
-            let (http, https) = (free_port()?, free_port()?);
-            let env = local_env(&nginx_dir, http, https);
-            let nic = self.render(&prepared, &env, &PodEndpoints(&pods))?;
-            if strict {
-                check_states(&prepared.scenario, &nic)?;
-            }
-            write_nginx_files(&nginx_dir, &self.main_conf(&env, &nginx_dir), &nic)?;
-            let started = NginxProcess::start(
-                &self.nginx,
-                &nginx_dir,
-                &nginx_dir.join("nginx.conf"),
-                &nginx_dir.join("logs/error.log"),
-                &[http, https],
-                Duration::from_secs(10),
-            )
-            .await;
-            match started {
-                Ok(nginx) => {
-                    phases.record("nginx", &mut clock);
-                    return Ok(LocalDeployment {
-                        phases,
-                        http,
-                        https,
-                        pods,
-                        nginx,
-                        nic,
-                        prepared,
-                        dir: dir.to_path_buf(),
-                    });
-                }
-                Err(e) if e.contains("Address already in use") => last_error = e,
-                Err(e) => {
-                    return Err(SubstrateError::Failed(format!(
-                        "nginx did not start with the rendered configuration: {e}"
-                    )));
-                }
-            }
+        let listeners = NginxListeners::bind()?;
+        let (http, https) = (listeners.http_addr, listeners.https_addr);
+        let env = local_env(&nginx_dir, http, https);
+        let nic = self.render(&prepared, &env, &PodEndpoints(&pods))?;
+        if strict {
+            check_states(&prepared.scenario, &nic)?;
         }
-        Err(SubstrateError::Failed(last_error))
+        write_nginx_files(&nginx_dir, &self.main_conf(&env, &nginx_dir), &nic)?;
+        let nginx = NginxProcess::start(
+            &self.nginx,
+            &nginx_dir,
+            &nginx_dir.join("nginx.conf"),
+            &nginx_dir.join("logs/error.log"),
+            &nginx_dir.join("run/nginx.pid"),
+            &[&listeners.http, &listeners.https],
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|e| {
+            SubstrateError::Failed(format!(
+                "nginx did not start with the rendered configuration: {e}"
+            ))
+        })?;
+        phases.record("nginx", &mut clock);
+        Ok(LocalDeployment {
+            phases,
+            http,
+            https,
+            listeners,
+            pods,
+            nginx,
+            nic,
+            prepared,
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+/// nginx's two listeners (NIC's ports 80 and 443), bound by the run and held
+/// until the scenario is stopped: the kernel hands out ports nobody holds, and
+/// nobody can take them while we hold them, so there is no window between
+/// choosing a port and listening on it.
+pub struct NginxListeners {
+    http: std::net::TcpListener,
+    https: std::net::TcpListener,
+    pub http_addr: SocketAddr,
+    pub https_addr: SocketAddr,
+}
+
+impl NginxListeners {
+    pub fn bind() -> Result<NginxListeners, SubstrateError> {
+        let bind = || {
+            let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+            let addr = listener.local_addr()?;
+            Ok::<_, std::io::Error>((listener, addr))
+        };
+        let fail = |e: std::io::Error| {
+            SubstrateError::Failed(format!(
+                "cannot listen on a loopback port for nginx: {e} (every port of the ephemeral range may be taken; \
+                 see /proc/sys/net/ipv4/ip_local_port_range)"
+            ))
+        };
+        let (http, http_addr) = bind().map_err(fail)?;
+        let (https, https_addr) = bind().map_err(fail)?;
+        Ok(NginxListeners {
+            http,
+            https,
+            http_addr,
+            https_addr,
+        })
     }
 }
 
@@ -298,12 +326,6 @@ pub fn check_states(scenario: &Scenario, nic: &NicOutput) -> Result<(), Manifest
         }
     }
     Ok(())
-}
-
-fn free_port() -> Result<SocketAddr, SubstrateError> {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map_err(|e| SubstrateError::Failed(format!("cannot find a free loopback port: {e}")))
 }
 
 /// NIC's environment on this machine: loopback listeners, the run folder.
@@ -377,6 +399,8 @@ pub struct LocalDeployment {
     pub phases: Phases,
     pub http: SocketAddr,
     pub https: SocketAddr,
+    /// Held for as long as nginx serves on them.
+    pub listeners: NginxListeners,
     pub pods: Pods,
     pub nginx: NginxProcess,
     pub nic: NicOutput,

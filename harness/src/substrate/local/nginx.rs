@@ -1,8 +1,8 @@
 //! The system's nginx, run in a private folder: found, versioned, started in its
 //! own process group (so Ctrl-C in the terminal reaches only us, and we stop it),
-//! waited for by connecting, and stopped for sure.
+//! on listening sockets the run binds and holds, and stopped for sure.
 
-use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -82,27 +82,52 @@ pub struct NginxProcess {
 }
 
 impl NginxProcess {
-    /// Start nginx with `conf`, and wait until every address in `ready` accepts.
+    /// Start nginx with `conf` on `listeners`, sockets this run bound and keeps
+    /// (passed to nginx as inherited sockets, the way nginx hands its listeners
+    /// to a new binary), and wait until nginx has loaded the configuration: its
+    /// pid file names the process we started. Nobody else can listen on those
+    /// addresses while the run holds them, so no other process can ever answer
+    /// a probe sent there; and a configuration that names any other address
+    /// makes nginx fail to bind instead of silently serving elsewhere.
     pub async fn start(
         binary: &NginxBinary,
         prefix: &Path,
         conf: &Path,
         error_log: &Path,
-        ready: &[SocketAddr],
+        pid_file: &Path,
+        listeners: &[&std::net::TcpListener],
         deadline: Duration,
     ) -> Result<NginxProcess, String> {
-        let child = tokio::process::Command::new(&binary.path)
+        let fds: Vec<i32> = listeners.iter().map(|l| l.as_raw_fd()).collect();
+        let inherited: String = fds.iter().map(|fd| format!("{fd};")).collect();
+        let mut command = tokio::process::Command::new(&binary.path);
+        command
             .arg("-p")
             .arg(prefix)
             .arg("-c")
             .arg(conf)
             .arg("-e")
             .arg(error_log)
+            .env("NGINX", inherited)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .process_group(0)
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        // SAFETY: runs in the forked child before exec; fcntl(2) is
+        // async-signal-safe and touches only the listed descriptors, which stay
+        // open in the parent for the whole life of the child.
+        unsafe {
+            command.pre_exec(move || {
+                for fd in &fds {
+                    if libc::fcntl(*fd, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.path.display()))?;
         let pid = child.id().map(|p| p as i32).unwrap_or(0);
@@ -112,45 +137,43 @@ impl NginxProcess {
             error_log: error_log.to_path_buf(),
         };
         let started = Instant::now();
-        for addr in ready {
-            loop {
-                if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                    break;
-                }
-                if let Some(status) = process
-                    .child
-                    .as_mut()
-                    .and_then(|c| c.try_wait().ok().flatten())
-                {
-                    let stderr = match process.child.take() {
-                        Some(c) => c
-                            .wait_with_output()
-                            .await
-                            .map(|o| String::from_utf8_lossy(&o.stderr).to_string())
-                            .unwrap_or_default(),
-                        None => String::new(),
-                    };
-                    let log = tail(&process.error_log, 5);
-                    return Err(format!(
-                        "nginx exited ({status}): {}{}",
-                        stderr.trim(),
-                        if log.is_empty() {
-                            String::new()
-                        } else {
-                            format!("\n{log}")
-                        }
-                    ));
-                }
-                if started.elapsed() > deadline {
-                    process.stop().await;
-                    return Err(format!(
-                        "nginx did not accept connections on {addr} within {deadline:?}"
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
+        loop {
+            if pid > 0 && read_pid(pid_file) == Some(pid) {
+                return Ok(process);
             }
+            if let Some(status) = process
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                let stderr = match process.child.take() {
+                    Some(c) => c
+                        .wait_with_output()
+                        .await
+                        .map(|o| String::from_utf8_lossy(&o.stderr).to_string())
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
+                let log = tail(&process.error_log, 5);
+                return Err(format!(
+                    "nginx exited ({status}): {}{}",
+                    stderr.trim(),
+                    if log.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\n{log}")
+                    }
+                ));
+            }
+            if started.elapsed() > deadline {
+                process.stop().await;
+                return Err(format!(
+                    "nginx did not write its pid file {} within {deadline:?}",
+                    pid_file.display()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        Ok(process)
     }
 
     /// Fast shutdown (SIGTERM), then SIGKILL to the whole group after a deadline.
@@ -187,6 +210,11 @@ pub fn signal_group(pid: i32, signal: i32) {
             libc::kill(-pid, signal);
         }
     }
+}
+
+/// The pid in an nginx pid file, once nginx has written it.
+fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// The last `n` lines of a log file.

@@ -6,6 +6,7 @@
 pub mod ingress;
 pub mod policy;
 pub mod render;
+pub mod routing;
 pub mod secrets;
 pub mod virtualserver;
 

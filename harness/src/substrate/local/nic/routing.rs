@@ -1,0 +1,392 @@
+//! Where a request goes in an nginx configuration: the server its Host picks,
+//! the location its path picks (nginx's rules: `=` exact, then the longest
+//! prefix, `^~` stopping there, then regular expressions in order), and the
+//! upstream that location proxies to with its effective `proxy_ssl_*` settings.
+//!
+//! It reads the configuration text itself (what NIC rendered locally, or what
+//! `nginx -T` prints on a cluster), so every substrate is analysed the same way.
+
+use std::collections::BTreeMap;
+
+/// A directive and, for block directives, what it holds.
+#[derive(Debug, Clone, PartialEq)]
+struct Directive {
+    name: String,
+    args: Vec<String>,
+    block: Option<Vec<Directive>>,
+}
+
+/// nginx's tokens: words (quotes removed), `{`, `}`, `;`; `#` comments dropped.
+fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            c if c.is_whitespace() => {
+                chars.next();
+            }
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '{' | '}' | ';' => {
+                out.push(c.to_string());
+                chars.next();
+            }
+            '"' | '\'' => {
+                let quote = c;
+                chars.next();
+                let mut word = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            if let Some(next) = chars.next() {
+                                word.push(next);
+                            }
+                        }
+                        c if c == quote => break,
+                        c => word.push(c),
+                    }
+                }
+                out.push(word);
+            }
+            _ => {
+                let mut word = String::new();
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() || matches!(c, '{' | '}' | ';') {
+                        break;
+                    }
+                    word.push(c);
+                    chars.next();
+                }
+                out.push(word);
+            }
+        }
+    }
+    out
+}
+
+fn parse_block(tokens: &[String], at: &mut usize) -> Vec<Directive> {
+    let mut out = Vec::new();
+    let mut words: Vec<String> = Vec::new();
+    while *at < tokens.len() {
+        let t = &tokens[*at];
+        *at += 1;
+        match t.as_str() {
+            ";" => {
+                if let Some((name, args)) = words.split_first() {
+                    out.push(Directive {
+                        name: name.clone(),
+                        args: args.to_vec(),
+                        block: None,
+                    });
+                }
+                words.clear();
+            }
+            "{" => {
+                let block = parse_block(tokens, at);
+                if let Some((name, args)) = words.split_first() {
+                    out.push(Directive {
+                        name: name.clone(),
+                        args: args.to_vec(),
+                        block: Some(block),
+                    });
+                }
+                words.clear();
+            }
+            "}" => return out,
+            _ => words.push(t.clone()),
+        }
+    }
+    out
+}
+
+/// A location's effective egress: the upstream and the `proxy_ssl_*` settings
+/// (server-level ones inherited unless the location sets its own, as nginx
+/// merges them directive by directive).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Egress {
+    /// The `upstream` block (or `host:port`) proxied to.
+    pub upstream: String,
+    pub tls: bool,
+    /// `proxy_ssl_session_reuse` (nginx's default: on).
+    pub session_reuse: bool,
+    /// Every effective `proxy_ssl_*` directive but session reuse, as written.
+    pub ssl_settings: BTreeMap<String, String>,
+}
+
+/// Where one request ends up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// `server_name` of the server that answers (`_` for the default server).
+    pub server: String,
+    /// `location` arguments, as written (`/`, `= /exact`, `~ ^/api`).
+    pub location: Option<String>,
+    pub egress: Option<Egress>,
+}
+
+#[derive(Debug, Clone)]
+struct Location {
+    modifier: Option<String>,
+    path: String,
+    egress: Option<Egress>,
+}
+
+#[derive(Debug, Clone)]
+struct Server {
+    names: Vec<String>,
+    ssl: bool,
+    plain: bool,
+    default_ssl: bool,
+    default_plain: bool,
+    locations: Vec<Location>,
+}
+
+/// A parsed configuration: its servers and their locations.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    servers: Vec<Server>,
+}
+
+fn proxy_ssl(block: &[Directive]) -> BTreeMap<String, String> {
+    block
+        .iter()
+        .filter(|d| d.name.starts_with("proxy_ssl"))
+        .map(|d| (d.name.clone(), d.args.join(" ")))
+        .collect()
+}
+
+fn servers_in(block: &[Directive], out: &mut Vec<Server>) {
+    for d in block {
+        let Some(inner) = &d.block else { continue };
+        if d.name != "server" {
+            servers_in(inner, out);
+            continue;
+        }
+        let listens: Vec<&Directive> = inner.iter().filter(|x| x.name == "listen").collect();
+        // Unix-socket helper servers (NIC's 502/418 servers) take no requests of ours.
+        if listens
+            .iter()
+            .all(|l| l.args.first().is_some_and(|a| a.starts_with("unix:")))
+        {
+            continue;
+        }
+        let has = |l: &&Directive, word: &str| l.args.iter().any(|a| a == word);
+        let server_level = proxy_ssl(inner);
+        let locations = inner
+            .iter()
+            .filter(|x| x.name == "location")
+            .filter_map(|x| location(x, &server_level))
+            .collect();
+        out.push(Server {
+            names: inner
+                .iter()
+                .filter(|x| x.name == "server_name")
+                .flat_map(|x| x.args.clone())
+                .collect(),
+            ssl: listens.iter().any(|l| has(l, "ssl")),
+            plain: listens.iter().any(|l| !has(l, "ssl")),
+            default_ssl: listens
+                .iter()
+                .any(|l| has(l, "ssl") && has(l, "default_server")),
+            default_plain: listens
+                .iter()
+                .any(|l| !has(l, "ssl") && has(l, "default_server")),
+            locations,
+        });
+    }
+}
+
+fn location(d: &Directive, server_level: &BTreeMap<String, String>) -> Option<Location> {
+    let block = d.block.as_ref()?;
+    let (modifier, path) = match d.args.as_slice() {
+        [path] => (None, path.clone()),
+        [m, path] => (Some(m.clone()), path.clone()),
+        _ => return None,
+    };
+    // Named and internal locations are reached only by nginx's own redirects.
+    if path.starts_with('@') || block.iter().any(|x| x.name == "internal") {
+        return None;
+    }
+    let egress = block
+        .iter()
+        .find(|x| x.name == "proxy_pass")
+        .and_then(|p| p.args.first())
+        .map(|target| {
+            let (tls, rest) = match target.split_once("://") {
+                Some((scheme, rest)) => (scheme == "https", rest),
+                None => (false, target.as_str()),
+            };
+            let upstream = rest.split('/').next().unwrap_or(rest).to_string();
+            let mut settings = server_level.clone();
+            settings.extend(proxy_ssl(block));
+            let session_reuse = settings
+                .remove("proxy_ssl_session_reuse")
+                .is_none_or(|v| v != "off");
+            Egress {
+                upstream,
+                tls,
+                session_reuse,
+                ssl_settings: settings,
+            }
+        });
+    Some(Location {
+        modifier,
+        path,
+        egress,
+    })
+}
+
+impl Routing {
+    /// Parse configuration files (conf.d files, or one `nginx -T` dump).
+    pub fn parse<'a>(files: impl IntoIterator<Item = &'a str>) -> Routing {
+        let mut servers = Vec::new();
+        for text in files {
+            let tokens = tokens(text);
+            let mut at = 0;
+            servers_in(&parse_block(&tokens, &mut at), &mut servers);
+        }
+        Routing { servers }
+    }
+
+    /// Where a request for `host` and `path` goes, over TLS or plain HTTP.
+    pub fn route(&self, host: &str, tls: bool, path: &str) -> Option<Route> {
+        let listening = |s: &&Server| if tls { s.ssl } else { s.plain };
+        let server = self
+            .servers
+            .iter()
+            .filter(listening)
+            .find(|s| s.names.iter().any(|n| n.eq_ignore_ascii_case(host)))
+            .or_else(|| {
+                self.servers
+                    .iter()
+                    .filter(listening)
+                    .find(|s| if tls { s.default_ssl } else { s.default_plain })
+            })?;
+        let path = path.split('?').next().unwrap_or(path);
+        let location = pick_location(&server.locations, path);
+        Some(Route {
+            server: server.names.first().cloned().unwrap_or_else(|| "_".into()),
+            location: location.map(|l| match &l.modifier {
+                Some(m) => format!("{m} {}", l.path),
+                None => l.path.clone(),
+            }),
+            egress: location.and_then(|l| l.egress.clone()),
+        })
+    }
+}
+
+fn pick_location<'a>(locations: &'a [Location], path: &str) -> Option<&'a Location> {
+    if let Some(exact) = locations
+        .iter()
+        .find(|l| l.modifier.as_deref() == Some("=") && l.path == path)
+    {
+        return Some(exact);
+    }
+    let prefix = locations
+        .iter()
+        .filter(|l| matches!(l.modifier.as_deref(), None | Some("^~")))
+        .filter(|l| path.starts_with(l.path.as_str()))
+        .max_by_key(|l| l.path.len());
+    if let Some(p) = prefix
+        && p.modifier.as_deref() == Some("^~")
+    {
+        return Some(p);
+    }
+    let regex = locations.iter().find(|l| {
+        let pattern = match l.modifier.as_deref() {
+            Some("~") => l.path.clone(),
+            Some("~*") => format!("(?i){}", l.path),
+            _ => return false,
+        };
+        regex::Regex::new(&pattern).is_ok_and(|r| r.is_match(path))
+    });
+    regex.or(prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONF: &str = r#"
+upstream vs_ns_app_gw {
+    zone vs_ns_app_gw 256k;
+    server 127.0.0.1:4000 max_fails=1;
+}
+server {
+    listen 127.0.0.1:80;
+    server_name app.example.com;
+    listen 127.0.0.1:443 ssl;
+    proxy_ssl_certificate $secret_dir_path/ns-egress; # a comment
+    location / {
+        proxy_ssl_verify on;
+        proxy_ssl_trusted_certificate /s/ns-good-ca.crt;
+        proxy_pass https://vs_ns_app_gw;
+    }
+    location /wrong {
+        proxy_ssl_verify on;
+        proxy_ssl_trusted_certificate "/s/ns-other-ca.crt";
+        proxy_ssl_session_reuse off;
+        proxy_pass https://vs_ns_app_gw/rewritten;
+    }
+    location = /exact { return 500; }
+    location ~ ^/api/v[0-9]+ { proxy_pass http://vs_ns_app_plain; }
+    location ^~ /api/static { proxy_pass http://vs_ns_app_static; }
+    location @return_0 { return 200; }
+}
+server {
+    listen 127.0.0.1:80 default_server;
+    listen 127.0.0.1:443 ssl default_server;
+    ssl_reject_handshake on;
+    server_name _;
+    location / { return 404; }
+}
+server { listen unix:/run/nginx-502-server.sock; return 502; }
+"#;
+
+    #[test]
+    fn requests_go_where_nginx_sends_them() {
+        let r = Routing::parse([CONF]);
+        let root = r.route("app.example.com", true, "/chat?x=1").unwrap();
+        assert_eq!(root.location.as_deref(), Some("/"));
+        let egress = root.egress.unwrap();
+        assert_eq!(egress.upstream, "vs_ns_app_gw");
+        assert!(egress.tls && egress.session_reuse);
+        assert_eq!(
+            egress
+                .ssl_settings
+                .get("proxy_ssl_certificate")
+                .map(String::as_str),
+            Some("$secret_dir_path/ns-egress"),
+            "server-level settings are inherited"
+        );
+        let wrong = r.route("APP.example.com", false, "/wrong/x").unwrap();
+        let wrong = wrong.egress.unwrap();
+        assert_eq!(wrong.upstream, "vs_ns_app_gw");
+        assert!(!wrong.session_reuse);
+        assert_eq!(
+            wrong
+                .ssl_settings
+                .get("proxy_ssl_trusted_certificate")
+                .map(String::as_str),
+            Some("/s/ns-other-ca.crt")
+        );
+        let exact = r.route("app.example.com", true, "/exact").unwrap();
+        assert_eq!(exact.location.as_deref(), Some("= /exact"));
+        assert!(exact.egress.is_none());
+        let api = r.route("app.example.com", true, "/api/v1/models").unwrap();
+        assert_eq!(api.egress.unwrap().upstream, "vs_ns_app_plain");
+        let stat = r.route("app.example.com", true, "/api/static/v1").unwrap();
+        assert_eq!(
+            stat.egress.unwrap().upstream,
+            "vs_ns_app_static",
+            "^~ stops the regex search"
+        );
+        let unknown = r.route("other.example.com", true, "/").unwrap();
+        assert_eq!(unknown.server, "_");
+        assert!(unknown.egress.is_none());
+    }
+}
