@@ -14,7 +14,7 @@ use crate::check;
 use crate::hazard::{self, SharedState};
 use crate::pki::{KeyAlgorithm, KeyPool};
 use crate::probe::{self, HttpRequest, Identity, Observation, TlsOptions, Trust};
-use crate::report::{CheckReport, Phases, Report, ResourceState, ScenarioReport};
+use crate::report::{CheckReport, MutationReport, Phases, Report, ResourceState, ScenarioReport};
 use crate::scenario::{Check, Probe, Scenario, Target, steps};
 use crate::substrate::SubstrateError;
 use crate::substrate::cluster::{
@@ -700,6 +700,7 @@ impl Engine {
             not_started: Vec::new(),
             checks: Vec::new(),
             artifacts: None,
+            mutations: Vec::new(),
         };
         if let Some(reason) = self.skip_reason(scenario) {
             report.skipped = Some(reason);
@@ -765,6 +766,40 @@ impl Engine {
             reports,
             started.elapsed().as_millis() as u64,
         )
+    }
+
+    /// Run every scenario's mutations, one after another, as results.
+    pub async fn mutations(&self, scenarios: &[Scenario]) -> Vec<(String, MutationReport)> {
+        let mut out = Vec::new();
+        for s in scenarios {
+            for m in &s.spec.mutations {
+                let mut report = MutationReport {
+                    name: m.name.clone(),
+                    why: m.why.clone(),
+                    object: m.patch.object.clone(),
+                    patch: m.patch.merge.clone(),
+                    breaks: m.breaks.clone(),
+                    killed: false,
+                    survivors: Vec::new(),
+                    setup_error: None,
+                    checks: Vec::new(),
+                };
+                match self.run_mutation(s, m).await {
+                    Err(e) => report.setup_error = Some(e.to_string()),
+                    Ok(checks) => {
+                        report.survivors = checks
+                            .iter()
+                            .filter(|c| c.passed)
+                            .map(|c| c.name.clone())
+                            .collect();
+                        report.killed = report.survivors.is_empty();
+                        report.checks = checks;
+                    }
+                }
+                out.push((s.name.clone(), report));
+            }
+        }
+        out
     }
 
     /// Check that each mutation breaks the checks it names. Returns, per

@@ -640,14 +640,12 @@ async fn run(
             ),
         })
         .await;
-    print!("{}", report::render_human(&report));
-    let mut code = exit_code(&report);
+    let mut report = report;
     if mutations {
-        let bitten = run_mutations(engine, scenarios).await;
-        if !bitten && code == exit::OK {
-            code = exit::CHECKS_FAILED;
-        }
+        report.add_mutations(engine.mutations(scenarios).await);
     }
+    print!("{}", report::render_human(&report));
+    let code = exit_code(&report);
     if let Some(path) = &outputs.report {
         let json = serde_json::to_string_pretty(&report).context("serialising the report")?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
@@ -657,48 +655,6 @@ async fn run(
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(code)
-}
-
-/// Each mutation must make every check it names fail. Prints a line per mutation.
-async fn run_mutations(engine: &Engine, scenarios: &[Scenario]) -> bool {
-    let mut all = true;
-    for s in scenarios {
-        for m in &s.spec.mutations {
-            match engine.run_mutation(s, m).await {
-                Err(e) => {
-                    all = false;
-                    println!(
-                        "FAIL {}/mutation/{}: could not be set up: {e}",
-                        s.name, m.name
-                    );
-                }
-                Ok(reports) => {
-                    let survivors: Vec<&str> = reports
-                        .iter()
-                        .filter(|r| r.passed)
-                        .map(|r| r.name.as_str())
-                        .collect();
-                    if survivors.is_empty() {
-                        println!(
-                            "PASS {}/mutation/{} (breaks {})",
-                            s.name,
-                            m.name,
-                            m.breaks.join(", ")
-                        );
-                    } else {
-                        all = false;
-                        println!(
-                            "FAIL {}/mutation/{}: still passing: {}",
-                            s.name,
-                            m.name,
-                            survivors.join(", ")
-                        );
-                    }
-                }
-            }
-        }
-    }
-    all
 }
 
 fn exit_code(report: &Report) -> u8 {

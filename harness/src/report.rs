@@ -1,4 +1,4 @@
-//! Results: a stable machine-readable report (`mtls-e2e.report/v1`) and the
+//! Results: a stable machine-readable report (`mtls-e2e.report/v2`) and the
 //! human view (a line per check, and the evidence of every failure).
 
 use std::fmt::Write;
@@ -10,7 +10,7 @@ use crate::probe::Observation;
 use crate::scenario::Expect;
 use crate::yaml::Origin;
 
-pub const SCHEMA: &str = "mtls-e2e.report/v1";
+pub const SCHEMA: &str = "mtls-e2e.report/v2";
 
 /// A resource's status as the controller reports it (VirtualServer and Policy
 /// status, Ingress events).
@@ -95,6 +95,33 @@ pub struct Summary {
     pub setup_failed: usize,
     /// Scenarios skipped (a newer NIC needed), with no checks run.
     pub skipped: usize,
+    /// Mutations applied (`run --mutations`), and how many of them turned
+    /// every check they name red.
+    pub mutations: usize,
+    pub mutations_killed: usize,
+}
+
+impl Summary {
+    fn of(scenarios: &[ScenarioReport]) -> Summary {
+        let mut summary = Summary {
+            scenarios: scenarios.len(),
+            ..Summary::default()
+        };
+        for s in scenarios {
+            if s.setup_error.is_some() {
+                summary.setup_failed += 1;
+            }
+            if s.skipped.is_some() {
+                summary.skipped += 1;
+            }
+            summary.checks += s.checks.len();
+            summary.passed += s.checks.iter().filter(|c| c.passed).count();
+            summary.failed += s.checks.iter().filter(|c| !c.passed).count();
+            summary.mutations += s.mutations.len();
+            summary.mutations_killed += s.mutations.iter().filter(|m| m.killed).count();
+        }
+        summary
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,6 +143,54 @@ pub struct ScenarioReport {
     pub checks: Vec<CheckReport>,
     /// Where the evidence of a failure was collected (cluster substrates).
     pub artifacts: Option<String>,
+    /// The scenario's mutations, when they ran (`run --mutations`).
+    pub mutations: Vec<MutationReport>,
+}
+
+/// One deliberate breakage and whether the checks noticed it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MutationReport {
+    pub name: String,
+    pub why: Option<String>,
+    /// `Kind ns/name` the patch is applied to, and the RFC 7386 merge patch.
+    pub object: String,
+    pub patch: serde_json::Value,
+    /// The checks that must fail once the patch is applied.
+    pub breaks: Vec<String>,
+    /// Every named check failed: the checks can tell the difference.
+    pub killed: bool,
+    /// Named checks that still passed on the mutated scenario.
+    pub survivors: Vec<String>,
+    /// The mutated scenario could not be brought up.
+    pub setup_error: Option<String>,
+    /// The named checks as they ran on the mutated scenario.
+    pub checks: Vec<CheckReport>,
+}
+
+impl MutationReport {
+    /// `PASS scenario/mutation/name (breaks a, b)`, or why it failed.
+    pub fn line(&self, scenario: &str) -> String {
+        let name = format!("{scenario}/mutation/{}", self.name);
+        match (&self.setup_error, self.killed) {
+            (Some(e), _) => format!("FAIL {name}: could not be set up: {e}"),
+            (None, true) => format!("PASS {name} (breaks {})", self.breaks.join(", ")),
+            (None, false) => format!(
+                "FAIL {name}: with the patch on {}, these checks still pass, so they cannot tell the difference: {}",
+                self.object,
+                self.survivors.join(", ")
+            ),
+        }
+    }
+
+    /// What each surviving check saw on the mutated scenario.
+    pub fn details(&self) -> String {
+        let mut out = String::new();
+        for c in self.checks.iter().filter(|c| c.passed) {
+            let _ = writeln!(out, "    still passing: {}", c.name);
+            out.push_str(&failure_details(c));
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -139,21 +214,7 @@ pub struct CheckReport {
 
 impl Report {
     pub fn new(substrate: &str, scenarios: Vec<ScenarioReport>, elapsed_ms: u64) -> Report {
-        let mut summary = Summary {
-            scenarios: scenarios.len(),
-            ..Summary::default()
-        };
-        for s in &scenarios {
-            if s.setup_error.is_some() {
-                summary.setup_failed += 1;
-            }
-            if s.skipped.is_some() {
-                summary.skipped += 1;
-            }
-            summary.checks += s.checks.len();
-            summary.passed += s.checks.iter().filter(|c| c.passed).count();
-            summary.failed += s.checks.iter().filter(|c| !c.passed).count();
-        }
+        let summary = Summary::of(&scenarios);
         Report {
             schema: SCHEMA,
             substrate: substrate.into(),
@@ -163,9 +224,22 @@ impl Report {
         }
     }
 
+    /// Add each scenario's mutation results (by scenario name) and count them.
+    pub fn add_mutations(&mut self, results: Vec<(String, MutationReport)>) {
+        for (scenario, m) in results {
+            if let Some(s) = self.scenarios.iter_mut().find(|s| s.name == scenario) {
+                s.mutations.push(m);
+            }
+        }
+        self.summary = Summary::of(&self.scenarios);
+    }
+
     pub fn ok(&self) -> bool {
         let s = &self.summary;
-        s.failed == 0 && s.setup_failed == 0 && (s.checks > 0 || s.skipped > 0)
+        s.failed == 0
+            && s.setup_failed == 0
+            && s.mutations_killed == s.mutations
+            && (s.checks > 0 || s.skipped > 0)
     }
 
     pub fn summary_line(&self) -> String {
@@ -186,6 +260,12 @@ impl Report {
         }
         if s.skipped > 0 {
             line.push_str(&format!(", {} scenarios skipped", s.skipped));
+        }
+        if s.mutations > 0 {
+            line.push_str(&format!(
+                "; mutations: {} of {} break their checks",
+                s.mutations_killed, s.mutations
+            ));
         }
         line.push_str(&format!(
             " ({} substrate, {:.2} s)",
@@ -307,6 +387,10 @@ pub fn render_human(report: &Report) -> String {
                 out.push_str(&failure_details(c));
             }
         }
+        for m in &s.mutations {
+            let _ = writeln!(out, "{}", m.line(&s.name));
+            out.push_str(&m.details());
+        }
     }
     for s in &report.scenarios {
         if let (Some(dir), None) = (&s.artifacts, &s.setup_error) {
@@ -326,14 +410,15 @@ pub fn junit(report: &Report) -> String {
         out,
         "<testsuites name=\"mtls-e2e ({})\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
         xml(&report.substrate),
-        s.checks + s.setup_failed + s.skipped,
-        s.failed,
+        s.checks + s.setup_failed + s.skipped + s.mutations,
+        s.failed + (s.mutations - s.mutations_killed),
         s.setup_failed,
         s.skipped,
         report.elapsed_ms as f64 / 1000.0
     );
     for scenario in &report.scenarios {
-        let failures = scenario.checks.iter().filter(|c| !c.passed).count();
+        let failures = scenario.checks.iter().filter(|c| !c.passed).count()
+            + scenario.mutations.iter().filter(|m| !m.killed).count();
         let errors = usize::from(scenario.setup_error.is_some());
         let skipped = usize::from(scenario.skipped.is_some());
         let time: u64 = scenario.setup_ms
@@ -346,7 +431,7 @@ pub fn junit(report: &Report) -> String {
             out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">",
             xml(&scenario.name),
-            scenario.checks.len() + errors + skipped,
+            scenario.checks.len() + scenario.mutations.len() + errors + skipped,
             time as f64 / 1000.0
         );
         let name = xml(&scenario.name);
@@ -392,6 +477,19 @@ pub fn junit(report: &Report) -> String {
                 );
             }
         }
+        for m in &scenario.mutations {
+            let case = xml(&format!("mutation/{}", m.name));
+            if m.killed {
+                let _ = writeln!(out, "    <testcase classname=\"{name}\" name=\"{case}\"/>");
+            } else {
+                let _ = writeln!(
+                    out,
+                    "    <testcase classname=\"{name}\" name=\"{case}\"><failure message=\"{}\">{}</failure></testcase>",
+                    xml(&m.line(&scenario.name)),
+                    xml(&m.details())
+                );
+            }
+        }
         let _ = writeln!(out, "  </testsuite>");
     }
     out.push_str("</testsuites>\n");
@@ -433,7 +531,64 @@ mod tests {
             not_started: Vec::new(),
             checks: Vec::new(),
             artifacts: None,
+            mutations: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_surviving_mutation_is_a_failure_everywhere() {
+        let mut s = scenario("openwebui-ingress-mtls");
+        let survivor = MutationReport {
+            name: "verify-client-off".into(),
+            why: None,
+            object: "Policy open-webui/open-webui-mtls".into(),
+            patch: serde_json::json!({"spec": {"ingressMTLS": {"verifyClient": "off"}}}),
+            breaks: vec!["no-cert-400".into()],
+            killed: false,
+            survivors: vec!["no-cert-400".into()],
+            setup_error: None,
+            checks: Vec::new(),
+        };
+        let killed = MutationReport {
+            name: "other".into(),
+            killed: true,
+            survivors: Vec::new(),
+            ..survivor.clone()
+        };
+        s.mutations = vec![survivor, killed];
+        let report = Report::new("local", vec![s], 10);
+        assert!(!report.ok());
+        assert_eq!(
+            (report.summary.mutations, report.summary.mutations_killed),
+            (2, 1)
+        );
+        assert!(
+            report
+                .summary_line()
+                .contains("mutations: 1 of 2 break their checks"),
+            "{}",
+            report.summary_line()
+        );
+        let json = serde_json::to_value(&report).expect("json");
+        assert_eq!(json["schema"], "mtls-e2e.report/v2");
+        assert_eq!(
+            json["scenarios"][0]["mutations"][0]["survivors"][0],
+            "no-cert-400"
+        );
+        let xml_text = junit(&report);
+        assert!(
+            xml_text.contains("tests=\"2\" failures=\"1\""),
+            "{xml_text}"
+        );
+        assert!(
+            xml_text.contains("name=\"mutation/verify-client-off\"><failure"),
+            "{xml_text}"
+        );
+        assert!(xml_text.contains("name=\"mutation/other\"/>"), "{xml_text}");
+        assert!(
+            render_human(&report)
+                .contains("FAIL openwebui-ingress-mtls/mutation/verify-client-off")
+        );
     }
 
     #[test]

@@ -214,6 +214,22 @@ fn main() -> std::process::ExitCode {
             }).with_ignored_flag(on_cluster));
         }
     }
+    if !on_cluster {
+        let suite = suite.clone();
+        let traps = scenarios
+            .iter()
+            .find(|s| s.name == "egress-mtls-traps")
+            .cloned();
+        trials.push(Trial::test(
+            "order/shared-upstream-verdicts-do-not-depend-on-order",
+            move || {
+                shared_upstream_order(
+                    &suite,
+                    traps.as_ref().ok_or("no egress-mtls-traps scenario")?,
+                )
+            },
+        ));
+    }
     trials.extend(cli::trials());
     trials.extend(container::trials());
     trials.extend(manifests::trials(&scenarios));
@@ -230,6 +246,41 @@ fn main() -> std::process::ExitCode {
         runtime.block_on(engine.close());
     }
     conclusion.exit_code()
+}
+
+/// Ask for the shared-upstream checks in the worst order (the good route first,
+/// then the route that must be refused before any session exists), on a fresh
+/// scenario of its own: each verdict must be the one the scenario's order gives,
+/// never the one the asking order would.
+fn shared_upstream_order(suite: &Suite, scenario: &Scenario) -> Result<(), Failed> {
+    let engine = suite.engine()?;
+    let live = suite
+        .runtime
+        .block_on(engine.up(scenario, true))
+        .map_err(|e| format!("egress-mtls-traps could not be set up: {e}"))?;
+    let mut problems = Vec::new();
+    for name in [
+        "shared-good-200",
+        "shared-wrong-ca-masked-after-a-good-session",
+        "shared-wrong-ca-502-before-any-session",
+    ] {
+        let Some(check) = scenario.checks.iter().find(|c| c.name == name) else {
+            problems.push(format!("no check {name}"));
+            continue;
+        };
+        let report = suite.runtime.block_on(engine.check(&live, check));
+        if !report.passed {
+            problems.push(report::failure_details(&report));
+        } else if report.shared_state.is_none() {
+            problems.push(format!("{name}: its report does not say what it shares"));
+        }
+    }
+    suite.runtime.block_on(engine.finish(live.deployment));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n").into())
+    }
 }
 
 fn load_scenarios() -> Result<Vec<Scenario>, String> {

@@ -25,6 +25,8 @@ struct Case {
     stdout: Vec<&'static str>,
     /// Paths (under the case's work folder) that must not exist afterwards.
     absent: Vec<&'static str>,
+    /// Files (under the case's work folder) that must contain these texts.
+    files: Vec<(&'static str, Vec<&'static str>)>,
 }
 
 fn case(name: &'static str) -> Case {
@@ -38,6 +40,7 @@ fn case(name: &'static str) -> Case {
         stderr: Vec::new(),
         stdout: Vec::new(),
         absent: Vec::new(),
+        files: Vec::new(),
     }
 }
 
@@ -75,6 +78,11 @@ impl Case {
     }
     fn stdout(mut self, needles: &[&'static str]) -> Self {
         self.stdout = needles.to_vec();
+        self
+    }
+
+    fn file(mut self, path: &'static str, needles: &[&'static str]) -> Self {
+        self.files.push((path, needles.to_vec()));
         self
     }
 
@@ -161,6 +169,14 @@ impl Case {
             .unwrap_or_default();
         if !left.is_empty() {
             problems.push(format!("left behind in TMPDIR: {left:?}"));
+        }
+        for (path, needles) in &self.files {
+            let text = std::fs::read_to_string(work.path().join(path)).unwrap_or_default();
+            for needle in needles {
+                if !text.contains(needle) {
+                    problems.push(format!("expected {path} to contain `{needle}`:\n{text}"));
+                }
+            }
         }
         for path in &self.absent {
             if work.path().join(path).exists() {
@@ -434,6 +450,40 @@ fn cases() -> Vec<Trial> {
                 "VirtualServer open-webui/open-webui",
                 "Configuration for open-webui/open-webui was added or updated",
             ]),
+        case("a-check-trusting-the-wrong-ca-fails")
+            .replace("scenario.yaml", "trust:\n  scenario-ca:", UNRELATED_TRUST)
+            .replace("scenario.yaml", "\nsteps:\n", UNRELATED_CA_STEP)
+            .replace("scenario.yaml", "    identity: alice\n    trust: scenario-ca\n    expect:\n      status: 200\n      bodyContains", "    identity: alice\n    trust: unrelated-ca\n    expect:\n      status: 200\n      bodyContains")
+            .run(&["run", "{scenario}"])
+            .code(1)
+            .stdout(&[
+                "FAIL openwebui-ingress-mtls/good-cert-200",
+                "server verification: expected the server chain to verify against trust `unrelated-ca`",
+                "unable to get local issuer certificate",
+                "PASS openwebui-ingress-mtls/second-client-200",
+            ]),
+        case("a-tls-check-without-trust-is-refused")
+            .replace("scenario.yaml", "    identity: alice\n    trust: scenario-ca\n    expect:\n      status: 200\n      bodyContains", "    identity: alice\n    expect:\n      status: 200\n      bodyContains")
+            .run(&["run", "{scenario}"])
+            .code(2)
+            .stderr(&["scenario.yaml:", "check `good-cert-200` talks TLS but names no `trust`", "insecure: true"]),
+        case("an-insecure-check-runs-unverified")
+            .replace("scenario.yaml", "    identity: alice\n    trust: scenario-ca\n    expect:\n      status: 200\n      bodyContains", "    identity: alice\n    insecure: true\n    expect:\n      status: 200\n      bodyContains")
+            .run(&["run", "{scenario}"])
+            .code(0)
+            .stdout(&["PASS openwebui-ingress-mtls/good-cert-200"]),
+        case("a-surviving-mutation-is-red-in-every-output")
+            .replace("scenario.yaml", "    breaks: [no-cert-400, handshake-asks-for-client-cert]", "    breaks: [no-cert-400, handshake-asks-for-client-cert, good-cert-200]")
+            .run(&["run", "--mutations", "--report", "{work}/report.json", "--junit", "{work}/junit.xml", "{scenario}"])
+            .code(1)
+            .stdout(&[
+                "FAIL openwebui-ingress-mtls/mutation/verify-client-off: with the patch on Policy open-webui/open-webui-mtls, these checks still pass",
+                "still passing: good-cert-200",
+                "FAILED: ",
+                "break their checks",
+            ])
+            .file("report.json", &["\"schema\": \"mtls-e2e.report/v2\"", "\"killed\": false", "\"survivors\": [\n", "\"mutations_killed\""])
+            .file("junit.xml", &["name=\"mutation/verify-client-off\"><failure"]),
         case("a-failing-check-shows-its-evidence")
             .replace("scenario.yaml", "bodyContains: No required SSL certificate was sent", "bodyContains: Welcome")
             .run(&["run", "{scenario}"])
@@ -444,6 +494,32 @@ fn cases() -> Vec<Trial> {
     .map(Case::trial)
     .collect()
 }
+
+/// A step writing a CA certificate that signed nothing in the scenarios
+/// (`openssl req -x509 -newkey ec ... -subj "/CN=Unrelated Test CA" -days 36500`).
+const UNRELATED_CA_STEP: &str = "
+steps:
+  - writeFile:
+      path: unrelated-ca.crt
+      content: |
+        -----BEGIN CERTIFICATE-----
+        MIIBjzCCATWgAwIBAgIUa09587tBpvC57JZcc+8y1UpNsAowCgYIKoZIzj0EAwIw
+        HDEaMBgGA1UEAwwRVW5yZWxhdGVkIFRlc3QgQ0EwIBcNMjYxMjAxMTY0MTA4WhgP
+        MjEyNjExMDcxNjQxMDhaMBwxGjAYBgNVBAMMEVVucmVsYXRlZCBUZXN0IENBMFkw
+        EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEz+jd03jKfJCPCQ2hPjkDn17ZtTqupl9R
+        9A3E5Gc5O1EQc7F4sk5GjT8U9wfegb+3H/GZIyypw/biaouCpL09XaNTMFEwHQYD
+        VR0OBBYEFMZCkqG7GLiiWj87hYKxzY1/OGCoMB8GA1UdIwQYMBaAFMZCkqG7GLii
+        Wj87hYKxzY1/OGCoMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIh
+        AJmYw8UKhxHsO0GV5I57An6GII/R9E4/h7ztkTNKpLfMAiBUAlPGktGI3NS5sT4V
+        SOnkarLsAVsnci0YAM889XkahA==
+        -----END CERTIFICATE-----
+";
+
+/// A trust bundle holding that CA.
+const UNRELATED_TRUST: &str = "trust:
+  unrelated-ca:
+    file: unrelated-ca.crt
+  scenario-ca:";
 
 /// `mtls-e2e ARGS` from the repository root must print exactly the golden file
 /// (`MTLS_E2E_UPDATE_GOLDEN=1` rewrites it; review the diff before committing).

@@ -228,6 +228,72 @@ pub fn tail(path: &Path, n: usize) -> String {
 mod tests {
     use super::*;
 
+    /// A minimal nginx folder whose one server listens on `listen` and answers `ours`.
+    fn folder(listen: std::net::SocketAddr) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for sub in ["logs", "run"] {
+            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
+        let conf = format!(
+            "daemon off; worker_processes 1; pid {}/run/nginx.pid; error_log {}/logs/error.log info;\n\
+             events {{}}\nhttp {{ access_log off; server {{ listen {listen}; return 200 ours; }} }}\n",
+            dir.path().display(),
+            dir.path().display()
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).expect("conf");
+        dir
+    }
+
+    async fn start_in(
+        dir: &Path,
+        listeners: &[&std::net::TcpListener],
+    ) -> Result<NginxProcess, String> {
+        let binary = NginxBinary::find().expect("nginx is installed (scripts/install-deps)");
+        NginxProcess::start(
+            &binary,
+            dir,
+            &dir.join("nginx.conf"),
+            &dir.join("logs/error.log"),
+            &dir.join("run/nginx.pid"),
+            listeners,
+            Duration::from_secs(20),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn nginx_serves_on_the_sockets_the_run_holds() {
+        let held = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+        let addr = held.local_addr().expect("addr");
+        let dir = folder(addr);
+        let mut nginx = start_in(dir.path(), &[&held]).await.expect("nginx starts");
+        // Nobody else can take the address while the run holds it.
+        assert!(std::net::TcpListener::bind(addr).is_err());
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        assert!(answer.ends_with("ours"), "{answer}");
+        nginx.stop().await;
+    }
+
+    /// The old readiness test (the port accepts a connection) took a squatter
+    /// for our nginx: a configuration naming an address someone else listens
+    /// on must make the start fail, never look ready.
+    #[tokio::test]
+    async fn a_squatted_address_never_looks_ready() {
+        let squatter = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+        let held = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+        let dir = folder(squatter.local_addr().expect("addr"));
+        let started = start_in(dir.path(), &[&held]).await;
+        let error = started.err().expect("nginx must not be taken as started");
+        assert!(error.contains("Address already in use"), "{error}");
+    }
+
     #[test]
     fn versions() {
         assert_eq!(
