@@ -14,3 +14,6 @@ pub mod scenario;
 pub mod substrate;
 pub mod validate;
 pub mod yaml;
+
+#[cfg(test)]
+mod fuzz_tests;

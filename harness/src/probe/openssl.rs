@@ -179,10 +179,13 @@ pub fn parse(observation: &mut Observation, code: i32, stdout: &str, stderr: &st
 /// Where an `HTTP/1.x NNN` status line starts in `line`.
 fn status_line_at(line: &str) -> Option<usize> {
     line.match_indices("HTTP/1.").map(|(i, _)| i).find(|&i| {
-        let rest = &line[i..];
-        rest.len() >= 12
-            && rest.as_bytes()[8] == b' '
-            && rest[9..12].bytes().all(|b| b.is_ascii_digit())
+        // Bytes, not string slices: what a server printed need not split on
+        // character boundaries where a status line would.
+        let rest = &line.as_bytes()[i..];
+        rest.get(8) == Some(&b' ')
+            && rest
+                .get(9..12)
+                .is_some_and(|code| code.iter().all(u8::is_ascii_digit))
     })
 }
 

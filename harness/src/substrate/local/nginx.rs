@@ -64,7 +64,7 @@ impl NginxBinary {
     }
 }
 
-fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+pub(crate) fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
     let v = text.split("nginx/").nth(1)?.split_whitespace().next()?;
     let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
     Some((
