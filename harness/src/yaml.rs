@@ -197,7 +197,7 @@ fn path_segments(path: &str) -> Vec<Segment<'_>> {
     out
 }
 
-fn unknown_field(message: &str) -> Option<&str> {
+pub(crate) fn unknown_field(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("unknown field `")?;
     rest.split('`').next()
 }

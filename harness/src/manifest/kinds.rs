@@ -385,7 +385,7 @@ pub struct Policy {
 }
 
 /// A Policy spec. NIC requires exactly one policy type; the types the local
-/// substrate does not render are kept opaque so that counting them still works.
+/// substrate does not render are kept opaque (a scenario using one is refused).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicySpec {
@@ -394,7 +394,7 @@ pub struct PolicySpec {
     pub ingress_mtls: Option<IngressMtls>,
     #[serde(rename = "egressMTLS")]
     pub egress_mtls: Option<EgressMtls>,
-    pub access_control: Option<serde_json::Value>,
+    pub access_control: Option<AccessControl>,
     pub rate_limit: Option<serde_json::Value>,
     pub basic_auth: Option<serde_json::Value>,
     pub api_key: Option<serde_json::Value>,
@@ -407,6 +407,9 @@ pub struct PolicySpec {
 }
 
 impl PolicySpec {
+    /// Policy types the local substrate renders as NIC does.
+    pub const RENDERED: [&'static str; 3] = ["accessControl", "ingressMTLS", "egressMTLS"];
+
     /// The policy types present, named as in the CRD.
     pub fn types(&self) -> Vec<&'static str> {
         let present = [
@@ -429,6 +432,14 @@ impl PolicySpec {
             .map(|(_, n)| n)
             .collect()
     }
+}
+
+/// `spec.accessControl`: IPs or CIDRs allowed, or denied.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessControl {
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
+mod crd_fields;
+
 use crate::yaml::{self, Document, Node, Origin, YamlError};
 
 /// A manifest problem, located.
@@ -176,8 +178,29 @@ impl Object {
     }
 
     /// The typed view of this object; errors name the offending line.
+    /// The object as `T`. A field `T` does not have but the kind's published
+    /// CRD schema does is one the local substrate does not render: the message
+    /// says so and where to run it, instead of reading like a typo.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ManifestError> {
-        Ok(self.doc.parse()?)
+        self.doc.parse().map_err(|e: YamlError| {
+            let mut error = ManifestError::from(e);
+            let known = crd_fields::spec_fields(self.id.kind.name()).unwrap_or_default();
+            if let Some(field) = yaml::unknown_field(&error.message)
+                && known.contains(&field)
+            {
+                let at = error
+                    .message
+                    .split_once(" (at `")
+                    .map(|(_, at)| format!(" (at `{at}"))
+                    .unwrap_or_default();
+                error.message = format!(
+                    "`{field}` is a field of {} that the local substrate does not render{at}; \
+                     run this scenario on kind (`--substrate kind`) to test it with the real controller",
+                    self.id.kind.name()
+                );
+            }
+            error
+        })
     }
 
     pub fn error(&self, path: &str, message: impl Into<String>) -> ManifestError {

@@ -484,6 +484,16 @@ fn cases() -> Vec<Trial> {
             ])
             .file("report.json", &["\"schema\": \"mtls-e2e.report/v2\"", "\"killed\": false", "\"survivors\": [\n", "\"mutations_killed\""])
             .file("junit.xml", &["name=\"mutation/verify-client-off\"><failure"]),
+        case("an-unrendered-policy-type-is-refused")
+            .write("25-rate-limit.yaml", "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata:\n  name: rate\n  namespace: open-webui\nspec:\n  rateLimit:\n    rate: 1r/s\n    zoneSize: 10M\n    key: ${binary_remote_addr}\n")
+            .run(&["run", "{scenario}"])
+            .code(2)
+            .stderr(&["25-rate-limit.yaml:7", "`rateLimit` Policy is not rendered by the local substrate", "--substrate kind"]),
+        case("an-unrendered-field-is-refused-as-such")
+            .replace("30-virtualserver.yaml", "  host: open-webui.example.com\n", "  host: open-webui.example.com\n  gunzip: true\n")
+            .run(&["run", "{scenario}"])
+            .code(2)
+            .stdout(&["30-virtualserver.yaml:", "`gunzip` is a field of VirtualServer that the local substrate does not render", "--substrate kind"]),
         case("a-failing-check-shows-its-evidence")
             .replace("scenario.yaml", "bodyContains: No required SSL certificate was sent", "bodyContains: Welcome")
             .run(&["run", "{scenario}"])

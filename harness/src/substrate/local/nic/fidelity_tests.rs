@@ -624,6 +624,110 @@ fn policies_missing_policy() {
     );
 }
 
+/// TestGeneratePolicies accessControl cases: "explicit reference", "implicit
+/// reference", "merging", and "conflicting policies" with its warning.
+#[test]
+fn policies_access_control() {
+    let allow1 = (
+        "default/allow-policy",
+        "accessControl: {allow: [127.0.0.1]}",
+    );
+    let (cfg, warnings) = generate(&[allow1], &[], &["allow-policy"], Context::Spec, true);
+    assert_eq!(cfg.allow, ["127.0.0.1"]);
+    assert!(cfg.deny.is_empty() && cfg.error_return.is_none() && warnings.is_empty());
+    let (merged, _) = generate(
+        &[
+            (
+                "default/allow-policy-1",
+                "accessControl: {allow: [127.0.0.1]}",
+            ),
+            (
+                "default/allow-policy-2",
+                "accessControl: {allow: [127.0.0.2]}",
+            ),
+        ],
+        &[],
+        &["allow-policy-1", "allow-policy-2"],
+        Context::Route,
+        true,
+    );
+    assert_eq!(merged.allow, ["127.0.0.1", "127.0.0.2"]);
+    let (conflict, warnings) = generate(
+        &[
+            allow1,
+            ("default/deny-policy", "accessControl: {deny: [127.0.0.2]}"),
+        ],
+        &[],
+        &["allow-policy", "deny-policy"],
+        Context::Spec,
+        true,
+    );
+    assert_eq!(
+        (conflict.allow.as_slice(), conflict.deny.as_slice()),
+        (
+            &["127.0.0.1".to_string()][..],
+            &["127.0.0.2".to_string()][..]
+        )
+    );
+    assert_eq!(
+        warnings,
+        [
+            "AccessControl policy (or policies) with deny rules is overridden by policy (or policies) with allow rules"
+        ]
+    );
+    // Both templates: allow-lists end in `deny all`, deny-lists in `allow all`.
+    let mut c = Conf::default();
+    render::access_control(&mut c, 1, &conflict.allow, &conflict.deny);
+    assert_eq!(
+        lines(&c.finish()),
+        [
+            "allow 127.0.0.1;",
+            "deny all;",
+            "deny 127.0.0.2;",
+            "allow all;"
+        ]
+    );
+}
+
+/// TestValidateAccessControl_PassesOnValidInput / _FailsOnInvalidInput.
+#[test]
+fn validate_access_control_cases() {
+    for ok in [
+        "{allow: []}",
+        "{allow: [127.0.0.1]}",
+        "{deny: []}",
+        "{deny: [127.0.0.1]}",
+        "{allow: [10.0.0.0/8, \"::1\"]}",
+    ] {
+        let result = policy::validate(&spec(&format!("accessControl: {ok}")));
+        assert!(result.is_ok(), "{ok}: {result:?}");
+    }
+    for (bad, message) in [
+        (
+            "{}",
+            "spec.accessControl: Invalid value: \"\": must specify exactly one of: `allow` or `deny`",
+        ),
+        (
+            "{allow: [], deny: []}",
+            "spec.accessControl: Invalid value: \"\": must specify exactly one of: `allow` or `deny`",
+        ),
+        (
+            "{allow: [invalid]}",
+            "spec.accessControl.allow[0]: Invalid value: \"invalid\": must be a CIDR or IP",
+        ),
+        (
+            "{deny: [invalid]}",
+            "spec.accessControl.deny[0]: Invalid value: \"invalid\": must be a CIDR or IP",
+        ),
+    ] {
+        assert_eq!(
+            policy::validate(&spec(&format!("accessControl: {bad}"))),
+            Err(message.to_string()),
+            "{bad}"
+        );
+    }
+}
+
 // ------------------------------------------------------------- ingress_test.go
 
 struct NoEndpoints;

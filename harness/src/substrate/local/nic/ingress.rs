@@ -515,6 +515,7 @@ fn server(
     if let Some(m) = ingress_mtls {
         render::ingress_mtls(c, 1, m);
     }
+    render::access_control(c, 1, &policies.allow, &policies.deny);
     c.blank();
     c.line(1, "server_tokens on;");
     if let Some(code) = policies.error_return {
@@ -612,6 +613,7 @@ fn locations(
         if let Some(code) = policies.error_return {
             c.line(2, &format!("return {code};"));
         }
+        render::access_control(&mut c, 2, &policies.allow, &policies.deny);
         if let Some(e) = &policies.egress_mtls {
             render::egress_mtls(&mut c, 2, "proxy", e, ctx.env);
         }

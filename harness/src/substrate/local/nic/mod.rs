@@ -15,7 +15,7 @@ mod fidelity_tests;
 
 use std::collections::BTreeMap;
 
-use crate::manifest::kinds::{Policy, VirtualServer};
+use crate::manifest::kinds::{Policy, PolicySpec, VirtualServer};
 use crate::manifest::{Kind, ManifestError, Object};
 pub use crate::report::ResourceState;
 use crate::scenario::steps::SecretData;
@@ -57,6 +57,20 @@ pub fn configure(
         let class = spec.ingress_class_name.as_deref().unwrap_or(INGRESS_CLASS);
         if class != INGRESS_CLASS {
             continue;
+        }
+        if let Some(unrendered) = spec
+            .types()
+            .into_iter()
+            .find(|t| !PolicySpec::RENDERED.contains(t))
+        {
+            return Err(object.error(
+                &format!("spec.{unrendered}"),
+                format!(
+                    "a `{unrendered}` Policy is not rendered by the local substrate (it renders {}); \
+                     run this scenario on kind (`--substrate kind`) to test it with the real controller",
+                    PolicySpec::RENDERED.join(", ")
+                ),
+            ));
         }
         let result = policy::validate(&spec);
         let status = policy::status(object.namespace(), object.name(), &result);

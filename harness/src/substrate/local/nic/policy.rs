@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::secrets::{SecretStore, TYPE_CA, TYPE_TLS};
-use crate::manifest::kinds::{EgressMtls, IngressMtls, PolicyRef, PolicySpec};
+use crate::manifest::kinds::{AccessControl, EgressMtls, IngressMtls, PolicyRef, PolicySpec};
 
 /// A Policy's status, as NIC writes it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -19,6 +19,10 @@ pub struct Status {
 /// Validate a Policy object; `Err` holds the field errors as NIC joins them.
 pub fn validate(spec: &PolicySpec) -> Result<(), String> {
     let mut errors = Vec::new();
+    // NIC validates the types in this order (policyFields in validation/policy.go).
+    if let Some(a) = &spec.access_control {
+        validate_access_control(a, &mut errors);
+    }
     if let Some(m) = &spec.ingress_mtls {
         validate_ingress_mtls(m, &mut errors);
     }
@@ -71,6 +75,42 @@ fn check_subdomain(value: &str, path: &str, errors: &mut Vec<String>) {
         errors.push(format!(
             "{path}: Invalid value: {value:?}: {DNS1123_MESSAGE}"
         ));
+    }
+}
+
+/// `validateAccessControl`: exactly one of allow/deny, each entry an IP or CIDR.
+fn validate_access_control(a: &AccessControl, errors: &mut Vec<String>) {
+    for (field, list) in [("allow", &a.allow), ("deny", &a.deny)] {
+        for (i, entry) in list.iter().flatten().enumerate() {
+            if !is_ip_or_cidr(entry) {
+                errors.push(format!(
+                    "spec.accessControl.{field}[{i}]: Invalid value: {entry:?}: must be a CIDR or IP"
+                ));
+            }
+        }
+    }
+    if a.allow.is_some() == a.deny.is_some() {
+        errors.push(
+            "spec.accessControl: Invalid value: \"\": must specify exactly one of: `allow` or `deny`".into(),
+        );
+    }
+}
+
+/// Go's `net.ParseCIDR` or `net.ParseIP` accepts it.
+fn is_ip_or_cidr(text: &str) -> bool {
+    use std::net::IpAddr;
+    match text.split_once('/') {
+        None => text.parse::<IpAddr>().is_ok(),
+        Some((ip, bits)) => {
+            let max = match ip.parse::<IpAddr>() {
+                Ok(IpAddr::V4(_)) => 32,
+                Ok(IpAddr::V6(_)) => 128,
+                Err(_) => return false,
+            };
+            !bits.is_empty()
+                && bits.bytes().all(|b| b.is_ascii_digit())
+                && bits.parse::<u32>().is_ok_and(|n| n <= max)
+        }
     }
 }
 
@@ -169,6 +209,9 @@ pub struct PoliciesCfg {
     pub egress_mtls: Option<EgressMtlsCfg>,
     /// `return 500;` when any policy of the context failed.
     pub error_return: Option<u16>,
+    /// accessControl: `allow X; ... deny all;` and `deny Y; ... allow all;`.
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
 }
 
 impl PoliciesCfg {
@@ -243,7 +286,11 @@ pub fn generate(
             )
         } else if let Some(e) = &policy.egress_mtls {
             add_egress_mtls(&mut config, e, &key, namespace, inputs.secrets, warnings)
+        } else if let Some(a) = &policy.access_control {
+            add_access_control(&mut config, a, warnings);
+            false
         } else {
+            // Only rendered types get here: configure() refuses the others.
             false
         };
         if failed {
@@ -251,6 +298,18 @@ pub fn generate(
         }
     }
     config
+}
+
+/// `addAccessControlConfig`: lists accumulate over the context's policies.
+fn add_access_control(config: &mut PoliciesCfg, a: &AccessControl, warnings: &mut Vec<String>) {
+    config.allow.extend(a.allow.iter().flatten().cloned());
+    config.deny.extend(a.deny.iter().flatten().cloned());
+    if !config.allow.is_empty() && !config.deny.is_empty() {
+        warnings.push(
+            "AccessControl policy (or policies) with deny rules is overridden by policy (or policies) with allow rules"
+                .into(),
+        );
+    }
 }
 
 /// `addIngressMTLSConfig`; returns true on an error.

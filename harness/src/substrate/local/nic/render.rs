@@ -146,6 +146,23 @@ pub fn egress_mtls(
 }
 
 /// Go's `%q` for the header values NIC prints with `printf "%q"`.
+/// accessControl, as both templates print it: allow-lists end in `deny all`,
+/// deny-lists in `allow all` (nginx takes the first rule that matches).
+pub fn access_control(conf: &mut Conf, depth: usize, allow: &[String], deny: &[String]) {
+    for a in allow {
+        conf.line(depth, &format!("allow {a};"));
+    }
+    if !allow.is_empty() {
+        conf.line(depth, "deny all;");
+    }
+    for d in deny {
+        conf.line(depth, &format!("deny {d};"));
+    }
+    if !deny.is_empty() {
+        conf.line(depth, "allow all;");
+    }
+}
+
 pub fn go_quote(value: &str) -> String {
     let mut out = String::from("\"");
     for c in value.chars() {

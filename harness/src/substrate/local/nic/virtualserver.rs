@@ -232,6 +232,7 @@ pub fn generate(
     if let Some(code) = server_policies.error_return {
         c.line(1, &format!("return {code};"));
     }
+    render::access_control(&mut c, 1, &server_policies.allow, &server_policies.deny);
     if let Some(e) = &server_policies.egress_mtls {
         c.blank();
         render::egress_mtls(&mut c, 1, "proxy", e, env);
@@ -319,6 +320,7 @@ fn location(
     if let Some(code) = policies.error_return {
         c.line(2, &format!("return {code};"));
     }
+    render::access_control(c, 2, &policies.allow, &policies.deny);
     if let Some(e) = &policies.egress_mtls {
         render::egress_mtls(c, 2, "proxy", e, env);
     }
