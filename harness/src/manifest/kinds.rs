@@ -201,11 +201,23 @@ pub struct Ingress {
     pub spec: IngressSpec,
 }
 
+/// An empty list as the API server stores it: absent.
+fn empty_list_as_none<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.filter(|list| !list.is_empty()))
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IngressSpec {
     pub ingress_class_name: Option<String>,
     pub default_backend: Option<IngressBackend>,
+    /// `tls: []` reads back from the API server as no `tls` at all (an empty
+    /// list is not stored), which is what NIC then sees: "TLS must be enabled".
+    #[serde(default, deserialize_with = "empty_list_as_none")]
     pub tls: Option<Vec<IngressTls>>,
     #[serde(default)]
     pub rules: Vec<IngressRule>,

@@ -1017,7 +1017,13 @@ fn mergeable_minion_ingress_mtls_is_a_location_500() {
             .replace(", nginx.org/policies: \"MASTER\"", "")
             .replace("COFFEE", "ingress-mtls-policy")
     );
-    let out = render_nic(&yaml, &[("default/cafe-secret", tls_secret())]);
+    let out = render_nic(
+        &yaml,
+        &[
+            ("default/cafe-secret", tls_secret()),
+            ("default/ingress-mtls-secret", ca_secret(false)),
+        ],
+    );
     let text = conf(&out, "default-cafe-ingress-master.conf");
     let coffee = position(&text, "location /coffee");
     assert_block(
@@ -1033,6 +1039,111 @@ fn mergeable_minion_ingress_mtls_is_a_location_500() {
     assert_eq!(
         warnings_of(&out, "default/cafe-ingress-coffee-minion"),
         ["IngressMTLS policy default/ingress-mtls-policy is not allowed in the minion context"]
+    );
+    // updateMergeableIngressStatusAndEvents: "%s%swith warning(s): %v" with an
+    // empty first part, prefixed by one space: no `;` (controller.go).
+    let minion = out
+        .states
+        .iter()
+        .find(|s| s.key == "default/cafe-ingress-coffee-minion")
+        .expect("minion state");
+    assert_eq!(
+        minion.message,
+        "Configuration for default/cafe-ingress-coffee-minion was added or updated with warning(s): \
+         IngressMTLS policy default/ingress-mtls-policy is not allowed in the minion context"
+    );
+
+    // Without the CA Secret the controller adds its own warning first
+    // (createIngressEx: "Policy error for Ingress ...", controller.go).
+    let out = render_nic(&yaml, &[("default/cafe-secret", tls_secret())]);
+    let minion = out
+        .states
+        .iter()
+        .find(|s| s.key == "default/cafe-ingress-coffee-minion")
+        .expect("minion state");
+    assert_eq!(
+        minion.message,
+        "Configuration for default/cafe-ingress-coffee-minion was added or updated with warning(s): \
+         Policy error for Ingress default/cafe-ingress-coffee-minion: secret doesn't exist or of an unsupported type; \
+         with warning(s): IngressMTLS policy default/ingress-mtls-policy is not allowed in the minion context"
+    );
+}
+
+/// tests/suite/test_ingress_mtls.py `test_ingress_mtls_policy_crl`: a Policy
+/// whose `crlFileName` names a file NIC's nginx cannot read makes the reload
+/// fail: the VirtualServer is Invalid, its message still says "added or
+/// updated" (with the warning when the Secret has a CRL too), and the host is
+/// not served (the default server answers).
+#[test]
+fn crl_file_name_that_nginx_cannot_read_is_not_applied() {
+    let vs = "apiVersion: k8s.nginx.org/v1\nkind: VirtualServer\nmetadata: {name: virtual-server}\nspec:\n  \
+              host: virtual-server.example.com\n  tls: {secret: tls-secret}\n  policies: [{name: ingress-mtls-policy}]\n  \
+              upstreams: [{name: backend1, service: backend1-svc, port: 80}]\n  routes: [{path: /backend1, action: {pass: backend1}}]\n";
+    let valid = policy_object(
+        "ingress-mtls-policy",
+        "{ingressMTLS: {clientCertSecret: ingress-mtls-secret, verifyClient: \"on\", verifyDepth: 1}}",
+    );
+    let crl = policy_object(
+        "ingress-mtls-policy",
+        "{ingressMTLS: {clientCertSecret: ingress-mtls-secret, verifyClient: \"on\", verifyDepth: 1, crlFileName: webapp.crl}}",
+    );
+    let state_of = |policy: &str, secret_has_crl: bool| {
+        let out = render_nic(
+            &format!("{policy}{vs}"),
+            &[
+                ("default/tls-secret", tls_secret()),
+                ("default/ingress-mtls-secret", ca_secret(secret_has_crl)),
+            ],
+        );
+        let state = out
+            .states
+            .iter()
+            .find(|s| s.key == "default/virtual-server")
+            .expect("state")
+            .clone();
+        (state, out.hosts.contains_key("virtual-server.example.com"))
+    };
+    let (state, served) = state_of(&valid, true);
+    assert_eq!((state.state.as_str(), served), ("Valid", true));
+    assert!(state.message.contains("added or updated"));
+
+    let (state, served) = state_of(&crl, false);
+    assert_eq!(
+        (state.state.as_str(), served),
+        ("Invalid", false),
+        "{}",
+        state.message
+    );
+    assert!(
+        state.message.contains("added or updated"),
+        "{}",
+        state.message
+    );
+    assert!(
+        state.message.contains(
+            "; but was not applied: error reloading NGINX for VirtualServer default/virtual-server"
+        ),
+        "{}",
+        state.message
+    );
+    assert!(
+        state.message.contains("/etc/nginx/secrets/webapp.crl")
+            && state.message.contains("crlFileName"),
+        "{}",
+        state.message
+    );
+
+    let (state, served) = state_of(&crl, true);
+    assert_eq!(
+        (state.state.as_str(), served),
+        ("Invalid", false),
+        "{}",
+        state.message
+    );
+    assert!(
+        state.message.contains("added or updated ; with warning(s)"),
+        "{}",
+        state.message
     );
 }
 
@@ -1079,6 +1190,25 @@ fn ingress_tls_rules_not_covered_by_nic_tests() {
         );
     let out = render_nic(
         &format!("{policy}{no_tls}"),
+        &[("default/ingress-mtls-secret", ca_secret(false))],
+    );
+    assert!(conf(&out, "default-cafe-ingress.conf").contains("return 500;"));
+    assert_eq!(
+        warnings_of(&out, "default/cafe-ingress"),
+        ["TLS must be enabled for IngressMTLS policy default/p"]
+    );
+
+    // `tls: []` is stored as no TLS at all (the API server drops empty lists),
+    // so NIC's `Spec.TLS != nil` is false: the same 500 (internal/configs/ingress.go).
+    let empty_tls = CAFE_INGRESS
+        .replace("POLICIES", "p")
+        .replace(", nginx.org/ssl-services: \"SSL\"", "")
+        .replace(
+            "  tls: [{hosts: [cafe.example.com], secretName: cafe-secret}]\n",
+            "  tls: []\n",
+        );
+    let out = render_nic(
+        &format!("{policy}{empty_tls}"),
         &[("default/ingress-mtls-secret", ca_secret(false))],
     );
     assert!(conf(&out, "default-cafe-ingress.conf").contains("return 500;"));

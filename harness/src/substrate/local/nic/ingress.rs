@@ -192,27 +192,58 @@ fn policy_refs(o: &Object) -> Vec<PolicyRef> {
     refs
 }
 
-/// Controller-side warnings (`getPolicies`), reported before generation.
+/// Controller-side warnings (`createIngressEx`), reported before generation:
+/// policies that are missing or invalid (`getPolicies`), then the first secret
+/// error of the ingressMTLS policies and of the egressMTLS policies
+/// (`addIngressMTLSSecretRefs`, `addEgressMTLSSecretRefs`).
 fn policy_errors(
     o: &Object,
     refs: &[PolicyRef],
     all_policies: &BTreeMap<String, Result<(), String>>,
+    inputs: &Inputs<'_>,
 ) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let mut found = Vec::new();
     for r in refs {
         let key = format!(
             "{}/{}",
             r.namespace.as_deref().unwrap_or(o.namespace()),
             r.name
         );
-        let err = match all_policies.get(&key) {
-            None => format!("policy {key} doesn't exist"),
-            Some(Err(e)) => format!("policy {key} is invalid: {e}"),
-            Some(Ok(())) => continue,
-        };
-        out.push(format!("Policy error for Ingress {}: {err}", o.id.key()));
+        match all_policies.get(&key) {
+            None => errors.push(format!("policy {key} doesn't exist")),
+            Some(Err(e)) => errors.push(format!("policy {key} is invalid: {e}")),
+            Some(Ok(())) => {
+                if let Some(spec) = inputs.policies.get(&key) {
+                    found.push((key.split('/').next().unwrap_or_default().to_string(), spec));
+                }
+            }
+        }
     }
-    out
+    let secret_error = |namespace: &str, name: &Option<String>| {
+        let name = name.as_deref().unwrap_or_default();
+        inputs.secrets.get(&format!("{namespace}/{name}")).error
+    };
+    // Only the first ingressMTLS policy's secret is looked at.
+    if let Some(e) = found
+        .iter()
+        .find_map(|(ns, p)| p.ingress_mtls.as_ref().map(|m| (ns, m)))
+        .and_then(|(ns, m)| secret_error(ns, &m.client_cert_secret))
+    {
+        errors.push(e);
+    }
+    let egress_error = found.iter().find_map(|(ns, p)| {
+        let e = p.egress_mtls.as_ref()?;
+        [&e.tls_secret, &e.trusted_cert_secret]
+            .into_iter()
+            .filter(|s| s.as_deref().is_some_and(|s| !s.is_empty()))
+            .find_map(|s| secret_error(ns, s))
+    });
+    errors.extend(egress_error);
+    errors
+        .into_iter()
+        .map(|err| format!("Policy error for Ingress {}: {err}", o.id.key()))
+        .collect()
 }
 
 /// The file and states NIC produces for an Ingress (and its minions).
@@ -236,10 +267,12 @@ fn event(
         message.push_str(&format!(" with warning(s): {}", controller.join("; ")));
     }
     if !generation.is_empty() {
-        let sep = if controller.is_empty() && !mergeable {
-            " ;"
-        } else {
-            ";"
+        // Regular: "added or updated %s" of "; with warning(s): …"; master:
+        // "added or updated" + " " + "with warning(s): …" when it is the first part.
+        let sep = match (controller.is_empty(), mergeable) {
+            (true, false) => " ;",
+            (true, true) => "",
+            (false, _) => ";",
         };
         message.push_str(&format!("{sep} with warning(s): {}", generation.join("; ")));
     }
@@ -289,7 +322,7 @@ pub fn standard(
         env,
     };
     let refs = policy_refs(o);
-    let controller = policy_errors(o, &refs, all_policies);
+    let controller = policy_errors(o, &refs, all_policies, inputs);
     let mut warnings = Vec::new();
     let policies = policy::generate(
         &refs,
@@ -368,7 +401,7 @@ pub fn mergeable(
         env,
     };
     let refs = policy_refs(m);
-    let controller = policy_errors(m, &refs, all_policies);
+    let controller = policy_errors(m, &refs, all_policies, &master_inputs);
     let mut master_warnings = Vec::new();
     let policies = policy::generate(
         &refs,
@@ -397,7 +430,7 @@ pub fn mergeable(
             env,
         };
         let minion_refs = policy_refs(o);
-        let minion_controller = policy_errors(o, &minion_refs, all_policies);
+        let minion_controller = policy_errors(o, &minion_refs, all_policies, &minion_inputs);
         let mut minion_warnings = Vec::new();
         let minion_policies = policy::generate(
             &minion_refs,

@@ -41,6 +41,51 @@ pub struct NicOutput {
     pub hosts: BTreeMap<String, String>,
 }
 
+/// Why nginx would refuse to load `config`: a file it must read (a certificate,
+/// key, CA or CRL in NIC's secrets folder) that nobody writes. Secrets always
+/// become files; a Policy's `crlFileName` names a file on NIC's own filesystem,
+/// which NIC does not create (tests/suite/test_ingress_mtls.py CRL cases).
+fn unloadable(config: &str, env: &RenderEnv, store: &secrets::SecretStore<'_>) -> Option<String> {
+    let written: Vec<String> = store.files().into_iter().map(|f| f.name).collect();
+    for line in config.lines().map(str::trim) {
+        let Some((directive, path)) = line.trim_end_matches(';').split_once(' ') else {
+            continue;
+        };
+        if !directive.starts_with("ssl_") && !directive.starts_with("proxy_ssl_") {
+            continue;
+        }
+        let path = path.trim().trim_matches('"');
+        let Some(name) = path
+            .strip_prefix("$secret_dir_path/")
+            .or_else(|| path.strip_prefix(&format!("{}/", env.secrets_dir)))
+        else {
+            continue;
+        };
+        if !written.iter().any(|w| w == name) {
+            let field = if directive == "ssl_crl" {
+                " (the Policy's spec.ingressMTLS.crlFileName names a file on NIC's own filesystem, which NIC does not create)"
+            } else {
+                ""
+            };
+            return Some(format!(
+                "nginx reload failed: {directive} {}/{name}: No such file or directory{field}",
+                RenderEnv::nic().secrets_dir
+            ));
+        }
+    }
+    None
+}
+
+/// NIC's status after a reload that failed: Invalid, "but was not applied".
+fn not_applied(state: &mut ResourceState, kind: &str, error: &str) {
+    state.state = "Invalid".into();
+    state.reason = "AddedOrUpdatedWithError".into();
+    state.message = format!(
+        "{}; but was not applied: error reloading NGINX for {kind} {}: {error}",
+        state.message, state.key
+    );
+}
+
 /// Render NIC's configuration for `objects`.
 pub fn configure(
     objects: &[Object],
@@ -101,7 +146,16 @@ pub fn configure(
                     owner_namespace: object.namespace(),
                     on_ingress: false,
                 };
-                let vs = virtualserver::generate(object, &inputs, endpoints, env)?;
+                let mut vs = virtualserver::generate(object, &inputs, endpoints, env)?;
+                if let Some(config) = &vs.config
+                    && let Some(error) = unloadable(config, env, &store)
+                {
+                    // nginx refuses the whole configuration; NIC keeps serving the
+                    // last one that loaded, which never had this host.
+                    not_applied(&mut vs.state, "VirtualServer", &error);
+                    out.states.push(vs.state);
+                    continue;
+                }
                 if let Some(config) = vs.config {
                     if let Some(owner) = out.hosts.get(&vs.host) {
                         let message = format!(

@@ -146,14 +146,74 @@ impl<'a> SecretStore<'a> {
 
 /// `ValidateTLSSecret`: a certificate and key that load as a pair.
 fn validate_tls(secret: &SecretData) -> Result<(&Vec<u8>, &Vec<u8>), String> {
-    let cert = secret.data.get("tls.crt");
-    let key = secret.data.get("tls.key");
-    let (Some(cert), Some(key)) = (cert, key) else {
-        return Err("failed to validate TLS cert and key: tls: failed to find any PEM data in certificate input".into());
+    let failed = |e: String| format!("failed to validate TLS cert and key: {e}");
+    // The API server insists on both keys in a kubernetes.io/tls Secret.
+    let (Some(cert), Some(key)) = (secret.data.get("tls.crt"), secret.data.get("tls.key")) else {
+        return Err(failed(x509_key_pair(b"", b"").err().unwrap_or_default()));
     };
-    crate::scenario::steps::check_tls_pair(&secret.data)
-        .map_err(|e| format!("failed to validate TLS cert and key: {e}"))?;
+    x509_key_pair(cert, key).map_err(failed)?;
     Ok((cert, key))
+}
+
+/// What Go's `tls.X509KeyPair` checks, and its error texts (NIC's
+/// `ValidateTLSSecret` wraps them): certificate PEM blocks first, then a
+/// `PRIVATE KEY` block, the leaf parsed, the key parsed, and the two matching.
+fn x509_key_pair(cert: &[u8], key: &[u8]) -> Result<(), String> {
+    let blocks = |bytes: &[u8]| pem::parse_many(bytes).unwrap_or_default();
+    let go_list = |types: &[String]| format!("[{}]", types.join(" "));
+    let cert_blocks = blocks(cert);
+    let Some(leaf) = cert_blocks.iter().find(|b| b.tag() == "CERTIFICATE") else {
+        let skipped: Vec<String> = cert_blocks.iter().map(|b| b.tag().to_string()).collect();
+        return Err(match skipped.as_slice() {
+            [] => "tls: failed to find any PEM data in certificate input".into(),
+            [one] if one.ends_with("PRIVATE KEY") => {
+                "tls: failed to find certificate PEM data in certificate input, \
+                 but did find a private key; PEM inputs may have been switched"
+                    .into()
+            }
+            many => format!(
+                "tls: failed to find \"CERTIFICATE\" PEM block in certificate input after skipping PEM blocks of the following types: {}",
+                go_list(many)
+            ),
+        });
+    };
+    let key_blocks = blocks(key);
+    let is_key = |tag: &str| tag == "PRIVATE KEY" || tag.ends_with(" PRIVATE KEY");
+    let Some(key_block) = key_blocks.iter().find(|b| is_key(b.tag())) else {
+        let skipped: Vec<String> = key_blocks.iter().map(|b| b.tag().to_string()).collect();
+        return Err(match skipped.as_slice() {
+            [] => "tls: failed to find any PEM data in key input".into(),
+            [one] if one == "CERTIFICATE" => {
+                "tls: found a certificate rather than a key in the PEM for the private key".into()
+            }
+            many => format!(
+                "tls: failed to find PEM block with type ending in \"PRIVATE KEY\" in key input after skipping PEM blocks of the following types: {}",
+                go_list(many)
+            ),
+        });
+    };
+    let cert_spki = crate::pki::inspect::spki_der(leaf.contents())
+        .map_err(|_| "x509: malformed certificate".to_string())?;
+    let key_pem = pem::encode(key_block);
+    let pair = rcgen::KeyPair::from_pem(&key_pem)
+        .map_err(|_| "tls: failed to parse private key".to_string())?;
+    let key_spki = pem::parse(pair.public_key_pem())
+        .map(|b| b.into_contents())
+        .unwrap_or_default();
+    if key_spki == cert_spki {
+        return Ok(());
+    }
+    let algorithm = |spki: &[u8]| {
+        use x509_parser::prelude::FromDer;
+        x509_parser::x509::SubjectPublicKeyInfo::from_der(spki)
+            .map(|(_, info)| info.algorithm.algorithm.to_id_string())
+            .ok()
+    };
+    if algorithm(&key_spki) == algorithm(&cert_spki) {
+        Err("tls: private key does not match public key".into())
+    } else {
+        Err("tls: private key type does not match public key type".into())
+    }
 }
 
 /// `ValidateCASecret`: `ca.crt` holding a CERTIFICATE PEM block that parses.
@@ -173,4 +233,78 @@ fn validate_ca(secret: &SecretData) -> Result<(), String> {
     crate::pki::CertInfo::from_der(block.contents())
         .map_err(|e| format!("failed to validate certificate: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::x509_key_pair;
+
+    fn pair() -> (String, String) {
+        let key = crate::pki::KeyAlgorithm::Ecdsa(256)
+            .generate()
+            .expect("key");
+        let key_pem = key.serialize_pem();
+        let cert = crate::pki::issue(
+            &crate::pki::CertSpec::new("x", time::Duration::days(1)),
+            key,
+            None,
+        )
+        .expect("cert");
+        (cert.cert_pem, key_pem)
+    }
+
+    /// Go's `tls.X509KeyPair` texts, which NIC puts in a VirtualServer's warning.
+    #[test]
+    fn go_words_for_each_broken_pair() {
+        let (cert, key) = pair();
+        let (_, other_key) = pair();
+        let (rsa_cert, _) = {
+            let key = crate::pki::KeyAlgorithm::Rsa(2048).generate().expect("rsa");
+            let cert = crate::pki::issue(
+                &crate::pki::CertSpec::new("r", time::Duration::days(1)),
+                key,
+                None,
+            )
+            .expect("cert");
+            (cert.cert_pem, ())
+        };
+        assert_eq!(x509_key_pair(cert.as_bytes(), key.as_bytes()), Ok(()));
+        let garbage_key = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        let cases: [(&str, &str, &str); 7] = [
+            (
+                "",
+                &key,
+                "tls: failed to find any PEM data in certificate input",
+            ),
+            (
+                &key,
+                &key,
+                "tls: failed to find certificate PEM data in certificate input, but did find a private key; PEM inputs may have been switched",
+            ),
+            (&cert, "", "tls: failed to find any PEM data in key input"),
+            (
+                &cert,
+                &cert,
+                "tls: found a certificate rather than a key in the PEM for the private key",
+            ),
+            (
+                &cert,
+                &other_key,
+                "tls: private key does not match public key",
+            ),
+            (
+                &rsa_cert,
+                &key,
+                "tls: private key type does not match public key type",
+            ),
+            (&cert, garbage_key, "tls: failed to parse private key"),
+        ];
+        for (c, k, want) in cases {
+            assert_eq!(
+                x509_key_pair(c.as_bytes(), k.as_bytes()),
+                Err(want.to_string()),
+                "{want}"
+            );
+        }
+    }
 }
