@@ -7,6 +7,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::engine::Engine;
+use crate::hazard::{self, SharedState};
 use crate::manifest::Kind;
 use crate::scenario::{Probe, Scenario, steps};
 use crate::substrate::SubstrateError;
@@ -14,6 +15,7 @@ use crate::substrate::cluster::{
     self, ClusterError, ClusterOptions, Mode, apply, artifacts, image, install, kind,
 };
 use crate::substrate::local::nic::RenderEnv;
+use crate::substrate::local::nic::routing::Routing;
 use crate::substrate::local::{PlannedEndpoints, local_env};
 
 pub async fn local(engine: &Engine, scenario: &Scenario) -> Result<String, SubstrateError> {
@@ -145,7 +147,30 @@ pub async fn local(engine: &Engine, scenario: &Scenario) -> Result<String, Subst
 
     let _ = writeln!(w, "## 8. Checks");
     checks(w, scenario);
+    let routing = Routing::parse(nic.conf_files.iter().map(|(_, t)| t.as_str()));
+    shared_state(w, &hazard::find(scenario, &routing));
     Ok(out)
+}
+
+/// Checks that share state (an upstream's TLS session cache), and how they run.
+fn shared_state(w: &mut String, groups: &[SharedState]) {
+    let _ = writeln!(w, "\n## 9. Checks that share state");
+    if groups.is_empty() {
+        let _ = writeln!(
+            w,
+            "  none: no two checks reach one upstream through locations with different TLS settings, so every check runs concurrently"
+        );
+    }
+    for g in groups {
+        let _ = writeln!(
+            w,
+            "  upstream {}: {} share its TLS session cache (proxy_ssl_session_reuse on) through locations whose \
+             proxy_ssl settings differ; NGINX may resume a session another location verified, so they run one at \
+             a time, in this order, from an empty cache",
+            g.upstreams.join(", "),
+            g.checks.join(", ")
+        );
+    }
 }
 
 /// Each check: the probe, who it is made as, what it expects; then the mutations.
@@ -168,11 +193,11 @@ fn checks(w: &mut String, scenario: &Scenario) {
             .as_deref()
             .map(|i| format!(" as {i}"))
             .unwrap_or_else(|| " with no client certificate".into());
-        let trust = c
-            .trust
-            .as_deref()
-            .map(|t| format!(", trusting {t}"))
-            .unwrap_or_default();
+        let trust = match (&c.trust, c.insecure) {
+            (Some(t), _) => format!(", the server verified against {t}"),
+            (None, true) => ", the server not verified (insecure)".to_string(),
+            (None, false) => String::new(),
+        };
         let expect = serde_json::to_string(&c.expect).unwrap_or_default();
         let _ = writeln!(
             w,

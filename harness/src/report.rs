@@ -355,6 +355,9 @@ pub fn failure_details(check: &CheckReport) -> String {
     if let Some(view) = &check.controller {
         let _ = writeln!(out, "      controller: {view}");
     }
+    if let Some(shared) = &check.shared_state {
+        let _ = writeln!(out, "      shared state: {shared}");
+    }
     if let Some(log) = check.nginx_log.as_deref().filter(|l| !l.trim().is_empty()) {
         let _ = writeln!(
             out,

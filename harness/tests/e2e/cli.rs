@@ -494,6 +494,26 @@ fn cases() -> Vec<Trial> {
             .run(&["run", "{scenario}"])
             .code(2)
             .stdout(&["30-virtualserver.yaml:", "`gunzip` is a field of VirtualServer that the local substrate does not render", "--substrate kind"]),
+        case("plan-shows-checks-that-share-state")
+            .base("egress-mtls-traps")
+            .run(&["plan", "{scenario}"])
+            .code(0)
+            .stdout(&[
+                "## 9. Checks that share state",
+                "upstream vs_gateway_shared-upstream_aigw: shared-wrong-ca-502-before-any-session, shared-good-200,",
+                "they run one at a time, in this order, from an empty cache",
+            ]),
+        case("a-masked-check-explains-what-ran-before-it")
+            .base("egress-mtls-traps")
+            .replace("scenario.yaml", "    get: http://shared.example.com/wrong-ca/v1/models\n    expect: {status: 200, json: {object: list}}", "    get: http://shared.example.com/wrong-ca/v1/models\n    expect: {status: 502}")
+            .run(&["run", "{scenario}"])
+            .code(1)
+            .stdout(&[
+                "FAIL egress-mtls-traps/shared-wrong-ca-masked-after-a-good-session",
+                "status: expected 502, got 200",
+                "shared state: shares the TLS session cache of upstream vs_gateway_shared-upstream_aigw",
+                "before this one ran: shared-wrong-ca-502-before-any-session, shared-good-200, shared-wrong-ca-no-reuse-502-after-a-good-session",
+            ]),
         case("a-failing-check-shows-its-evidence")
             .replace("scenario.yaml", "bodyContains: No required SSL certificate was sent", "bodyContains: Welcome")
             .run(&["run", "{scenario}"])
