@@ -19,6 +19,8 @@ mod cli;
 mod container;
 #[path = "e2e/manifests.rs"]
 mod manifests;
+#[path = "e2e/ports.rs"]
+mod ports;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -109,6 +111,10 @@ impl Suite {
 }
 
 fn main() -> std::process::ExitCode {
+    // The port squatter of the `ports/*` cases is this binary.
+    if let Ok(spec) = std::env::var(ports::SQUATTER_ENV) {
+        return ports::squat(&spec);
+    }
     let args = Arguments::from_args();
     let scenarios = match load_scenarios() {
         Ok(s) => s,
@@ -231,6 +237,7 @@ fn main() -> std::process::ExitCode {
         ));
     }
     trials.extend(cli::trials());
+    trials.extend(ports::trials());
     trials.extend(container::trials());
     trials.extend(manifests::trials(&scenarios));
 

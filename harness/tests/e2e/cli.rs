@@ -195,7 +195,7 @@ impl Case {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<(), Failed> {
+pub(crate) fn copy_dir(from: &Path, to: &Path) -> Result<(), Failed> {
     std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
     for entry in std::fs::read_dir(from)
         .map_err(|e| format!("{}: {e}", from.display()))?

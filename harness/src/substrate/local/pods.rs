@@ -12,6 +12,7 @@ use crate::manifest::{Kind, ManifestError, Object};
 use crate::mock::{self, LogSink, Mock, MockContext, ServeArgs};
 use crate::net::{Resolver, ServiceMap};
 use crate::scenario::steps::{SecretData, write_private};
+use crate::substrate::SubstrateError;
 
 /// The image repository our binary is published as; any registry and tag.
 pub const IMAGE_REPOSITORY: &str = "mtls-e2e";
@@ -197,7 +198,7 @@ impl Pods {
         specs: &[PodSpec],
         objects: &[Object],
         dir: &Path,
-    ) -> Result<Pods, ManifestError> {
+    ) -> Result<Pods, SubstrateError> {
         let services = Arc::new(OnceLock::new());
         let mut started: Vec<(&PodSpec, u16, SocketAddr, Mock, tokio::net::TcpListener)> =
             Vec::new();
@@ -232,15 +233,18 @@ impl Pods {
                     format!("the container would crash: {e}"),
                 )
             })?;
+            // The machine, not the scenario, is short of ports: the substrate failed.
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
                 .await
                 .map_err(|e| {
-                    spec.deployment
-                        .error("metadata", format!("cannot bind a loopback port: {e}"))
+                    SubstrateError::Failed(format!(
+                        "pod {}: cannot listen on a loopback port: {e} (every port of the ephemeral range may be taken)",
+                        spec.deployment.id.key()
+                    ))
                 })?;
             let addr = listener
                 .local_addr()
-                .map_err(|e| spec.deployment.error("metadata", e.to_string()))?;
+                .map_err(|e| SubstrateError::Failed(e.to_string()))?;
             started.push((spec, mock.port, addr, mock, listener));
         }
 
