@@ -60,7 +60,42 @@ fn nginx_like() -> impl Strategy<Value = String> {
     prop::collection::vec(fragment, 0..32).prop_map(|parts| parts.concat())
 }
 
+/// A real certificate (as a server sends it), made once.
+fn certificate_der() -> &'static [u8] {
+    static DER: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    DER.get_or_init(|| {
+        let key = crate::pki::KeyAlgorithm::Ecdsa(256)
+            .generate()
+            .expect("key");
+        let cert = crate::pki::issue(
+            &crate::pki::CertSpec::new("fuzz.example.com", time::Duration::days(1)),
+            key,
+            None,
+        )
+        .expect("certificate");
+        crate::pki::split_certs(&cert.cert_pem)
+            .expect("pem")
+            .remove(0)
+    })
+}
+
 proptest! {
+    #[test]
+    fn damaged_certificates_never_panic(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut der = certificate_der().to_vec();
+        for (at, byte) in edits {
+            let i = at.index(der.len());
+            der[i] = byte;
+        }
+        der.truncate(cut.index(der.len() + 1).max(1));
+        let _ = crate::pki::CertInfo::from_der(&der);
+        let _ = crate::pki::inspect::oneline_from_der(&der);
+        let _ = crate::pki::inspect::public_key_bits(&der);
+    }
+
     #[test]
     fn openssl_output_never_panics(code in any::<i32>(), stdout in openssl_like(), stderr in openssl_like()) {
         let mut o = Observation::default();
