@@ -240,6 +240,14 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 );
                 return Ok(exit::BAD_INPUT);
             }
+            // Found out now, not after every check has run.
+            for (flag, path) in [("--report", &report), ("--junit", &junit)] {
+                if let Some(path) = path
+                    && let Err(e) = check_writable(path)
+                {
+                    return Ok(bad_input(anyhow::anyhow!("{flag} {}: {e}", path.display())));
+                }
+            }
             let scenarios = match load(&dirs) {
                 Ok(s) => s,
                 Err(code) => return Ok(code),
@@ -476,6 +484,33 @@ async fn interrupted_cleanup(engine: &Engine, scenarios: &[Scenario]) {
 struct Outputs {
     report: Option<PathBuf>,
     junit: Option<PathBuf>,
+}
+
+/// Whether the run will be able to write `path`: an existing file it may
+/// open for writing, or a new file in an existing folder it may write in.
+/// Nothing is created or changed.
+fn check_writable(path: &std::path::Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err("is a folder; give a file name".into());
+    }
+    if path.exists() {
+        return std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(|_| ())
+            .map_err(|e| format!("cannot be written: {e}"));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(format!("the folder {} does not exist", parent.display()));
+    }
+    // A probe file in the same folder, removed again at once.
+    tempfile::NamedTempFile::new_in(parent)
+        .map(drop)
+        .map_err(|e| format!("cannot create a file in {}: {e}", parent.display()))
 }
 
 /// The engine for the chosen substrate, or the exit code (message printed).

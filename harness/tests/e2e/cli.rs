@@ -514,6 +514,15 @@ fn cases() -> Vec<Trial> {
                 "shared state: shares the TLS session cache of upstream vs_gateway_shared-upstream_aigw",
                 "before this one ran: shared-wrong-ca-502-before-any-session, shared-good-200, shared-wrong-ca-no-reuse-502-after-a-good-session",
             ]),
+        case("a-report-path-that-cannot-be-written-is-refused-before-the-run")
+            .run(&["run", "--report", "{work}/no-such-folder/report.json", "{scenario}"])
+            .code(2)
+            .stderr(&["--report", "no-such-folder/report.json: the folder", "does not exist"])
+            .absent(&["no-such-folder"]),
+        case("a-junit-path-that-is-a-folder-is-refused-before-the-run")
+            .run(&["run", "--junit", "{work}", "{scenario}"])
+            .code(2)
+            .stderr(&["--junit", "is a folder; give a file name"]),
         case("a-failing-check-shows-its-evidence")
             .replace("scenario.yaml", "bodyContains: No required SSL certificate was sent", "bodyContains: Welcome")
             .run(&["run", "{scenario}"])

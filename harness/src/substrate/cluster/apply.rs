@@ -465,14 +465,22 @@ pub async fn up(
 /// finding checks that share state; without it no group is formed, and the
 /// run says so.
 async fn served_conf(cluster: &Cluster, progress: &(dyn Fn(&str) + Sync)) -> Option<String> {
+    let (namespace, target) = match nic_exec_target(cluster).await {
+        Ok(t) => t,
+        Err(e) => {
+            progress(&format!(
+                "cannot find NIC's pod to read its configuration: {e}; checks sharing an upstream TLS session are not grouped"
+            ));
+            return None;
+        }
+    };
     let mut args = cluster.kubectl_args();
-    let nic = format!("deployment/{}", super::install::NIC_DEPLOYMENT);
     args.extend(
         [
             "exec",
             "-n",
-            super::install::NIC_NAMESPACE,
-            nic.as_str(),
+            namespace.as_str(),
+            target.as_str(),
             "--",
             "nginx",
             "-T",
@@ -496,6 +504,36 @@ async fn served_conf(cluster: &Cluster, progress: &(dyn Fn(&str) + Sync)) -> Opt
         Err(e) => {
             progress(&format!("cannot read NIC's configuration: {e}"));
             None
+        }
+    }
+}
+
+/// Where NIC runs, for `kubectl exec`: the Deployment the kind install made,
+/// or on an existing cluster the first running pod NIC's label selects.
+async fn nic_exec_target(cluster: &Cluster) -> Result<(String, String), String> {
+    use k8s_openapi::api::core::v1::Pod;
+    match &cluster.options.mode {
+        super::Mode::Kind { .. } => Ok((
+            super::install::NIC_NAMESPACE.to_string(),
+            format!("deployment/{}", super::install::NIC_DEPLOYMENT),
+        )),
+        super::Mode::Existing { nic_namespace, .. } => {
+            let pods: kube::Api<Pod> = kube::Api::namespaced(cluster.client.clone(), nic_namespace);
+            let list = pods
+                .list(&kube::api::ListParams::default().labels(super::install::NIC_POD_SELECTOR))
+                .await
+                .map_err(|e| e.to_string())?;
+            list.items
+                .iter()
+                .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .and_then(|p| p.metadata.name.clone())
+                .map(|name| (nic_namespace.clone(), format!("pod/{name}")))
+                .ok_or_else(|| {
+                    format!(
+                        "no running pod {} in {nic_namespace}",
+                        super::install::NIC_POD_SELECTOR
+                    )
+                })
         }
     }
 }
