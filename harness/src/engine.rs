@@ -26,22 +26,6 @@ use crate::substrate::local::nic::routing::Routing;
 use crate::substrate::local::{Local, LocalDeployment, certmanager};
 use crate::substrate::rundir::{self, RunDir};
 
-/// Documented exit codes (see the README).
-pub mod exit {
-    /// Every check passed.
-    pub const OK: u8 = 0;
-    /// At least one check failed.
-    pub const CHECKS_FAILED: u8 = 1;
-    /// A scenario or manifest is invalid (file and line are printed).
-    pub const BAD_INPUT: u8 = 2;
-    /// A tool the substrate needs is missing (nginx, openssl, kind, ...).
-    pub const ENVIRONMENT: u8 = 3;
-    /// The substrate failed (nginx would not start, a cluster step failed).
-    pub const SUBSTRATE: u8 = 4;
-    /// Interrupted (Ctrl-C); everything started was stopped.
-    pub const INTERRUPTED: u8 = 130;
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("{0}")]
@@ -50,16 +34,6 @@ pub enum EngineError {
     RunDir(std::io::Error),
     #[error("{0}")]
     Cluster(#[from] ClusterError),
-}
-
-impl EngineError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            EngineError::Environment(_) => exit::ENVIRONMENT,
-            EngineError::RunDir(_) => exit::SUBSTRATE,
-            EngineError::Cluster(e) => e.exit_code(),
-        }
-    }
 }
 
 pub use crate::substrate::Progress;
@@ -708,7 +682,7 @@ impl Engine {
         }
         match self.up(scenario, true).await {
             Err(e) => {
-                report.setup_exit_code = Some(setup_exit_code(&e));
+                report.setup_exit_code = Some(crate::error::Error::from(&e).exit().code());
                 report.setup_error = Some(e.to_string());
                 if let Substrate::Cluster(c) = &self.substrate {
                     report.artifacts = Some(self.collect(c, scenario, &e.to_string()).await);
@@ -937,17 +911,4 @@ pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
     })
     .await;
     outputs.into_iter().flatten().collect()
-}
-
-/// Exit code for a setup failure.
-pub fn setup_exit_code(error: &SubstrateError) -> u8 {
-    match error {
-        SubstrateError::Input(_) => exit::BAD_INPUT,
-        SubstrateError::Step(crate::scenario::steps::StepError::Environment { .. }) => {
-            exit::ENVIRONMENT
-        }
-        SubstrateError::Step(_) => exit::BAD_INPUT,
-        SubstrateError::Environment(_) => exit::ENVIRONMENT,
-        SubstrateError::Failed(_) => exit::SUBSTRATE,
-    }
 }

@@ -2,6 +2,8 @@
 
 pub mod check;
 pub mod engine;
+pub mod error;
+pub mod exit;
 pub mod hazard;
 pub mod manifest;
 pub mod mock;

@@ -1,5 +1,5 @@
 //! `mtls-e2e`: the command line over the engine. Exit codes are documented in
-//! the README and in `mtls_e2e::engine::exit`.
+//! the README and in `mtls_e2e::exit`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +8,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use mtls_e2e::engine::{Deployment, Engine, Substrate, exit, setup_exit_code};
+use mtls_e2e::engine::{Deployment, Engine, Substrate};
+use mtls_e2e::error::Error;
+use mtls_e2e::exit::Exit;
 use mtls_e2e::mock::ServeArgs;
 use mtls_e2e::report::{self, Report};
 use mtls_e2e::scenario::{self, Scenario, Target};
@@ -206,14 +208,14 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::SUBSTRATE);
+            return ExitCode::from(Exit::Substrate.code());
         }
     };
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(exit::SUBSTRATE)
+            ExitCode::from(Exit::Substrate.code())
         }
     }
 }
@@ -238,7 +240,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 eprintln!(
                     "error: --mutations runs on the local substrate only (each mutation is a fresh bring-up)"
                 );
-                return Ok(exit::BAD_INPUT);
+                return Ok(Exit::BadInput.code());
             }
             // Found out now, not after every check has run.
             for (flag, path) in [("--report", &report), ("--junit", &junit)] {
@@ -256,7 +258,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 let refs: Vec<&Scenario> = scenarios.iter().collect();
                 if let Err(e) = cluster::check_shareable(&refs) {
                     eprintln!("error: {e}");
-                    return Ok(exit::BAD_INPUT);
+                    return Ok(Exit::BadInput.code());
                 }
             }
             let engine = match make_engine(options.as_ref(), &mut stop).await {
@@ -272,10 +274,10 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 _ = stop.wait() => {
                     eprintln!("interrupted: stopping everything this run started");
                     cluster::stop_running_tools();
-                    Ok(exit::INTERRUPTED)
+                    Ok(Exit::Interrupted.code())
                 }
             };
-            if matches!(code, Ok(exit::INTERRUPTED)) {
+            if code.as_ref().is_ok_and(|c| *c == Exit::Interrupted.code()) {
                 interrupted_cleanup(&engine, &scenarios).await;
             }
             engine.close().await;
@@ -315,7 +317,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                     );
                 }
             }
-            Ok(exit::OK)
+            Ok(Exit::Ok.code())
         }
         Command::Plan { dirs, substrate } => {
             let options = match substrate.cluster_options() {
@@ -333,11 +335,11 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 return Ok(match text {
                     Ok(text) => {
                         print!("{text}");
-                        exit::OK
+                        Exit::Ok.code()
                     }
                     Err(e) => {
                         eprintln!("error: {e}");
-                        e.exit_code()
+                        Error::from(&e).exit().code()
                     }
                 });
             }
@@ -350,11 +352,11 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                     Ok(text) => print!("{text}"),
                     Err(e) => {
                         eprintln!("error: {e}");
-                        return Ok(setup_exit_code(&e));
+                        return Ok(Error::from(&e).exit().code());
                     }
                 }
             }
-            Ok(exit::OK)
+            Ok(Exit::Ok.code())
         }
         Command::Up { dir, substrate } => {
             let options = match substrate.cluster_options() {
@@ -365,7 +367,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("error: {e}");
-                    return Ok(exit::BAD_INPUT);
+                    return Ok(Exit::BadInput.code());
                 }
             };
             let engine = match make_engine(options.as_ref(), &mut stop).await {
@@ -384,18 +386,18 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                         "built {tag} from {} (nothing pulled); push it where your cluster can pull it",
                         binary.display()
                     );
-                    Ok(exit::OK)
+                    Ok(Exit::Ok.code())
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    Ok(e.exit_code())
+                    Ok(Error::from(&e).exit().code())
                 }
             }
         }
         Command::Serve { what } => {
             tokio::select! {
-                result = mtls_e2e::mock::serve_standalone(&what) => result.map(|_| exit::OK).map_err(Into::into),
-                _ = stop.wait() => Ok(exit::OK),
+                result = mtls_e2e::mock::serve_standalone(&what) => result.map(|_| Exit::Ok.code()).map_err(Into::into),
+                _ = stop.wait() => Ok(Exit::Ok.code()),
             }
         }
     }
@@ -406,20 +408,20 @@ async fn up(engine: &Engine, scenario: &Scenario, stop: &mut Stop) -> u8 {
     engine.prefetch_keys(&[scenario]);
     if let Some(reason) = engine.skip_reason(scenario) {
         eprintln!("error: {} cannot run here: {reason}", scenario.name);
-        return exit::BAD_INPUT;
+        return Exit::BadInput.code();
     }
     let live = tokio::select! {
         live = engine.up(scenario, true) => match live {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("error: {e}");
-                return setup_exit_code(&e);
+                return Error::from(&e).exit().code();
             }
         },
         _ = stop.wait() => {
             cluster::stop_running_tools();
             interrupted_cleanup(engine, std::slice::from_ref(scenario)).await;
-            return exit::INTERRUPTED;
+            return Exit::Interrupted.code();
         }
     };
     println!(
@@ -465,7 +467,7 @@ async fn up(engine: &Engine, scenario: &Scenario, stop: &mut Stop) -> u8 {
     stop.wait().await;
     engine.finish(live.deployment).await;
     eprintln!("stopped; removed {}", engine.run_path().display());
-    exit::OK
+    Exit::Ok.code()
 }
 
 /// After an interrupt on a cluster: the scenarios' objects are deleted (unless
@@ -520,14 +522,14 @@ async fn make_engine(options: Option<&ClusterOptions>, stop: &mut Stop) -> Resul
     };
     let binary = std::env::current_exe().map_err(|e| {
         eprintln!("error: cannot find this binary: {e}");
-        exit::SUBSTRATE
+        Exit::Substrate.code()
     })?;
     let progress: mtls_e2e::engine::Progress = Arc::new(|m: &str| eprintln!("[{}] {m}", clock()));
     eprintln!("[{}] preparing the {} substrate", clock(), options.label());
     tokio::select! {
         engine = Engine::cluster(options.clone(), &binary, progress.clone()) => engine.map_err(|e| {
             eprintln!("error: {e}");
-            e.exit_code()
+            Error::from(&e).exit().code()
         }),
         _ = stop.wait() => {
             eprintln!("interrupted while preparing the cluster");
@@ -539,7 +541,7 @@ async fn make_engine(options: Option<&ClusterOptions>, stop: &mut Stop) -> Resul
                 })
                 .await;
             }
-            Err(exit::INTERRUPTED)
+            Err(Exit::Interrupted.code())
         }
     }
 }
@@ -552,13 +554,13 @@ fn clock() -> String {
 
 fn bad_input(e: anyhow::Error) -> u8 {
     eprintln!("error: {e:#}");
-    exit::BAD_INPUT
+    Exit::BadInput.code()
 }
 
 fn local_engine() -> Result<Engine, u8> {
     Engine::local().map_err(|e| {
         eprintln!("error: {e}");
-        exit::ENVIRONMENT
+        Exit::Environment.code()
     })
 }
 
@@ -595,7 +597,7 @@ fn load(dirs: &[PathBuf]) -> Result<Vec<Scenario>, u8> {
             eprintln!(
                 "error: no ./scenarios folder here; pass scenario folders, e.g. `mtls-e2e run path/to/scenario`"
             );
-            return Err(exit::BAD_INPUT);
+            return Err(Exit::BadInput.code());
         }
         vec![default]
     } else {
@@ -613,16 +615,16 @@ fn load(dirs: &[PathBuf]) -> Result<Vec<Scenario>, u8> {
                         "error: {}: no scenario.yaml here or in its subfolders",
                         dir.display()
                     );
-                    return Err(exit::BAD_INPUT);
+                    return Err(Exit::BadInput.code());
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    return Err(exit::BAD_INPUT);
+                    return Err(Exit::BadInput.code());
                 }
             }
         } else {
             eprintln!("error: {}: no such folder", dir.display());
-            return Err(exit::BAD_INPUT);
+            return Err(Exit::BadInput.code());
         }
     }
     let mut scenarios: Vec<Scenario> = Vec::new();
@@ -636,13 +638,13 @@ fn load(dirs: &[PathBuf]) -> Result<Vec<Scenario>, u8> {
                         other.dir.display(),
                         s.dir.display()
                     );
-                    return Err(exit::BAD_INPUT);
+                    return Err(Exit::BadInput.code());
                 }
                 scenarios.push(s)
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                return Err(exit::BAD_INPUT);
+                return Err(Exit::BadInput.code());
             }
         }
     }
@@ -700,7 +702,7 @@ fn exit_code(report: &Report) -> u8 {
         .min();
     match setup {
         Some(code) => code,
-        None if report.ok() => exit::OK,
-        None => exit::CHECKS_FAILED,
+        None if report.ok() => Exit::Ok.code(),
+        None => Exit::ChecksFailed.code(),
     }
 }

@@ -36,18 +36,6 @@ pub enum ClusterError {
     Failed(String),
 }
 
-impl ClusterError {
-    /// The documented exit code (see `engine::exit`).
-    pub fn exit_code(&self) -> u8 {
-        use crate::engine::exit;
-        match self {
-            ClusterError::Missing(_) => exit::ENVIRONMENT,
-            ClusterError::Input(_) => exit::BAD_INPUT,
-            ClusterError::Failed(_) => exit::SUBSTRATE,
-        }
-    }
-}
-
 impl From<kube::Error> for ClusterError {
     fn from(e: kube::Error) -> Self {
         ClusterError::Failed(crate::net::error_chain(&e))

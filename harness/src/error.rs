@@ -1,0 +1,129 @@
+//! Every failure the tool reports, by what the person can do about it. Each
+//! library error converts into [`Error`], and [`Error::exit`] is the only
+//! mapping from a failure to an exit code.
+
+use crate::engine::EngineError;
+use crate::exit::Exit;
+use crate::scenario::steps::StepError;
+use crate::substrate::SubstrateError;
+use crate::substrate::cluster::ClusterError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Fix the scenario, a manifest or an option (exit 2).
+    #[error("{0}")]
+    Input(String),
+    /// Install what is missing (exit 3).
+    #[error("{0}")]
+    Environment(String),
+    /// The substrate failed (exit 4).
+    #[error("{0}")]
+    Substrate(String),
+}
+
+impl Error {
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Input(_) => Exit::BadInput,
+            Error::Environment(_) => Exit::Environment,
+            Error::Substrate(_) => Exit::Substrate,
+        }
+    }
+
+    /// The message as the command line prints it.
+    pub fn render(&self) -> String {
+        format!("error: {self}")
+    }
+}
+
+impl From<&SubstrateError> for Error {
+    fn from(e: &SubstrateError) -> Self {
+        let text = e.to_string();
+        match e {
+            SubstrateError::Input(_) => Error::Input(text),
+            SubstrateError::Step(StepError::Environment { .. }) => Error::Environment(text),
+            SubstrateError::Step(_) => Error::Input(text),
+            SubstrateError::Environment(_) => Error::Environment(text),
+            SubstrateError::Failed(_) => Error::Substrate(text),
+        }
+    }
+}
+
+impl From<SubstrateError> for Error {
+    fn from(e: SubstrateError) -> Self {
+        Error::from(&e)
+    }
+}
+
+impl From<&ClusterError> for Error {
+    fn from(e: &ClusterError) -> Self {
+        let text = e.to_string();
+        match e {
+            ClusterError::Missing(_) => Error::Environment(text),
+            ClusterError::Input(_) => Error::Input(text),
+            ClusterError::Failed(_) => Error::Substrate(text),
+        }
+    }
+}
+
+impl From<&EngineError> for Error {
+    fn from(e: &EngineError) -> Self {
+        match e {
+            EngineError::Environment(m) => Error::Environment(m.clone()),
+            EngineError::RunDir(_) => Error::Substrate(e.to_string()),
+            EngineError::Cluster(c) => Error::from(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind of failure and the exit code it gives, as a table.
+    #[test]
+    fn one_mapping_from_failure_to_exit_code() {
+        let manifest = || crate::manifest::ManifestError {
+            origin: crate::yaml::Origin::file(std::path::Path::new("scenario.yaml")),
+            message: "bad".into(),
+        };
+        let cases: Vec<(Error, u8)> = vec![
+            (SubstrateError::Input(manifest()).into(), 2),
+            (
+                SubstrateError::Step(StepError::Environment {
+                    origin: crate::yaml::Origin::file(std::path::Path::new("scenario.yaml")),
+                    message: "no openssl".into(),
+                })
+                .into(),
+                3,
+            ),
+            (SubstrateError::Environment("x".into()).into(), 3),
+            (SubstrateError::Failed("x".into()).into(), 4),
+            ((&ClusterError::Missing("kind".into())).into(), 3),
+            ((&ClusterError::Input("flag".into())).into(), 2),
+            ((&ClusterError::Failed("apply".into())).into(), 4),
+            ((&EngineError::Environment("nginx".into())).into(), 3),
+            (
+                (&EngineError::RunDir(std::io::Error::other("full"))).into(),
+                4,
+            ),
+            (
+                (&EngineError::Cluster(ClusterError::Missing("docker".into()))).into(),
+                3,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.exit().code(), code, "{error:?}");
+        }
+    }
+
+    /// The README's exit-code table is this enum.
+    #[test]
+    fn the_readme_documents_every_exit_code() {
+        let readme = include_str!("../../README.md");
+        for exit in Exit::ALL {
+            let row = format!("| {} | {} |", exit.code(), exit.meaning());
+            assert!(readme.contains(&row), "README lacks `{row}`");
+        }
+    }
+}
