@@ -14,6 +14,7 @@ pub mod probe;
 pub mod report;
 pub mod scenario;
 pub mod substrate;
+pub mod tls;
 pub mod validate;
 pub mod yaml;
 

@@ -320,7 +320,7 @@ fn peer_of(addr: SocketAddr, conn: &rustls::ServerConnection) -> Peer {
         .and_then(|chain| chain.first())
         .and_then(|leaf| crate::pki::CertInfo::from_der(leaf).ok())
         .map(|info| info.subject);
-    let protocol = conn.protocol_version().map(crate::probe::protocol_name);
+    let protocol = conn.protocol_version().map(crate::tls::protocol_name);
     Peer {
         addr: Some(addr),
         client_subject,

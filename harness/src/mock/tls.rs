@@ -10,9 +10,8 @@
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
@@ -20,22 +19,7 @@ use rustls::{
 };
 use x509_parser::prelude::FromDer;
 
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
-pub fn load_certs(pem_bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem_bytes).collect();
-    let certs = certs.map_err(|e| format!("invalid certificate PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err("no certificate in the PEM data".into());
-    }
-    Ok(certs)
-}
-
-pub fn load_key(pem_bytes: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_slice(pem_bytes).map_err(|e| format!("invalid private key PEM: {e}"))
-}
+use crate::tls::{load_certs, load_key, provider};
 
 /// Client verification as Go's `tls.RequireAndVerifyClientCert`.
 #[derive(Debug)]

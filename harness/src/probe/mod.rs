@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub use crate::tls::{cipher_name, protocol_name};
 pub use native::{HttpRequest, TlsOptions, http};
 
 /// A client identity: a certificate chain and its key, in memory and on disk
@@ -75,25 +76,6 @@ pub struct Observation {
     /// openssl's output, trimmed, for reports.
     pub transcript: Option<String>,
     pub elapsed_ms: u64,
-}
-
-pub fn protocol_name(version: rustls::ProtocolVersion) -> String {
-    match version {
-        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
-        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
-        rustls::ProtocolVersion::TLSv1_1 => "TLSv1.1".into(),
-        rustls::ProtocolVersion::TLSv1_0 => "TLSv1".into(),
-        other => format!("{other:?}"),
-    }
-}
-
-/// IANA names, as s_client prints TLS 1.3 suites (`TLS_AES_256_GCM_SHA384`).
-pub fn cipher_name(suite: rustls::CipherSuite) -> String {
-    let name = format!("{suite:?}");
-    match name.strip_prefix("TLS13_") {
-        Some(rest) => format!("TLS_{rest}"),
-        None => name,
-    }
 }
 
 /// A fatal alert named in an error text (`received fatal alert: CertificateRequired`,

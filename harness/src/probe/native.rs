@@ -25,10 +25,10 @@ use super::{
     HttpFacts, Identity, Observation, TlsFacts, Trust, alert_in, cipher_name, is_reset,
     protocol_name,
 };
-use crate::mock::tls::{load_certs, load_key, provider};
 use crate::net;
 use crate::pki::CertInfo;
 use crate::pki::inspect::oneline_from_der;
+use crate::tls::{load_certs, load_key, provider};
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
