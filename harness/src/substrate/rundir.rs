@@ -15,8 +15,10 @@ pub struct RunDir {
 
 impl RunDir {
     pub fn create() -> std::io::Result<RunDir> {
-        // tempfile creates the folder with mode 0700.
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new().prefix(PREFIX).tempdir()?;
+        // 0700 whatever the umask, before anything is written into it.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
         std::fs::write(dir.path().join(OWNER), std::process::id().to_string())?;
         Ok(RunDir { dir })
     }
@@ -25,14 +27,13 @@ impl RunDir {
         self.dir.path()
     }
 
-    /// A private subfolder.
+    /// A new private subfolder (0700 whatever the umask); one that already
+    /// exists is never reused.
     pub fn subdir(&self, name: &str) -> std::io::Result<PathBuf> {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let path = self.dir.path().join(name);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&path)?;
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
         Ok(path)
     }
 }
@@ -101,4 +102,23 @@ fn find_files(dir: &Path, name: &str) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_run_folder_is_private_and_subfolders_are_never_reused() {
+        let run = RunDir::create().expect("run folder");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(run.path()), 0o700);
+        let sub = run.subdir("01-x").expect("subfolder");
+        assert_eq!(mode(&sub), 0o700);
+        assert!(
+            run.subdir("01-x").is_err(),
+            "an existing subfolder must not be reused"
+        );
+    }
 }

@@ -523,6 +523,12 @@ fn cases() -> Vec<Trial> {
             .run(&["run", "--junit", "{work}", "{scenario}"])
             .code(2)
             .stderr(&["--junit", "is a folder; give a file name"]),
+        case("a-volume-item-path-leaving-the-volume-is-refused")
+            .write("50-escape.yaml", ESCAPING_DEPLOYMENT)
+            .run(&["run", "{scenario}"])
+            .code(2)
+            .stdout(&["50-escape.yaml:", "items[0].path: Invalid value: \"../../../escaped.key\": must not contain '..'"])
+            .absent(&["escaped.key"]),
         case("a-failing-check-shows-its-evidence")
             .replace("scenario.yaml", "bodyContains: No required SSL certificate was sent", "bodyContains: Welcome")
             .run(&["run", "{scenario}"])
@@ -552,6 +558,27 @@ steps:
         AJmYw8UKhxHsO0GV5I57An6GII/R9E4/h7ztkTNKpLfMAiBUAlPGktGI3NS5sT4V
         SOnkarLsAVsnci0YAM889XkahA==
         -----END CERTIFICATE-----
+";
+
+/// A Deployment whose Secret volume would write a key outside its folder.
+const ESCAPING_DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: escape, namespace: open-webui}
+spec:
+  selector: {matchLabels: {app: escape}}
+  template:
+    metadata: {labels: {app: escape}}
+    spec:
+      containers:
+        - name: escape
+          image: mtls-e2e:e2e
+          args: [serve, ollama, --listen, \":11434\"]
+          volumeMounts: [{name: keys, mountPath: /keys}]
+      volumes:
+        - name: keys
+          secret:
+            secretName: open-webui-client-1
+            items: [{key: tls.key, path: ../../../escaped.key}]
 ";
 
 /// A trust bundle holding that CA.

@@ -98,6 +98,31 @@ pub fn plan(
         }
         let mut volumes = Vec::new();
         for (i, mount) in container.volume_mounts.iter().enumerate() {
+            let mount_field =
+                format!("spec.template.spec.containers[0].volumeMounts[{i}].mountPath");
+            if let Some(why) = backsteps(&mount.mount_path) {
+                return Err(
+                    object.error(&mount_field, invalid(&mount_field, &mount.mount_path, why))
+                );
+            }
+            if let Some((v, volume)) = pod
+                .volumes
+                .iter()
+                .enumerate()
+                .find(|(_, v)| v.name == mount.name)
+            {
+                let (source, items) = match (&volume.secret, &volume.config_map) {
+                    (Some(s), _) => ("secret", &s.items),
+                    (None, Some(c)) => ("configMap", &c.items),
+                    (None, None) => ("", &Vec::new()),
+                };
+                for (j, item) in items.iter().enumerate() {
+                    let field = format!("spec.template.spec.volumes[{v}].{source}.items[{j}].path");
+                    if let Some(why) = local_non_reserved_path(&item.path) {
+                        return Err(object.error(&field, invalid(&field, &item.path, why)));
+                    }
+                }
+            }
             let Some(volume) = pod.volumes.iter().find(|v| v.name == mount.name) else {
                 return Err(object.error(
                     &format!("spec.template.spec.containers[0].volumeMounts[{i}]"),
@@ -157,6 +182,31 @@ pub fn plan(
         });
     }
     Ok(pods)
+}
+
+/// The API server's message for an invalid value (`field.Invalid`).
+fn invalid(field: &str, value: &str, why: &str) -> String {
+    format!("{field}: Invalid value: {value:?}: {why}")
+}
+
+/// `validatePathNoBacksteps`: no `..` element (volume mount paths).
+fn backsteps(path: &str) -> Option<&'static str> {
+    path.split('/')
+        .any(|part| part == "..")
+        .then_some("must not contain '..'")
+}
+
+/// `validateLocalNonReservedPath` (a projected item's `path`): relative, no
+/// `..` element, not starting with `..` (kubelet's own `..data` links).
+fn local_non_reserved_path(path: &str) -> Option<&'static str> {
+    if path.starts_with('/') {
+        return Some("must be a relative path");
+    }
+    if let Some(why) = backsteps(path) {
+        return Some(why);
+    }
+    let first = path.split('/').next().unwrap_or_default();
+    (first.starts_with("..") && first.len() > 2).then_some("must not start with '..'")
 }
 
 /// Volume projection: every key, or the listed `items` (key → path).
@@ -336,6 +386,29 @@ fn materialise(root: &Path, volumes: &[VolumeFiles]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn volume_paths_follow_the_api_servers_rules() {
+        assert_eq!(
+            backsteps("/etc/aigw/../../tmp"),
+            Some("must not contain '..'")
+        );
+        assert_eq!(backsteps("/etc/aigw"), None);
+        assert_eq!(
+            local_non_reserved_path("/abs"),
+            Some("must be a relative path")
+        );
+        assert_eq!(
+            local_non_reserved_path("a/../../x"),
+            Some("must not contain '..'")
+        );
+        assert_eq!(
+            local_non_reserved_path("..data/x"),
+            Some("must not start with '..'")
+        );
+        assert_eq!(local_non_reserved_path("tls.crt"), None);
+        assert_eq!(local_non_reserved_path("certs/..x"), None);
+    }
 
     #[test]
     fn image_names() {
