@@ -27,6 +27,8 @@ struct Case {
     absent: Vec<&'static str>,
     /// Files (under the case's work folder) that must contain these texts.
     files: Vec<(&'static str, Vec<&'static str>)>,
+    /// Run with a TMPDIR of at least this many characters.
+    tmpdir_length: Option<usize>,
 }
 
 fn case(name: &'static str) -> Case {
@@ -41,6 +43,7 @@ fn case(name: &'static str) -> Case {
         stdout: Vec::new(),
         absent: Vec::new(),
         files: Vec::new(),
+        tmpdir_length: None,
     }
 }
 
@@ -81,6 +84,11 @@ impl Case {
         self
     }
 
+    fn tmpdir_length(mut self, length: usize) -> Self {
+        self.tmpdir_length = Some(length);
+        self
+    }
+
     fn file(mut self, path: &'static str, needles: &[&'static str]) -> Self {
         self.files.push((path, needles.to_vec()));
         self
@@ -116,8 +124,12 @@ impl Case {
                 }
             }
         }
-        let tmp = work.path().join("tmp");
-        std::fs::create_dir(&tmp).map_err(|e| e.to_string())?;
+        let mut tmp = work.path().join("tmp");
+        if let Some(length) = self.tmpdir_length {
+            let pad = length.saturating_sub(tmp.as_os_str().len() + 1).max(1);
+            tmp = tmp.join("t".repeat(pad));
+        }
+        std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
         // `{scenario}`: the copied scenario; `{work}`: the case's folder; `{empty}`: an empty folder.
         let empty = work.path().join("empty");
         std::fs::create_dir(&empty).map_err(|e| e.to_string())?;
@@ -529,6 +541,12 @@ fn cases() -> Vec<Trial> {
             .code(2)
             .stdout(&["50-escape.yaml:", "items[0].path: Invalid value: \"../../../escaped.key\": must not contain '..'"])
             .absent(&["escaped.key"]),
+        case("a-100-character-tmpdir-works")
+            .base("ingress-mergeable")
+            .tmpdir_length(100)
+            .run(&["run", "{scenario}"])
+            .code(0)
+            .stdout(&["passed, 0 failed"]),
         case("a-failing-check-shows-its-evidence")
             .replace("scenario.yaml", "bodyContains: No required SSL certificate was sent", "bodyContains: Welcome")
             .run(&["run", "{scenario}"])

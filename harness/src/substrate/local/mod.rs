@@ -328,17 +328,22 @@ pub fn check_states(scenario: &Scenario, nic: &NicOutput) -> Result<(), Manifest
     Ok(())
 }
 
+/// nginx's runtime folder, relative to the folder nginx runs in.
+const NGINX_RUNTIME_DIR: &str = "run";
+
 /// NIC's environment on this machine: loopback listeners, the run folder.
 pub fn local_env(nginx_dir: &Path, http: SocketAddr, https: SocketAddr) -> RenderEnv {
     RenderEnv {
         http_listen: vec![http.to_string()],
         https_listen: vec![https.to_string()],
         secrets_dir: nginx_dir.join("secrets").display().to_string(),
-        runtime_dir: nginx_dir.join("run").display().to_string(),
+        // Relative to nginx's working folder (nginx_dir): a unix socket path
+        // holds at most 107 bytes, and TMPDIR can be long (macOS's is ~49).
+        runtime_dir: NGINX_RUNTIME_DIR.into(),
         dynamic_ssl_reload: true,
         // Locally nothing may be assumed about 127.0.0.1:8181; a socket nobody
         // listens on gives the same 502.
-        ingress_no_endpoints: format!("unix:{}/no-endpoints.sock", nginx_dir.join("run").display()),
+        ingress_no_endpoints: format!("unix:{NGINX_RUNTIME_DIR}/no-endpoints.sock"),
     }
 }
 

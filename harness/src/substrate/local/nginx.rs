@@ -109,6 +109,9 @@ impl NginxProcess {
             .arg("-e")
             .arg(error_log)
             .env("NGINX", inherited)
+            // Relative paths in the configuration (the unix sockets) are
+            // relative to the prefix.
+            .current_dir(prefix)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
