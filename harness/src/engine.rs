@@ -195,6 +195,12 @@ impl Live {
     }
 }
 
+/// Whether an engine cleans up after runs that were killed.
+enum Sweep {
+    Stale,
+    Nothing,
+}
+
 /// Where scenarios run.
 pub enum Substrate {
     Local(Local),
@@ -226,7 +232,20 @@ impl Engine {
     /// An engine on the local substrate: finds nginx and openssl, cleans up after
     /// runs that were killed, creates this run's private folder.
     pub fn local() -> Result<Engine, EngineError> {
-        let swept = rundir::sweep_stale();
+        Engine::local_with(Sweep::Stale)
+    }
+
+    /// The same, sweeping nothing: for `plan`, which starts nothing and so
+    /// must change nothing either.
+    pub fn local_for_plan() -> Result<Engine, EngineError> {
+        Engine::local_with(Sweep::Nothing)
+    }
+
+    fn local_with(sweep: Sweep) -> Result<Engine, EngineError> {
+        let swept = match sweep {
+            Sweep::Stale => rundir::sweep_stale(),
+            Sweep::Nothing => Vec::new(),
+        };
         let nginx = NginxBinary::find().map_err(EngineError::Environment)?;
         let openssl = find_openssl()?;
         let run_dir = RunDir::create().map_err(EngineError::RunDir)?;

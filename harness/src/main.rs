@@ -343,9 +343,12 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                     }
                 });
             }
-            let engine = match local_engine() {
+            let engine = match Engine::local_for_plan() {
                 Ok(e) => e,
-                Err(code) => return Ok(code),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(Error::from(&e).exit().code());
+                }
             };
             for scenario in &scenarios {
                 match mtls_e2e::plan::local(&engine, scenario).await {
@@ -560,7 +563,7 @@ fn bad_input(e: anyhow::Error) -> u8 {
 fn local_engine() -> Result<Engine, u8> {
     Engine::local().map_err(|e| {
         eprintln!("error: {e}");
-        Exit::Environment.code()
+        Error::from(&e).exit().code()
     })
 }
 

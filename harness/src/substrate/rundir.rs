@@ -46,21 +46,47 @@ fn alive(pid: i32) -> bool {
 /// Remove folders of runs whose harness is gone, stopping any nginx they left.
 /// Returns what was cleaned, for the log.
 pub fn sweep_stale() -> Vec<String> {
+    sweep_stale_in(&std::env::temp_dir())
+}
+
+/// How deep and how wide a stale folder is searched for nginx pid files.
+const SWEEP_DEPTH: usize = 6;
+const SWEEP_ENTRIES: usize = 10_000;
+
+/// The sweep trusts nothing it finds in a shared temp folder: only a real
+/// folder (never a symlink) named like ours, owned by this user, mode 0700,
+/// holding our marker, whose harness is gone; inside it, a pid is signalled
+/// only if /proc shows an nginx whose command line points into that folder;
+/// symlinks are never followed and the search is bounded.
+pub(crate) fn sweep_stale_in(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let mut cleaned = Vec::new();
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+    let Ok(entries) = std::fs::read_dir(root) else {
         return cleaned;
     };
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
     for entry in entries.flatten() {
         let path = entry.path();
-        let is_ours = path
+        let named_ours = path
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with(PREFIX));
-        if !is_ours || !path.is_dir() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !named_ours
+            || !meta.file_type().is_dir()
+            || meta.uid() != uid
+            || meta.permissions().mode() & 0o777 != 0o700
+        {
             continue;
         }
-        let owner = std::fs::read_to_string(path.join(OWNER))
+        let marker = path.join(OWNER);
+        let owner = std::fs::symlink_metadata(&marker)
             .ok()
+            .filter(|m| m.file_type().is_file() && m.uid() == uid)
+            .and_then(|_| std::fs::read_to_string(&marker).ok())
             .and_then(|t| t.trim().parse::<i32>().ok());
         match owner {
             Some(pid) if alive(pid) => continue,
@@ -68,11 +94,12 @@ pub fn sweep_stale() -> Vec<String> {
             Some(_) => {}
         }
         let mut stopped = 0;
-        for pid_file in find_files(&path, "nginx.pid") {
+        let mut budget = SWEEP_ENTRIES;
+        for pid_file in find_files(&path, "nginx.pid", SWEEP_DEPTH, &mut budget) {
             if let Some(pid) = std::fs::read_to_string(&pid_file)
                 .ok()
                 .and_then(|t| t.trim().parse::<i32>().ok())
-                && alive(pid)
+                && is_nginx_of(pid, &path)
             {
                 signal_group(pid, libc::SIGKILL);
                 stopped += 1;
@@ -88,16 +115,51 @@ pub fn sweep_stale() -> Vec<String> {
     cleaned
 }
 
-fn find_files(dir: &Path, name: &str) -> Vec<PathBuf> {
+/// `pid` is a live nginx started for the run folder `folder`: its command line
+/// names nginx and a path inside that folder, and it leads its own process group.
+fn is_nginx_of(pid: i32, folder: &Path) -> bool {
+    if pid <= 1 || !alive(pid) {
+        return false;
+    }
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    // nginx rewrites its command line into its process title
+    // (`nginx: master process /usr/sbin/nginx -p ...`), so read it as text.
+    let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    let first = text.split_whitespace().next().unwrap_or_default();
+    let is_nginx = first
+        .rsplit('/')
+        .next()
+        .is_some_and(|name| name.starts_with("nginx"));
+    let inside = format!("{}/", folder.display());
+    let cwd_inside =
+        std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(folder));
+    let points_inside = text.contains(&inside) || cwd_inside;
+    // SAFETY: getpgid(2) only reads the process table.
+    let leads_group = unsafe { libc::getpgid(pid) } == pid;
+    is_nginx && points_inside && leads_group
+}
+
+/// Files named `name` under `dir`, never following symlinks, at most `depth`
+/// levels down and `budget` entries in all.
+fn find_files(dir: &Path, name: &str, depth: usize, budget: &mut usize) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;
     };
     for entry in entries.flatten() {
+        if *budget == 0 {
+            break;
+        }
+        *budget -= 1;
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         let path = entry.path();
-        if path.is_dir() {
-            out.extend(find_files(&path, name));
-        } else if path.file_name().is_some_and(|n| n == name) {
+        if kind.is_dir() && depth > 0 {
+            out.extend(find_files(&path, name, depth - 1, budget));
+        } else if kind.is_file() && path.file_name().is_some_and(|n| n == name) {
             out.push(path);
         }
     }
@@ -108,6 +170,52 @@ fn find_files(dir: &Path, name: &str) -> Vec<PathBuf> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+
+    fn planted(root: &Path, name: &str, mode: u32) -> PathBuf {
+        let dir = root.join(name);
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        // A harness pid that cannot be alive.
+        std::fs::write(dir.join(OWNER), "2147483646").expect("marker");
+        dir
+    }
+
+    /// The outside tester's reproducers: a pid file naming an unrelated
+    /// process group, symlinks that loop, a folder someone else could write.
+    #[test]
+    fn the_sweep_touches_only_what_a_run_of_ours_left() {
+        let root = tempfile::tempdir().expect("root");
+        let mut victim = std::process::Command::new("sleep")
+            .arg("600")
+            .process_group(0)
+            .spawn()
+            .expect("sleep");
+        let pid = victim.id();
+        let stale = planted(root.path(), "mtls-e2e-x", 0o700);
+        std::fs::create_dir(stale.join("n")).expect("mkdir");
+        std::fs::write(stale.join("n/nginx.pid"), pid.to_string()).expect("pid");
+        let looping = planted(root.path(), "mtls-e2e-loop", 0o700);
+        std::os::unix::fs::symlink(".", looping.join("a")).expect("symlink");
+        std::os::unix::fs::symlink(".", looping.join("b")).expect("symlink");
+        let open = planted(root.path(), "mtls-e2e-open", 0o755);
+        let cleaned = sweep_stale_in(root.path());
+        assert!(
+            alive(pid as i32),
+            "the sweep killed a process that is not this folder's nginx"
+        );
+        assert!(
+            !stale.exists() && !looping.exists(),
+            "stale folders of ours are removed"
+        );
+        assert!(
+            open.exists(),
+            "a folder that is not 0700 is not ours to remove"
+        );
+        assert_eq!(cleaned.len(), 2, "{cleaned:?}");
+        let _ = victim.kill();
+        let _ = victim.wait();
+    }
 
     #[test]
     fn the_run_folder_is_private_and_subfolders_are_never_reused() {
