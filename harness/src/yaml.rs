@@ -202,22 +202,36 @@ pub(crate) fn unknown_field(message: &str) -> Option<&str> {
     rest.split('`').next()
 }
 
+/// The largest YAML file read (the API server's own request limit is 3 MiB).
+pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
+/// The most nodes a file may expand to, aliases included (a "billion laughs"
+/// document stops here instead of exhausting memory).
+pub const MAX_NODES: usize = 1_000_000;
+
+fn read_limited(path: &Path) -> Result<String, YamlError> {
+    let error = |message: String| YamlError {
+        origin: Origin::file(path),
+        message,
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|e| error(format!("cannot read: {e}")))?
+        .len();
+    if size > MAX_FILE_BYTES {
+        return Err(error(format!(
+            "is {size} bytes; manifests and scenario files are read up to {MAX_FILE_BYTES} bytes"
+        )));
+    }
+    std::fs::read_to_string(path).map_err(|e| error(format!("cannot read: {e}")))
+}
+
 /// Read and parse every document of a YAML file.
 pub fn load_file(path: &Path) -> Result<Vec<Document>, YamlError> {
-    let text = std::fs::read_to_string(path).map_err(|e| YamlError {
-        origin: Origin::file(path),
-        message: format!("cannot read: {e}"),
-    })?;
-    parse_documents(&text, path)
+    parse_documents(&read_limited(path)?, path)
 }
 
 /// Parse a single-document YAML file into `T`.
 pub fn load_one<T: DeserializeOwned>(path: &Path) -> Result<T, YamlError> {
-    let text = std::fs::read_to_string(path).map_err(|e| YamlError {
-        origin: Origin::file(path),
-        message: format!("cannot read: {e}"),
-    })?;
-    parse_one(&text, path)
+    parse_one(&read_limited(path)?, path)
 }
 
 /// Parse YAML text that must hold exactly one document.
@@ -244,6 +258,7 @@ pub fn parse_documents(text: &str, file: &Path) -> Result<Vec<Document>, YamlErr
         anchors: Vec::new(),
         stack: Vec::new(),
         docs: Vec::new(),
+        nodes: 0,
     };
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| YamlError {
@@ -267,14 +282,28 @@ enum Frame {
         entries: Vec<(String, Node)>,
         key: Option<Node>,
         merged: Vec<String>,
+        /// Explicit keys and their lines, for finding duplicates in linear time.
+        seen: std::collections::HashMap<String, usize>,
     },
 }
 
 struct Builder<'f> {
     file: &'f Path,
-    anchors: Vec<(usize, Node)>,
+    /// Anchor id, its node, and how many nodes that node holds.
+    anchors: Vec<(usize, Node, usize)>,
     stack: Vec<Frame>,
     docs: Vec<Document>,
+    /// Nodes made so far, aliases expanded (bounded by MAX_NODES).
+    nodes: usize,
+}
+
+/// How many nodes `node` holds, itself included.
+fn size(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Seq(items) => items.iter().map(size).sum(),
+        Value::Map(entries) => entries.iter().map(|(_, v)| 1 + size(v)).sum(),
+        _ => 0,
+    }
 }
 
 impl Builder<'_> {
@@ -285,41 +314,63 @@ impl Builder<'_> {
         }
     }
 
+    /// Count `n` more nodes, refusing a file that grows past MAX_NODES.
+    fn grow(&mut self, line: usize, n: usize) -> Result<(), YamlError> {
+        self.nodes = self.nodes.saturating_add(n);
+        if self.nodes > MAX_NODES {
+            return Err(self.error(
+                line,
+                format!(
+                    "the YAML expands to more than {MAX_NODES} nodes (aliases included); \
+                     nested aliases that multiply (a \"billion laughs\" document) are refused"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), YamlError> {
         let line = span.start.line();
         match event {
             Event::DocumentStart(..) => self.anchors.clear(),
             Event::Scalar(text, style, anchor, tag) => {
+                self.grow(line, 1)?;
                 let tag = tag.map(|t| t.suffix().to_string());
                 let value = resolve_scalar(&text, style, tag.as_deref())
                     .map_err(|m| self.error(line, m))?;
                 self.push(Node { line, value }, anchor)?;
             }
             Event::Alias(id) => {
-                let node = self
-                    .anchors
-                    .iter()
-                    .rev()
-                    .find(|(a, _)| *a == id)
-                    .map(|(_, n)| Node {
-                        line,
-                        value: n.value.clone(),
-                    })
-                    .ok_or_else(|| self.error(line, "alias to an unknown anchor".into()))?;
+                let Some(found) = self.anchors.iter().rposition(|(a, _, _)| *a == id) else {
+                    return Err(self.error(line, "alias to an unknown anchor".into()));
+                };
+                // Counted before it is copied: the copy is what would blow up.
+                self.grow(line, self.anchors[found].2)?;
+                let node = Node {
+                    line,
+                    value: self.anchors[found].1.value.clone(),
+                };
                 self.push(node, 0)?;
             }
-            Event::SequenceStart(_, anchor, _) => self.stack.push(Frame::Seq {
-                line,
-                anchor,
-                items: Vec::new(),
-            }),
-            Event::MappingStart(_, anchor, _) => self.stack.push(Frame::Map {
-                line,
-                anchor,
-                entries: Vec::new(),
-                key: None,
-                merged: Vec::new(),
-            }),
+            Event::SequenceStart(_, anchor, _) => {
+                self.grow(line, 1)?;
+                self.stack.push(Frame::Seq {
+                    line,
+                    anchor,
+                    items: Vec::new(),
+                })
+            }
+            Event::MappingStart(_, anchor, _) => {
+                self.grow(line, 1)?;
+                self.stack.push(Frame::Map {
+                    line,
+                    anchor,
+                    entries: Vec::new(),
+                    key: None,
+                    merged: Vec::new(),
+                    seen: std::collections::HashMap::new(),
+                })
+            }
             Event::SequenceEnd | Event::MappingEnd => {
                 let node_and_anchor = match self.stack.pop() {
                     Some(Frame::Seq {
@@ -361,7 +412,8 @@ impl Builder<'_> {
             message,
         };
         if anchor != 0 {
-            self.anchors.push((anchor, node.clone()));
+            let n = size(&node);
+            self.anchors.push((anchor, node.clone(), n));
         }
         match self.stack.last_mut() {
             None => {
@@ -379,6 +431,7 @@ impl Builder<'_> {
                 entries,
                 key,
                 merged,
+                seen,
                 ..
             }) => match key.take() {
                 None => *key = Some(node),
@@ -395,13 +448,13 @@ impl Builder<'_> {
                         merged.remove(i);
                         entries.retain(|(n, _)| *n != name);
                     }
-                    if let Some((_, previous)) = entries.iter().find(|(n, _)| *n == name) {
-                        let first = previous.line;
+                    if let Some(first) = seen.get(&name) {
                         return Err(error(
                             key_line,
                             format!("duplicate key `{name}` (first defined on line {first})"),
                         ));
                     }
+                    seen.insert(name.clone(), key_line);
                     entries.push((
                         name,
                         Node {
@@ -539,6 +592,52 @@ fn resolve_float(text: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    /// A 652-byte "billion laughs" document: refused at once, naming the file.
+    #[test]
+    fn nested_aliases_are_bounded() {
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (i, name) in ["b", "c", "d", "e", "f", "g", "h", "i"].iter().enumerate() {
+            let prev = ["a", "b", "c", "d", "e", "f", "g", "h"][i];
+            let refs = vec![format!("*{prev}"); 10].join(", ");
+            text.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        let started = std::time::Instant::now();
+        let error = parse_documents(&text, Path::new("bomb.yaml")).expect_err("refused");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(
+            error.message.contains("more than 1000000 nodes"),
+            "{}",
+            error.message
+        );
+        assert_eq!(error.origin.file, Path::new("bomb.yaml"));
+    }
+
+    /// Duplicate keys are found in linear time: 80,000 keys load at once.
+    #[test]
+    fn many_keys_load_in_linear_time() {
+        let mut text = String::from("data:\n");
+        for i in 0..80_000 {
+            text.push_str(&format!("  k{i}: v\n"));
+        }
+        let started = std::time::Instant::now();
+        let docs = parse_documents(&text, Path::new("big.yaml")).expect("loads");
+        assert_eq!(docs.len(), 1);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        text.push_str("  k17: again\n");
+        let error = parse_documents(&text, Path::new("big.yaml")).expect_err("duplicate");
+        assert!(
+            error
+                .message
+                .contains("duplicate key `k17` (first defined on line 19)"),
+            "{}",
+            error.message
+        );
+    }
+
     use super::*;
 
     fn docs(text: &str) -> Vec<Document> {
