@@ -400,7 +400,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Serve { what } => {
             tokio::select! {
                 result = mtls_e2e::mock::serve_standalone(&what) => result.map(|_| Exit::Ok.code()).map_err(Into::into),
-                _ = stop.wait() => Ok(Exit::Ok.code()),
+                _ = stop.wait() => Ok(Exit::Interrupted.code()),
             }
         }
     }
@@ -470,7 +470,7 @@ async fn up(engine: &Engine, scenario: &Scenario, stop: &mut Stop) -> u8 {
     stop.wait().await;
     engine.finish(live.deployment).await;
     eprintln!("stopped; removed {}", engine.run_path().display());
-    Exit::Ok.code()
+    Exit::Interrupted.code()
 }
 
 /// After an interrupt on a cluster: the scenarios' objects are deleted (unless

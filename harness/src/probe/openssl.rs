@@ -65,6 +65,7 @@ pub async fn s_client(
 async fn run(openssl: &Path, args: &[String], send: &str) -> Result<(i32, String, String), String> {
     let mut child = tokio::process::Command::new(openssl)
         .args(args)
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

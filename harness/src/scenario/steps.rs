@@ -125,6 +125,7 @@ impl StepRunner<'_> {
         }
         let run = tokio::process::Command::new(self.openssl)
             .args(&args)
+            .process_group(0)
             .current_dir(self.workdir)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)

@@ -302,13 +302,8 @@ fn ctrl_c_cleans_up(after_up: bool, delay: std::time::Duration) -> Result<(), Fa
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     let running = processes_mentioning(&tmp);
-    // Once up, Ctrl-C is the normal way out (0); mid-setup it is an interruption (130),
-    // unless setup happened to finish first.
-    let code_ok = match status.code() {
-        Some(0) => true,
-        Some(130) => !after_up,
-        _ => false,
-    };
+    // Ctrl-C is an interruption (130) wherever it lands, as the README says.
+    let code_ok = status.code() == Some(130);
     if !code_ok || !left.is_empty() || !running.is_empty() {
         return Err(format!(
             "after Ctrl-C: exit {status}, left on disk {left:?}, still running {running:?}"

@@ -118,6 +118,7 @@ pub fn run_tool_with_input(
     timeout: Duration,
 ) -> Result<String, ClusterError> {
     use std::io::Write;
+    use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     let shown = format!(
         "{} {}",
@@ -126,6 +127,7 @@ pub fn run_tool_with_input(
     );
     let mut child = Command::new(path)
         .args(args)
+        .process_group(0)
         .stdin(if input.is_some() {
             Stdio::piped()
         } else {

@@ -3,6 +3,7 @@
 //! on listening sockets the run binds and holds, and stopped for sure.
 
 use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -48,8 +49,10 @@ impl NginxBinary {
         let path = find_program("nginx", "MTLS_E2E_NGINX").ok_or_else(|| {
             format!("nginx was not found on PATH or in /usr/sbin; {INSTALL_HINT}")
         })?;
+        // Its own process group: a Ctrl-C in the terminal reaches only us.
         let output = std::process::Command::new(&path)
             .arg("-v")
+            .process_group(0)
             .output()
             .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
         let text = String::from_utf8_lossy(&output.stderr);
