@@ -194,9 +194,11 @@ fn running(pid: u32, started: bool) {
 pub fn stop_running_tools() {
     let list = RUNNING.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for pid in list {
-        // SAFETY: kill(2) on a child we started and have not reaped.
+        // Each tool leads its own process group (so the terminal's Ctrl-C reaches
+        // only us); stop the tool and whatever it started.
+        // SAFETY: kill(2) on the process group of a child we started and have not reaped.
         unsafe {
-            libc::kill(pid as i32, libc::SIGTERM);
+            libc::kill(-(pid as i32), libc::SIGTERM);
         }
     }
 }
