@@ -109,8 +109,10 @@ impl LogSink {
         let line = format!("{stamp} {component}: {text}\n");
         match self {
             LogSink::Stdout => {
-                print!("{line}");
-                let _ = std::io::stdout().flush();
+                // Not print!: a closed stdout must not panic a connection's task.
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(line.as_bytes());
+                let _ = out.flush();
             }
             LogSink::File(file) => {
                 if let Ok(mut f) = file.lock() {
@@ -170,6 +172,8 @@ pub struct Mock {
     pub component: &'static str,
     /// The port it is configured to listen on (what a Service's targetPort names).
     pub port: u16,
+    /// The address `--listen` names (`:4141` is every interface, as in Go).
+    address: SocketAddr,
     app: App,
     tls: Option<Arc<rustls::ServerConfig>>,
     log: LogSink,
@@ -196,19 +200,23 @@ impl Mock {
                 None,
             ),
         };
-        let port = listen_port(&listen).map_err(|message| MockError { component, message })?;
+        let address =
+            listen_address(&listen).map_err(|message| MockError { component, message })?;
+        let port = address.port();
         Ok(Mock {
             component,
             port,
+            address,
             app,
             tls,
             log: ctx.log.clone(),
         })
     }
 
-    /// The address to bind inside a container (`:4141` means every interface).
+    /// The address to bind inside a container: what `--listen` names, every
+    /// interface for `:4141`.
     pub fn container_address(&self) -> SocketAddr {
-        SocketAddr::from(([0, 0, 0, 0], self.port))
+        self.address
     }
 
     /// Serve until the task is dropped.
@@ -221,7 +229,13 @@ impl Mock {
             ..
         } = self;
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        // At most this many connections at once; past that, accepting waits
+        // until one ends (each is bounded by the timeouts below).
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             let (stream, addr) = match listener.accept().await {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -232,6 +246,7 @@ impl Mock {
             };
             let (app, acceptor, log) = (app.clone(), acceptor.clone(), log.clone());
             tokio::spawn(async move {
+                let _slot = slot;
                 match acceptor {
                     None => {
                         serve_http(
@@ -254,15 +269,23 @@ impl Mock {
                         );
                         refuse_plain_http(stream).await;
                     }
-                    Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(tls_stream) => {
-                            let peer = peer_of(addr, tls_stream.get_ref().1);
-                            serve_http(tls_stream, app, peer, log, component).await
+                    Some(acceptor) => {
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                        {
+                            Ok(Ok(tls_stream)) => {
+                                let peer = peer_of(addr, tls_stream.get_ref().1);
+                                serve_http(tls_stream, app, peer, log, component).await
+                            }
+                            Ok(Err(e)) => log.line(
+                                component,
+                                &format!("TLS handshake with {addr} failed: {e}"),
+                            ),
+                            Err(_) => log.line(
+                                component,
+                                &format!("TLS handshake with {addr} took over {HANDSHAKE_TIMEOUT:?}; closed"),
+                            ),
                         }
-                        Err(e) => {
-                            log.line(component, &format!("TLS handshake with {addr} failed: {e}"))
-                        }
-                    },
+                    }
                 }
             });
         }
@@ -353,9 +376,32 @@ where
             Ok::<_, Infallible>(response)
         }
     });
+    // A request head must arrive within the timeout, also between requests
+    // on a kept-alive connection, so idle and slow clients are let go.
     let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service)
         .await;
+}
+
+/// Connections a mock serves at once.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Time a client gets to complete the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Time a client gets to send a request head (and to start the next one).
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `:8080` (every interface), `8080`, `127.0.0.1:8080` or `[::1]:8080`.
+pub fn listen_address(listen: &str) -> Result<SocketAddr, String> {
+    let bad = || format!("`{listen}` is not a listen address like :8080 or 127.0.0.1:8080");
+    match listen.rsplit_once(':') {
+        None | Some(("", _)) => {
+            let port = listen_port(listen)?;
+            Ok(SocketAddr::from(([0, 0, 0, 0], port)))
+        }
+        Some(_) => listen.parse().map_err(|_| bad()),
+    }
 }
 
 /// `:8080`, `0.0.0.0:8080` or `8080` → 8080.
@@ -421,7 +467,8 @@ pub async fn serve_standalone(args: &ServeArgs) -> Result<(), MockError> {
         component,
         message: format!("cannot listen on {address}: {e}"),
     })?;
-    ctx.log.line(component, &format!("listening on {address}"));
+    let bound = listener.local_addr().unwrap_or(address);
+    ctx.log.line(component, &format!("listening on {bound}"));
     mock.serve(listener).await;
     Ok(())
 }

@@ -322,6 +322,10 @@ pub fn trials() -> Vec<Trial> {
             ctrl_c_cleans_up(false, std::time::Duration::from_millis(60))
         }),
     ];
+    trials.push(Trial::test(
+        "cli/a-mock-server-lets-held-connections-go",
+        held_connections,
+    ));
     trials.extend(cases());
     trials.push(Trial::test("cli/plan-kind-matches-golden", || {
         golden(
@@ -599,6 +603,68 @@ const UNRELATED_TRUST: &str = "trust:
   unrelated-ca:
     file: unrelated-ca.crt
   scenario-ca:";
+
+/// A mock under more idle connections than it serves at once: it listens
+/// only where `--listen` says, lets idle and silent clients go after its
+/// header timeout, and still answers a real request.
+fn held_connections() -> Result<(), Failed> {
+    use std::io::{BufRead, Read, Write};
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtls-e2e"))
+        .args(["serve", "ollama", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start the mock: {e}"))?;
+    let result = (|| -> Result<(), Failed> {
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let address = line
+            .rsplit("listening on ")
+            .next()
+            .map(str::trim)
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            .ok_or_else(|| format!("no address in `{line}`"))?;
+        if !address.ip().is_loopback() {
+            return Err(format!("--listen 127.0.0.1:0 listened on {address}").into());
+        }
+        // More idle connections than the mock serves at once.
+        let idle: Vec<std::net::TcpStream> = (0..300)
+            .filter_map(|_| std::net::TcpStream::connect(address).ok())
+            .collect();
+        let started = Instant::now();
+        let mut real = std::net::TcpStream::connect(address).map_err(|e| e.to_string())?;
+        real.set_read_timeout(Some(Duration::from_secs(20)))
+            .map_err(|e| e.to_string())?;
+        real.write_all(b"GET / HTTP/1.1\r\nHost: ollama\r\nConnection: close\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        let _ = real.read_to_string(&mut answer);
+        if !answer.contains("Ollama is running") {
+            return Err(format!(
+                "a real request behind {} idle connections got `{answer}` after {:?}",
+                idle.len(),
+                started.elapsed()
+            )
+            .into());
+        }
+        let mut first = idle.into_iter().next().ok_or("no idle connection")?;
+        first
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 64];
+        match first.read(&mut buf) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("an idle connection was still open after 20 s: {e}").into()),
+        }
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
 
 /// `mtls-e2e ARGS` from the repository root must print exactly the golden file
 /// (`MTLS_E2E_UPDATE_GOLDEN=1` rewrites it; review the diff before committing).
