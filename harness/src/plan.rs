@@ -12,7 +12,7 @@ use crate::manifest::Kind;
 use crate::scenario::{Probe, Scenario, steps};
 use crate::substrate::SubstrateError;
 use crate::substrate::cluster::{
-    self, ClusterError, ClusterOptions, Mode, apply, artifacts, image, install, kind,
+    self, ClusterError, ClusterOptions, Mode, apply, artifacts, image, install, kind, ownership,
 };
 use crate::substrate::local::nic::RenderEnv;
 use crate::substrate::local::nic::routing::Routing;
@@ -468,7 +468,17 @@ pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<Stri
         );
         let _ = writeln!(
             w,
-            "  apply (server-side, strict field validation), in order:"
+            "  before anything is applied, each object below is read: one that exists without the label {}={} is not ours, so the run stops \
+             (a Namespace that exists is used as it is and never deleted)",
+            ownership::MANAGED_BY,
+            ownership::MANAGER
+        );
+        let _ = writeln!(
+            w,
+            "  apply (server-side, strict field validation; every object labelled {}={} and {}=<run id>), in order:",
+            ownership::MANAGED_BY,
+            ownership::MANAGER,
+            ownership::RUN
         );
         for object in apply::ordered(&s.objects) {
             let _ = writeln!(w, "  --- {} ({})", object.id, object.origin());
@@ -552,7 +562,12 @@ pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<Stri
                 shell_words(&item.kubectl)
             );
         }
-        let _ = writeln!(w, "  teardown (unless --keep):");
+        let _ = writeln!(
+            w,
+            "  teardown (unless --keep), each only if it carries {}={} (a namespace that existed before is never deleted):",
+            ownership::MANAGED_BY,
+            ownership::MANAGER
+        );
         for o in s
             .objects
             .iter()
@@ -560,6 +575,11 @@ pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<Stri
         {
             let _ = writeln!(w, "    delete {}", o.id);
         }
+        let _ = writeln!(
+            w,
+            "    in a namespace that was not ours: the Secrets the steps made (label {}=<run id>)",
+            ownership::RUN
+        );
     }
 
     heading(w, "End of the run");
@@ -576,7 +596,7 @@ pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<Stri
     } else {
         let _ = writeln!(
             w,
-            "  the cluster is left as it was found (only the scenarios' objects were deleted)"
+            "  only objects this run labelled as ours were deleted; nothing else was changed"
         );
     }
     Ok(out)

@@ -16,9 +16,9 @@ use kube::api::{
 use kube::core::discovery::{ApiCapabilities, Scope};
 use serde_json::Value;
 
-use super::{Cluster, ClusterDeployment, ClusterError, forward};
+use super::{Cluster, ClusterDeployment, ClusterError, forward, ownership};
 use crate::manifest::kinds::{Ingress, VirtualServer};
-use crate::manifest::{Kind, Object};
+use crate::manifest::{Kind, Object, ObjectRef};
 use crate::pki::KeyPool;
 use crate::report::{Phases, ResourceState};
 use crate::scenario::steps::{SecretData, SecretSource, StepRunner};
@@ -361,21 +361,41 @@ pub async fn up(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<ClusterDeployment, crate::substrate::SubstrateError> {
     let applier = Applier::new(cluster.client.clone());
-    let image = &cluster.options.image;
     let mut phases = Phases::default();
     let mut clock = Instant::now();
+    // Nothing is applied before we know that nothing of someone else's is in the way.
+    let observed = observe_all(&applier, &scenario.objects)
+        .await
+        .map_err(to_substrate)?;
+    let decision = ownership::decide(&observed);
+    if !decision.conflicts.is_empty() {
+        return Err(to_substrate(ClusterError::Input(format!(
+            "{}: {}",
+            scenario.name,
+            decision.conflicts.join("; ")
+        ))));
+    }
+    for reused in &decision.reuse {
+        progress(&format!(
+            "namespace {reused} exists and is not ours: used, never deleted"
+        ));
+    }
     for object in scenario
         .objects
         .iter()
-        .filter(|o| o.id.kind == Kind::Namespace)
+        .filter(|o| o.id.kind == Kind::Namespace && !decision.reuse.contains(&o.name().to_string()))
     {
         wait_not_terminating(cluster, object.name(), progress)
             .await
             .map_err(|e| fail(object, e))?;
     }
     for object in ordered(&scenario.objects) {
+        if object.id.kind == Kind::Namespace && decision.reuse.contains(&object.name().to_string())
+        {
+            continue;
+        }
         applier
-            .apply(&manifest_json(object, image))
+            .apply(&owned_json(object, cluster))
             .await
             .map_err(|e| fail(object, e))?;
     }
@@ -392,7 +412,7 @@ pub async fn up(
     for i in 0..scenario.spec.steps.len() {
         for object in runner.run(i, &secrets).await? {
             applier
-                .apply(&manifest_json(&object, image))
+                .apply(&owned_json(&object, cluster))
                 .await
                 .map_err(|e| fail(&object, e))?;
         }
@@ -823,8 +843,12 @@ async fn wait_not_terminating(
 pub async fn down(cluster: &Cluster, scenario: &Scenario) -> Result<(), ClusterError> {
     let applier = Applier::new(cluster.client.clone());
     let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
-    for object in &scenario.objects {
-        if object.id.kind == Kind::Namespace {
+    let observed = observe_all(&applier, &scenario.objects).await?;
+    for id in ownership::deletable(&observed) {
+        let Some(object) = scenario.objects.iter().find(|o| o.id == id) else {
+            continue;
+        };
+        if id.kind == Kind::Namespace {
             match namespaces
                 .delete(object.name(), &DeleteParams::background())
                 .await
@@ -833,13 +857,58 @@ pub async fn down(cluster: &Cluster, scenario: &Scenario) -> Result<(), ClusterE
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e.into()),
             }
-        } else if object.id.namespace.is_none() {
+        } else {
             applier
                 .delete(&manifest_json(object, &cluster.options.image))
                 .await?;
         }
     }
+    // Secrets the steps made in namespaces that are not ours carry this run's label.
+    let foreign: Vec<&ObjectRef> = observed
+        .iter()
+        .filter(|(id, seen)| id.kind == Kind::Namespace && *seen == ownership::Observed::Foreign)
+        .map(|(id, _)| id)
+        .collect();
+    for ns in foreign {
+        let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), &ns.name);
+        let selector = format!("{}={}", ownership::RUN, cluster.run_id);
+        let made = secrets
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await?;
+        for s in made.items {
+            if let Some(name) = s.metadata.name {
+                let _ = secrets.delete(&name, &DeleteParams::background()).await;
+            }
+        }
+    }
     Ok(())
+}
+
+/// A manifest as this run applies it: as sent, with our labels.
+fn owned_json(object: &Object, cluster: &Cluster) -> Value {
+    let mut json = manifest_json(object, &cluster.options.image);
+    ownership::label(&mut json, &cluster.run_id);
+    json
+}
+
+/// What the cluster holds under each object's name.
+async fn observe_all(
+    applier: &Applier,
+    objects: &[Object],
+) -> Result<Vec<(ObjectRef, ownership::Observed)>, ClusterError> {
+    let mut out = Vec::new();
+    for o in objects {
+        let existing = applier
+            .get(
+                &o.api_version,
+                o.id.kind.name(),
+                o.id.namespace.as_deref(),
+                o.name(),
+            )
+            .await?;
+        out.push((o.id.clone(), ownership::observe(existing.as_ref())));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

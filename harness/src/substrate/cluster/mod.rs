@@ -12,6 +12,7 @@ pub mod forward;
 pub mod image;
 pub mod install;
 pub mod kind;
+pub mod ownership;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -343,6 +344,23 @@ pub struct Cluster {
     pub created: bool,
     /// How probes reach the ingress controller.
     pub ingress: IngressAccess,
+    /// This run's identity, in the `mtls-e2e.io/run` label of what it applies.
+    pub run_id: String,
+}
+
+/// 12 random hex digits: which run applied an object.
+fn new_run_id() -> String {
+    let mut bytes = [0u8; 6];
+    // The pid and the clock if the system's randomness cannot be had.
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        let fallback = (std::process::id() as u64) << 20
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or_default();
+        bytes.copy_from_slice(&fallback.to_be_bytes()[2..]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// NIC's ports 80 and 443 as probes reach them.
@@ -426,6 +444,7 @@ impl Cluster {
             context,
             created,
             ingress,
+            run_id: new_run_id(),
         })
     }
 
