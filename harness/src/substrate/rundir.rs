@@ -19,7 +19,12 @@ impl RunDir {
         let dir = tempfile::Builder::new().prefix(PREFIX).tempdir()?;
         // 0700 whatever the umask, before anything is written into it.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
-        std::fs::write(dir.path().join(OWNER), std::process::id().to_string())?;
+        let pid = std::process::id() as i32;
+        let marker = match start_time(pid) {
+            Some(start) => format!("{pid} {start}"),
+            None => pid.to_string(),
+        };
+        std::fs::write(dir.path().join(OWNER), marker)?;
         Ok(RunDir { dir })
     }
 
@@ -35,6 +40,27 @@ impl RunDir {
         std::fs::DirBuilder::new().mode(0o700).create(&path)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
         Ok(path)
+    }
+}
+
+/// When `pid` started (clock ticks since boot, /proc/PID/stat field 22): a
+/// pid and its start time name one process, even after the pid is reused.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses; fields follow the last `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The harness a marker names (`pid` or `pid start-time`) is still running.
+fn harness_alive(marker: &str) -> bool {
+    let mut words = marker.split_whitespace();
+    let Some(pid) = words.next().and_then(|p| p.parse::<i32>().ok()) else {
+        return false;
+    };
+    match words.next().and_then(|s| s.parse::<u64>().ok()) {
+        Some(start) => alive(pid) && start_time(pid).is_none_or(|now| now == start),
+        None => alive(pid),
     }
 }
 
@@ -86,12 +112,11 @@ pub(crate) fn sweep_stale_in(root: &Path) -> Vec<String> {
         let owner = std::fs::symlink_metadata(&marker)
             .ok()
             .filter(|m| m.file_type().is_file() && m.uid() == uid)
-            .and_then(|_| std::fs::read_to_string(&marker).ok())
-            .and_then(|t| t.trim().parse::<i32>().ok());
+            .and_then(|_| std::fs::read_to_string(&marker).ok());
         match owner {
-            Some(pid) if alive(pid) => continue,
-            None => continue,
-            Some(_) => {}
+            Some(text) if !harness_alive(&text) => {}
+            // A run that is still going, or not a marker of ours.
+            _ => continue,
         }
         let mut stopped = 0;
         let mut budget = SWEEP_ENTRIES;
@@ -183,6 +208,20 @@ mod tests {
 
     /// The outside tester's reproducers: a pid file naming an unrelated
     /// process group, symlinks that loop, a folder someone else could write.
+    #[test]
+    fn a_reused_pid_does_not_keep_a_stale_folder() {
+        let me = std::process::id() as i32;
+        let start = start_time(me).expect("/proc");
+        assert!(harness_alive(&format!("{me} {start}")));
+        assert!(
+            !harness_alive(&format!("{me} {}", start + 1)),
+            "same pid, another process"
+        );
+        assert!(harness_alive(&me.to_string()));
+        assert!(!harness_alive("2147483646"));
+        assert!(!harness_alive("garbage"));
+    }
+
     #[test]
     fn the_sweep_touches_only_what_a_run_of_ours_left() {
         let root = tempfile::tempdir().expect("root");
