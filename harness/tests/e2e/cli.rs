@@ -326,6 +326,10 @@ pub fn trials() -> Vec<Trial> {
         "cli/a-mock-server-lets-held-connections-go",
         held_connections,
     ));
+    trials.push(Trial::test(
+        "cli/ctrl-c-while-nginx-answers-v-is-130",
+        ctrl_c_during_nginx_version,
+    ));
     trials.extend(cases());
     trials.push(Trial::test("cli/plan-kind-matches-golden", || {
         golden(
@@ -603,6 +607,76 @@ const UNRELATED_TRUST: &str = "trust:
   unrelated-ca:
     file: unrelated-ca.crt
   scenario-ca:";
+
+/// A terminal's Ctrl-C goes to the whole foreground process group. The
+/// harness's children must not be in it: with an nginx that is slow to answer
+/// `-v`, Ctrl-C then must give 130 ("interrupted"), not 3 ("nginx -v printed ``").
+fn ctrl_c_during_nginx_version() -> Result<(), Failed> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let work = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+    let nginx = mtls_e2e::substrate::local::nginx::find_program("nginx", "MTLS_E2E_NGINX")
+        .ok_or("nginx is not installed")?;
+    let ready = work.path().join("asked");
+    let slow = work.path().join("slow-nginx");
+    std::fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = -v ] && {{ touch '{}'; sleep 5; }}\nexec '{}' \"$@\"\n",
+            ready.display(),
+            nginx.display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    let tmp = work.path().join("tmp");
+    std::fs::create_dir(&tmp).map_err(|e| e.to_string())?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtls-e2e"))
+        .args([
+            "run",
+            &super::scenarios_root()
+                .join("policy-errors")
+                .display()
+                .to_string(),
+        ])
+        .env("MTLS_E2E_NGINX", &slow)
+        .env("TMPDIR", &tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    // Wait (bounded) until the harness is asking nginx for its version.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !ready.exists() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            return Err("the harness never ran `nginx -v`".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // SAFETY: SIGINT to the process group we just made for the child, as a terminal would.
+    unsafe {
+        libc::kill(-(child.id() as i32), libc::SIGINT);
+    }
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if output.status.code() != Some(130) {
+        return Err(format!(
+            "expected exit 130, got {:?}: {stderr}",
+            output.status.code()
+        )
+        .into());
+    }
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    if !left.is_empty() {
+        return Err(format!("left in TMPDIR: {left:?}").into());
+    }
+    Ok(())
+}
 
 /// A mock under more idle connections than it serves at once: it listens
 /// only where `--listen` says, lets idle and silent clients go after its
