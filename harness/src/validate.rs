@@ -678,10 +678,11 @@ mod tests {
 
     fn schemas() -> Option<Schemas> {
         if !Path::new(CRDS).is_dir() {
-            // CI always has ../shared beside the clone: there, skipping would hide a failure.
+            // Our CI (.ci/run) has ../shared beside the clone and says so: there,
+            // skipping would hide a failure. GitHub's checkout has no ../shared.
             assert!(
-                std::env::var("CI").is_err(),
-                "{CRDS} is absent, and CI must validate against it"
+                std::env::var("MTLS_E2E_REQUIRE_CRDS").as_deref() != Ok("1"),
+                "{CRDS} is absent, and MTLS_E2E_REQUIRE_CRDS=1 asks to validate against it"
             );
             println!("skipping: {CRDS} is absent");
             return None;
