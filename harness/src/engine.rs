@@ -226,6 +226,8 @@ pub struct Engine {
     /// How long bringing the substrate itself up took (cluster, installs, image).
     pub setup: Phases,
     pub progress: Progress,
+    /// Which checks `run` reports (all by default).
+    pub selection: crate::selection::Selection,
 }
 
 impl Engine {
@@ -263,6 +265,7 @@ impl Engine {
             swept,
             setup: Phases::default(),
             progress: Arc::new(|m: &str| eprintln!("{m}")),
+            selection: Default::default(),
         })
     }
 
@@ -357,6 +360,7 @@ impl Engine {
             swept,
             setup,
             progress,
+            selection: Default::default(),
         })
     }
 
@@ -713,7 +717,11 @@ impl Engine {
                 report.setup_phases = live.phases.clone();
                 report.resources = live.deployment.states().to_vec();
                 report.not_started = live.deployment.not_started();
-                let checks: Vec<&Check> = scenario.checks.iter().collect();
+                let checks: Vec<&Check> = scenario
+                    .checks
+                    .iter()
+                    .filter(|c| self.selection.includes(&scenario.name, &c.name))
+                    .collect();
                 report.checks = self.checks(&live, &checks).await;
                 if let Substrate::Cluster(c) = &self.substrate {
                     let failed: Vec<&str> = report

@@ -13,6 +13,7 @@ pub mod plan;
 pub mod probe;
 pub mod report;
 pub mod scenario;
+pub mod selection;
 pub mod substrate;
 pub mod tls;
 pub mod validate;

@@ -42,6 +42,13 @@ enum Command {
         /// Write the results as JUnit XML here (for CI).
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// Report only checks whose `scenario/check` matches (a substring, or a glob
+        /// with * ? [ ]); repeatable. Checks that share state still run with their group.
+        #[arg(long = "check", value_name = "PATTERN")]
+        check: Vec<String>,
+        /// Leave out checks whose `scenario/check` matches; repeatable.
+        #[arg(long = "skip", value_name = "PATTERN")]
+        skip: Vec<String>,
         #[command(flatten)]
         substrate: SubstrateArgs,
     },
@@ -230,8 +237,14 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
             mutations,
             report,
             junit,
+            check,
+            skip,
             substrate,
         } => {
+            let selection = match mtls_e2e::selection::Selection::new(&check, &skip) {
+                Ok(s) => s,
+                Err(e) => return Ok(bad_input(anyhow::anyhow!("--check/--skip: {e}"))),
+            };
             let options = match substrate.cluster_options() {
                 Ok(o) => o,
                 Err(e) => return Ok(bad_input(e)),
@@ -250,10 +263,21 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                     return Ok(bad_input(anyhow::anyhow!("{flag} {}: {e}", path.display())));
                 }
             }
-            let scenarios = match load(&dirs) {
+            let mut scenarios = match load(&dirs) {
                 Ok(s) => s,
                 Err(code) => return Ok(code),
             };
+            // Scenarios none of whose checks are selected are not brought up.
+            scenarios.retain(|s| {
+                s.checks
+                    .iter()
+                    .any(|c| selection.includes(&s.name, &c.name))
+            });
+            if scenarios.is_empty() {
+                return Ok(bad_input(anyhow::anyhow!(
+                    "--check/--skip select no check; names read `scenario/check` (see `mtls-e2e list`)"
+                )));
+            }
             if options.is_some() {
                 let refs: Vec<&Scenario> = scenarios.iter().collect();
                 if let Err(e) = cluster::check_shareable(&refs) {
@@ -261,10 +285,11 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                     return Ok(Exit::BadInput.code());
                 }
             }
-            let engine = match make_engine(options.as_ref(), &mut stop).await {
+            let mut engine = match make_engine(options.as_ref(), &mut stop).await {
                 Ok(e) => e,
                 Err(code) => return Ok(code),
             };
+            engine.selection = selection;
             for s in &engine.swept {
                 eprintln!("cleaned up {s}");
             }
@@ -608,6 +633,15 @@ fn load(dirs: &[PathBuf]) -> Result<Vec<Scenario>, u8> {
     };
     let mut folders = Vec::new();
     for dir in &dirs {
+        // `run path/to/scenario.yaml` means its folder.
+        let dir = &match dir.file_name() {
+            Some(name) if name == scenario::SCENARIO_FILE && dir.is_file() => dir
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".")),
+            _ => dir.clone(),
+        };
         if dir.join(scenario::SCENARIO_FILE).is_file() {
             folders.push(dir.clone());
         } else if dir.is_dir() {

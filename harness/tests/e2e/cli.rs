@@ -550,6 +550,18 @@ fn cases() -> Vec<Trial> {
             .run(&["run", "{scenario}"])
             .code(0)
             .stdout(&["passed, 0 failed"]),
+        case("run-takes-a-scenario-file-and-selects-checks")
+            .base("egress-mtls-traps")
+            .run(&["run", "{scenario}/scenario.yaml", "--check", "*/shared-wrong-ca-masked*", "--skip", "nothing-matches-this"])
+            .code(0)
+            .stdout(&[
+                "PASS egress-mtls-traps/shared-wrong-ca-masked-after-a-good-session",
+                "ok: 1 checks in 1 scenarios: 1 passed, 0 failed",
+            ]),
+        case("a-check-selection-that-selects-nothing-is-refused")
+            .run(&["run", "--check", "no-such-check", "{scenario}"])
+            .code(2)
+            .stderr(&["--check/--skip select no check"]),
         case("a-failing-check-shows-its-evidence")
             .replace("scenario.yaml", "bodyContains: No required SSL certificate was sent", "bodyContains: Welcome")
             .run(&["run", "{scenario}"])
