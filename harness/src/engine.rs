@@ -394,6 +394,9 @@ impl Engine {
     /// Why a scenario is skipped here, if it is: it needs a newer NIC than the
     /// cluster runs. (The local substrate renders as NIC 5.5 does.)
     pub fn skip_reason(&self, scenario: &Scenario) -> Option<String> {
+        if let Some(why) = scenario.substrate_skip(self.substrate_name()) {
+            return Some(why);
+        }
         let Substrate::Cluster(c) = &self.substrate else {
             return None;
         };

@@ -157,6 +157,7 @@ fn main() -> std::process::ExitCode {
         Mode::Existing { .. } => o.nic.clone(),
     });
     let on_cluster = cluster.is_some();
+    let cluster_label = cluster.as_ref().map(|o| o.label());
     let suite = Arc::new(Suite {
         runtime,
         engine: OnceLock::new(),
@@ -171,7 +172,10 @@ fn main() -> std::process::ExitCode {
 
     let mut trials = Vec::new();
     for s in &scenarios {
-        let skipped = nic.as_deref().and_then(|v| cluster::skip_reason(s, v));
+        let substrate = cluster_label.unwrap_or("local");
+        let skipped = s
+            .substrate_skip(substrate)
+            .or_else(|| nic.as_deref().and_then(|v| cluster::skip_reason(s, v)));
         if let Some(reason) = &skipped {
             eprintln!("note: {} is ignored: {reason}", s.name);
         }
@@ -217,7 +221,7 @@ fn main() -> std::process::ExitCode {
                     message.push_str(&format!("  {}/{}\n{}", scenario.name, r.name, report::failure_details(r)));
                 }
                 Err(message.into())
-            }).with_ignored_flag(on_cluster));
+            }).with_ignored_flag(on_cluster || skipped.is_some()));
         }
     }
     if !on_cluster {

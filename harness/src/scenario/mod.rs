@@ -63,6 +63,23 @@ pub struct Check {
     pub origin: Origin,
 }
 
+/// The substrates a scenario can name in `requires.substrate`.
+pub const SUBSTRATES: [&str; 3] = ["local", "kind", "existing"];
+
+impl Scenario {
+    /// Why the scenario does not run on `substrate`, if it declares that it
+    /// needs another (`requires.substrate`).
+    pub fn substrate_skip(&self, substrate: &str) -> Option<String> {
+        let wanted = &self.spec.requires.substrate;
+        (!wanted.is_empty() && !wanted.iter().any(|w| w == substrate)).then(|| {
+            format!(
+                "runs on the {} substrate only (requires.substrate), not on {substrate}",
+                wanted.join(" or ")
+            )
+        })
+    }
+}
+
 impl Check {
     /// The probe talks TLS to the server (https, or openssl s_client).
     pub fn uses_tls(&self) -> bool {
@@ -434,6 +451,14 @@ fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
                     "an identity cannot be both expired and not yet valid",
                 ));
             }
+        }
+    }
+    for (i, name) in spec.requires.substrate.iter().enumerate() {
+        if !SUBSTRATES.contains(&name.as_str()) {
+            return Err(s.error(
+                &format!("requires.substrate[{i}]"),
+                format!("`{name}` is not a substrate; use {}", SUBSTRATES.join(", ")),
+            ));
         }
     }
     for (name, trust) in &spec.trust {

@@ -50,6 +50,10 @@ pub struct ScenarioFile {
 pub struct Requires {
     /// Lowest NGINX Ingress Controller version the scenario needs (e.g. "5.5").
     pub nic: Option<String>,
+    /// The substrates the scenario can run on (`local`, `kind`, `existing`);
+    /// empty: all. Elsewhere it is skipped, with the reason.
+    #[serde(default)]
+    pub substrate: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -562,6 +562,14 @@ fn cases() -> Vec<Trial> {
             .run(&["run", "--check", "no-such-check", "{scenario}"])
             .code(2)
             .stderr(&["--check/--skip select no check"]),
+        case("a-scenario-that-needs-kind-is-skipped-locally")
+            .replace("scenario.yaml", "requires:\n  nic: \"5.3\"\n", "requires:\n  nic: \"5.3\"\n  substrate: [kind, existing]\n")
+            .write("25-rate-limit.yaml", "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata:\n  name: rate\n  namespace: open-webui\nspec:\n  rateLimit:\n    rate: 1r/s\n    zoneSize: 10M\n    key: ${binary_remote_addr}\n")
+            .run(&["run", "--report", "{work}/report.json", "--junit", "{work}/junit.xml", "{scenario}"])
+            .code(0)
+            .stdout(&["SKIP openwebui-ingress-mtls: runs on the kind or existing substrate only (requires.substrate), not on local"])
+            .file("report.json", &["\"skipped\": \"runs on the kind or existing substrate only"])
+            .file("junit.xml", &["<skipped message=\"runs on the kind or existing substrate only"]),
         case("a-failing-check-shows-its-evidence")
             .replace("scenario.yaml", "bodyContains: No required SSL certificate was sent", "bodyContains: Welcome")
             .run(&["run", "{scenario}"])
