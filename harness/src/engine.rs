@@ -873,20 +873,22 @@ pub fn by_hand(live: &Live, check: &Check) -> String {
             }
             words.push(url.display());
         }
-        Probe::OpenSsl { servername, .. } => {
-            words.push(format!(
-                "openssl s_client -connect {addr} -servername {servername}"
+        Probe::OpenSsl {
+            servername, send, ..
+        } => {
+            // What the probe sends, on stdin, escapes kept for printf.
+            let send = send
+                .clone()
+                .unwrap_or_else(|| probe::openssl::default_send(servername));
+            let escaped = send
+                .replace('\\', "\\\\")
+                .replace('\r', "\\r")
+                .replace('\n', "\\n")
+                .replace('\'', "'\\''");
+            words.push(format!("printf '%b' '{escaped}' | openssl"));
+            words.extend(probe::openssl::s_client_args(
+                addr, servername, identity, trust,
             ));
-            if let Some(id) = identity {
-                words.push(format!(
-                    "-cert {} -key {}",
-                    id.cert_path.display(),
-                    id.key_path.display()
-                ));
-            }
-            if let Some(t) = trust {
-                words.push(format!("-CAfile {}", t.path.display()));
-            }
         }
     }
     format!(

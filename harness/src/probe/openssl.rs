@@ -16,18 +16,14 @@ pub fn default_send(host: &str) -> String {
     format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
 }
 
-/// `openssl s_client -connect ADDR -servername NAME [-cert -key] [-CAfile] -ign_eof`,
-/// with `send` on stdin; `-ign_eof` keeps reading until the server closes, which
-/// is what surfaces a TLS 1.3 refusal.
-pub async fn s_client(
-    openssl: &Path,
+/// openssl's arguments for a probe: `s_client -connect ADDR -servername NAME
+/// [-cert -key] [-CAfile] -ign_eof` (the probe and `up`'s by-hand line).
+pub fn s_client_args(
     addr: SocketAddr,
     servername: &str,
     identity: Option<&Identity>,
     trust: Option<&Trust>,
-    send: &str,
-) -> Observation {
-    let started = Instant::now();
+) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "s_client".into(),
         "-connect".into(),
@@ -43,6 +39,21 @@ pub async fn s_client(
         args.extend(["-CAfile".into(), t.path.display().to_string()]);
     }
     args.push("-ign_eof".into());
+    args
+}
+
+/// `openssl s_client ...` (see `s_client_args`), with `send` on stdin; `-ign_eof` keeps reading until the server closes, which
+/// is what surfaces a TLS 1.3 refusal.
+pub async fn s_client(
+    openssl: &Path,
+    addr: SocketAddr,
+    servername: &str,
+    identity: Option<&Identity>,
+    trust: Option<&Trust>,
+    send: &str,
+) -> Observation {
+    let started = Instant::now();
+    let args = s_client_args(addr, servername, identity, trust);
     let command = format!("openssl {}", args.join(" "));
     let mut observation = Observation {
         target: format!("openssl s_client {servername} via {addr}"),
