@@ -705,8 +705,7 @@ async fn run(
     let report = engine
         .run(scenarios, |s| match (&s.skipped, &s.setup_error) {
             (Some(why), _) => eprintln!("{}: skipped: {why}", s.name),
-            // The reason is printed once, with the results (SETUP FAILED).
-            (None, Some(_)) => eprintln!("{}: could not be set up (see below)", s.name),
+            (None, Some(e)) => eprintln!("error: {}: could not be set up: {e}", s.name),
             (None, None) => eprintln!(
                 "{}: set up in {} ms ({})",
                 s.name,
