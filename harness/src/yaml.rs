@@ -202,8 +202,8 @@ pub(crate) fn unknown_field(message: &str) -> Option<&str> {
     rest.split('`').next()
 }
 
-/// The largest YAML file read (the API server's own request limit is 3 MiB).
-pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
+/// The largest YAML file read (far above what an API server stores: 1.5 MiB an object).
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// The most nodes a file may expand to, aliases included (a "billion laughs"
 /// document stops here instead of exhausting memory).
 pub const MAX_NODES: usize = 1_000_000;
@@ -321,8 +321,8 @@ impl Builder<'_> {
             return Err(self.error(
                 line,
                 format!(
-                    "the YAML expands to more than {MAX_NODES} nodes (aliases included); \
-                     nested aliases that multiply (a \"billion laughs\" document) are refused"
+                    "the YAML holds more than {MAX_NODES} nodes once aliases are expanded; \
+                     split the file, and remove nested aliases that multiply (a \"billion laughs\" document) if it has any"
                 ),
             ));
         }

@@ -262,9 +262,17 @@ impl Scenario {
         }
         let mut docs = yaml::load_file(&file)?;
         if docs.len() != 1 {
+            // Point at the second document (or the file, when there is none).
+            let origin = match docs.get(1) {
+                Some(second) => Origin::at(&file, second.root.line),
+                None => Origin::file(&file),
+            };
             return Err(ManifestError {
-                origin: Origin::file(&file),
-                message: "scenario.yaml must hold exactly one YAML document".into(),
+                origin,
+                message: format!(
+                    "scenario.yaml must hold exactly one YAML document, found {}; put manifests in their own files beside it",
+                    docs.len()
+                ),
             });
         }
         let doc = docs.remove(0);
