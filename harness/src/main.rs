@@ -149,6 +149,10 @@ impl SubstrateArgs {
             ("--image", self.image != cluster::image::DEFAULT_IMAGE),
             ("--keep", self.keep),
             ("--cache", self.cache.is_some()),
+            (
+                "--artifacts",
+                self.artifacts != std::path::Path::new("mtls-e2e-artifacts"),
+            ),
         ];
         let refuse = |flags: &[(&str, bool)], what: &str| -> anyhow::Result<()> {
             if let Some((flag, _)) = flags.iter().find(|(_, set)| *set) {

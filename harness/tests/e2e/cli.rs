@@ -442,6 +442,10 @@ fn cases() -> Vec<Trial> {
             .run(&["run", "--k8s-version", "1.33", "{scenario}"])
             .code(2)
             .stderr(&["--k8s-version applies to --substrate kind only"]),
+        case("artifacts-on-the-local-substrate")
+            .run(&["run", "--artifacts", "{work}/a", "{scenario}"])
+            .code(2)
+            .stderr(&["--artifacts applies to --substrate kind or existing only"]),
         case("unpinned-kubernetes-version")
             .run(&["run", "--substrate", "kind", "--k8s-version", "1.20", "{scenario}"])
             .code(2)
