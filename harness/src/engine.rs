@@ -654,12 +654,8 @@ impl Engine {
                     };
                     probe::http(&request).await
                 }
-                Probe::OpenSsl {
-                    servername, send, ..
-                } => {
-                    let send = send
-                        .clone()
-                        .unwrap_or_else(|| probe::openssl::default_send(servername));
+                Probe::OpenSsl { servername, .. } => {
+                    let send = check.openssl_send().unwrap_or_default();
                     probe::openssl::s_client(
                         &self.openssl,
                         addr,
@@ -873,14 +869,11 @@ pub fn by_hand(live: &Live, check: &Check) -> String {
             }
             words.push(url.display());
         }
-        Probe::OpenSsl {
-            servername, send, ..
-        } => {
+        Probe::OpenSsl { servername, .. } => {
             // What the probe sends, on stdin, escapes kept for printf.
-            let send = send
-                .clone()
-                .unwrap_or_else(|| probe::openssl::default_send(servername));
-            let escaped = send
+            let escaped = check
+                .openssl_send()
+                .unwrap_or_default()
                 .replace('\\', "\\\\")
                 .replace('\r', "\\r")
                 .replace('\n', "\\n")

@@ -81,6 +81,19 @@ impl Scenario {
 }
 
 impl Check {
+    /// What an `openssl` check sends once connected: its `send`, or a GET of `/`.
+    pub fn openssl_send(&self) -> Option<String> {
+        match &self.probe {
+            Probe::OpenSsl {
+                servername, send, ..
+            } => Some(
+                send.clone()
+                    .unwrap_or_else(|| crate::probe::openssl::default_send(servername)),
+            ),
+            Probe::Http { .. } => None,
+        }
+    }
+
     /// The probe talks TLS to the server (https, or openssl s_client).
     pub fn uses_tls(&self) -> bool {
         match &self.probe {
