@@ -1069,6 +1069,41 @@ fn mergeable_minion_ingress_mtls_is_a_location_500() {
     );
 }
 
+/// The same reload failure for an Ingress (configurator.go: "error reloading
+/// NGINX for ns/name"; controller.go: "... added or updated ; but was not applied").
+#[test]
+fn crl_file_name_on_an_ingress_is_not_applied() {
+    let policy = policy_object(
+        "p",
+        "{ingressMTLS: {clientCertSecret: ingress-mtls-secret, crlFileName: webapp.crl}}",
+    );
+    let ingress = CAFE_INGRESS
+        .replace("POLICIES", "p")
+        .replace(", nginx.org/ssl-services: \"SSL\"", "");
+    let out = render_nic(
+        &format!("{policy}{ingress}"),
+        &[
+            ("default/cafe-secret", tls_secret()),
+            ("default/ingress-mtls-secret", ca_secret(false)),
+        ],
+    );
+    let state = out
+        .states
+        .iter()
+        .find(|s| s.key == "default/cafe-ingress")
+        .expect("state");
+    assert_eq!(state.state, "Invalid", "{}", state.message);
+    assert!(
+        state.message.starts_with(
+            "Configuration for default/cafe-ingress was added or updated ; but was not applied: \
+             error reloading NGINX for default/cafe-ingress: nginx reload failed: ssl_crl /etc/nginx/secrets/webapp.crl"
+        ),
+        "{}",
+        state.message
+    );
+    assert!(!out.hosts.contains_key("cafe.example.com"));
+}
+
 /// tests/suite/test_ingress_mtls.py `test_ingress_mtls_policy_crl`: a Policy
 /// whose `crlFileName` names a file NIC's nginx cannot read makes the reload
 /// fail: the VirtualServer is Invalid, its message still says "added or

@@ -234,6 +234,39 @@ pub fn configure(
                 continue;
             }
         };
+        let mut generated = generated;
+        if let Some(config) = &generated.config
+            && let Some(error) = unloadable(config, env, &store)
+        {
+            // The reload fails; the last configuration that loaded never had these hosts.
+            let owner = p.object.id.key();
+            let error = format!("error reloading NGINX for {owner}: {error}");
+            for state in &mut generated.states {
+                let part = match p.kind {
+                    ingress::Mergeable::Master if state.key == owner => {
+                        if state.warnings.is_empty() {
+                            " but"
+                        } else {
+                            "; but"
+                        }
+                    }
+                    // Minions: "%s%s; but was not applied", after a one-space prefix.
+                    ingress::Mergeable::Master => {
+                        if state.warnings.is_empty() {
+                            " ; but"
+                        } else {
+                            "; ; but"
+                        }
+                    }
+                    _ => "; but",
+                };
+                state.state = "Invalid".into();
+                state.reason = "AddedOrUpdatedWithError".into();
+                state.message = format!("{}{part} was not applied: {error}", state.message);
+            }
+            out.states.extend(generated.states);
+            continue;
+        }
         if let Some(config) = generated.config {
             for host in &generated.hosts {
                 if let Some(owner) = out.hosts.get(host) {
