@@ -14,6 +14,7 @@ use crate::substrate::SubstrateError;
 use crate::substrate::cluster::{
     self, ClusterError, ClusterOptions, Mode, apply, artifacts, image, install, kind, ownership,
 };
+use crate::substrate::identities;
 use crate::substrate::local::nic::RenderEnv;
 use crate::substrate::local::nic::routing::Routing;
 use crate::substrate::local::{PlannedEndpoints, local_env};
@@ -149,7 +150,47 @@ pub async fn local(engine: &Engine, scenario: &Scenario) -> Result<String, Subst
     checks(w, scenario);
     let routing = Routing::parse(nic.conf_files.iter().map(|(_, t)| t.as_str()));
     shared_state(w, &hazard::find(scenario, &routing));
+    let probe_dir = dir.join("probes");
+    std::fs::create_dir_all(&probe_dir).map_err(|e| SubstrateError::Failed(e.to_string()))?;
+    let probes = identities::resolve(scenario, &prepared.secrets, &prepared.workdir, &probe_dir)?;
+    identities_section(w, &probes);
     Ok(out)
+}
+
+/// The client identities the probes present and the bundles they trust: each
+/// certificate of a chain, leaf first, as section 2 shows certificates.
+fn identities_section(w: &mut String, probes: &identities::Probes) {
+    let _ = writeln!(
+        w,
+        "\n## 10. Identities the probes present, and the bundles they trust"
+    );
+    for (name, id) in &probes.identities {
+        let chain = crate::pki::split_certs(&id.chain_pem).unwrap_or_default();
+        let _ = writeln!(
+            w,
+            "  identity {name}: a chain of {} certificate(s), leaf first",
+            chain.len()
+        );
+        for der in &chain {
+            match crate::pki::CertInfo::from_der(der) {
+                Ok(info) => {
+                    let _ = writeln!(w, "    {}", info.summary());
+                }
+                Err(e) => {
+                    let _ = writeln!(w, "    (unreadable certificate: {e})");
+                }
+            }
+        }
+    }
+    for (name, t) in &probes.trust {
+        let certs = crate::pki::split_certs(&t.pem).unwrap_or_default();
+        let subjects: Vec<String> = certs
+            .iter()
+            .filter_map(|der| crate::pki::CertInfo::from_der(der).ok())
+            .map(|i| i.subject)
+            .collect();
+        let _ = writeln!(w, "  trust {name}: {}", subjects.join("; "));
+    }
 }
 
 /// Checks that share state (an upstream's TLS session cache), and how they run.

@@ -513,6 +513,16 @@ fn cases() -> Vec<Trial> {
             .run(&["run", "{scenario}"])
             .code(2)
             .stdout(&["30-virtualserver.yaml:", "`gunzip` is a field of VirtualServer that the local substrate does not render", "--substrate kind"]),
+        case("plan-shows-the-identities-and-their-chains")
+            .base("client-verification")
+            .run(&["plan", "{scenario}"])
+            .code(0)
+            .stdout(&[
+                "## 10. Identities the probes present, and the bundles they trust",
+                "identity chained: a chain of 2 certificate(s), leaf first",
+                "issuer \"CN = chained@verify.example.com intermediate\"",
+                "trust verify-ca: CN = verify-ca",
+            ]),
         case("plan-shows-checks-that-share-state")
             .base("egress-mtls-traps")
             .run(&["plan", "{scenario}"])
