@@ -567,13 +567,7 @@ impl Engine {
             .get_or_init(|| async {
                 let mut reports = Vec::new();
                 for name in &live.shared[group].checks {
-                    if let Some(member) = live
-                        .deployment
-                        .scenario()
-                        .checks
-                        .iter()
-                        .find(|c| &c.name == name)
-                    {
+                    if let Some(member) = live.deployment.scenario().check(name) {
                         let mut report = self.check_alone(live, member).await;
                         report.shared_state = Some(live.shared[group].explain(name));
                         reports.push(report);
@@ -591,13 +585,7 @@ impl Engine {
     /// Run one check now, its `after` checks' requests first.
     async fn check_alone(&self, live: &Live, check: &Check) -> CheckReport {
         for name in &check.after {
-            if let Some(first) = live
-                .deployment
-                .scenario()
-                .checks
-                .iter()
-                .find(|c| &c.name == name)
-            {
+            if let Some(first) = live.deployment.scenario().check(name) {
                 self.observe(live, first).await;
             }
         }

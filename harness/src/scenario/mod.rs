@@ -67,6 +67,11 @@ pub struct Check {
 pub const SUBSTRATES: [&str; 3] = ["local", "kind", "existing"];
 
 impl Scenario {
+    /// The check named `name`.
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+
     /// Why the scenario does not run on `substrate`, if it declares that it
     /// needs another (`requires.substrate`).
     pub fn substrate_skip(&self, substrate: &str) -> Option<String> {

@@ -830,6 +830,14 @@ fn conf(out: &super::NicOutput, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name}"))
 }
 
+fn state_of(out: &super::NicOutput, key: &str) -> super::ResourceState {
+    out.states
+        .iter()
+        .find(|s| s.key == key)
+        .cloned()
+        .unwrap_or_else(|| panic!("no state for {key}"))
+}
+
 fn warnings_of(out: &super::NicOutput, key: &str) -> Vec<String> {
     out.states
         .iter()
@@ -1042,11 +1050,7 @@ fn mergeable_minion_ingress_mtls_is_a_location_500() {
     );
     // updateMergeableIngressStatusAndEvents: "%s%swith warning(s): %v" with an
     // empty first part, prefixed by one space: no `;` (controller.go).
-    let minion = out
-        .states
-        .iter()
-        .find(|s| s.key == "default/cafe-ingress-coffee-minion")
-        .expect("minion state");
+    let minion = state_of(&out, "default/cafe-ingress-coffee-minion");
     assert_eq!(
         minion.message,
         "Configuration for default/cafe-ingress-coffee-minion was added or updated with warning(s): \
@@ -1056,11 +1060,7 @@ fn mergeable_minion_ingress_mtls_is_a_location_500() {
     // Without the CA Secret the controller adds its own warning first
     // (createIngressEx: "Policy error for Ingress ...", controller.go).
     let out = render_nic(&yaml, &[("default/cafe-secret", tls_secret())]);
-    let minion = out
-        .states
-        .iter()
-        .find(|s| s.key == "default/cafe-ingress-coffee-minion")
-        .expect("minion state");
+    let minion = state_of(&out, "default/cafe-ingress-coffee-minion");
     assert_eq!(
         minion.message,
         "Configuration for default/cafe-ingress-coffee-minion was added or updated with warning(s): \
@@ -1087,11 +1087,7 @@ fn crl_file_name_on_an_ingress_is_not_applied() {
             ("default/ingress-mtls-secret", ca_secret(false)),
         ],
     );
-    let state = out
-        .states
-        .iter()
-        .find(|s| s.key == "default/cafe-ingress")
-        .expect("state");
+    let state = state_of(&out, "default/cafe-ingress");
     assert_eq!(state.state, "Invalid", "{}", state.message);
     assert!(
         state.message.starts_with(
@@ -1130,12 +1126,7 @@ fn crl_file_name_that_nginx_cannot_read_is_not_applied() {
                 ("default/ingress-mtls-secret", ca_secret(secret_has_crl)),
             ],
         );
-        let state = out
-            .states
-            .iter()
-            .find(|s| s.key == "default/virtual-server")
-            .expect("state")
-            .clone();
+        let state = state_of(&out, "default/virtual-server");
         (state, out.hosts.contains_key("virtual-server.example.com"))
     };
     let (state, served) = state_of(&valid, true);

@@ -46,7 +46,6 @@ pub struct NicOutput {
 /// become files; a Policy's `crlFileName` names a file on NIC's own filesystem,
 /// which NIC does not create (tests/suite/test_ingress_mtls.py CRL cases).
 fn unloadable(config: &str, env: &RenderEnv, store: &secrets::SecretStore<'_>) -> Option<String> {
-    let written: Vec<String> = store.files().into_iter().map(|f| f.name).collect();
     for line in config.lines().map(str::trim) {
         let Some((directive, path)) = line.trim_end_matches(';').split_once(' ') else {
             continue;
@@ -61,7 +60,7 @@ fn unloadable(config: &str, env: &RenderEnv, store: &secrets::SecretStore<'_>) -
         else {
             continue;
         };
-        if !written.iter().any(|w| w == name) {
+        if !store.has_file(name) {
             let field = if directive == "ssl_crl" {
                 " (the Policy's spec.ingressMTLS.crlFileName names a file on NIC's own filesystem, which NIC does not create)"
             } else {

@@ -53,6 +53,11 @@ impl<'a> SecretStore<'a> {
         }
     }
 
+    /// Whether the controller has written the secrets-folder file `name`.
+    pub fn has_file(&self, name: &str) -> bool {
+        self.written.borrow().contains_key(name)
+    }
+
     pub fn files(&self) -> Vec<SecretFile> {
         self.written.borrow().values().cloned().collect()
     }
