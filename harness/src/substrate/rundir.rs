@@ -124,10 +124,23 @@ pub(crate) fn sweep_stale_in(root: &Path) -> Vec<String> {
             if let Some(pid) = std::fs::read_to_string(&pid_file)
                 .ok()
                 .and_then(|t| t.trim().parse::<i32>().ok())
-                && is_nginx_of(pid, &path)
             {
-                signal_group(pid, libc::SIGKILL);
-                stopped += 1;
+                if is_nginx_of(pid, &path) && leads_group(pid) {
+                    signal_group(pid, libc::SIGKILL);
+                    stopped += 1;
+                } else {
+                    // The master is gone; its workers may not be (same group, cwd inside).
+                    for worker in group_members(pid)
+                        .into_iter()
+                        .filter(|w| is_nginx_of(*w, &path))
+                    {
+                        // SAFETY: kill(2) on an nginx of this stale folder, checked just above.
+                        unsafe {
+                            libc::kill(worker, libc::SIGKILL);
+                        }
+                        stopped += 1;
+                    }
+                }
             }
         }
         if std::fs::remove_dir_all(&path).is_ok() {
@@ -140,8 +153,8 @@ pub(crate) fn sweep_stale_in(root: &Path) -> Vec<String> {
     cleaned
 }
 
-/// `pid` is a live nginx started for the run folder `folder`: its command line
-/// names nginx and a path inside that folder, and it leads its own process group.
+/// `pid` is a live nginx of the run folder `folder`: its command line names
+/// nginx, and it or its working folder points inside that folder.
 fn is_nginx_of(pid: i32, folder: &Path) -> bool {
     if pid <= 1 || !alive(pid) {
         return false;
@@ -161,9 +174,27 @@ fn is_nginx_of(pid: i32, folder: &Path) -> bool {
     let cwd_inside =
         std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(folder));
     let points_inside = text.contains(&inside) || cwd_inside;
+    is_nginx && points_inside
+}
+
+fn leads_group(pid: i32) -> bool {
     // SAFETY: getpgid(2) only reads the process table.
-    let leads_group = unsafe { libc::getpgid(pid) } == pid;
-    is_nginx && points_inside && leads_group
+    unsafe { libc::getpgid(pid) == pid }
+}
+
+/// Live processes in the process group `pgid` (from /proc).
+fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            // SAFETY: getpgid(2) only reads the process table.
+            *pid > 1 && unsafe { libc::getpgid(*pid) } == pgid
+        })
+        .collect()
 }
 
 /// Files named `name` under `dir`, never following symlinks, at most `depth`
@@ -196,6 +227,19 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
+
+    /// Alive and not a zombie (a killed child of ours lingers until reaped).
+    fn alive_process(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()
+                    .map(|r| r.trim_start().starts_with('Z'))
+                    .map(|z| !z)
+            })
+            .unwrap_or(false)
+    }
 
     fn planted(root: &Path, name: &str, mode: u32) -> PathBuf {
         let dir = root.join(name);
@@ -238,6 +282,27 @@ mod tests {
         std::os::unix::fs::symlink(".", looping.join("a")).expect("symlink");
         std::os::unix::fs::symlink(".", looping.join("b")).expect("symlink");
         let open = planted(root.path(), "mtls-e2e-open", 0o755);
+        // A worker left by a master that died: same process group, cwd in the folder.
+        let orphaned = planted(root.path(), "mtls-e2e-orphan", 0o700);
+        let nginx_dir = orphaned.join("nginx");
+        std::fs::create_dir(&nginx_dir).expect("mkdir");
+        let leader = std::process::Command::new("bash")
+            .args([
+                "-c",
+                "(exec -a 'nginx: worker process' sleep 600 >/dev/null 2>&1 </dev/null) & echo $!",
+            ])
+            .current_dir(&nginx_dir)
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("bash");
+        let master = leader.id();
+        let out = leader.wait_with_output().expect("leader exits");
+        let orphan: i32 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("worker pid");
+        std::fs::write(nginx_dir.join("nginx.pid"), master.to_string()).expect("pid");
         let cleaned = sweep_stale_in(root.path());
         assert!(
             alive(pid as i32),
@@ -251,7 +316,7 @@ mod tests {
             open.exists(),
             "a folder that is not 0700 is not ours to remove"
         );
-        assert_eq!(cleaned.len(), 2, "{cleaned:?}");
+        assert_eq!(cleaned.len(), 3, "{cleaned:?}");
         let _ = victim.kill();
         let _ = victim.wait();
     }
