@@ -118,6 +118,10 @@ struct SubstrateArgs {
     /// Keep the kind cluster and the scenarios' objects at the end.
     #[arg(long)]
     keep: bool,
+    /// kind, existing: let the run overwrite this object of someone else's
+    /// (Kind/name or Kind/namespace/name); it is never deleted. Repeatable.
+    #[arg(long, value_name = "KIND/[NAMESPACE/]NAME")]
+    adopt: Vec<String>,
     /// Where failing scenarios' evidence goes (cluster substrates).
     #[arg(long, default_value = "mtls-e2e-artifacts")]
     artifacts: PathBuf,
@@ -148,6 +152,7 @@ impl SubstrateArgs {
             ("--nic-version", self.nic_version.is_some()),
             ("--image", self.image != cluster::image::DEFAULT_IMAGE),
             ("--keep", self.keep),
+            ("--adopt", !self.adopt.is_empty()),
             ("--cache", self.cache.is_some()),
             (
                 "--artifacts",
@@ -204,6 +209,12 @@ impl SubstrateArgs {
             nic: self.nic_version.clone(),
             image: self.image.clone(),
             keep: self.keep,
+            adopt: self
+                .adopt
+                .iter()
+                .map(|a| cluster::ownership::parse_adopt(a))
+                .collect::<Result<_, _>>()
+                .map_err(anyhow::Error::msg)?,
             artifacts,
             cache: self.cache.clone().unwrap_or_else(cluster::default_cache),
         }))
@@ -289,6 +300,9 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                     return Ok(Exit::BadInput.code());
                 }
             }
+            if let Err(code) = check_adopted(options.as_ref(), &scenarios) {
+                return Ok(code);
+            }
             let mut engine = match make_engine(options.as_ref(), &mut stop).await {
                 Ok(e) => e,
                 Err(code) => return Ok(code),
@@ -357,6 +371,9 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 Ok(s) => s,
                 Err(code) => return Ok(code),
             };
+            if let Err(code) = check_adopted(options.as_ref(), &scenarios) {
+                return Ok(code);
+            }
             if let Some(options) = options {
                 let refs: Vec<&Scenario> = scenarios.iter().collect();
                 let text = cluster::check_shareable(&refs)
@@ -402,6 +419,9 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                     return Ok(Exit::BadInput.code());
                 }
             };
+            if let Err(code) = check_adopted(options.as_ref(), std::slice::from_ref(&scenario)) {
+                return Ok(code);
+            }
             let engine = match make_engine(options.as_ref(), &mut stop).await {
                 Ok(e) => e,
                 Err(code) => return Ok(code),
@@ -433,6 +453,17 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
             }
         }
     }
+}
+
+/// `--adopt` names objects the scenarios declare (exit 2 otherwise).
+fn check_adopted(options: Option<&ClusterOptions>, scenarios: &[Scenario]) -> Result<(), u8> {
+    let Some(options) = options else {
+        return Ok(());
+    };
+    cluster::ownership::check_adopt(&options.adopt, |id| {
+        scenarios.iter().any(|s| s.declares(id))
+    })
+    .map_err(|e| bad_input(anyhow::Error::msg(e)))
 }
 
 /// `up`: one scenario running until Ctrl-C, with the commands to poke at it.

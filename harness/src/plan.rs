@@ -514,6 +514,13 @@ pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<Stri
             ownership::MANAGED_BY,
             ownership::MANAGER
         );
+        for adopted in options.adopt.iter().filter(|id| s.declares(id)) {
+            let _ = writeln!(
+                w,
+                "  --adopt {}: if it exists and is not ours, it is overwritten as the scenario says, without our label, and never deleted",
+                ownership::adopt_arg(adopted)
+            );
+        }
         let _ = writeln!(
             w,
             "  apply (server-side, strict field validation; every object labelled {}={} and {}=<run id>), in order:",

@@ -349,6 +349,7 @@ fn cluster_from_env() -> Result<Option<ClusterOptions>, String> {
         nic: var("MTLS_E2E_NIC_VERSION"),
         image: var("MTLS_E2E_IMAGE").unwrap_or_else(|| image::DEFAULT_IMAGE.to_string()),
         keep: var("MTLS_E2E_KEEP").as_deref() == Some("1"),
+        adopt: Vec::new(),
         artifacts: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/mtls-e2e-artifacts"),
         cache: cluster::default_cache(),
     }))

@@ -72,6 +72,26 @@ impl Scenario {
         self.checks.iter().find(|c| c.name == name)
     }
 
+    /// The scenario applies `id`: one of its objects, or a Secret one of its
+    /// steps makes.
+    pub fn declares(&self, id: &crate::manifest::ObjectRef) -> bool {
+        let step_secret = |ns_name: &str| {
+            id.kind == crate::manifest::Kind::Secret
+                && ns_name.split_once('/')
+                    == id.namespace.as_deref().map(|ns| (ns, id.name.as_str()))
+        };
+        self.objects.iter().any(|o| o.id == *id)
+            || self.spec.steps.iter().any(|step| {
+                step.create_secret
+                    .as_ref()
+                    .is_some_and(|c| step_secret(&c.name))
+                    || step
+                        .copy_secret
+                        .as_ref()
+                        .is_some_and(|c| step_secret(&c.to))
+            })
+    }
+
     /// Why the scenario does not run on `substrate`, if it declares that it
     /// needs another (`requires.substrate`).
     pub fn substrate_skip(&self, substrate: &str) -> Option<String> {

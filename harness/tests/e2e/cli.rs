@@ -446,6 +446,22 @@ fn cases() -> Vec<Trial> {
             .run(&["run", "--artifacts", "{work}/a", "{scenario}"])
             .code(2)
             .stderr(&["--artifacts applies to --substrate kind or existing only"]),
+        case("adopt-on-the-local-substrate")
+            .run(&["run", "--adopt", "ClusterIssuer/selfsigned-issuer", "{scenario}"])
+            .code(2)
+            .stderr(&["--adopt applies to --substrate kind or existing only"]),
+        case("adopt-names-an-object-of-the-scenario")
+            .run(&["plan", "--substrate", "existing", "--adopt", "Secret/open-webui/keep-me", "{scenario}"])
+            .code(2)
+            .stderr(&["--adopt Secret/open-webui/keep-me: no scenario of this run declares Secret open-webui/keep-me"]),
+        case("adopt-needs-a-namespace-for-a-secret")
+            .run(&["plan", "--substrate", "existing", "--adopt", "Secret/keep-me", "{scenario}"])
+            .code(2)
+            .stderr(&["--adopt Secret/keep-me: name an object as Kind/name (cluster-scoped) or Kind/namespace/name"]),
+        case("plan-says-what-is-adopted")
+            .run(&["plan", "--substrate", "existing", "--adopt", "Policy/open-webui/open-webui-mtls", "{scenario}"])
+            .code(0)
+            .stdout(&["--adopt Policy/open-webui/open-webui-mtls: if it exists and is not ours, it is overwritten as the scenario says, without our label, and never deleted"]),
         case("unpinned-kubernetes-version")
             .run(&["run", "--substrate", "kind", "--k8s-version", "1.20", "{scenario}"])
             .code(2)

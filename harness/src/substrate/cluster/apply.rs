@@ -367,7 +367,7 @@ pub async fn up(
     let observed = observe_all(&applier, &scenario.objects)
         .await
         .map_err(to_substrate)?;
-    let decision = ownership::decide(&observed);
+    let decision = ownership::decide(&observed, &cluster.options.adopt);
     if !decision.conflicts.is_empty() {
         return Err(to_substrate(ClusterError::Input(format!(
             "{}: {}",
@@ -378,6 +378,11 @@ pub async fn up(
     for reused in &decision.reuse {
         progress(&format!(
             "namespace {reused} exists and is not ours: used, never deleted"
+        ));
+    }
+    for adopted in &decision.adopted {
+        progress(&format!(
+            "{adopted} exists and is not ours: adopted (--adopt), overwritten as the scenario says, never deleted"
         ));
     }
     for object in scenario
@@ -394,10 +399,12 @@ pub async fn up(
         {
             continue;
         }
-        applier
-            .apply(&owned_json(object, cluster))
-            .await
-            .map_err(|e| fail(object, e))?;
+        let json = if decision.adopted.contains(&object.id) {
+            manifest_json(object, &cluster.options.image)
+        } else {
+            owned_json(object, cluster)
+        };
+        applier.apply(&json).await.map_err(|e| fail(object, e))?;
     }
     let runner = StepRunner {
         scenario,
@@ -411,10 +418,24 @@ pub async fn up(
     };
     for i in 0..scenario.spec.steps.len() {
         for object in runner.run(i, &secrets).await? {
-            applier
-                .apply(&owned_json(&object, cluster))
+            // A step's Secret may land in a namespace that is not ours: the same rule.
+            let seen = observe_all(&applier, std::slice::from_ref(&object))
                 .await
                 .map_err(|e| fail(&object, e))?;
+            let step_decision = ownership::decide(&seen, &cluster.options.adopt);
+            if let Some(conflict) = step_decision.conflicts.first() {
+                return Err(to_substrate(ClusterError::Input(format!(
+                    "{} (step {}): {conflict}",
+                    scenario.name,
+                    i + 1
+                ))));
+            }
+            let json = if step_decision.adopted.contains(&object.id) {
+                manifest_json(&object, &cluster.options.image)
+            } else {
+                owned_json(&object, cluster)
+            };
+            applier.apply(&json).await.map_err(|e| fail(&object, e))?;
         }
     }
     phases.record("apply and steps", &mut clock);

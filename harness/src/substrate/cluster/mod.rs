@@ -225,6 +225,9 @@ pub struct ClusterOptions {
     /// The image our Deployments run (kind: built here and loaded; existing: must be pullable).
     pub image: String,
     pub keep: bool,
+    /// Objects of someone else's that the user lets the run overwrite
+    /// (`--adopt`); applied without our label, never deleted.
+    pub adopt: Vec<crate::manifest::ObjectRef>,
     /// Where failing scenarios' artifacts go.
     pub artifacts: PathBuf,
     /// Downloads, kubeconfigs and cluster markers (`~/.cache/mtls-e2e`).

@@ -2,7 +2,9 @@
 //! applies carries our labels; an object that exists without them is someone
 //! else's. A Namespace that already exists is reused and never deleted (it may
 //! hold anything: `cert-manager`, a tutorial someone runs); any other object
-//! that exists and is not ours stops the run before anything is applied.
+//! that exists and is not ours stops the run before anything is applied,
+//! unless the user adopts it by name (`--adopt`): then it is applied as the
+//! scenario says, without our label, and never deleted.
 //! Teardown deletes only objects carrying our label. The decisions are pure
 //! functions of what was observed, so they are tested without a cluster.
 
@@ -64,24 +66,81 @@ pub struct Decision {
     pub apply: Vec<ObjectRef>,
     /// Namespaces that exist and are not ours: used, never applied or deleted.
     pub reuse: Vec<String>,
+    /// Objects that exist, are not ours, and the user adopted: applied
+    /// without our label (so never deleted).
+    pub adopted: Vec<ObjectRef>,
     /// Objects that exist, are not ours, and would be overwritten: the run stops.
     pub conflicts: Vec<String>,
 }
 
-pub fn decide(observed: &[(ObjectRef, Observed)]) -> Decision {
+pub fn decide(observed: &[(ObjectRef, Observed)], adopt: &[ObjectRef]) -> Decision {
     let mut d = Decision::default();
     for (id, seen) in observed {
         match (id.kind, seen) {
             (Kind::Namespace, Observed::Foreign) => d.reuse.push(id.name.clone()),
+            (_, Observed::Foreign) if adopt.contains(id) => d.adopted.push(id.clone()),
             (_, Observed::Foreign) => d.conflicts.push(format!(
                 "{id} already exists and was not made by mtls-e2e (no {MANAGED_BY}={MANAGER} label): \
-                 the run would overwrite it and delete it afterwards. Delete it yourself, or give the \
-                 scenario another name or namespace"
+                 the run would overwrite it and delete it afterwards. Delete it yourself, give the \
+                 scenario another name or namespace, or let the run overwrite it and keep it with \
+                 --adopt {}",
+                adopt_arg(id)
             )),
             _ => d.apply.push(id.clone()),
         }
     }
     d
+}
+
+/// How `--adopt` names an object: `Kind/name` (cluster-scoped) or
+/// `Kind/namespace/name`.
+pub fn adopt_arg(id: &ObjectRef) -> String {
+    match &id.namespace {
+        Some(ns) => format!("{}/{ns}/{}", id.kind, id.name),
+        None => format!("{}/{}", id.kind, id.name),
+    }
+}
+
+/// Read one `--adopt` value.
+pub fn parse_adopt(arg: &str) -> Result<ObjectRef, String> {
+    let parts: Vec<&str> = arg.split('/').collect();
+    let usage = || {
+        format!(
+            "--adopt {arg}: name an object as Kind/name (cluster-scoped) or Kind/namespace/name, \
+             e.g. --adopt ClusterIssuer/selfsigned-issuer or --adopt Secret/open-webui/ca-secret"
+        )
+    };
+    let kind = parts
+        .first()
+        .and_then(|k| Kind::from_name(k))
+        .ok_or_else(|| {
+            let kinds: Vec<&str> = Kind::ALL.iter().map(Kind::name).collect();
+            format!("{}; kinds: {}", usage(), kinds.join(", "))
+        })?;
+    let (namespace, name) = match (kind.namespaced(), parts.as_slice()) {
+        (true, [_, ns, name]) => (*ns, *name),
+        (false, [_, name]) => ("", *name),
+        _ => return Err(usage()),
+    };
+    if name.is_empty() || (kind.namespaced() && namespace.is_empty()) {
+        return Err(usage());
+    }
+    Ok(ObjectRef::new(kind, namespace, name))
+}
+
+/// Every adopted object must be one the scenarios declare: a typo would
+/// otherwise adopt nothing and the run would stop on the conflict anyway.
+pub fn check_adopt(
+    adopt: &[ObjectRef],
+    mut declared: impl FnMut(&ObjectRef) -> bool,
+) -> Result<(), String> {
+    match adopt.iter().find(|id| !declared(id)) {
+        Some(id) => Err(format!(
+            "--adopt {}: no scenario of this run declares {id}",
+            adopt_arg(id)
+        )),
+        None => Ok(()),
+    }
 }
 
 /// What teardown deletes: objects that carry our label, except the contents
@@ -129,7 +188,7 @@ mod tests {
             (our_ns_secret.clone(), Observed::Ours),
             (fresh.clone(), Observed::Absent),
         ];
-        let d = decide(&observed);
+        let d = decide(&observed, &[]);
         assert_eq!(d.reuse, ["open-webui"]);
         assert_eq!(d.conflicts.len(), 1);
         assert!(
@@ -147,8 +206,50 @@ mod tests {
         );
         // The cert-manager namespace a scenario declares is reused, never deleted.
         let cm = vec![(ns("cert-manager"), Observed::Foreign)];
-        assert_eq!(decide(&cm).reuse, ["cert-manager"]);
+        assert_eq!(decide(&cm, &[]).reuse, ["cert-manager"]);
         assert!(deletable(&cm).is_empty());
+    }
+
+    /// `--adopt` lets a run overwrite a named object of someone else's, and
+    /// it is still never deleted; nothing else changes.
+    #[test]
+    fn an_adopted_object_is_applied_and_never_deleted() {
+        let issuer = ObjectRef::new(Kind::ClusterIssuer, "", "selfsigned-issuer");
+        let secret = ObjectRef::new(Kind::Secret, "open-webui", "keep-me");
+        let observed = vec![
+            (issuer.clone(), Observed::Foreign),
+            (secret.clone(), Observed::Foreign),
+        ];
+        let d = decide(&observed, &[issuer.clone()]);
+        assert_eq!(d.adopted, [issuer.clone()]);
+        assert_eq!(d.conflicts.len(), 1, "only what was named is adopted");
+        assert!(
+            d.conflicts[0].ends_with("--adopt Secret/open-webui/keep-me"),
+            "{:?}",
+            d.conflicts
+        );
+        // Applied without our label, it is still someone else's at teardown.
+        assert!(deletable(&observed).is_empty());
+        assert_eq!(
+            parse_adopt("ClusterIssuer/selfsigned-issuer"),
+            Ok(issuer.clone())
+        );
+        assert_eq!(parse_adopt(&adopt_arg(&secret)), Ok(secret.clone()));
+        for bad in [
+            "Secret/keep-me",
+            "ClusterIssuer/a/b",
+            "Nope/x",
+            "Secret//x",
+            "",
+        ] {
+            assert!(parse_adopt(bad).is_err(), "{bad}");
+        }
+        assert!(check_adopt(&[issuer.clone()], |id| *id == issuer).is_ok());
+        let e = check_adopt(&[secret.clone()], |id| *id == issuer).expect_err("not declared");
+        assert!(
+            e.contains("no scenario of this run declares Secret open-webui/keep-me"),
+            "{e}"
+        );
     }
 
     #[test]
