@@ -19,6 +19,9 @@ pub enum Error {
     /// The substrate failed (exit 4).
     #[error("{0}")]
     Substrate(String),
+    /// Ctrl-C or SIGTERM (exit 130): not a failure of the run, but it ends it.
+    #[error("interrupted; everything this run started was stopped and removed")]
+    Interrupted,
 }
 
 impl Error {
@@ -27,12 +30,16 @@ impl Error {
             Error::Input(_) => Exit::BadInput,
             Error::Environment(_) => Exit::Environment,
             Error::Substrate(_) => Exit::Substrate,
+            Error::Interrupted => Exit::Interrupted,
         }
     }
 
     /// The message as the command line prints it.
     pub fn render(&self) -> String {
-        format!("error: {self}")
+        match self {
+            Error::Interrupted => self.to_string(),
+            _ => format!("error: {self}"),
+        }
     }
 }
 
@@ -103,6 +110,7 @@ mod tests {
             ((&ClusterError::Input("flag".into())).into(), 2),
             ((&ClusterError::Failed("apply".into())).into(), 4),
             ((&EngineError::Environment("nginx".into())).into(), 3),
+            (Error::Interrupted, 130),
             (
                 (&EngineError::RunDir(std::io::Error::other("full"))).into(),
                 4,

@@ -27,6 +27,11 @@ impl Exit {
         Exit::Interrupted,
     ];
 
+    /// The outcome a code stands for (as a report records it).
+    pub fn from_code(code: u8) -> Option<Exit> {
+        Exit::ALL.into_iter().find(|e| e.code() == code)
+    }
+
     pub fn code(self) -> u8 {
         match self {
             Exit::Ok => 0,

@@ -1,5 +1,6 @@
 //! mtls-e2e: end-to-end tests for mTLS chains in front of AI inference.
 
+pub mod app;
 pub mod check;
 pub mod engine;
 pub mod error;

@@ -27,10 +27,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use libtest_mimic::{Arguments, Failed, Trial};
+use mtls_e2e::app;
 use mtls_e2e::engine::{Engine, Live};
 use mtls_e2e::report;
-use mtls_e2e::scenario::{self, Scenario};
-use mtls_e2e::substrate::cluster::{self, ClusterOptions, Mode, image, install, kind};
+use mtls_e2e::scenario::Scenario;
+use mtls_e2e::substrate::cluster::{self, ClusterOptions, Mode, install};
 
 fn scenarios_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
@@ -294,11 +295,9 @@ fn shared_upstream_order(suite: &Suite, scenario: &Scenario) -> Result<(), Faile
     }
 }
 
+/// The scenarios, loaded as `mtls-e2e run scenarios` loads them.
 fn load_scenarios() -> Result<Vec<Scenario>, String> {
-    let dirs = scenario::discover(&scenarios_root()).map_err(|e| e.to_string())?;
-    dirs.iter()
-        .map(|d| Scenario::load(d).map_err(|e| e.to_string()))
-        .collect()
+    app::load::scenarios(&[scenarios_root()]).map_err(|e| e.to_string())
 }
 
 /// (trial name, scenario name) for every scenario trial.
@@ -320,37 +319,31 @@ fn trial_names(scenarios: &[Scenario]) -> Vec<(String, String)> {
     out
 }
 
-/// The opt-in cluster substrate, from the environment (see the top of this file).
+/// The opt-in cluster substrate, from the environment (see the top of this
+/// file): the command line's own options, with the command line's validation,
+/// so a bad version is refused before any cluster exists.
 fn cluster_from_env() -> Result<Option<ClusterOptions>, String> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let mode = match var("MTLS_E2E_SUBSTRATE").as_deref() {
-        None | Some("local") => return Ok(None),
-        Some("kind") => {
-            let k8s = var("MTLS_E2E_K8S_VERSION").unwrap_or_else(|| kind::DEFAULT_K8S.to_string());
-            kind::node_image(&k8s).map_err(|e| e.to_string())?;
-            Mode::Kind {
-                name: var("MTLS_E2E_CLUSTER").unwrap_or_else(|| kind::CLUSTER_PREFIX.to_string()),
-                k8s,
-            }
-        }
-        Some("existing") => Mode::Existing {
-            context: var("MTLS_E2E_CONTEXT"),
-            nic_namespace: var("MTLS_E2E_NIC_NAMESPACE")
-                .unwrap_or_else(|| install::NIC_NAMESPACE.to_string()),
-        },
-        Some(other) => {
-            return Err(format!(
-                "MTLS_E2E_SUBSTRATE={other}: use local, kind or existing"
-            ));
+    let mut words = Vec::new();
+    let mut flag = |name: &str, env: &str| {
+        if let Some(value) = var(env) {
+            words.extend([name.to_string(), value]);
         }
     };
-    Ok(Some(ClusterOptions {
-        mode,
-        nic: var("MTLS_E2E_NIC_VERSION"),
-        image: var("MTLS_E2E_IMAGE").unwrap_or_else(|| image::DEFAULT_IMAGE.to_string()),
-        keep: var("MTLS_E2E_KEEP").as_deref() == Some("1"),
-        adopt: Vec::new(),
-        artifacts: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/mtls-e2e-artifacts"),
-        cache: cluster::default_cache(),
-    }))
+    flag("--substrate", "MTLS_E2E_SUBSTRATE");
+    flag("--k8s-version", "MTLS_E2E_K8S_VERSION");
+    flag("--cluster", "MTLS_E2E_CLUSTER");
+    flag("--nic-version", "MTLS_E2E_NIC_VERSION");
+    flag("--context", "MTLS_E2E_CONTEXT");
+    flag("--nic-namespace", "MTLS_E2E_NIC_NAMESPACE");
+    flag("--image", "MTLS_E2E_IMAGE");
+    if var("MTLS_E2E_KEEP").as_deref() == Some("1") {
+        words.push("--keep".into());
+    }
+    if var("MTLS_E2E_SUBSTRATE").is_some_and(|s| s != "local") {
+        let artifacts =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/mtls-e2e-artifacts");
+        words.extend(["--artifacts".to_string(), artifacts.display().to_string()]);
+    }
+    app::args::cluster_options_from_words(&words).map_err(|e| format!("MTLS_E2E_*: {e}"))
 }

@@ -319,6 +319,17 @@ mod tests {
         assert_eq!(cleaned.len(), 3, "{cleaned:?}");
         let _ = victim.kill();
         let _ = victim.wait();
+        // The orphaned worker is not our child: init reaps it once it is killed.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while alive_process(orphan) && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        let survived = alive_process(orphan);
+        if survived {
+            // SAFETY: kill(2) on the worker this test started.
+            unsafe { libc::kill(orphan, libc::SIGKILL) };
+        }
+        assert!(!survived, "the orphaned nginx worker was not stopped");
     }
 
     #[test]

@@ -1,0 +1,261 @@
+//! The command line: what each command takes, and the validation of the
+//! options, shared by the binary and the test suite (which builds the same
+//! options from its environment).
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Error;
+use crate::mock::ServeArgs;
+use crate::substrate::cluster::{self, ClusterOptions, Mode};
+
+#[derive(Parser)]
+#[command(
+    name = "mtls-e2e",
+    version,
+    about = "End-to-end tests for mTLS chains in front of AI inference"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run scenarios and their checks (default: every scenario under ./scenarios).
+    Run(RunArgs),
+    /// List scenarios and their checks.
+    List { dirs: Vec<PathBuf> },
+    /// Print what a run would do, without doing it. Local: objects, certificates,
+    /// steps, states, nginx.conf. kind/existing: every command, download and manifest.
+    Plan {
+        dirs: Vec<PathBuf>,
+        #[command(flatten)]
+        substrate: SubstrateArgs,
+    },
+    /// Bring one scenario up and keep it running until Ctrl-C, printing how to
+    /// reproduce each check by hand.
+    Up {
+        dir: PathBuf,
+        #[command(flatten)]
+        substrate: SubstrateArgs,
+    },
+    /// Build the container image of this binary (what the kind substrate loads),
+    /// without pulling anything; push it yourself for `--substrate existing`.
+    Image {
+        #[arg(long, default_value = cluster::image::DEFAULT_IMAGE)]
+        tag: String,
+    },
+    /// Serve one of our mock components (what the container image runs).
+    Serve {
+        #[command(subcommand)]
+        what: ServeArgs,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Scenario folders, or folders of scenarios.
+    pub dirs: Vec<PathBuf>,
+    /// Also prove the checks bite: run each scenario's mutations (local substrate).
+    #[arg(long)]
+    pub mutations: bool,
+    /// Write the machine-readable report (JSON) here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Write the results as JUnit XML here (for CI).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Report only checks whose `scenario/check` matches (a substring, or a glob
+    /// with * ? [ ]); repeatable. Checks that share state still run with their group.
+    #[arg(long = "check", value_name = "PATTERN")]
+    pub check: Vec<String>,
+    /// Leave out checks whose `scenario/check` matches; repeatable.
+    #[arg(long = "skip", value_name = "PATTERN")]
+    pub skip: Vec<String>,
+    #[command(flatten)]
+    pub substrate: SubstrateArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SubstrateName {
+    /// No cluster: real nginx and TLS, the harness plays cert-manager and NIC.
+    Local,
+    /// A kind cluster the harness creates and installs.
+    Kind,
+    /// A cluster from your kubeconfig, with cert-manager and NIC installed.
+    Existing,
+}
+
+#[derive(clap::Args)]
+pub struct SubstrateArgs {
+    #[arg(long, value_enum, default_value = "local")]
+    substrate: SubstrateName,
+    /// kind: the cluster's name (reused when it exists and answers).
+    #[arg(long, default_value = "mtls-e2e")]
+    cluster: String,
+    /// kind: the Kubernetes version (a node image pinned by digest).
+    #[arg(long, default_value = cluster::kind::DEFAULT_K8S)]
+    k8s_version: String,
+    /// kind: the NIC release to install (5.5.4, 5.3.4); existing: override the
+    /// version read from NIC's image.
+    #[arg(long)]
+    nic_version: Option<String>,
+    /// existing: the kubeconfig context (default: the current one).
+    #[arg(long)]
+    context: Option<String>,
+    /// existing: the namespace NIC runs in.
+    #[arg(long, default_value = cluster::install::NIC_NAMESPACE)]
+    nic_namespace: String,
+    /// The image our Deployments run (kind: built here and loaded; existing:
+    /// one your cluster can pull).
+    #[arg(long, default_value = cluster::image::DEFAULT_IMAGE)]
+    image: String,
+    /// Keep the kind cluster and the scenarios' objects at the end.
+    #[arg(long)]
+    keep: bool,
+    /// kind, existing: let the run overwrite this object of someone else's
+    /// (Kind/name or Kind/namespace/name); it is never deleted. Repeatable.
+    #[arg(long, value_name = "KIND/[NAMESPACE/]NAME")]
+    adopt: Vec<String>,
+    /// Where failing scenarios' evidence goes (cluster substrates).
+    #[arg(long, default_value = "mtls-e2e-artifacts")]
+    artifacts: PathBuf,
+    /// Downloads, kubeconfigs and cluster markers (default: ~/.cache/mtls-e2e).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+}
+
+impl SubstrateArgs {
+    /// The cluster options, or `None` for the local substrate. Options that do
+    /// not apply to the chosen substrate are refused rather than ignored.
+    pub fn cluster_options(&self) -> Result<Option<ClusterOptions>, Error> {
+        let kind_only = [
+            ("--cluster", self.cluster != "mtls-e2e"),
+            (
+                "--k8s-version",
+                self.k8s_version != cluster::kind::DEFAULT_K8S,
+            ),
+        ];
+        let existing_only = [
+            ("--context", self.context.is_some()),
+            (
+                "--nic-namespace",
+                self.nic_namespace != cluster::install::NIC_NAMESPACE,
+            ),
+        ];
+        let cluster_only = [
+            ("--nic-version", self.nic_version.is_some()),
+            ("--image", self.image != cluster::image::DEFAULT_IMAGE),
+            ("--keep", self.keep),
+            ("--adopt", !self.adopt.is_empty()),
+            ("--cache", self.cache.is_some()),
+            (
+                "--artifacts",
+                self.artifacts != std::path::Path::new("mtls-e2e-artifacts"),
+            ),
+        ];
+        let refuse = |flags: &[(&str, bool)], what: &str| -> Result<(), Error> {
+            match flags.iter().find(|(_, set)| *set) {
+                Some((flag, _)) => Err(Error::Input(format!("{flag} applies to {what} only"))),
+                None => Ok(()),
+            }
+        };
+        let mode = match self.substrate {
+            SubstrateName::Local => {
+                refuse(&kind_only, "--substrate kind")?;
+                refuse(&existing_only, "--substrate existing")?;
+                refuse(&cluster_only, "--substrate kind or existing")?;
+                return Ok(None);
+            }
+            SubstrateName::Kind => {
+                refuse(&existing_only, "--substrate existing")?;
+                if !self.cluster.starts_with(cluster::kind::CLUSTER_PREFIX) {
+                    return Err(Error::Input(format!(
+                        "--cluster must start with `{}` so that the stale-cluster sweep can tell our clusters from yours",
+                        cluster::kind::CLUSTER_PREFIX
+                    )));
+                }
+                cluster::kind::node_image(&self.k8s_version).map_err(|e| Error::from(&e))?;
+                if let Some(v) = &self.nic_version {
+                    cluster::install::nic_release(v).map_err(|e| Error::from(&e))?;
+                }
+                Mode::Kind {
+                    name: self.cluster.clone(),
+                    k8s: self.k8s_version.clone(),
+                }
+            }
+            SubstrateName::Existing => {
+                refuse(&kind_only, "--substrate kind")?;
+                Mode::Existing {
+                    context: self.context.clone(),
+                    nic_namespace: self.nic_namespace.clone(),
+                }
+            }
+        };
+        let artifacts = if self.artifacts.is_absolute() {
+            self.artifacts.clone()
+        } else {
+            std::env::current_dir()
+                .map_err(|e| Error::Substrate(format!("reading the current folder: {e}")))?
+                .join(&self.artifacts)
+        };
+        Ok(Some(ClusterOptions {
+            mode,
+            nic: self.nic_version.clone(),
+            image: self.image.clone(),
+            keep: self.keep,
+            adopt: self
+                .adopt
+                .iter()
+                .map(|a| cluster::ownership::parse_adopt(a))
+                .collect::<Result<_, _>>()
+                .map_err(Error::Input)?,
+            artifacts,
+            cache: self.cache.clone().unwrap_or_else(cluster::default_cache),
+        }))
+    }
+}
+
+/// The substrate options as the command line would read them from `words`
+/// (e.g. `["--substrate", "kind", "--k8s-version", "1.33"]`), with the same
+/// validation: for callers that are not the command line, such as the tests.
+pub fn cluster_options_from_words(words: &[String]) -> Result<Option<ClusterOptions>, Error> {
+    #[derive(Parser)]
+    struct Words {
+        #[command(flatten)]
+        substrate: SubstrateArgs,
+    }
+    let parsed =
+        Words::try_parse_from(std::iter::once("mtls-e2e".to_string()).chain(words.iter().cloned()))
+            .map_err(|e| Error::Input(e.to_string().trim_end().to_string()))?;
+    parsed.substrate.cluster_options()
+}
+
+/// Whether the run will be able to write `path`: an existing file it may
+/// open for writing, or a new file in an existing folder it may write in.
+/// Nothing is created or changed.
+pub(crate) fn check_writable(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err("is a folder; give a file name".into());
+    }
+    if path.exists() {
+        return std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(|_| ())
+            .map_err(|e| format!("cannot be written: {e}"));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(format!("the folder {} does not exist", parent.display()));
+    }
+    // A probe file in the same folder, removed again at once.
+    tempfile::NamedTempFile::new_in(parent)
+        .map(drop)
+        .map_err(|e| format!("cannot create a file in {}: {e}", parent.display()))
+}

@@ -1,0 +1,129 @@
+//! `mtls-e2e run`: scenarios, their checks and mutations, and the reports.
+
+use std::path::Path;
+
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::exit::Exit;
+use crate::report::{self, Report};
+use crate::scenario::Scenario;
+use crate::selection::Selection;
+use crate::substrate::cluster;
+
+use super::args::{RunArgs, check_writable};
+use super::signals::Stop;
+use super::{load, start};
+
+pub(crate) async fn command(args: RunArgs, stop: &mut Stop) -> Result<Exit, Error> {
+    let selection = Selection::new(&args.check, &args.skip)
+        .map_err(|e| Error::Input(format!("--check/--skip: {e}")))?;
+    let options = args.substrate.cluster_options()?;
+    if args.mutations && options.is_some() {
+        return Err(Error::Input(
+            "--mutations runs on the local substrate only (each mutation is a fresh bring-up)"
+                .into(),
+        ));
+    }
+    // Found out now, not after every check has run.
+    for (flag, path) in [("--report", &args.report), ("--junit", &args.junit)] {
+        if let Some(path) = path {
+            check_writable(path)
+                .map_err(|e| Error::Input(format!("{flag} {}: {e}", path.display())))?;
+        }
+    }
+    let mut scenarios = load::scenarios(&args.dirs)?;
+    // Scenarios none of whose checks are selected are not brought up.
+    scenarios.retain(|s| {
+        s.checks
+            .iter()
+            .any(|c| selection.includes(&s.name, &c.name))
+    });
+    if scenarios.is_empty() {
+        return Err(Error::Input(
+            "--check/--skip select no check; names read `scenario/check` (see `mtls-e2e list`)"
+                .into(),
+        ));
+    }
+    load::check_for_cluster(options.as_ref(), &scenarios)?;
+    let mut engine = start::engine(options.as_ref(), stop).await?;
+    engine.selection = selection;
+    for s in &engine.swept {
+        eprintln!("cleaned up {s}");
+    }
+    let result = tokio::select! {
+        result = run(&engine, &scenarios, args.mutations) => result,
+        _ = stop.wait() => {
+            eprintln!("interrupted: stopping everything this run started");
+            cluster::stop_running_tools();
+            Err(Error::Interrupted)
+        }
+    };
+    if matches!(result, Err(Error::Interrupted)) {
+        start::cleanup_after_interrupt(&engine, &scenarios).await;
+    }
+    engine.close().await;
+    let report = result?;
+    write_outputs(&report, args.report.as_deref(), args.junit.as_deref())?;
+    Ok(exit_of(&report))
+}
+
+async fn run(engine: &Engine, scenarios: &[Scenario], mutations: bool) -> Result<Report, Error> {
+    eprintln!(
+        "running {} scenarios on the {}",
+        scenarios.len(),
+        engine.describe()
+    );
+    if !engine.setup.0.is_empty() {
+        eprintln!("substrate ready ({})", engine.setup.describe());
+    }
+    let mut report = engine
+        .run(scenarios, |s| match (&s.skipped, &s.setup_error) {
+            (Some(why), _) => eprintln!("{}: skipped: {why}", s.name),
+            (None, Some(e)) => eprintln!("error: {}: could not be set up: {e}", s.name),
+            (None, None) => eprintln!(
+                "{}: set up in {} ms ({})",
+                s.name,
+                s.setup_ms,
+                s.setup_phases.describe()
+            ),
+        })
+        .await;
+    if mutations {
+        report.add_mutations(engine.mutations(scenarios).await);
+    }
+    print!("{}", report::render_human(&report));
+    Ok(report)
+}
+
+/// The paths were checked before the run; a write that fails now is still
+/// the path the user gave (exit 2), never "the substrate failed".
+fn write_outputs(report: &Report, json: Option<&Path>, junit: Option<&Path>) -> Result<(), Error> {
+    let write = |path: &Path, text: String| {
+        std::fs::write(path, text)
+            .map_err(|e| Error::Input(format!("writing {}: {e}", path.display())))
+    };
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(report)
+            .map_err(|e| Error::Substrate(format!("serialising the report: {e}")))?;
+        write(path, text)?;
+    }
+    if let Some(path) = junit {
+        write(path, report::junit(report))?;
+    }
+    Ok(())
+}
+
+/// A setup failure's code wins (the lowest: bad input before a missing tool
+/// before a failed substrate); then whether every check passed.
+fn exit_of(report: &Report) -> Exit {
+    let setup = report
+        .scenarios
+        .iter()
+        .filter_map(|s| s.setup_exit_code)
+        .min();
+    match setup.and_then(Exit::from_code) {
+        Some(exit) => exit,
+        None if report.ok() => Exit::Ok,
+        None => Exit::ChecksFailed,
+    }
+}

@@ -1,0 +1,58 @@
+//! Starting the chosen substrate, and cleaning a cluster up after an interrupt.
+
+use std::sync::Arc;
+
+use crate::engine::{Engine, Progress, Substrate};
+use crate::error::Error;
+use crate::scenario::Scenario;
+use crate::substrate::cluster::{self, ClusterOptions, Mode};
+
+use super::signals::Stop;
+
+/// The engine for the chosen substrate (`None`: local).
+pub(crate) async fn engine(
+    options: Option<&ClusterOptions>,
+    stop: &mut Stop,
+) -> Result<Engine, Error> {
+    let Some(options) = options else {
+        return Engine::local().map_err(|e| Error::from(&e));
+    };
+    let binary = std::env::current_exe()
+        .map_err(|e| Error::Substrate(format!("cannot find this binary: {e}")))?;
+    let progress: Progress = Arc::new(|m: &str| eprintln!("[{}] {m}", clock()));
+    eprintln!("[{}] preparing the {} substrate", clock(), options.label());
+    tokio::select! {
+        engine = Engine::cluster(options.clone(), &binary, progress.clone()) => engine.map_err(|e| Error::from(&e)),
+        _ = stop.wait() => {
+            eprintln!("interrupted while preparing the cluster");
+            cluster::stop_running_tools();
+            if let Mode::Kind { name, .. } = &options.mode {
+                let (name, cache) = (name.clone(), options.cache.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    cluster::kind::cleanup_interrupted(&name, &cache, &|m: &str| eprintln!("{m}"))
+                })
+                .await;
+            }
+            Err(Error::Interrupted)
+        }
+    }
+}
+
+/// After an interrupt on a cluster: the scenarios' objects are deleted (unless
+/// --keep).
+pub(crate) async fn cleanup_after_interrupt(engine: &Engine, scenarios: &[Scenario]) {
+    if let Substrate::Cluster(c) = &engine.substrate {
+        if c.cluster.options.keep {
+            return;
+        }
+        for s in scenarios {
+            let _ = cluster::apply::down(&c.cluster, s).await;
+        }
+    }
+}
+
+/// Wall-clock time for progress lines (UTC, seconds).
+fn clock() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!("{:02}:{:02}:{:02}", now.hour(), now.minute(), now.second())
+}

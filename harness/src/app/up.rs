@@ -1,0 +1,87 @@
+//! `mtls-e2e up`: one scenario running until Ctrl-C, with the commands to poke at it.
+
+use std::path::Path;
+
+use crate::engine::{self, Deployment, Engine};
+use crate::error::Error;
+use crate::exit::Exit;
+use crate::scenario::{Scenario, Target};
+use crate::substrate::cluster;
+
+use super::args::SubstrateArgs;
+use super::signals::Stop;
+use super::{load, start};
+
+pub(crate) async fn command(
+    dir: &Path,
+    substrate: &SubstrateArgs,
+    stop: &mut Stop,
+) -> Result<Exit, Error> {
+    let options = substrate.cluster_options()?;
+    let scenario = load::one(dir)?;
+    load::check_for_cluster(options.as_ref(), std::slice::from_ref(&scenario))?;
+    let engine = start::engine(options.as_ref(), stop).await?;
+    let result = up(&engine, &scenario, stop).await;
+    engine.close().await;
+    result
+}
+
+async fn up(engine: &Engine, scenario: &Scenario, stop: &mut Stop) -> Result<Exit, Error> {
+    engine.prefetch_keys(&[scenario]);
+    if let Some(reason) = engine.skip_reason(scenario) {
+        return Err(Error::Input(format!(
+            "{} cannot run here: {reason}",
+            scenario.name
+        )));
+    }
+    let live = tokio::select! {
+        live = engine.up(scenario, true) => live.map_err(|e| Error::from(&e))?,
+        _ = stop.wait() => {
+            cluster::stop_running_tools();
+            start::cleanup_after_interrupt(engine, std::slice::from_ref(scenario)).await;
+            return Err(Error::Interrupted);
+        }
+    };
+    println!(
+        "{} is up on the {} ({} ms).",
+        scenario.name,
+        engine.describe(),
+        live.setup_ms
+    );
+    let address = |port| {
+        live.deployment.address(&Target::Ingress {
+            host: String::new(),
+            port,
+        })
+    };
+    if let (Ok(http), Ok(https)) = (address(80), address(443)) {
+        println!("ingress controller: port 80 -> {http}, port 443 -> {https}");
+    }
+    match &live.deployment {
+        Deployment::Local(d) => println!("nginx configuration: {}", d.dir.join("nginx").display()),
+        Deployment::Cluster(d) => {
+            for ((ns, name, port), f) in &d.services {
+                println!("Service {ns}/{name}:{port} -> {} (port-forward)", f.local);
+            }
+        }
+    }
+    for (name, id) in &live.probes.identities {
+        println!(
+            "identity {name}: --cert {} --key {}",
+            id.cert_path.display(),
+            id.key_path.display()
+        );
+    }
+    for (name, t) in &live.probes.trust {
+        println!("trust {name}: {}", t.path.display());
+    }
+    println!("\nEach check, by hand:");
+    for c in &scenario.checks {
+        println!("{}", engine::by_hand(&live, c));
+    }
+    println!("\nPress Ctrl-C to stop and clean up.");
+    stop.wait().await;
+    engine.finish(live.deployment).await;
+    eprintln!("stopped; removed {}", engine.run_path().display());
+    Ok(Exit::Interrupted)
+}
