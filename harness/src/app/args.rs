@@ -259,3 +259,33 @@ pub(crate) fn check_writable(path: &Path) -> Result<(), String> {
         .map(drop)
         .map_err(|e| format!("cannot create a file in {}: {e}", parent.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(ToString::to_string).collect()
+    }
+
+    /// The test suite's MTLS_E2E_* options go through the command line's
+    /// checks: a NIC release we do not pin is refused before a cluster exists.
+    #[test]
+    fn options_from_words_are_validated_as_the_command_line_does() {
+        let bad =
+            cluster_options_from_words(&words(&["--substrate", "kind", "--nic-version", "9.9.9"]));
+        assert!(matches!(bad, Err(Error::Input(_))), "{:?}", bad.err());
+        let local_only = cluster_options_from_words(&words(&["--keep"]));
+        assert!(
+            matches!(&local_only, Err(Error::Input(m)) if m.contains("--keep applies to --substrate kind or existing only")),
+            "{:?}",
+            local_only.err()
+        );
+        assert!(matches!(cluster_options_from_words(&[]), Ok(None)));
+        let kind = cluster_options_from_words(&words(&["--substrate", "kind", "--keep"]))
+            .ok()
+            .flatten()
+            .expect("kind options");
+        assert!(kind.is_kind() && kind.keep);
+    }
+}

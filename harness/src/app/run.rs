@@ -127,3 +127,20 @@ fn exit_of(report: &Report) -> Exit {
         None => Exit::ChecksFailed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report that cannot be written is the path the user gave (exit 2),
+    /// not a failed substrate (exit 4).
+    #[test]
+    fn an_unwritable_report_is_bad_input() {
+        let report = Report::new("local", Vec::new(), 0);
+        let gone = Path::new("/nonexistent-folder-of-mtls-e2e/report.json");
+        let e = write_outputs(&report, Some(gone), None).expect_err("no such folder");
+        assert_eq!(e.exit(), Exit::BadInput, "{e}");
+        let e = write_outputs(&report, None, Some(gone)).expect_err("no such folder");
+        assert_eq!(e.exit(), Exit::BadInput, "{e}");
+    }
+}
