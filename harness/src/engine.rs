@@ -36,6 +36,17 @@ pub enum EngineError {
     Cluster(#[from] ClusterError),
 }
 
+impl From<&EngineError> for crate::error::Error {
+    fn from(e: &EngineError) -> Self {
+        use crate::error::Error;
+        match e {
+            EngineError::Environment(m) => Error::Environment(m.clone()),
+            EngineError::RunDir(_) => Error::Substrate(e.to_string()),
+            EngineError::Cluster(c) => Error::from(c),
+        }
+    }
+}
+
 pub use crate::substrate::Progress;
 
 /// Where a scenario is up.

@@ -1,8 +1,8 @@
 //! Every failure the tool reports, by what the person can do about it. Each
 //! library error converts into [`Error`], and [`Error::exit`] is the only
-//! mapping from a failure to an exit code.
+//! mapping from a failure to an exit code. (The engine, above this module,
+//! converts its own error in engine.rs, so nothing here depends on it.)
 
-use crate::engine::EngineError;
 use crate::exit::Exit;
 use crate::scenario::steps::StepError;
 use crate::substrate::SubstrateError;
@@ -73,19 +73,10 @@ impl From<&ClusterError> for Error {
     }
 }
 
-impl From<&EngineError> for Error {
-    fn from(e: &EngineError) -> Self {
-        match e {
-            EngineError::Environment(m) => Error::Environment(m.clone()),
-            EngineError::RunDir(_) => Error::Substrate(e.to_string()),
-            EngineError::Cluster(c) => Error::from(c),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::EngineError;
 
     /// Every kind of failure and the exit code it gives, as a table.
     #[test]

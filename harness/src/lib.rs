@@ -17,7 +17,6 @@ pub mod scenario;
 pub mod selection;
 pub mod substrate;
 pub mod tls;
-pub mod validate;
 pub mod yaml;
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ mod container;
 mod manifests;
 #[path = "e2e/ports.rs"]
 mod ports;
+#[path = "e2e/validate.rs"]
+mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -245,6 +247,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(ports::trials());
     trials.extend(container::trials());
     trials.extend(manifests::trials(&scenarios));
+    trials.extend(validate::trials());
 
     let conclusion = libtest_mimic::run(&args, trials);
     suite.shutdown();

@@ -16,11 +16,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::validate::Schemas;
 use libtest_mimic::{Failed, Trial};
 use mtls_e2e::engine::Engine;
 use mtls_e2e::scenario::Scenario;
 use mtls_e2e::substrate::cluster::{self, apply, download, image, install};
-use mtls_e2e::validate::Schemas;
 use serde_json::Value;
 
 fn crds_dir() -> PathBuf {
