@@ -28,8 +28,56 @@ pub enum NetError {
     },
     #[error("{0}")]
     Http(String),
+    /// The peer refused the connection at the TLS layer (read from the
+    /// error's causes, not from its text).
+    #[error("{message}")]
+    Refused { message: String, refusal: Refusal },
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+}
+
+/// How a peer refused us: the fatal alert it sent, or a reset / close.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refusal {
+    pub alert: Option<rustls::AlertDescription>,
+    pub reset: bool,
+}
+
+impl Refusal {
+    /// Read from an error and its causes (rustls' typed alert, the I/O error kind).
+    pub fn of(error: &(dyn std::error::Error + 'static)) -> Option<Refusal> {
+        let mut found = Refusal::default();
+        let mut next = Some(error);
+        while let Some(e) = next {
+            if let Some(rustls::Error::AlertReceived(alert)) = e.downcast_ref::<rustls::Error>() {
+                found.alert = Some(*alert);
+            }
+            next = match e.downcast_ref::<std::io::Error>() {
+                Some(io) => {
+                    use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
+                    found.reset |=
+                        matches!(io.kind(), ConnectionReset | BrokenPipe | UnexpectedEof);
+                    // An io::Error's source skips the error it wraps; look at that one.
+                    io.get_ref()
+                        .map(|inner| inner as &(dyn std::error::Error + 'static))
+                }
+                None => e.source(),
+            };
+        }
+        (found != Refusal::default()).then_some(found)
+    }
+}
+
+/// A hyper error as ours: a refusal when its causes say so.
+fn http_error(error: &(dyn std::error::Error + 'static), context: Option<&str>) -> NetError {
+    let mut message = error_chain(error);
+    if let Some(context) = context {
+        message = format!("{message} <- {context}");
+    }
+    match Refusal::of(error) {
+        Some(refusal) => NetError::Refused { message, refusal },
+        None => NetError::Http(message),
+    }
 }
 
 /// A response, fully read.
@@ -47,23 +95,23 @@ where
 {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| NetError::Http(error_chain(&e)))?;
+        .map_err(|e| http_error(&e, None))?;
     let mut driver = tokio::spawn(connection);
     let result = async {
         let response = sender
             .send_request(request)
             .await
-            .map_err(|e| NetError::Http(error_chain(&e)))?;
+            .map_err(|e| http_error(&e, None))?;
         read_response(response).await
     }
     .await;
-    if let Err(NetError::Http(message)) = &result {
+    if let Err(NetError::Http(message) | NetError::Refused { message, .. }) = &result {
         // The connection may have died first (a TLS 1.3 server's alert after the
         // handshake arrives on the read side): its error is the real cause.
         if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_millis(200), &mut driver).await
         {
             driver.abort();
-            return Err(NetError::Http(format!("{} <- {message}", error_chain(&e))));
+            return Err(http_error(&e, Some(message)));
         }
     }
     driver.abort();
@@ -244,6 +292,28 @@ pub async fn http_call(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The alert and the reset come from the error's types, wherever in its
+    /// causes they are (tokio-rustls wraps rustls' error in an io::Error).
+    #[test]
+    fn a_refusal_is_read_from_the_error_types() {
+        let alert = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired),
+        );
+        assert_eq!(
+            Refusal::of(&alert),
+            Some(Refusal {
+                alert: Some(rustls::AlertDescription::CertificateRequired),
+                reset: false
+            })
+        );
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(Refusal::of(&reset).map(|r| r.reset), Some(true));
+        // Words alone are not a refusal.
+        let words = std::io::Error::other("received fatal alert: CertificateRequired");
+        assert_eq!(Refusal::of(&words), None);
+    }
 
     #[test]
     fn cluster_names_resolve_like_a_pod() {

@@ -78,16 +78,9 @@ pub struct Observation {
     pub elapsed_ms: u64,
 }
 
-/// A fatal alert named in an error text (`received fatal alert: CertificateRequired`,
-/// or openssl's `tlsv13 alert certificate required`), in openssl's words.
+/// A fatal alert named in openssl's output (`tlsv13 alert certificate
+/// required`); openssl is another program, so its words are all there is.
 pub fn alert_in(text: &str) -> Option<String> {
-    if let Some(i) = text.find("received fatal alert: ") {
-        let name: String = text[i + 22..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect();
-        return Some(openssl_alert_name(&name));
-    }
     for marker in ["tlsv13 alert ", "tlsv1 alert ", "sslv3 alert "] {
         if let Some(i) = text.find(marker) {
             let rest = &text[i + marker.len()..];
@@ -98,14 +91,16 @@ pub fn alert_in(text: &str) -> Option<String> {
     None
 }
 
-/// rustls' alert names in OpenSSL's words (`SSL_alert_desc_string_long`), so
-/// both probes report an alert the same way.
-fn openssl_alert_name(rustls_name: &str) -> String {
-    match rustls_name {
-        "UnknownCA" => "unknown ca".into(),
-        "UnrecognisedName" => "unrecognized name".into(),
-        "BadCertificateStatusResponse" => "bad certificate status response".into(),
-        other => spaced_lowercase(other),
+/// A rustls alert in OpenSSL's words (`SSL_alert_desc_string_long`), so both
+/// probes report an alert the same way.
+pub fn alert_name(alert: rustls::AlertDescription) -> String {
+    use rustls::AlertDescription as A;
+    match alert {
+        A::UnknownCA => "unknown ca".into(),
+        A::UnrecognisedName => "unrecognized name".into(),
+        A::BadCertificateStatusResponse => "bad certificate status response".into(),
+        A::Unknown(n) => format!("unknown alert {n}"),
+        other => spaced_lowercase(&format!("{other:?}")),
     }
 }
 
@@ -120,12 +115,6 @@ fn spaced_lowercase(camel: &str) -> String {
     out
 }
 
-/// A TCP reset or close at the TLS layer also means "refused".
-pub fn is_reset(text: &str) -> bool {
-    let t = text.to_lowercase();
-    t.contains("connection reset") || t.contains("broken pipe") || t.contains("unexpected eof")
-}
-
 pub fn describe_target(method: &str, url: &str, addr: SocketAddr) -> String {
     format!("{method} {url} via {addr}")
 }
@@ -136,23 +125,18 @@ mod tests {
 
     #[test]
     fn alerts_in_both_dialects() {
-        assert_eq!(
-            alert_in("x <- received fatal alert: CertificateRequired").as_deref(),
-            Some("certificate required")
-        );
+        use rustls::AlertDescription as A;
+        assert_eq!(alert_name(A::CertificateRequired), "certificate required");
         assert_eq!(
             alert_in("40F7:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:../ssl/record/rec_layer_s3.c:1586:SSL alert number 116")
                 .as_deref(),
             Some("certificate required")
         );
-        assert_eq!(
-            alert_in("received fatal alert: UnrecognisedName").as_deref(),
-            Some("unrecognized name")
-        );
-        assert_eq!(
-            alert_in("received fatal alert: UnknownCA").as_deref(),
-            Some("unknown ca")
-        );
+        assert_eq!(alert_name(A::UnrecognisedName), "unrecognized name");
+        assert_eq!(alert_name(A::UnknownCA), "unknown ca");
+        assert_eq!(alert_name(A::Unknown(200)), "unknown alert 200");
         assert_eq!(alert_in("all good"), None);
+        // rustls' text is no longer read: the alert comes typed.
+        assert_eq!(alert_in("received fatal alert: CertificateRequired"), None);
     }
 }

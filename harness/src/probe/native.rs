@@ -22,8 +22,7 @@ use rustls::{
 };
 
 use super::{
-    HttpFacts, Identity, Observation, TlsFacts, Trust, alert_in, cipher_name, is_reset,
-    protocol_name,
+    HttpFacts, Identity, Observation, TlsFacts, Trust, alert_name, cipher_name, protocol_name,
 };
 use crate::net;
 use crate::pki::CertInfo;
@@ -233,11 +232,12 @@ pub async fn http(request: &HttpRequest<'_>) -> Observation {
     };
     match tokio::time::timeout(TIMEOUT, run(request, &mut observation)).await {
         Ok(Ok(())) => {}
-        Ok(Err(error)) => {
-            observation.alert = alert_in(&error);
+        Ok(Err(failure)) => {
+            let refusal = failure.refusal.unwrap_or_default();
+            observation.alert = refusal.alert.map(alert_name);
             observation.rejected =
-                observation.alert.is_some() || (observation.tls.is_some() && is_reset(&error));
-            observation.error = Some(error);
+                observation.alert.is_some() || (observation.tls.is_some() && refusal.reset);
+            observation.error = Some(failure.message);
         }
         Err(_) => observation.error = Some(format!("no answer within {TIMEOUT:?}")),
     }
@@ -245,15 +245,41 @@ pub async fn http(request: &HttpRequest<'_>) -> Observation {
     observation
 }
 
-async fn run(request: &HttpRequest<'_>, observation: &mut Observation) -> Result<(), String> {
+/// Why a request got no answer, and whether the server refused us.
+struct Failure {
+    message: String,
+    refusal: Option<net::Refusal>,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure {
+            message,
+            refusal: None,
+        }
+    }
+}
+
+impl From<net::NetError> for Failure {
+    fn from(e: net::NetError) -> Self {
+        let refusal = match &e {
+            net::NetError::Refused { refusal, .. } => Some(*refusal),
+            _ => None,
+        };
+        Failure {
+            message: e.to_string(),
+            refusal,
+        }
+    }
+}
+
+async fn run(request: &HttpRequest<'_>, observation: &mut Observation) -> Result<(), Failure> {
     let tcp = tokio::net::TcpStream::connect(request.addr)
         .await
         .map_err(|e| format!("connect {}: {e}", request.addr))?;
     let http_request = build(request)?;
     let Some(options) = &request.tls else {
-        let response = net::send(tcp, http_request)
-            .await
-            .map_err(|e| e.to_string())?;
+        let response = net::send(tcp, http_request).await?;
         observation.response = Some(facts(response));
         return Ok(());
     };
@@ -264,10 +290,11 @@ async fn run(request: &HttpRequest<'_>, observation: &mut Observation) -> Result
     let handshake = connector.connect(server_name, tcp).await;
     let tls = record_tls(&recorders, handshake.as_ref().ok().map(|s| s.get_ref().1));
     observation.tls = Some(tls);
-    let stream = handshake.map_err(|e| net::error_chain(&e))?;
-    let response = net::send(stream, http_request)
-        .await
-        .map_err(|e| e.to_string())?;
+    let stream = handshake.map_err(|e| Failure {
+        message: net::error_chain(&e),
+        refusal: net::Refusal::of(&e),
+    })?;
+    let response = net::send(stream, http_request).await?;
     observation.response = Some(facts(response));
     Ok(())
 }
