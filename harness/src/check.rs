@@ -13,7 +13,7 @@ use crate::scenario::Expect;
 /// the check names: the server chain must verify against it unless `expect`
 /// says what verification shows (`verification`) or that the server refuses
 /// us (`rejected: true`).
-pub fn evaluate(expect: &Expect, trust: Option<&str>, o: &Observation) -> Vec<String> {
+pub(crate) fn evaluate(expect: &Expect, trust: Option<&str>, o: &Observation) -> Vec<String> {
     let mut failures = Vec::new();
     let mut fail = |what: &str, expected: String, got: String| {
         failures.push(format!("{what}: expected {expected}, got {got}"));
@@ -238,7 +238,7 @@ fn show(values: &[&Value]) -> String {
 }
 
 /// A short, one-line excerpt of a body for reports.
-pub fn excerpt(body: &str) -> String {
+pub(crate) fn excerpt(body: &str) -> String {
     let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() > 160 {
         format!("`{}…`", flat.chars().take(160).collect::<String>())
@@ -248,7 +248,7 @@ pub fn excerpt(body: &str) -> String {
 }
 
 /// Values at `a.b[0].c` or `data[].id` (every element).
-pub fn json_at<'a>(root: &'a Value, path: &str) -> Vec<&'a Value> {
+pub(crate) fn json_at<'a>(root: &'a Value, path: &str) -> Vec<&'a Value> {
     let mut current = vec![root];
     for segment in path.split('.') {
         let (key, index) = match segment.find('[') {

@@ -57,14 +57,14 @@ pub enum Deployment {
 
 impl Deployment {
     /// Where a probe connects for `target`.
-    pub fn address(&self, target: &Target) -> Result<SocketAddr, String> {
+    pub(crate) fn address(&self, target: &Target) -> Result<SocketAddr, String> {
         match self {
             Deployment::Local(d) => d.address(target),
             Deployment::Cluster(d) => d.address(target),
         }
     }
 
-    pub fn scenario(&self) -> &Scenario {
+    pub(crate) fn scenario(&self) -> &Scenario {
         match self {
             Deployment::Local(d) => &d.prepared.scenario,
             Deployment::Cluster(d) => &d.scenario,
@@ -72,7 +72,7 @@ impl Deployment {
     }
 
     /// Resource states as the controller reports them.
-    pub fn states(&self) -> &[ResourceState] {
+    pub(crate) fn states(&self) -> &[ResourceState] {
         match self {
             Deployment::Local(d) => &d.nic.states,
             Deployment::Cluster(d) => &d.states,
@@ -80,7 +80,7 @@ impl Deployment {
     }
 
     /// Hosts served, and the resource (`Kind ns/name`) serving each.
-    pub fn hosts(&self) -> &BTreeMap<String, String> {
+    pub(crate) fn hosts(&self) -> &BTreeMap<String, String> {
         match self {
             Deployment::Local(d) => &d.nic.hosts,
             Deployment::Cluster(d) => &d.hosts,
@@ -89,7 +89,7 @@ impl Deployment {
 
     /// Pods that could not start, and why (the local substrate decides this
     /// itself; a cluster's Deployments are waited for instead).
-    pub fn not_started(&self) -> Vec<String> {
+    pub(crate) fn not_started(&self) -> Vec<String> {
         match self {
             Deployment::Local(d) => d
                 .pods
@@ -102,14 +102,14 @@ impl Deployment {
     }
 
     /// nginx's latest error log lines (local; on a cluster they are in the artifacts).
-    pub fn log_tail(&self) -> Option<String> {
+    pub(crate) fn log_tail(&self) -> Option<String> {
         match self {
             Deployment::Local(d) => Some(d.error_log_tail(8)),
             Deployment::Cluster(_) => None,
         }
     }
 
-    pub fn phases(&self) -> Phases {
+    pub(crate) fn phases(&self) -> Phases {
         match self {
             Deployment::Local(d) => d.phases.clone(),
             Deployment::Cluster(d) => d.phases.clone(),
@@ -117,7 +117,7 @@ impl Deployment {
     }
 
     /// The configuration nginx serves the scenario with, as routes.
-    pub fn routing(&self) -> Routing {
+    pub(crate) fn routing(&self) -> Routing {
         match self {
             Deployment::Local(d) => {
                 Routing::parse(d.nic.conf_files.iter().map(|(_, t)| t.as_str()))
@@ -174,7 +174,7 @@ impl Live {
 
     /// What the controller reports for the resource serving a check's host, for
     /// the evidence of a failed check.
-    pub fn controller_view(&self, check: &Check) -> Option<String> {
+    pub(crate) fn controller_view(&self, check: &Check) -> Option<String> {
         let (_, _, target) = self.inputs(check);
         let Target::Ingress { host, .. } = target else {
             return None;
@@ -189,7 +189,7 @@ impl Live {
     }
 
     /// A check's identity, trust and target, resolved for this scenario.
-    pub fn inputs<'a>(
+    pub(crate) fn inputs<'a>(
         &'a self,
         check: &'a Check,
     ) -> (Option<&'a Identity>, Option<&'a Trust>, &'a Target) {
@@ -250,7 +250,7 @@ impl Engine {
 
     /// The same, sweeping nothing: for `plan`, which starts nothing and so
     /// must change nothing either.
-    pub fn local_for_plan() -> Result<Engine, EngineError> {
+    pub(crate) fn local_for_plan() -> Result<Engine, EngineError> {
         Engine::local_with(Sweep::Nothing)
     }
 
@@ -376,7 +376,7 @@ impl Engine {
     }
 
     /// The substrate's name, as the report gives it.
-    pub fn substrate_name(&self) -> &'static str {
+    pub(crate) fn substrate_name(&self) -> &'static str {
         match &self.substrate {
             Substrate::Local(_) => "local",
             Substrate::Cluster(c) => c.cluster.options.label(),
@@ -384,7 +384,7 @@ impl Engine {
     }
 
     /// One line about what runs the scenarios.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.substrate {
             Substrate::Local(l) => format!(
                 "local substrate (nginx {}, {})",
@@ -404,7 +404,7 @@ impl Engine {
 
     /// Why a scenario is skipped here, if it is: it needs a newer NIC than the
     /// cluster runs. (The local substrate renders as NIC 5.5 does.)
-    pub fn skip_reason(&self, scenario: &Scenario) -> Option<String> {
+    pub(crate) fn skip_reason(&self, scenario: &Scenario) -> Option<String> {
         if let Some(why) = scenario.substrate_skip(self.substrate_name()) {
             return Some(why);
         }
@@ -432,7 +432,7 @@ impl Engine {
     }
 
     /// This run's private folder (removed when the engine is dropped).
-    pub fn run_path(&self) -> &std::path::Path {
+    pub(crate) fn run_path(&self) -> &std::path::Path {
         self.run_dir.path()
     }
 
@@ -670,7 +670,7 @@ impl Engine {
     }
 
     /// Run `checks` of a live scenario concurrently, in scenario order.
-    pub async fn checks(&self, live: &Live, checks: &[&Check]) -> Vec<CheckReport> {
+    pub(crate) async fn checks(&self, live: &Live, checks: &[&Check]) -> Vec<CheckReport> {
         let mut reports = Vec::with_capacity(checks.len());
         // Probes are independent connections; running them together keeps a run short.
         let futures: Vec<_> = checks.iter().map(|c| self.check(live, c)).collect();
@@ -682,7 +682,7 @@ impl Engine {
 
     /// Bring a scenario up, run all its checks, tear it down. On a cluster, a
     /// failure leaves its evidence in the artifacts folder first.
-    pub async fn run_scenario(&self, scenario: &Scenario) -> ScenarioReport {
+    pub(crate) async fn run_scenario(&self, scenario: &Scenario) -> ScenarioReport {
         let mut report = ScenarioReport {
             name: scenario.name.clone(),
             dir: scenario.dir.display().to_string(),
@@ -751,7 +751,11 @@ impl Engine {
     }
 
     /// Run every scenario concurrently.
-    pub async fn run(&self, scenarios: &[Scenario], on_done: impl Fn(&ScenarioReport)) -> Report {
+    pub(crate) async fn run(
+        &self,
+        scenarios: &[Scenario],
+        on_done: impl Fn(&ScenarioReport),
+    ) -> Report {
         let started = Instant::now();
         self.prefetch_keys(&scenarios.iter().collect::<Vec<_>>());
         let futures: Vec<_> = scenarios.iter().map(|s| self.run_scenario(s)).collect();
@@ -768,7 +772,7 @@ impl Engine {
     }
 
     /// Run every scenario's mutations, one after another, as results.
-    pub async fn mutations(&self, scenarios: &[Scenario]) -> Vec<(String, MutationReport)> {
+    pub(crate) async fn mutations(&self, scenarios: &[Scenario]) -> Vec<(String, MutationReport)> {
         let mut out = Vec::new();
         for s in scenarios {
             for m in &s.spec.mutations {
@@ -823,7 +827,7 @@ impl Engine {
 
 /// The command a person would type for `check` against a live scenario
 /// (`curl --connect-to`, or `openssl s_client`), to reproduce it by hand.
-pub fn by_hand(live: &Live, check: &Check) -> String {
+pub(crate) fn by_hand(live: &Live, check: &Check) -> String {
     let (identity, trust, target) = live.inputs(check);
     let addr = match live.deployment.address(target) {
         Ok(a) => a,
@@ -914,7 +918,7 @@ fn find_openssl() -> Result<PathBuf, EngineError> {
 }
 
 /// Await futures concurrently on the current task, keeping their order.
-pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+pub(crate) async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {

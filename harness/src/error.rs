@@ -25,7 +25,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn exit(&self) -> Exit {
+    pub(crate) fn exit(&self) -> Exit {
         match self {
             Error::Input(_) => Exit::BadInput,
             Error::Environment(_) => Exit::Environment,
@@ -35,7 +35,7 @@ impl Error {
     }
 
     /// The message as the command line prints it.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         match self {
             Error::Interrupted => self.to_string(),
             _ => format!("error: {self}"),

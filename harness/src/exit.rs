@@ -2,7 +2,7 @@
 
 /// How a command ended, as its exit code tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// Every check passed.
     Ok,
     /// At least one check failed, or a mutation did not break its checks.
@@ -18,7 +18,7 @@ pub enum Exit {
 }
 
 impl Exit {
-    pub const ALL: [Exit; 6] = [
+    pub(crate) const ALL: [Exit; 6] = [
         Exit::Ok,
         Exit::ChecksFailed,
         Exit::BadInput,
@@ -28,11 +28,11 @@ impl Exit {
     ];
 
     /// The outcome a code stands for (as a report records it).
-    pub fn from_code(code: u8) -> Option<Exit> {
+    pub(crate) fn from_code(code: u8) -> Option<Exit> {
         Exit::ALL.into_iter().find(|e| e.code() == code)
     }
 
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Exit::Ok => 0,
             Exit::ChecksFailed => 1,
@@ -44,7 +44,8 @@ impl Exit {
     }
 
     /// The README's words for the code (its "Exit codes" table).
-    pub fn meaning(self) -> &'static str {
+    #[cfg(test)]
+    pub(crate) fn meaning(self) -> &'static str {
         match self {
             Exit::Ok => "every check passed",
             Exit::ChecksFailed => {

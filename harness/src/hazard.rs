@@ -35,7 +35,7 @@ pub struct SharedState {
 
 impl SharedState {
     /// For a check's evidence: what it shares and what ran before it.
-    pub fn explain(&self, check: &str) -> String {
+    pub(crate) fn explain(&self, check: &str) -> String {
         let before: Vec<&str> = self
             .checks
             .iter()
@@ -82,7 +82,7 @@ fn resuming_egress(routing: &Routing, check: &Check) -> Option<Egress> {
 
 /// Every group of `scenario`'s checks whose verdicts a shared upstream TLS
 /// session can influence, in the configuration `routing` describes.
-pub fn find(scenario: &Scenario, routing: &Routing) -> Vec<SharedState> {
+pub(crate) fn find(scenario: &Scenario, routing: &Routing) -> Vec<SharedState> {
     let by_name: BTreeMap<&str, &Check> = scenario
         .checks
         .iter()

@@ -15,10 +15,10 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Largest body read from a peer.
-pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
+pub(crate) const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-pub enum NetError {
+pub(crate) enum NetError {
     #[error("cannot resolve {0}")]
     Resolve(String),
     #[error("connect to {addr}: {source}")]
@@ -38,14 +38,14 @@ pub enum NetError {
 
 /// How a peer refused us: the fatal alert it sent, or a reset / close.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     pub alert: Option<rustls::AlertDescription>,
     pub reset: bool,
 }
 
 impl Refusal {
     /// Read from an error and its causes (rustls' typed alert, the I/O error kind).
-    pub fn of(error: &(dyn std::error::Error + 'static)) -> Option<Refusal> {
+    pub(crate) fn of(error: &(dyn std::error::Error + 'static)) -> Option<Refusal> {
         let mut found = Refusal::default();
         let mut next = Some(error);
         while let Some(e) = next {
@@ -82,14 +82,17 @@ fn http_error(error: &(dyn std::error::Error + 'static), context: Option<&str>) 
 
 /// A response, fully read.
 #[derive(Debug, Clone)]
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub headers: BTreeMap<String, String>,
     pub body: Bytes,
 }
 
 /// Send one request over `stream` and read the whole response.
-pub async fn send<S>(stream: S, request: hyper::Request<Full<Bytes>>) -> Result<Response, NetError>
+pub(crate) async fn send<S>(
+    stream: S,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<Response, NetError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -143,7 +146,7 @@ async fn read_response(response: hyper::Response<Incoming>) -> Result<Response, 
 }
 
 /// Read a request body with the size limit.
-pub async fn read_body(body: Incoming) -> Result<Bytes, String> {
+pub(crate) async fn read_body(body: Incoming) -> Result<Bytes, String> {
     Limited::new(body, BODY_LIMIT)
         .collect()
         .await
@@ -152,7 +155,7 @@ pub async fn read_body(body: Incoming) -> Result<Bytes, String> {
 }
 
 /// An error and its causes on one line (`a <- b <- c`), for reports.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -174,12 +177,12 @@ pub struct ServiceMap {
 }
 
 impl ServiceMap {
-    pub fn insert(&mut self, namespace: &str, service: &str, port: u16, addr: SocketAddr) {
+    pub(crate) fn insert(&mut self, namespace: &str, service: &str, port: u16, addr: SocketAddr) {
         self.entries
             .insert((namespace.into(), service.into(), port), addr);
     }
 
-    pub fn get(&self, namespace: &str, service: &str, port: u16) -> Option<SocketAddr> {
+    pub(crate) fn get(&self, namespace: &str, service: &str, port: u16) -> Option<SocketAddr> {
         self.entries
             .get(&(namespace.into(), service.into(), port))
             .copied()
@@ -187,7 +190,12 @@ impl ServiceMap {
 
     /// Resolve `svc`, `svc.ns`, `svc.ns.svc` or `svc.ns.svc.cluster.local`, as a
     /// pod in `search_namespace` would.
-    pub fn lookup(&self, host: &str, port: u16, search_namespace: &str) -> Option<SocketAddr> {
+    pub(crate) fn lookup(
+        &self,
+        host: &str,
+        port: u16,
+        search_namespace: &str,
+    ) -> Option<SocketAddr> {
         let trimmed = host
             .strip_suffix(".svc.cluster.local")
             .or_else(|| host.strip_suffix(".svc"))
@@ -203,7 +211,7 @@ impl ServiceMap {
 
 /// How a component finds the hosts it calls.
 #[derive(Debug, Clone)]
-pub enum Resolver {
+pub(crate) enum Resolver {
     /// The system resolver (in a container, the cluster's DNS).
     System,
     /// Cluster names mapped onto loopback by the local substrate. The map is
@@ -215,7 +223,7 @@ pub enum Resolver {
 }
 
 impl Resolver {
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, NetError> {
+    pub(crate) async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, NetError> {
         match self {
             Resolver::Services { map, namespace } => {
                 if let Some(addr) = map.get().and_then(|m| m.lookup(host, port, namespace)) {
@@ -241,7 +249,7 @@ impl Resolver {
 }
 
 /// A plain-HTTP request to `url` (`http://host:port/path`), as mocks call each other.
-pub async fn http_call(
+pub(crate) async fn http_call(
     resolver: &Resolver,
     method: &str,
     url: &str,

@@ -38,7 +38,7 @@ impl Pattern {
 }
 
 impl Selection {
-    pub fn new(only: &[String], skip: &[String]) -> Result<Selection, String> {
+    pub(crate) fn new(only: &[String], skip: &[String]) -> Result<Selection, String> {
         let parse = |list: &[String]| {
             list.iter()
                 .map(|p| Pattern::parse(p))
@@ -51,7 +51,7 @@ impl Selection {
     }
 
     /// Whether `scenario/check` is reported.
-    pub fn includes(&self, scenario: &str, check: &str) -> bool {
+    pub(crate) fn includes(&self, scenario: &str, check: &str) -> bool {
         let name = format!("{scenario}/{check}");
         (self.only.is_empty() || self.only.iter().any(|p| p.matches(&name)))
             && !self.skip.iter().any(|p| p.matches(&name))

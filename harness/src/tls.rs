@@ -7,11 +7,11 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-pub fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-pub fn load_certs(pem_bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn load_certs(pem_bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem_bytes).collect();
     let certs = certs.map_err(|e| format!("invalid certificate PEM: {e}"))?;
     if certs.is_empty() {
@@ -20,11 +20,11 @@ pub fn load_certs(pem_bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, Stri
     Ok(certs)
 }
 
-pub fn load_key(pem_bytes: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+pub(crate) fn load_key(pem_bytes: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
     PrivateKeyDer::from_pem_slice(pem_bytes).map_err(|e| format!("invalid private key PEM: {e}"))
 }
 
-pub fn protocol_name(version: rustls::ProtocolVersion) -> String {
+pub(crate) fn protocol_name(version: rustls::ProtocolVersion) -> String {
     match version {
         rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
         rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
@@ -35,7 +35,7 @@ pub fn protocol_name(version: rustls::ProtocolVersion) -> String {
 }
 
 /// IANA names, as s_client prints TLS 1.3 suites (`TLS_AES_256_GCM_SHA384`).
-pub fn cipher_name(suite: rustls::CipherSuite) -> String {
+pub(crate) fn cipher_name(suite: rustls::CipherSuite) -> String {
     let name = format!("{suite:?}");
     match name.strip_prefix("TLS13_") {
         Some(rest) => format!("TLS_{rest}"),

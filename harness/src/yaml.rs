@@ -19,13 +19,13 @@ pub struct Origin {
 }
 
 impl Origin {
-    pub fn file(file: &Path) -> Self {
+    pub(crate) fn file(file: &Path) -> Self {
         Origin {
             file: file.to_path_buf(),
             line: None,
         }
     }
-    pub fn at(file: &Path, line: usize) -> Self {
+    pub(crate) fn at(file: &Path, line: usize) -> Self {
         Origin {
             file: file.to_path_buf(),
             line: Some(line),
@@ -79,13 +79,13 @@ pub struct Document {
 }
 
 impl Document {
-    pub fn origin(&self) -> Origin {
+    pub(crate) fn origin(&self) -> Origin {
         Origin::at(&self.file, self.root.line)
     }
 
     /// The origin of the node at `path` (as `serde_path_to_error` prints it, e.g.
     /// `spec.routes[0].action`), or of the deepest node on the way there.
-    pub fn origin_of(&self, path: &str) -> Origin {
+    pub(crate) fn origin_of(&self, path: &str) -> Origin {
         Origin::at(&self.file, self.root.line_of(path))
     }
 
@@ -94,13 +94,13 @@ impl Document {
     }
 
     /// Deserialise into a typed value; errors carry the line of the offending node.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, YamlError> {
+    pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, YamlError> {
         self.root.parse(&self.file)
     }
 }
 
 impl Node {
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match &self.value {
             Value::Null => J::Null,
@@ -121,7 +121,7 @@ impl Node {
     }
 
     /// Deserialise into `T`, naming `file` and the line of the failing node on error.
-    pub fn parse<T: DeserializeOwned>(&self, file: &Path) -> Result<T, YamlError> {
+    pub(crate) fn parse<T: DeserializeOwned>(&self, file: &Path) -> Result<T, YamlError> {
         let json = self.to_json();
         serde_path_to_error::deserialize(json).map_err(|err| {
             let path = err.path().to_string();
@@ -147,7 +147,7 @@ impl Node {
         })
     }
 
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Node> {
         match &self.value {
             Value::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
@@ -155,7 +155,7 @@ impl Node {
     }
 
     /// Line of the node at `path` (`a.b[2].c`), or of the deepest existing prefix.
-    pub fn line_of(&self, path: &str) -> usize {
+    pub(crate) fn line_of(&self, path: &str) -> usize {
         let mut node = self;
         for segment in path_segments(path) {
             let next = match (&node.value, segment) {
@@ -203,10 +203,10 @@ pub(crate) fn unknown_field(message: &str) -> Option<&str> {
 }
 
 /// The largest YAML file read (far above what an API server stores: 1.5 MiB an object).
-pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// The most nodes a file may expand to, aliases included (a "billion laughs"
 /// document stops here instead of exhausting memory).
-pub const MAX_NODES: usize = 1_000_000;
+pub(crate) const MAX_NODES: usize = 1_000_000;
 
 fn read_limited(path: &Path) -> Result<String, YamlError> {
     let error = |message: String| YamlError {
@@ -229,13 +229,8 @@ pub fn load_file(path: &Path) -> Result<Vec<Document>, YamlError> {
     parse_documents(&read_limited(path)?, path)
 }
 
-/// Parse a single-document YAML file into `T`.
-pub fn load_one<T: DeserializeOwned>(path: &Path) -> Result<T, YamlError> {
-    parse_one(&read_limited(path)?, path)
-}
-
 /// Parse YAML text that must hold exactly one document.
-pub fn parse_one<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, YamlError> {
+pub(crate) fn parse_one<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, YamlError> {
     let mut docs = parse_documents(text, file)?;
     match docs.len() {
         1 => docs.remove(0).parse(),

@@ -16,13 +16,13 @@ use crate::substrate::cluster::{self, ClusterOptions, Mode};
     version,
     about = "End-to-end tests for mTLS chains in front of AI inference"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run scenarios and their checks (default: every scenario under ./scenarios).
     Run(RunArgs),
     /// List scenarios and their checks.
@@ -55,7 +55,7 @@ pub enum Command {
 }
 
 #[derive(clap::Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Scenario folders, or folders of scenarios.
     pub dirs: Vec<PathBuf>,
     /// Also prove the checks bite: run each scenario's mutations (local substrate).
@@ -79,7 +79,7 @@ pub struct RunArgs {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SubstrateName {
+pub(crate) enum SubstrateName {
     /// No cluster: real nginx and TLS, the harness plays cert-manager and NIC.
     Local,
     /// A kind cluster the harness creates and installs.
@@ -89,7 +89,7 @@ pub enum SubstrateName {
 }
 
 #[derive(clap::Args)]
-pub struct SubstrateArgs {
+pub(crate) struct SubstrateArgs {
     #[arg(long, value_enum, default_value = "local")]
     substrate: SubstrateName,
     /// kind: the cluster's name (reused when it exists and answers).
@@ -130,7 +130,7 @@ pub struct SubstrateArgs {
 impl SubstrateArgs {
     /// The cluster options, or `None` for the local substrate. Options that do
     /// not apply to the chosen substrate are refused rather than ignored.
-    pub fn cluster_options(&self) -> Result<Option<ClusterOptions>, Error> {
+    pub(crate) fn cluster_options(&self) -> Result<Option<ClusterOptions>, Error> {
         let kind_only = [
             ("--cluster", self.cluster != "mtls-e2e"),
             (

@@ -57,7 +57,7 @@ pub fn scenarios(dirs: &[PathBuf]) -> Result<Vec<Scenario>, Error> {
 }
 
 /// One scenario folder (or its `scenario.yaml`).
-pub fn one(dir: &Path) -> Result<Scenario, Error> {
+pub(crate) fn one(dir: &Path) -> Result<Scenario, Error> {
     Scenario::load(&folder_of(dir)).map_err(|e| Error::Input(e.to_string()))
 }
 
@@ -74,7 +74,7 @@ fn folder_of(dir: &Path) -> PathBuf {
 
 /// What a cluster substrate needs of the scenarios before anything starts:
 /// they can share one cluster, and `--adopt` names objects they declare.
-pub fn check_for_cluster(
+pub(crate) fn check_for_cluster(
     options: Option<&ClusterOptions>,
     scenarios: &[Scenario],
 ) -> Result<(), Error> {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 /// A YAML value that is an integer or a string (`targetPort`, `port`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
-pub enum IntOrString {
+pub(crate) enum IntOrString {
     Int(i64),
     Str(String),
 }
@@ -30,7 +30,7 @@ impl std::fmt::Display for IntOrString {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Secret {
+pub(crate) struct Secret {
     #[serde(rename = "type", default = "opaque")]
     pub type_: String,
     #[serde(default)]
@@ -45,7 +45,7 @@ fn opaque() -> String {
 
 impl Secret {
     /// Decoded data, with `stringData` merged over `data` as the API server does.
-    pub fn decoded(&self) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    pub(crate) fn decoded(&self) -> Result<BTreeMap<String, Vec<u8>>, String> {
         let mut out = BTreeMap::new();
         for (key, value) in &self.data {
             let clean: String = value.chars().filter(|c| !c.is_whitespace()).collect();
@@ -63,19 +63,23 @@ impl Secret {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ConfigMap {
+pub(crate) struct ConfigMap {
     #[serde(default)]
     pub data: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Service {
+pub(crate) struct Service {
     pub spec: ServiceSpec,
 }
 
+#[allow(
+    dead_code,
+    reason = "read so that a manifest using it parses as the API server reads it; the local render does not need it"
+)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServiceSpec {
+pub(crate) struct ServiceSpec {
     #[serde(default)]
     pub selector: BTreeMap<String, String>,
     #[serde(default)]
@@ -84,9 +88,13 @@ pub struct ServiceSpec {
     pub type_: Option<String>,
 }
 
+#[allow(
+    dead_code,
+    reason = "read so that a manifest using it parses as the API server reads it; the local render does not need it"
+)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServicePort {
+pub(crate) struct ServicePort {
     pub name: Option<String>,
     pub port: u16,
     pub target_port: Option<IntOrString>,
@@ -101,20 +109,20 @@ pub struct Deployment {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct DeploymentSpec {
+pub(crate) struct DeploymentSpec {
     pub replicas: Option<u32>,
     pub template: PodTemplate,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct PodTemplate {
+pub(crate) struct PodTemplate {
     #[serde(default)]
     pub metadata: PodMetadata,
     pub spec: PodSpec,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct PodMetadata {
+pub(crate) struct PodMetadata {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }
@@ -126,9 +134,13 @@ pub struct PodSpec {
     pub volumes: Vec<Volume>,
 }
 
+#[allow(
+    dead_code,
+    reason = "read so that a manifest using it parses as the API server reads it; the local render does not need it"
+)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Container {
+pub(crate) struct Container {
     pub name: String,
     pub image: String,
     #[serde(default)]
@@ -144,21 +156,25 @@ pub struct Container {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct EnvVar {
+pub(crate) struct EnvVar {
     pub name: String,
     pub value: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ContainerPort {
+pub(crate) struct ContainerPort {
     pub name: Option<String>,
     pub container_port: u16,
 }
 
+#[allow(
+    dead_code,
+    reason = "read so that a manifest using it parses as the API server reads it; the local render does not need it"
+)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct VolumeMount {
+pub(crate) struct VolumeMount {
     pub name: String,
     pub mount_path: String,
     #[serde(default)]
@@ -167,7 +183,7 @@ pub struct VolumeMount {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Volume {
+pub(crate) struct Volume {
     pub name: String,
     pub secret: Option<SecretVolume>,
     pub config_map: Option<ConfigMapVolume>,
@@ -175,21 +191,21 @@ pub struct Volume {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SecretVolume {
+pub(crate) struct SecretVolume {
     pub secret_name: String,
     #[serde(default)]
     pub items: Vec<KeyToPath>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct ConfigMapVolume {
+pub(crate) struct ConfigMapVolume {
     pub name: String,
     #[serde(default)]
     pub items: Vec<KeyToPath>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct KeyToPath {
+pub(crate) struct KeyToPath {
     pub key: String,
     pub path: String,
 }
@@ -197,7 +213,7 @@ pub struct KeyToPath {
 // ------------------------------------------------- networking.k8s.io/v1
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Ingress {
+pub(crate) struct Ingress {
     pub spec: IngressSpec,
 }
 
@@ -212,7 +228,7 @@ where
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IngressSpec {
+pub(crate) struct IngressSpec {
     pub ingress_class_name: Option<String>,
     pub default_backend: Option<IngressBackend>,
     /// `tls: []` reads back from the API server as no `tls` at all (an empty
@@ -225,7 +241,7 @@ pub struct IngressSpec {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IngressTls {
+pub(crate) struct IngressTls {
     #[serde(default)]
     pub hosts: Vec<String>,
     pub secret_name: Option<String>,
@@ -233,7 +249,7 @@ pub struct IngressTls {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IngressRule {
+pub(crate) struct IngressRule {
     #[serde(default)]
     pub host: String,
     pub http: Option<IngressRuleHttp>,
@@ -241,13 +257,13 @@ pub struct IngressRule {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IngressRuleHttp {
+pub(crate) struct IngressRuleHttp {
     pub paths: Vec<IngressPath>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IngressPath {
+pub(crate) struct IngressPath {
     #[serde(default)]
     pub path: String,
     pub path_type: String,
@@ -256,20 +272,20 @@ pub struct IngressPath {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IngressBackend {
+pub(crate) struct IngressBackend {
     pub service: IngressServiceBackend,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IngressServiceBackend {
+pub(crate) struct IngressServiceBackend {
     pub name: String,
     pub port: IngressServicePort,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IngressServicePort {
+pub(crate) struct IngressServicePort {
     pub number: Option<u16>,
     pub name: Option<String>,
 }
@@ -277,13 +293,13 @@ pub struct IngressServicePort {
 // -------------------------------------------------- cert-manager.io/v1
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Issuer {
+pub(crate) struct Issuer {
     pub spec: IssuerSpec,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IssuerSpec {
+pub(crate) struct IssuerSpec {
     pub self_signed: Option<SelfSignedIssuer>,
     pub ca: Option<CaIssuer>,
     pub acme: Option<serde_json::Value>,
@@ -291,16 +307,24 @@ pub struct IssuerSpec {
     pub venafi: Option<serde_json::Value>,
 }
 
+#[allow(
+    dead_code,
+    reason = "read so that a manifest using it parses as the API server reads it; the local render does not need it"
+)]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SelfSignedIssuer {
+pub(crate) struct SelfSignedIssuer {
     #[serde(default)]
     pub crl_distribution_points: Vec<String>,
 }
 
+#[allow(
+    dead_code,
+    reason = "read so that a manifest using it parses as the API server reads it; the local render does not need it"
+)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CaIssuer {
+pub(crate) struct CaIssuer {
     pub secret_name: String,
     #[serde(default)]
     pub crl_distribution_points: Vec<String>,
@@ -311,13 +335,17 @@ pub struct CaIssuer {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Certificate {
+pub(crate) struct Certificate {
     pub spec: CertificateSpec,
 }
 
+#[allow(
+    dead_code,
+    reason = "read so that a manifest using it parses as the API server reads it; the local render does not need it"
+)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CertificateSpec {
+pub(crate) struct CertificateSpec {
     pub secret_name: String,
     pub issuer_ref: IssuerRef,
     pub common_name: Option<String>,
@@ -344,15 +372,19 @@ pub struct CertificateSpec {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IssuerRef {
+pub(crate) struct IssuerRef {
     pub name: String,
     pub kind: Option<String>,
     pub group: Option<String>,
 }
 
+#[allow(
+    dead_code,
+    reason = "read so that a manifest using it parses as the API server reads it; the local render does not need it"
+)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PrivateKeySpec {
+pub(crate) struct PrivateKeySpec {
     pub algorithm: Option<String>,
     pub size: Option<u32>,
     pub encoding: Option<String>,
@@ -361,7 +393,7 @@ pub struct PrivateKeySpec {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct X509Subject {
+pub(crate) struct X509Subject {
     #[serde(default)]
     pub organizations: Vec<String>,
     #[serde(default)]
@@ -381,7 +413,7 @@ pub struct X509Subject {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SecretTemplate {
+pub(crate) struct SecretTemplate {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -391,7 +423,7 @@ pub struct SecretTemplate {
 // ---------------------------------------------------- k8s.nginx.org/v1
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Policy {
+pub(crate) struct Policy {
     #[serde(default)]
     pub spec: PolicySpec,
 }
@@ -400,7 +432,7 @@ pub struct Policy {
 /// substrate does not render are kept opaque (a scenario using one is refused).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PolicySpec {
+pub(crate) struct PolicySpec {
     pub ingress_class_name: Option<String>,
     #[serde(rename = "ingressMTLS")]
     pub ingress_mtls: Option<IngressMtls>,
@@ -420,10 +452,10 @@ pub struct PolicySpec {
 
 impl PolicySpec {
     /// Policy types the local substrate renders as NIC does.
-    pub const RENDERED: [&'static str; 3] = ["accessControl", "ingressMTLS", "egressMTLS"];
+    pub(crate) const RENDERED: [&'static str; 3] = ["accessControl", "ingressMTLS", "egressMTLS"];
 
     /// The policy types present, named as in the CRD.
-    pub fn types(&self) -> Vec<&'static str> {
+    pub(crate) fn types(&self) -> Vec<&'static str> {
         let present = [
             (self.access_control.is_some(), "accessControl"),
             (self.rate_limit.is_some(), "rateLimit"),
@@ -449,14 +481,14 @@ impl PolicySpec {
 /// `spec.accessControl`: IPs or CIDRs allowed, or denied.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AccessControl {
+pub(crate) struct AccessControl {
     pub allow: Option<Vec<String>>,
     pub deny: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IngressMtls {
+pub(crate) struct IngressMtls {
     pub client_cert_secret: Option<String>,
     pub crl_file_name: Option<String>,
     pub verify_client: Option<String>,
@@ -465,7 +497,7 @@ pub struct IngressMtls {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EgressMtls {
+pub(crate) struct EgressMtls {
     pub tls_secret: Option<String>,
     pub trusted_cert_secret: Option<String>,
     pub verify_server: Option<bool>,
@@ -478,13 +510,13 @@ pub struct EgressMtls {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct VirtualServer {
+pub(crate) struct VirtualServer {
     pub spec: VirtualServerSpec,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct VirtualServerSpec {
+pub(crate) struct VirtualServerSpec {
     pub host: String,
     pub ingress_class_name: Option<String>,
     pub tls: Option<VsTls>,
@@ -498,14 +530,14 @@ pub struct VirtualServerSpec {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct VsTls {
+pub(crate) struct VsTls {
     pub secret: Option<String>,
     pub redirect: Option<TlsRedirect>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TlsRedirect {
+pub(crate) struct TlsRedirect {
     #[serde(default)]
     pub enable: bool,
     pub code: Option<u16>,
@@ -514,14 +546,14 @@ pub struct TlsRedirect {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PolicyRef {
+pub(crate) struct PolicyRef {
     pub name: String,
     pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     pub name: String,
     pub service: String,
     pub port: u16,
@@ -547,14 +579,14 @@ pub struct Upstream {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UpstreamTls {
+pub(crate) struct UpstreamTls {
     #[serde(default)]
     pub enable: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Route {
+pub(crate) struct Route {
     pub path: String,
     #[serde(default)]
     pub policies: Vec<PolicyRef>,
@@ -564,7 +596,7 @@ pub struct Route {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Action {
+pub(crate) struct Action {
     pub pass: Option<String>,
     pub proxy: Option<ProxyAction>,
     #[serde(rename = "return")]
@@ -574,7 +606,7 @@ pub struct Action {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ProxyAction {
+pub(crate) struct ProxyAction {
     pub upstream: String,
     pub request_headers: Option<RequestHeaders>,
     pub response_headers: Option<ResponseHeaders>,
@@ -583,7 +615,7 @@ pub struct ProxyAction {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RequestHeaders {
+pub(crate) struct RequestHeaders {
     pub pass: Option<bool>,
     #[serde(default)]
     pub set: Vec<Header>,
@@ -591,7 +623,7 @@ pub struct RequestHeaders {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ResponseHeaders {
+pub(crate) struct ResponseHeaders {
     #[serde(default)]
     pub hide: Vec<String>,
     #[serde(default)]
@@ -604,23 +636,27 @@ pub struct ResponseHeaders {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Header {
+pub(crate) struct Header {
     pub name: String,
     pub value: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AddHeader {
+pub(crate) struct AddHeader {
     pub name: String,
     pub value: String,
     #[serde(default)]
     pub always: bool,
 }
 
+#[allow(
+    dead_code,
+    reason = "read so that a manifest using it parses as the API server reads it; the local render does not need it"
+)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReturnAction {
+pub(crate) struct ReturnAction {
     pub code: Option<u16>,
     #[serde(rename = "type")]
     pub type_: Option<String>,
@@ -629,25 +665,13 @@ pub struct ReturnAction {
     pub headers: Vec<Header>,
 }
 
+#[allow(
+    dead_code,
+    reason = "read so that a manifest using it parses as the API server reads it; the local render does not need it"
+)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RedirectAction {
+pub(crate) struct RedirectAction {
     pub url: String,
     pub code: Option<u16>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct VirtualServerRoute {
-    pub spec: VirtualServerRouteSpec,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct VirtualServerRouteSpec {
-    pub host: String,
-    pub ingress_class_name: Option<String>,
-    #[serde(default)]
-    pub upstreams: Vec<Upstream>,
-    #[serde(default)]
-    pub subroutes: Vec<Route>,
 }

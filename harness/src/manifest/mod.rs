@@ -4,7 +4,7 @@
 //! The same objects are applied to a real cluster by the kind substrate and
 //! interpreted by the local substrate, so nothing here knows about either.
 
-pub mod kinds;
+pub(crate) mod kinds;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -53,7 +53,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub(crate) const ALL: [Kind; 12] = [
         Kind::Namespace,
         Kind::Secret,
         Kind::ConfigMap,
@@ -68,7 +68,7 @@ impl Kind {
         Kind::VirtualServerRoute,
     ];
 
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Kind::Namespace => "Namespace",
             Kind::Secret => "Secret",
@@ -86,7 +86,7 @@ impl Kind {
     }
 
     /// The apiVersion(s) the kind is served at.
-    pub fn api_versions(&self) -> &'static [&'static str] {
+    pub(crate) fn api_versions(&self) -> &'static [&'static str] {
         match self {
             Kind::Namespace | Kind::Secret | Kind::ConfigMap | Kind::Service => &["v1"],
             Kind::Deployment => &["apps/v1"],
@@ -97,11 +97,11 @@ impl Kind {
         }
     }
 
-    pub fn namespaced(&self) -> bool {
+    pub(crate) fn namespaced(&self) -> bool {
         !matches!(self, Kind::Namespace | Kind::ClusterIssuer)
     }
 
-    pub fn from_name(name: &str) -> Option<Kind> {
+    pub(crate) fn from_name(name: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == name)
     }
 }
@@ -121,7 +121,7 @@ pub struct ObjectRef {
 }
 
 impl ObjectRef {
-    pub fn new(kind: Kind, namespace: &str, name: &str) -> Self {
+    pub(crate) fn new(kind: Kind, namespace: &str, name: &str) -> Self {
         let namespace = kind.namespaced().then(|| namespace.to_string());
         ObjectRef {
             kind,
@@ -131,7 +131,7 @@ impl ObjectRef {
     }
 
     /// `ns/name` (or `name` for cluster-scoped kinds).
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         match &self.namespace {
             Some(ns) => format!("{ns}/{}", self.name),
             None => self.name.clone(),
@@ -161,11 +161,11 @@ impl Object {
         self.doc.origin()
     }
 
-    pub fn origin_of(&self, path: &str) -> Origin {
+    pub(crate) fn origin_of(&self, path: &str) -> Origin {
         self.doc.origin_of(path)
     }
 
-    pub fn namespace(&self) -> &str {
+    pub(crate) fn namespace(&self) -> &str {
         self.id.namespace.as_deref().unwrap_or("")
     }
 
@@ -181,7 +181,7 @@ impl Object {
     /// The object as `T`. A field `T` does not have but the kind's published
     /// CRD schema does is one the local substrate does not render: the message
     /// says so and where to run it, instead of reading like a typo.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ManifestError> {
+    pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, ManifestError> {
         self.doc.parse().map_err(|e: YamlError| {
             let mut error = ManifestError::from(e);
             let known = crd_fields::spec_fields(self.id.kind.name()).unwrap_or_default();
@@ -203,7 +203,7 @@ impl Object {
         })
     }
 
-    pub fn error(&self, path: &str, message: impl Into<String>) -> ManifestError {
+    pub(crate) fn error(&self, path: &str, message: impl Into<String>) -> ManifestError {
         ManifestError {
             origin: self.origin_of(path),
             message: message.into(),
@@ -212,7 +212,10 @@ impl Object {
 
     /// Build an object from a parsed document, defaulting the namespace like
     /// `kubectl apply -n <default_namespace>`.
-    pub fn from_document(doc: Document, default_namespace: &str) -> Result<Object, ManifestError> {
+    pub(crate) fn from_document(
+        doc: Document,
+        default_namespace: &str,
+    ) -> Result<Object, ManifestError> {
         let err = |path: &str, message: String| ManifestError {
             origin: doc.origin_of(path),
             message,
@@ -274,7 +277,7 @@ impl Object {
 
     /// Build an object from JSON produced by the harness itself (a step's Secret,
     /// a patched copy); every node takes the line of `origin`.
-    pub fn from_json(
+    pub(crate) fn from_json(
         value: &serde_json::Value,
         origin: &Origin,
         default_namespace: &str,
@@ -294,7 +297,7 @@ impl Object {
     }
 
     /// A copy with a new tree (a patched object), keeping its origin and namespace.
-    pub fn with_json(&self, value: &serde_json::Value) -> Result<Object, ManifestError> {
+    pub(crate) fn with_json(&self, value: &serde_json::Value) -> Result<Object, ManifestError> {
         Object::from_json(value, &self.origin(), self.namespace())
     }
 }
@@ -320,7 +323,7 @@ struct Metadata {
 }
 
 /// Kubernetes object names: DNS-1123 subdomains.
-pub fn validate_name(name: &str) -> Result<(), String> {
+pub(crate) fn validate_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {
@@ -342,7 +345,10 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 }
 
 /// Load every object in a YAML file.
-pub fn load_file(path: &Path, default_namespace: &str) -> Result<Vec<Object>, ManifestError> {
+pub(crate) fn load_file(
+    path: &Path,
+    default_namespace: &str,
+) -> Result<Vec<Object>, ManifestError> {
     let docs = yaml::load_file(path)?;
     docs.into_iter()
         .map(|d| Object::from_document(d, default_namespace))
@@ -350,7 +356,7 @@ pub fn load_file(path: &Path, default_namespace: &str) -> Result<Vec<Object>, Ma
 }
 
 /// Load objects from YAML text (embedded component manifests).
-pub fn load_text(
+pub(crate) fn load_text(
     text: &str,
     file: &Path,
     default_namespace: &str,
@@ -362,7 +368,7 @@ pub fn load_text(
 }
 
 /// RFC 7386 JSON merge patch, as `kubectl patch --type merge` applies it.
-pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+pub(crate) fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
     use serde_json::Value;
     match patch {
         Value::Object(fields) => {

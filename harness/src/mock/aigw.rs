@@ -26,9 +26,13 @@ const COMPONENT: &str = "aigw";
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+#[allow(
+    dead_code,
+    reason = "read so that the F5 AI gateway's config parses as the gateway reads it; the mock does not need it"
+)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Config {
+pub(crate) struct Config {
     pub version: Option<u32>,
     pub mode: Option<String>,
     pub server: ServerCfg,
@@ -48,7 +52,7 @@ pub struct Config {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServerCfg {
+pub(crate) struct ServerCfg {
     pub address: String,
     pub tls: Option<TlsCfg>,
     pub mtls: Option<MtlsCfg>,
@@ -56,7 +60,7 @@ pub struct ServerCfg {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TlsCfg {
+pub(crate) struct TlsCfg {
     #[serde(default)]
     pub enabled: bool,
     pub server_cert_path: Option<String>,
@@ -65,7 +69,7 @@ pub struct TlsCfg {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct MtlsCfg {
+pub(crate) struct MtlsCfg {
     #[serde(default)]
     pub enabled: bool,
     /// Despite the name, the CA bundle that verifies client certificates.
@@ -74,7 +78,7 @@ pub struct MtlsCfg {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RouteCfg {
+pub(crate) struct RouteCfg {
     pub path: String,
     pub policy: String,
     pub schema: String,
@@ -83,20 +87,20 @@ pub struct RouteCfg {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PolicyCfg {
+pub(crate) struct PolicyCfg {
     pub name: String,
     pub profiles: Vec<NameRef>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NameRef {
+pub(crate) struct NameRef {
     pub name: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ProfileCfg {
+pub(crate) struct ProfileCfg {
     pub name: String,
     #[serde(default)]
     pub models: Vec<NameRef>,
@@ -110,21 +114,21 @@ pub struct ProfileCfg {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StageCfg {
+pub(crate) struct StageCfg {
     pub name: String,
     pub steps: Vec<NameRef>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServiceRef {
+pub(crate) struct ServiceRef {
     pub name: String,
     pub selector: Option<SelectorCfg>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SelectorCfg {
+pub(crate) struct SelectorCfg {
     #[serde(rename = "type")]
     pub type_: Option<String>,
     #[serde(default)]
@@ -133,7 +137,7 @@ pub struct SelectorCfg {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServiceCfg {
+pub(crate) struct ServiceCfg {
     pub name: String,
     /// The model name sent upstream.
     #[serde(rename = "type")]
@@ -144,13 +148,17 @@ pub struct ServiceCfg {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServiceConfigCfg {
+pub(crate) struct ServiceConfigCfg {
     pub endpoint: String,
 }
 
+#[allow(
+    dead_code,
+    reason = "read so that the F5 AI gateway's config parses as the gateway reads it; the mock does not need it"
+)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProcessorCfg {
+pub(crate) struct ProcessorCfg {
     pub name: String,
     #[serde(rename = "type")]
     pub type_: String,
@@ -159,7 +167,7 @@ pub struct ProcessorCfg {
     pub params: serde_json::Map<String, Value>,
 }
 
-pub struct Gateway {
+pub(crate) struct Gateway {
     config: Config,
     ctx: MockContext,
 }
@@ -173,7 +181,7 @@ fn err(message: impl Into<String>) -> MockError {
 
 impl Gateway {
     /// Read and check `aigw.yaml`, refusing what the real gateway would refuse.
-    pub fn load(path: &str, ctx: &MockContext) -> Result<Gateway, MockError> {
+    pub(crate) fn load(path: &str, ctx: &MockContext) -> Result<Gateway, MockError> {
         let text = ctx.read(COMPONENT, path)?;
         let text = String::from_utf8(text).map_err(|_| err(format!("{path} is not UTF-8")))?;
         let config: Config = crate::yaml::parse_one(&text, std::path::Path::new(path))
@@ -185,11 +193,11 @@ impl Gateway {
         })
     }
 
-    pub fn address(&self) -> &str {
+    pub(crate) fn address(&self) -> &str {
         &self.config.server.address
     }
 
-    pub fn tls_config(
+    pub(crate) fn tls_config(
         &self,
         ctx: &MockContext,
     ) -> Result<Option<Arc<rustls::ServerConfig>>, MockError> {
@@ -228,7 +236,7 @@ impl Gateway {
             .map_err(err)
     }
 
-    pub async fn handle(
+    pub(crate) async fn handle(
         &self,
         request: hyper::Request<Incoming>,
         _peer: &Peer,
@@ -523,7 +531,7 @@ const INJECTION_PHRASES: &[&str] = &[
     "jailbreak",
 ];
 
-pub fn prompt_injection_score(messages: &[Value], skip_system: bool) -> f64 {
+pub(crate) fn prompt_injection_score(messages: &[Value], skip_system: bool) -> f64 {
     let hit = messages.iter().any(|m| {
         if skip_system && m.get("role").and_then(Value::as_str) == Some("system") {
             return false;

@@ -2,10 +2,10 @@
 //! Open WebUI. The same code runs as `mtls-e2e serve ...` in a container (kind)
 //! and in-process on the local substrate.
 
-pub mod aigw;
-pub mod ollama;
-pub mod tls;
-pub mod webui;
+pub(crate) mod aigw;
+pub(crate) mod ollama;
+pub(crate) mod tls;
+pub(crate) mod webui;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -24,7 +24,7 @@ use crate::net::Resolver;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{component}: {message}")]
-pub struct MockError {
+pub(crate) struct MockError {
     pub component: &'static str,
     pub message: String,
 }
@@ -67,7 +67,7 @@ enum ContainerCommand {
 }
 
 /// Parse a Deployment container's arguments the way the binary parses its own.
-pub fn parse_container_args(args: &[String]) -> Result<ServeArgs, String> {
+pub(crate) fn parse_container_args(args: &[String]) -> Result<ServeArgs, String> {
     use clap::Parser;
     let words = match args.first().map(String::as_str) {
         Some("mtls-e2e") | Some("/mtls-e2e") => &args[1..],
@@ -87,7 +87,7 @@ pub fn parse_container_args(args: &[String]) -> Result<ServeArgs, String> {
 }
 
 impl ServeArgs {
-    pub fn component(&self) -> &'static str {
+    pub(crate) fn component(&self) -> &'static str {
         match self {
             ServeArgs::Aigw { .. } => "aigw",
             ServeArgs::Ollama { .. } => "ollama",
@@ -98,13 +98,13 @@ impl ServeArgs {
 
 /// Where a mock writes its request log.
 #[derive(Clone)]
-pub enum LogSink {
+pub(crate) enum LogSink {
     Stdout,
     File(Arc<Mutex<std::fs::File>>),
 }
 
 impl LogSink {
-    pub fn line(&self, component: &str, text: &str) {
+    pub(crate) fn line(&self, component: &str, text: &str) {
         let stamp = time::OffsetDateTime::now_utc();
         let line = format!("{stamp} {component}: {text}\n");
         match self {
@@ -125,7 +125,7 @@ impl LogSink {
 
 /// What a mock needs from where it runs.
 #[derive(Clone)]
-pub struct MockContext {
+pub(crate) struct MockContext {
     /// Absolute paths in arguments and config are read under this folder
     /// (`/` in a container; a pod's materialised volumes on the local substrate).
     pub root: PathBuf,
@@ -136,14 +136,14 @@ pub struct MockContext {
 
 impl MockContext {
     /// The file a container would see at `path`.
-    pub fn path(&self, path: &str) -> PathBuf {
+    pub(crate) fn path(&self, path: &str) -> PathBuf {
         match path.strip_prefix('/') {
             Some(rest) => self.root.join(rest),
             None => self.root.join(path),
         }
     }
 
-    pub fn read(&self, component: &'static str, path: &str) -> Result<Vec<u8>, MockError> {
+    pub(crate) fn read(&self, component: &'static str, path: &str) -> Result<Vec<u8>, MockError> {
         std::fs::read(self.path(path)).map_err(|e| MockError {
             component,
             message: format!("cannot read {path}: {e}"),
@@ -161,14 +161,12 @@ enum App {
 
 /// What the server learnt about the client at the TLS layer.
 #[derive(Debug, Clone, Default)]
-pub struct Peer {
-    pub addr: Option<SocketAddr>,
+pub(crate) struct Peer {
     pub client_subject: Option<String>,
-    pub protocol: Option<String>,
 }
 
 /// A configured mock, ready to serve on a listener.
-pub struct Mock {
+pub(crate) struct Mock {
     pub component: &'static str,
     /// The port it is configured to listen on (what a Service's targetPort names).
     pub port: u16,
@@ -180,7 +178,7 @@ pub struct Mock {
 }
 
 impl Mock {
-    pub fn new(args: &ServeArgs, ctx: &MockContext) -> Result<Mock, MockError> {
+    pub(crate) fn new(args: &ServeArgs, ctx: &MockContext) -> Result<Mock, MockError> {
         let component = args.component();
         let (app, listen, tls) = match args {
             ServeArgs::Aigw { config } => {
@@ -215,12 +213,12 @@ impl Mock {
 
     /// The address to bind inside a container: what `--listen` names, every
     /// interface for `:4141`.
-    pub fn container_address(&self) -> SocketAddr {
+    pub(crate) fn container_address(&self) -> SocketAddr {
         self.address
     }
 
     /// Serve until the task is dropped.
-    pub async fn serve(self, listener: TcpListener) {
+    pub(crate) async fn serve(self, listener: TcpListener) {
         let Mock {
             component,
             app,
@@ -248,19 +246,7 @@ impl Mock {
             tokio::spawn(async move {
                 let _slot = slot;
                 match acceptor {
-                    None => {
-                        serve_http(
-                            stream,
-                            app,
-                            Peer {
-                                addr: Some(addr),
-                                ..Peer::default()
-                            },
-                            log,
-                            component,
-                        )
-                        .await
-                    }
+                    None => serve_http(stream, app, Peer::default(), log, component).await,
                     Some(_) if looks_like_http(&stream).await => {
                         // What Go's net/http answers on a TLS port (the F5 gateway is Go).
                         log.line(
@@ -273,7 +259,7 @@ impl Mock {
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                         {
                             Ok(Ok(tls_stream)) => {
-                                let peer = peer_of(addr, tls_stream.get_ref().1);
+                                let peer = peer_of(tls_stream.get_ref().1);
                                 serve_http(tls_stream, app, peer, log, component).await
                             }
                             Ok(Err(e)) => log.line(
@@ -293,7 +279,7 @@ impl Mock {
 }
 
 /// Go's `net/http` reply to a plain HTTP request on a TLS listener.
-pub const GO_PLAIN_HTTP_ON_TLS_PORT: &[u8] =
+pub(crate) const GO_PLAIN_HTTP_ON_TLS_PORT: &[u8] =
     b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
 
 /// Answer a plain HTTP request with Go's 400. The request head is read first and
@@ -337,18 +323,13 @@ async fn looks_like_http(stream: &tokio::net::TcpStream) -> bool {
     read.unwrap_or(false) && matches!(&head, b"GET /" | b"HEAD " | b"POST " | b"PUT /" | b"OPTIO")
 }
 
-fn peer_of(addr: SocketAddr, conn: &rustls::ServerConnection) -> Peer {
+fn peer_of(conn: &rustls::ServerConnection) -> Peer {
     let client_subject = conn
         .peer_certificates()
         .and_then(|chain| chain.first())
         .and_then(|leaf| crate::pki::CertInfo::from_der(leaf).ok())
         .map(|info| info.subject);
-    let protocol = conn.protocol_version().map(crate::tls::protocol_name);
-    Peer {
-        addr: Some(addr),
-        client_subject,
-        protocol,
-    }
+    Peer { client_subject }
 }
 
 async fn serve_http<S>(stream: S, app: App, peer: Peer, log: LogSink, component: &'static str)
@@ -386,14 +367,14 @@ where
 }
 
 /// Connections a mock serves at once.
-pub const MAX_CONNECTIONS: usize = 256;
+pub(crate) const MAX_CONNECTIONS: usize = 256;
 /// Time a client gets to complete the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Time a client gets to send a request head (and to start the next one).
-pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `:8080` (every interface), `8080`, `127.0.0.1:8080` or `[::1]:8080`.
-pub fn listen_address(listen: &str) -> Result<SocketAddr, String> {
+pub(crate) fn listen_address(listen: &str) -> Result<SocketAddr, String> {
     let bad = || format!("`{listen}` is not a listen address like :8080 or 127.0.0.1:8080");
     match listen.rsplit_once(':') {
         None | Some(("", _)) => {
@@ -405,13 +386,16 @@ pub fn listen_address(listen: &str) -> Result<SocketAddr, String> {
 }
 
 /// `:8080`, `0.0.0.0:8080` or `8080` → 8080.
-pub fn listen_port(listen: &str) -> Result<u16, String> {
+pub(crate) fn listen_port(listen: &str) -> Result<u16, String> {
     let port = listen.rsplit_once(':').map(|(_, p)| p).unwrap_or(listen);
     port.parse()
         .map_err(|_| format!("`{listen}` is not a listen address like :8080"))
 }
 
-pub fn json_response(status: u16, value: &serde_json::Value) -> hyper::Response<Full<Bytes>> {
+pub(crate) fn json_response(
+    status: u16,
+    value: &serde_json::Value,
+) -> hyper::Response<Full<Bytes>> {
     let body = serde_json::to_vec(value).unwrap_or_default();
     hyper::Response::builder()
         .status(status)
@@ -420,7 +404,7 @@ pub fn json_response(status: u16, value: &serde_json::Value) -> hyper::Response<
         .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
 }
 
-pub fn text_response(
+pub(crate) fn text_response(
     status: u16,
     content_type: &str,
     body: impl Into<Bytes>,
@@ -433,7 +417,7 @@ pub fn text_response(
 }
 
 /// An OpenAI-style error body.
-pub fn openai_error(
+pub(crate) fn openai_error(
     status: u16,
     kind: &str,
     code: &str,
@@ -445,7 +429,7 @@ pub fn openai_error(
     )
 }
 
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -453,7 +437,7 @@ pub fn unix_now() -> u64 {
 }
 
 /// Run a mock as this process (`mtls-e2e serve ...` in a container).
-pub async fn serve_standalone(args: &ServeArgs) -> Result<(), MockError> {
+pub(crate) async fn serve_standalone(args: &ServeArgs) -> Result<(), MockError> {
     let ctx = MockContext {
         root: PathBuf::from("/"),
         env: std::env::vars().collect(),

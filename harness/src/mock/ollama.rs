@@ -10,14 +10,17 @@ use serde_json::{Value, json};
 use super::{MockContext, json_response, text_response};
 use crate::net;
 
-pub struct Ollama;
+pub(crate) struct Ollama;
 
 impl Ollama {
-    pub fn new(_ctx: &MockContext) -> Self {
+    pub(crate) fn new(_ctx: &MockContext) -> Self {
         Ollama
     }
 
-    pub async fn handle(&self, request: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    pub(crate) async fn handle(
+        &self,
+        request: hyper::Request<Incoming>,
+    ) -> hyper::Response<Full<Bytes>> {
         match (request.method().as_str(), request.uri().path()) {
             ("GET", "/") => text_response(200, "text/plain; charset=utf-8", "Ollama is running"),
             ("GET", "/api/version") => json_response(200, &json!({"version": "0.0.0-mtls-e2e"})),
@@ -32,7 +35,7 @@ impl Ollama {
 }
 
 /// The reply text for a conversation: deterministic, naming the model.
-pub fn reply_text(model: &str, messages: &[Value]) -> String {
+pub(crate) fn reply_text(model: &str, messages: &[Value]) -> String {
     let last = messages
         .iter()
         .rev()

@@ -23,7 +23,7 @@ use crate::tls::{load_certs, load_key, provider};
 
 /// Client verification as Go's `tls.RequireAndVerifyClientCert`.
 #[derive(Debug)]
-pub struct GoClientVerifier {
+pub(crate) struct GoClientVerifier {
     webpki: Arc<dyn ClientCertVerifier>,
     /// (subject DER, subject public key bits, key algorithm OID) of each trusted CA.
     roots: Vec<(Vec<u8>, Vec<u8>, String)>,
@@ -32,7 +32,7 @@ pub struct GoClientVerifier {
 }
 
 impl GoClientVerifier {
-    pub fn new(ca_certs: &[CertificateDer<'static>]) -> Result<Arc<Self>, String> {
+    pub(crate) fn new(ca_certs: &[CertificateDer<'static>]) -> Result<Arc<Self>, String> {
         let provider = provider();
         let mut store = RootCertStore::empty();
         let mut roots = Vec::new();
@@ -175,7 +175,7 @@ impl ClientCertVerifier for GoClientVerifier {
 
 /// A TLS 1.3 server config: `cert_pem`/`key_pem` for the server, and when
 /// `client_ca_pem` is given, client certificates required and verified like Go.
-pub fn server_config(
+pub(crate) fn server_config(
     cert_pem: &[u8],
     key_pem: &[u8],
     client_ca_pem: Option<&[u8]>,

@@ -15,7 +15,7 @@ use serde_json::json;
 use super::{MockContext, json_response, openai_error, text_response};
 use crate::net;
 
-pub const VERSION: &str = "0.0.0-mtls-e2e";
+pub(crate) const VERSION: &str = "0.0.0-mtls-e2e";
 
 const INDEX: &str = r#"<!doctype html>
 <html lang="en">
@@ -28,7 +28,7 @@ const INDEX: &str = r#"<!doctype html>
 </html>
 "#;
 
-pub struct WebUi {
+pub(crate) struct WebUi {
     name: String,
     trusted_email_header: Option<String>,
     openai_base_url: Option<String>,
@@ -36,7 +36,7 @@ pub struct WebUi {
 }
 
 impl WebUi {
-    pub fn new(ctx: &MockContext) -> Self {
+    pub(crate) fn new(ctx: &MockContext) -> Self {
         let env = |k: &str| ctx.env.get(k).filter(|v| !v.is_empty()).cloned();
         // WEBUI_NAME other than the default becomes "<name> (Open WebUI)", as in env.py.
         let name = match env("WEBUI_NAME") {
@@ -51,7 +51,10 @@ impl WebUi {
         }
     }
 
-    pub async fn handle(&self, request: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    pub(crate) async fn handle(
+        &self,
+        request: hyper::Request<Incoming>,
+    ) -> hyper::Response<Full<Bytes>> {
         let path = request.uri().path().to_string();
         match (request.method().as_str(), path.as_str()) {
             ("GET", "/health") => json_response(200, &json!({"status": true})),

@@ -79,7 +79,9 @@ fn write(tag: u8, content: &[u8]) -> Vec<u8> {
 
 /// PKCS#8 → (PEM label, DER) in the traditional form, or `None` for key types
 /// that have no traditional form (Ed25519).
-pub fn pkcs8_to_traditional(pkcs8: &[u8]) -> Result<Option<(&'static str, Vec<u8>)>, PkiError> {
+pub(crate) fn pkcs8_to_traditional(
+    pkcs8: &[u8],
+) -> Result<Option<(&'static str, Vec<u8>)>, PkiError> {
     let (outer, _) = read(pkcs8)?;
     if outer.tag != SEQUENCE {
         return Err(bad("not a SEQUENCE"));

@@ -35,12 +35,12 @@ pub struct CertInfo {
 }
 
 impl CertInfo {
-    pub fn from_pem(pem_text: &str) -> Result<Self, PkiError> {
+    pub(crate) fn from_pem(pem_text: &str) -> Result<Self, PkiError> {
         let block = ::pem::parse(pem_text).map_err(|e| PkiError::Pem(e.to_string()))?;
         Self::from_der(block.contents())
     }
 
-    pub fn from_der(der: &[u8]) -> Result<Self, PkiError> {
+    pub(crate) fn from_der(der: &[u8]) -> Result<Self, PkiError> {
         let (_, cert) =
             X509Certificate::from_der(der).map_err(|e| PkiError::Certificate(e.to_string()))?;
         let mut sans = Vec::new();
@@ -87,7 +87,7 @@ impl CertInfo {
     }
 
     /// One line for plans and reports.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let mut parts = vec![
             format!("subject \"{}\"", self.subject),
             format!("issuer \"{}\"", self.issuer),
@@ -117,7 +117,7 @@ impl CertInfo {
 }
 
 /// `May 13 01:58:11 2025 GMT`, as openssl prints validity dates.
-pub fn openssl_date(t: OffsetDateTime) -> String {
+pub(crate) fn openssl_date(t: OffsetDateTime) -> String {
     let format = ::time::macros::format_description!(
         "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
     );
@@ -158,7 +158,7 @@ fn attributes(name: &X509Name<'_>) -> Vec<(String, String)> {
 }
 
 /// openssl's one-line name form, in certificate order: `C = US, O = x, CN = y`.
-pub fn oneline(name: &X509Name<'_>) -> String {
+pub(crate) fn oneline(name: &X509Name<'_>) -> String {
     attributes(name)
         .iter()
         .map(|(k, v)| format!("{k} = {v}"))
@@ -167,7 +167,7 @@ pub fn oneline(name: &X509Name<'_>) -> String {
 }
 
 /// RFC 2253 (reverse order, escaped), as nginx prints `$ssl_client_s_dn`.
-pub fn rfc2253(name: &X509Name<'_>) -> String {
+pub(crate) fn rfc2253(name: &X509Name<'_>) -> String {
     let escape = |v: &str| {
         let mut out = String::new();
         for (i, c) in v.chars().enumerate() {
@@ -190,7 +190,7 @@ pub fn rfc2253(name: &X509Name<'_>) -> String {
 }
 
 /// A DER-encoded name (as in a CertificateRequest's CA list), in openssl's form.
-pub fn oneline_from_der(der: &[u8]) -> String {
+pub(crate) fn oneline_from_der(der: &[u8]) -> String {
     match X509Name::from_der(der) {
         Ok((_, name)) => oneline(&name),
         Err(_) => format!("<undecodable name, {} bytes>", der.len()),
@@ -285,19 +285,19 @@ fn ip_text(bytes: &[u8]) -> String {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
 /// The subject public key bits of a DER certificate (for matching a key to it).
-pub fn public_key_bits(der: &[u8]) -> Result<Vec<u8>, PkiError> {
+pub(crate) fn public_key_bits(der: &[u8]) -> Result<Vec<u8>, PkiError> {
     let (_, cert) =
         X509Certificate::from_der(der).map_err(|e| PkiError::Certificate(e.to_string()))?;
     Ok(cert.public_key().subject_public_key.data.to_vec())
 }
 
 /// The SubjectPublicKeyInfo DER of a DER certificate.
-pub fn spki_der(der: &[u8]) -> Result<Vec<u8>, PkiError> {
+pub(crate) fn spki_der(der: &[u8]) -> Result<Vec<u8>, PkiError> {
     let (_, cert) =
         X509Certificate::from_der(der).map_err(|e| PkiError::Certificate(e.to_string()))?;
     Ok(cert.public_key().raw.to_vec())

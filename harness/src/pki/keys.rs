@@ -27,7 +27,10 @@ pub enum KeyAlgorithm {
 impl KeyAlgorithm {
     /// cert-manager's rules: RSA 2048/4096/8192 (default 2048), ECDSA 256/384/521
     /// (default 256), Ed25519 ignores the size.
-    pub fn from_cert_manager(algorithm: Option<&str>, size: Option<u32>) -> Result<Self, String> {
+    pub(crate) fn from_cert_manager(
+        algorithm: Option<&str>,
+        size: Option<u32>,
+    ) -> Result<Self, String> {
         match algorithm.unwrap_or("RSA") {
             "RSA" => match size.unwrap_or(2048) {
                 s @ (2048 | 3072 | 4096) => Ok(KeyAlgorithm::Rsa(s)),
@@ -49,7 +52,7 @@ impl KeyAlgorithm {
         }
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             KeyAlgorithm::Rsa(bits) => format!("RSA {bits}"),
             KeyAlgorithm::Ecdsa(bits) => format!("ECDSA P-{bits}"),
@@ -117,12 +120,12 @@ pub struct KeyPool {
 }
 
 impl KeyPool {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Start generating `count` keys of `algorithm` on up to one thread per core.
-    pub fn prefetch(&self, algorithm: KeyAlgorithm, count: usize) {
+    pub(crate) fn prefetch(&self, algorithm: KeyAlgorithm, count: usize) {
         if count == 0 {
             return;
         }
@@ -159,7 +162,7 @@ impl KeyPool {
     }
 
     /// A key of `algorithm`: a ready one, one that is being generated, or a new one.
-    pub fn take(&self, algorithm: KeyAlgorithm) -> Result<KeyPair, PkiError> {
+    pub(crate) fn take(&self, algorithm: KeyAlgorithm) -> Result<KeyPair, PkiError> {
         let (lock_, cond) = &*self.state;
         let mut state = lock(lock_);
         loop {

@@ -2,8 +2,8 @@
 //! client identities the probes present (good, expired, another CA, chains).
 
 mod der;
-pub mod inspect;
-pub mod keys;
+pub(crate) mod inspect;
+pub(crate) mod keys;
 
 use std::net::IpAddr;
 
@@ -63,7 +63,7 @@ pub enum Usage {
 
 impl Usage {
     /// Parse a cert-manager `usages` entry.
-    pub fn from_cert_manager(name: &str) -> Option<Usage> {
+    pub(crate) fn from_cert_manager(name: &str) -> Option<Usage> {
         Some(match name {
             "signing" | "digital signature" => Usage::DigitalSignature,
             "content commitment" => Usage::ContentCommitment,
@@ -290,7 +290,7 @@ pub fn issue(
 }
 
 /// Split a PEM bundle into its certificates (other blocks are skipped).
-pub fn split_certs(bundle: &str) -> Result<Vec<Vec<u8>>, PkiError> {
+pub(crate) fn split_certs(bundle: &str) -> Result<Vec<Vec<u8>>, PkiError> {
     let blocks = pem::parse_many(bundle).map_err(|e| PkiError::Pem(e.to_string()))?;
     Ok(blocks
         .into_iter()
@@ -299,7 +299,7 @@ pub fn split_certs(bundle: &str) -> Result<Vec<Vec<u8>>, PkiError> {
         .collect())
 }
 
-pub fn der_to_pem(der: &[u8]) -> String {
+pub(crate) fn der_to_pem(der: &[u8]) -> String {
     pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
 }
 

@@ -3,15 +3,15 @@
 //! `openssl s_client`, run and parsed.
 
 pub mod native;
-pub mod openssl;
+pub(crate) mod openssl;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use crate::tls::{cipher_name, protocol_name};
-pub use native::{HttpRequest, TlsOptions, http};
+pub(crate) use crate::tls::{cipher_name, protocol_name};
+pub(crate) use native::{HttpRequest, TlsOptions, http};
 
 /// A client identity: a certificate chain and its key, in memory and on disk
 /// (openssl wants files).
@@ -80,7 +80,7 @@ pub struct Observation {
 
 /// A fatal alert named in openssl's output (`tlsv13 alert certificate
 /// required`); openssl is another program, so its words are all there is.
-pub fn alert_in(text: &str) -> Option<String> {
+pub(crate) fn alert_in(text: &str) -> Option<String> {
     for marker in ["tlsv13 alert ", "tlsv1 alert ", "sslv3 alert "] {
         if let Some(i) = text.find(marker) {
             let rest = &text[i + marker.len()..];
@@ -93,7 +93,7 @@ pub fn alert_in(text: &str) -> Option<String> {
 
 /// A rustls alert in OpenSSL's words (`SSL_alert_desc_string_long`), so both
 /// probes report an alert the same way.
-pub fn alert_name(alert: rustls::AlertDescription) -> String {
+pub(crate) fn alert_name(alert: rustls::AlertDescription) -> String {
     use rustls::AlertDescription as A;
     match alert {
         A::UnknownCA => "unknown ca".into(),
@@ -115,7 +115,7 @@ fn spaced_lowercase(camel: &str) -> String {
     out
 }
 
-pub fn describe_target(method: &str, url: &str, addr: SocketAddr) -> String {
+pub(crate) fn describe_target(method: &str, url: &str, addr: SocketAddr) -> String {
     format!("{method} {url} via {addr}")
 }
 

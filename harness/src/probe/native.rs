@@ -29,7 +29,7 @@ use crate::pki::CertInfo;
 use crate::pki::inspect::oneline_from_der;
 use crate::tls::{load_certs, load_key, provider};
 
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// TLS settings for one probe.
 pub struct TlsOptions<'a> {

@@ -9,16 +9,16 @@ use tokio::io::AsyncWriteExt;
 
 use super::{HttpFacts, Identity, Observation, TlsFacts, Trust, alert_in};
 
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default request: a GET of `/`, closing the connection after the answer.
-pub fn default_send(host: &str) -> String {
+pub(crate) fn default_send(host: &str) -> String {
     format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
 }
 
 /// openssl's arguments for a probe: `s_client -connect ADDR -servername NAME
 /// [-cert -key] [-CAfile] -ign_eof` (the probe and `up`'s by-hand line).
-pub fn s_client_args(
+pub(crate) fn s_client_args(
     addr: SocketAddr,
     servername: &str,
     identity: Option<&Identity>,
@@ -44,7 +44,7 @@ pub fn s_client_args(
 
 /// `openssl s_client ...` (see `s_client_args`), with `send` on stdin; `-ign_eof` keeps reading until the server closes, which
 /// is what surfaces a TLS 1.3 refusal.
-pub async fn s_client(
+pub(crate) async fn s_client(
     openssl: &Path,
     addr: SocketAddr,
     servername: &str,
@@ -96,7 +96,7 @@ async fn run(openssl: &Path, args: &[String], send: &str) -> Result<(i32, String
 }
 
 /// Read s_client's report into an observation.
-pub fn parse(observation: &mut Observation, code: i32, stdout: &str, stderr: &str) {
+pub(crate) fn parse(observation: &mut Observation, code: i32, stdout: &str, stderr: &str) {
     let mut tls = TlsFacts::default();
     let lines: Vec<&str> = stdout.lines().collect();
     let mut depths: Vec<(usize, String)> = Vec::new();

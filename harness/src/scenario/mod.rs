@@ -1,19 +1,19 @@
 //! A scenario: a folder of plain Kubernetes manifests plus `scenario.yaml`
 //! (what it reproduces, the components, identities, manual steps and checks).
 
-pub mod spec;
-pub mod steps;
+pub(crate) mod spec;
+pub(crate) mod steps;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::manifest::{self, ManifestError, Object, ObjectRef};
 use crate::yaml::{self, Document, Origin};
-pub use spec::{CheckSpec, Expect, IdentitySpec, ScenarioFile, StepSpec, TrustSpec};
+pub(crate) use spec::{Expect, ScenarioFile};
 
 /// Our mock components' manifests, kept once in `manifests/components/` and
 /// built into the binary so a scenario folder anywhere can use them.
-pub const COMPONENTS: &[(&str, &str)] = &[
+pub(crate) const COMPONENTS: &[(&str, &str)] = &[
     (
         "webui",
         include_str!("../../../manifests/components/webui.yaml"),
@@ -28,10 +28,10 @@ pub const COMPONENTS: &[(&str, &str)] = &[
     ),
 ];
 
-pub const SCENARIO_FILE: &str = "scenario.yaml";
+pub(crate) const SCENARIO_FILE: &str = "scenario.yaml";
 
 /// Any problem with a scenario's files. Always located.
-pub type ScenarioError = ManifestError;
+pub(crate) type ScenarioError = ManifestError;
 
 /// A loaded, validated scenario.
 #[derive(Debug, Clone)]
@@ -64,17 +64,17 @@ pub struct Check {
 }
 
 /// The substrates a scenario can name in `requires.substrate`.
-pub const SUBSTRATES: [&str; 3] = ["local", "kind", "existing"];
+pub(crate) const SUBSTRATES: [&str; 3] = ["local", "kind", "existing"];
 
 impl Scenario {
     /// The check named `name`.
-    pub fn check(&self, name: &str) -> Option<&Check> {
+    pub(crate) fn check(&self, name: &str) -> Option<&Check> {
         self.checks.iter().find(|c| c.name == name)
     }
 
     /// The scenario applies `id`: one of its objects, or a Secret one of its
     /// steps makes.
-    pub fn declares(&self, id: &crate::manifest::ObjectRef) -> bool {
+    pub(crate) fn declares(&self, id: &crate::manifest::ObjectRef) -> bool {
         let step_secret = |ns_name: &str| {
             id.kind == crate::manifest::Kind::Secret
                 && ns_name.split_once('/')
@@ -107,7 +107,7 @@ impl Scenario {
 
 impl Check {
     /// What an `openssl` check sends once connected: its `send`, or a GET of `/`.
-    pub fn openssl_send(&self) -> Option<String> {
+    pub(crate) fn openssl_send(&self) -> Option<String> {
         match &self.probe {
             Probe::OpenSsl {
                 servername, send, ..
@@ -120,7 +120,7 @@ impl Check {
     }
 
     /// The probe talks TLS to the server (https, or openssl s_client).
-    pub fn uses_tls(&self) -> bool {
+    pub(crate) fn uses_tls(&self) -> bool {
         match &self.probe {
             Probe::Http { url, .. } => url.https,
             Probe::OpenSsl { .. } => true,
@@ -150,7 +150,7 @@ pub enum Method {
 }
 
 impl Method {
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
@@ -175,7 +175,7 @@ pub enum Target {
 impl Target {
     /// `<svc>.<ns>.svc.cluster.local` (or `.svc`) is a Service; anything else
     /// is a host served by the ingress controller.
-    pub fn parse(host: &str, port: u16) -> Target {
+    pub(crate) fn parse(host: &str, port: u16) -> Target {
         let trimmed = host
             .strip_suffix(".svc.cluster.local")
             .or_else(|| host.strip_suffix(".svc"));
@@ -195,13 +195,13 @@ impl Target {
         }
     }
 
-    pub fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         match self {
             Target::Ingress { host, .. } | Target::Service { host, .. } => host,
         }
     }
 
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         match self {
             Target::Ingress { port, .. } | Target::Service { port, .. } => *port,
         }
@@ -217,7 +217,7 @@ pub struct Url {
 }
 
 impl Url {
-    pub fn parse(text: &str) -> Result<Url, String> {
+    pub(crate) fn parse(text: &str) -> Result<Url, String> {
         let (https, rest) = if let Some(r) = text.strip_prefix("https://") {
             (true, r)
         } else if let Some(r) = text.strip_prefix("http://") {
@@ -237,7 +237,7 @@ impl Url {
         })
     }
 
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         let scheme = if self.https { "https" } else { "http" };
         let default = if self.https { 443 } else { 80 };
         let port = self.target.port();
@@ -249,7 +249,7 @@ impl Url {
     }
 }
 
-pub fn split_host_port(authority: &str, default_port: u16) -> Result<(&str, u16), String> {
+pub(crate) fn split_host_port(authority: &str, default_port: u16) -> Result<(&str, u16), String> {
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) => (
             h,
@@ -266,7 +266,7 @@ pub fn split_host_port(authority: &str, default_port: u16) -> Result<(&str, u16)
 
 impl Scenario {
     /// The state the scenario expects for a resource (`Kind ns/name`).
-    pub fn expected_state(&self, id: &str) -> &str {
+    pub(crate) fn expected_state(&self, id: &str) -> &str {
         self.spec
             .resource_states
             .get(id)
@@ -274,18 +274,18 @@ impl Scenario {
             .unwrap_or("Valid")
     }
 
-    pub fn origin_of(&self, path: &str) -> Origin {
+    pub(crate) fn origin_of(&self, path: &str) -> Origin {
         self.doc.origin_of(path)
     }
 
-    pub fn error(&self, path: &str, message: impl Into<String>) -> ScenarioError {
+    pub(crate) fn error(&self, path: &str, message: impl Into<String>) -> ScenarioError {
         ManifestError {
             origin: self.origin_of(path),
             message: message.into(),
         }
     }
 
-    pub fn object(&self, id: &ObjectRef) -> Option<&Object> {
+    pub(crate) fn object(&self, id: &ObjectRef) -> Option<&Object> {
         self.objects.iter().find(|o| &o.id == id)
     }
 
@@ -346,7 +346,7 @@ impl Scenario {
     }
 
     /// Apply a mutation's patch, giving a scenario whose `breaks` checks must fail.
-    pub fn mutated(&self, mutation: &spec::MutationSpec) -> Result<Scenario, ScenarioError> {
+    pub(crate) fn mutated(&self, mutation: &spec::MutationSpec) -> Result<Scenario, ScenarioError> {
         let id = spec::parse_object_ref(&mutation.patch.object)
             .map_err(|m| self.error("mutations", m))?;
         let mut copy = self.clone();
@@ -364,7 +364,7 @@ impl Scenario {
     }
 }
 
-pub fn valid_slug(name: &str) -> bool {
+pub(crate) fn valid_slug(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
@@ -711,7 +711,7 @@ fn valid_check_name(name: &str) -> bool {
 }
 
 /// Every scenario folder under `root` (folders holding a scenario.yaml), by name.
-pub fn discover(root: &Path) -> Result<Vec<PathBuf>, ScenarioError> {
+pub(crate) fn discover(root: &Path) -> Result<Vec<PathBuf>, ScenarioError> {
     let entries = std::fs::read_dir(root).map_err(|e| ManifestError {
         origin: Origin::file(root),
         message: format!("cannot list scenarios: {e}"),

@@ -249,7 +249,7 @@ pub struct Expect {
 }
 
 impl Expect {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.status.is_none()
             && self.body_contains.is_empty()
             && self.body_excludes.is_empty()
@@ -267,7 +267,7 @@ impl Expect {
     }
 
     /// Fields that only an HTTP response can satisfy.
-    pub fn needs_http(&self) -> bool {
+    pub(crate) fn needs_http(&self) -> bool {
         self.status.is_some()
             || !self.body_contains.is_empty()
             || !self.body_excludes.is_empty()
@@ -310,7 +310,7 @@ pub struct PatchSpec {
 }
 
 /// Parse `Kind ns/name`.
-pub fn parse_object_ref(text: &str) -> Result<ObjectRef, String> {
+pub(crate) fn parse_object_ref(text: &str) -> Result<ObjectRef, String> {
     let (kind, key) = text
         .split_once(' ')
         .ok_or_else(|| format!("`{text}` should read `Kind namespace/name`"))?;
@@ -325,7 +325,7 @@ pub fn parse_object_ref(text: &str) -> Result<ObjectRef, String> {
 }
 
 /// Split `ns/name`.
-pub fn split_key(key: &str) -> Result<(&str, &str), String> {
+pub(crate) fn split_key(key: &str) -> Result<(&str, &str), String> {
     match key.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
             Ok((ns, name))

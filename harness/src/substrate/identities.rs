@@ -22,7 +22,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// Resolve every identity and trust of `scenario`, writing their files under `out`.
-pub fn resolve(
+pub(crate) fn resolve(
     scenario: &Scenario,
     secrets: &BTreeMap<String, SecretData>,
     workdir: &Path,

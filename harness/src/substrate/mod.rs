@@ -3,9 +3,9 @@
 //! the steps, the identities and the checks.
 
 pub mod cluster;
-pub mod identities;
+pub(crate) mod identities;
 pub mod local;
-pub mod rundir;
+pub(crate) mod rundir;
 
 use std::sync::Arc;
 
@@ -33,7 +33,7 @@ pub enum SubstrateError {
 pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// NIC's port 80 or 443, wherever a substrate exposes them.
-pub fn ingress_address(
+pub(crate) fn ingress_address(
     port: u16,
     http: std::net::SocketAddr,
     https: std::net::SocketAddr,

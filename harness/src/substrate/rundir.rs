@@ -9,12 +9,12 @@ use super::local::nginx::signal_group;
 const PREFIX: &str = "mtls-e2e-";
 const OWNER: &str = "owner.pid";
 
-pub struct RunDir {
+pub(crate) struct RunDir {
     dir: tempfile::TempDir,
 }
 
 impl RunDir {
-    pub fn create() -> std::io::Result<RunDir> {
+    pub(crate) fn create() -> std::io::Result<RunDir> {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new().prefix(PREFIX).tempdir()?;
         // 0700 whatever the umask, before anything is written into it.
@@ -28,13 +28,13 @@ impl RunDir {
         Ok(RunDir { dir })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// A new private subfolder (0700 whatever the umask); one that already
     /// exists is never reused.
-    pub fn subdir(&self, name: &str) -> std::io::Result<PathBuf> {
+    pub(crate) fn subdir(&self, name: &str) -> std::io::Result<PathBuf> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let path = self.dir.path().join(name);
         std::fs::DirBuilder::new().mode(0o700).create(&path)?;
@@ -71,7 +71,7 @@ fn alive(pid: i32) -> bool {
 
 /// Remove folders of runs whose harness is gone, stopping any nginx they left.
 /// Returns what was cleaned, for the log.
-pub fn sweep_stale() -> Vec<String> {
+pub(crate) fn sweep_stale() -> Vec<String> {
     sweep_stale_in(&std::env::temp_dir())
 }
 

@@ -18,7 +18,7 @@ use crate::pki::{
 use crate::scenario::steps::SecretData;
 
 /// cert-manager's cluster resource namespace in the static manifest.
-pub const CLUSTER_RESOURCE_NAMESPACE: &str = "cert-manager";
+pub(crate) const CLUSTER_RESOURCE_NAMESPACE: &str = "cert-manager";
 
 /// What was issued, for plans and reports.
 #[derive(Debug, Clone, Serialize)]
@@ -30,7 +30,7 @@ pub struct Issued {
 }
 
 /// Keys the Certificates in `objects` will need, so the pool can start early.
-pub fn keys_needed(objects: &[Object]) -> Vec<KeyAlgorithm> {
+pub(crate) fn keys_needed(objects: &[Object]) -> Vec<KeyAlgorithm> {
     objects
         .iter()
         .filter(|o| o.id.kind == Kind::Certificate)
@@ -48,7 +48,7 @@ pub fn keys_needed(objects: &[Object]) -> Vec<KeyAlgorithm> {
 
 /// Issue every Certificate whose issuer is ready, until nothing changes.
 /// `secrets` is the store's view of Secrets; new Secret objects are returned.
-pub fn reconcile(
+pub(crate) fn reconcile(
     objects: &[Object],
     secrets: &BTreeMap<String, SecretData>,
     done: &mut BTreeMap<String, Issued>,
@@ -81,7 +81,7 @@ pub fn reconcile(
 
 /// Certificates that could not be issued, and why (cert-manager would leave them
 /// not Ready forever).
-pub fn pending(
+pub(crate) fn pending(
     objects: &[Object],
     done: &BTreeMap<String, Issued>,
     secrets: &BTreeMap<String, SecretData>,
@@ -230,7 +230,7 @@ fn duration_of(o: &Object, spec: &CertificateSpec) -> Result<time::Duration, Man
 }
 
 /// Go's `time.ParseDuration` (`2160h`, `1h30m`, `90s`, `1.5h`).
-pub fn parse_go_duration(text: &str) -> Option<time::Duration> {
+pub(crate) fn parse_go_duration(text: &str) -> Option<time::Duration> {
     let mut total = 0f64;
     let mut rest = text.trim();
     if rest.is_empty() {
@@ -517,7 +517,7 @@ fn issue(
 }
 
 /// Decode a Secret object.
-pub fn secret_data(object: &Object) -> Result<SecretData, ManifestError> {
+pub(crate) fn secret_data(object: &Object) -> Result<SecretData, ManifestError> {
     let secret = object.parse::<crate::manifest::kinds::Secret>()?;
     let data = secret.decoded().map_err(|m| object.error("data", m))?;
     Ok(SecretData {

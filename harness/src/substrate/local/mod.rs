@@ -3,10 +3,10 @@
 //! controller does) and the Services (our mocks on loopback), and runs the real
 //! nginx and real TLS.
 
-pub mod certmanager;
+pub(crate) mod certmanager;
 pub mod nginx;
-pub mod nic;
-pub mod pods;
+pub(crate) mod nic;
+pub(crate) mod pods;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -158,7 +158,7 @@ impl Local {
     }
 
     /// Render NIC's configuration for `prepared`.
-    pub fn render(
+    pub(crate) fn render(
         &self,
         prepared: &Prepared,
         env: &RenderEnv,
@@ -167,7 +167,7 @@ impl Local {
         nic::configure(&prepared.objects, &prepared.secrets, endpoints, env)
     }
 
-    pub fn main_conf(&self, env: &RenderEnv, dir: &Path) -> String {
+    pub(crate) fn main_conf(&self, env: &RenderEnv, dir: &Path) -> String {
         let text = |p: PathBuf| p.display().to_string();
         nic::render::MainConf {
             env,
@@ -186,7 +186,7 @@ impl Local {
     /// Start the scenario's pods and nginx. With `strict`, a resource in a state
     /// the scenario does not expect, or a pod that cannot start, stops the run
     /// before nginx starts (a mutated scenario runs with `strict` off).
-    pub async fn start(
+    pub(crate) async fn start(
         &self,
         prepared: Prepared,
         dir: &Path,
@@ -263,7 +263,7 @@ pub struct NginxListeners {
 }
 
 impl NginxListeners {
-    pub fn bind() -> Result<NginxListeners, SubstrateError> {
+    pub(crate) fn bind() -> Result<NginxListeners, SubstrateError> {
         let bind = || {
             let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
             let addr = listener.local_addr()?;
@@ -310,7 +310,7 @@ async fn issue(
 }
 
 /// Every resource must be in the state the scenario expects (default Valid).
-pub fn check_states(scenario: &Scenario, nic: &NicOutput) -> Result<(), ManifestError> {
+pub(crate) fn check_states(scenario: &Scenario, nic: &NicOutput) -> Result<(), ManifestError> {
     for state in &nic.states {
         let expected = scenario.expected_state(&state.id());
         if state.state != expected {
@@ -332,7 +332,7 @@ pub fn check_states(scenario: &Scenario, nic: &NicOutput) -> Result<(), Manifest
 const NGINX_RUNTIME_DIR: &str = "run";
 
 /// NIC's environment on this machine: loopback listeners, the run folder.
-pub fn local_env(nginx_dir: &Path, http: SocketAddr, https: SocketAddr) -> RenderEnv {
+pub(crate) fn local_env(nginx_dir: &Path, http: SocketAddr, https: SocketAddr) -> RenderEnv {
     RenderEnv {
         http_listen: vec![http.to_string()],
         https_listen: vec![https.to_string()],
@@ -384,7 +384,7 @@ impl nic::Endpoints for PodEndpoints<'_> {
 }
 
 /// Stand-in endpoints for `plan`: one example address per Service port.
-pub struct PlannedEndpoints<'a>(pub &'a [Object]);
+pub(crate) struct PlannedEndpoints<'a>(pub &'a [Object]);
 
 impl nic::Endpoints for PlannedEndpoints<'_> {
     fn lookup(&self, namespace: &str, service: &str, port: u16) -> Vec<String> {
@@ -415,7 +415,7 @@ pub struct LocalDeployment {
 
 impl LocalDeployment {
     /// Where a probe connects for `target`.
-    pub fn address(&self, target: &Target) -> Result<SocketAddr, String> {
+    pub(crate) fn address(&self, target: &Target) -> Result<SocketAddr, String> {
         match target {
             Target::Ingress { port, .. } => super::ingress_address(*port, self.http, self.https),
             Target::Service {
@@ -436,11 +436,11 @@ impl LocalDeployment {
     }
 
     /// The tail of nginx's error log, for failure reports.
-    pub fn error_log_tail(&self, lines: usize) -> String {
+    pub(crate) fn error_log_tail(&self, lines: usize) -> String {
         nginx::tail(&self.nginx.error_log, lines)
     }
 
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.nginx.stop().await;
         self.pods.stop();
     }

@@ -7,7 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub const INSTALL_HINT: &str = "install it with `sudo apt-get install nginx-light` (Debian/Ubuntu), \
+pub(crate) const INSTALL_HINT: &str = "install it with `sudo apt-get install nginx-light` (Debian/Ubuntu), \
      `sudo dnf install nginx` (Fedora) or `brew install nginx` (macOS), or point MTLS_E2E_NGINX at an nginx binary";
 
 /// An nginx binary and its version.
@@ -37,7 +37,7 @@ pub fn find_program(name: &str, env_var: &str) -> Option<PathBuf> {
 }
 
 impl NginxBinary {
-    pub fn find() -> Result<NginxBinary, String> {
+    pub(crate) fn find() -> Result<NginxBinary, String> {
         if let Some(set) =
             std::env::var_os("MTLS_E2E_NGINX").filter(|v| !PathBuf::from(v).is_file())
         {
@@ -61,7 +61,7 @@ impl NginxBinary {
         Ok(NginxBinary { path, version })
     }
 
-    pub fn version_text(&self) -> String {
+    pub(crate) fn version_text(&self) -> String {
         let (a, b, c) = self.version;
         format!("{a}.{b}.{c}")
     }
@@ -92,7 +92,7 @@ impl NginxProcess {
     /// addresses while the run holds them, so no other process can ever answer
     /// a probe sent there; and a configuration that names any other address
     /// makes nginx fail to bind instead of silently serving elsewhere.
-    pub async fn start(
+    pub(crate) async fn start(
         binary: &NginxBinary,
         prefix: &Path,
         conf: &Path,
@@ -183,7 +183,7 @@ impl NginxProcess {
     }
 
     /// Fast shutdown (SIGTERM), then SIGKILL to the whole group after a deadline.
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -209,7 +209,7 @@ impl Drop for NginxProcess {
 }
 
 /// Signal a process group (nginx's master is its leader).
-pub fn signal_group(pid: i32, signal: i32) {
+pub(crate) fn signal_group(pid: i32, signal: i32) {
     if pid > 0 {
         // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
         unsafe {
@@ -224,7 +224,7 @@ fn read_pid(path: &Path) -> Option<i32> {
 }
 
 /// The last `n` lines of a log file.
-pub fn tail(path: &Path, n: usize) -> String {
+pub(crate) fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")

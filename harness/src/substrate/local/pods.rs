@@ -15,7 +15,7 @@ use crate::scenario::steps::{SecretData, write_private};
 use crate::substrate::SubstrateError;
 
 /// The image repository our binary is published as; any registry and tag.
-pub const IMAGE_REPOSITORY: &str = "mtls-e2e";
+pub(crate) const IMAGE_REPOSITORY: &str = "mtls-e2e";
 
 /// A Deployment, understood.
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ struct VolumeFiles {
     files: Result<Vec<(String, Vec<u8>)>, String>,
 }
 
-pub fn is_our_image(image: &str) -> bool {
+pub(crate) fn is_our_image(image: &str) -> bool {
     let without_tag = image.split('@').next().unwrap_or(image);
     let name = without_tag.rsplit('/').next().unwrap_or(without_tag);
     name.split(':').next() == Some(IMAGE_REPOSITORY)
@@ -46,7 +46,7 @@ pub fn is_our_image(image: &str) -> bool {
 
 /// Read every Deployment; volumes are resolved against the final Secrets and
 /// ConfigMaps.
-pub fn plan(
+pub(crate) fn plan(
     objects: &[Object],
     secrets: &BTreeMap<String, SecretData>,
 ) -> Result<Vec<PodSpec>, ManifestError> {
@@ -244,7 +244,7 @@ pub struct Pods {
 impl Pods {
     /// Materialise volumes under `dir`, bind a loopback listener per pod, map the
     /// Services, and start serving.
-    pub async fn start(
+    pub(crate) async fn start(
         specs: &[PodSpec],
         objects: &[Object],
         dir: &Path,
@@ -339,13 +339,13 @@ impl Pods {
         })
     }
 
-    pub fn service(&self, namespace: &str, name: &str, port: u16) -> Option<SocketAddr> {
+    pub(crate) fn service(&self, namespace: &str, name: &str, port: u16) -> Option<SocketAddr> {
         self.services
             .get()
             .and_then(|m| m.get(namespace, name, port))
     }
 
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         for task in self.tasks.drain(..) {
             task.abort();
         }

@@ -36,21 +36,21 @@ const MODELLED: &[&str] = &[
 ];
 
 /// An Ingress as NIC reads it.
-pub struct Parsed<'a> {
+pub(crate) struct Parsed<'a> {
     pub object: &'a Object,
     pub spec: IngressSpec,
     pub kind: Mergeable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mergeable {
+pub(crate) enum Mergeable {
     Standard,
     Master,
     Minion,
 }
 
 /// Read an Ingress; `Ok(None)` when NIC would not process it (another class).
-pub fn parse(object: &Object) -> Result<Option<Parsed<'_>>, ManifestError> {
+pub(crate) fn parse(object: &Object) -> Result<Option<Parsed<'_>>, ManifestError> {
     let spec = object.parse::<Ingress>()?.spec;
     for key in object.annotations.keys() {
         if (key.starts_with("nginx.org/") || key.starts_with("nginx.com/"))
@@ -247,7 +247,7 @@ fn policy_errors(
 }
 
 /// The file and states NIC produces for an Ingress (and its minions).
-pub struct IngressOutput {
+pub(crate) struct IngressOutput {
     pub file_name: String,
     pub config: Option<String>,
     pub states: Vec<ResourceState>,
@@ -299,7 +299,7 @@ struct Ctx<'a> {
 }
 
 /// A standard Ingress.
-pub fn standard(
+pub(crate) fn standard(
     p: &Parsed<'_>,
     inputs: &Inputs<'_>,
     all_policies: &BTreeMap<String, Result<(), String>>,
@@ -371,7 +371,7 @@ pub fn standard(
 }
 
 /// A mergeable group: the master's server with every minion's locations.
-pub fn mergeable(
+pub(crate) fn mergeable(
     master: &Parsed<'_>,
     minions: &[&Parsed<'_>],
     inputs: &Inputs<'_>,

@@ -3,12 +3,12 @@
 //! and warnings it reports. Fidelity to the controller is tested against NIC's
 //! own template snapshots.
 
-pub mod ingress;
-pub mod policy;
-pub mod render;
-pub mod routing;
-pub mod secrets;
-pub mod virtualserver;
+pub(crate) mod ingress;
+pub(crate) mod policy;
+pub(crate) mod render;
+pub(crate) mod routing;
+pub(crate) mod secrets;
+pub(crate) mod virtualserver;
 
 #[cfg(test)]
 mod fidelity_tests;
@@ -17,16 +17,16 @@ use std::collections::BTreeMap;
 
 use crate::manifest::kinds::{Policy, PolicySpec, VirtualServer};
 use crate::manifest::{Kind, ManifestError, Object};
-pub use crate::report::ResourceState;
+pub(crate) use crate::report::ResourceState;
 use crate::scenario::steps::SecretData;
-pub use render::RenderEnv;
-pub use secrets::SecretFile;
+pub(crate) use render::RenderEnv;
+pub(crate) use secrets::SecretFile;
 
 /// NIC's ingress class.
-pub const INGRESS_CLASS: &str = "nginx";
+pub(crate) const INGRESS_CLASS: &str = "nginx";
 
 /// Service endpoints as NIC sees them: `service:port` → `address:port` list.
-pub trait Endpoints {
+pub(crate) trait Endpoints {
     fn lookup(&self, namespace: &str, service: &str, port: u16) -> Vec<String>;
 }
 
@@ -86,7 +86,7 @@ fn not_applied(state: &mut ResourceState, kind: &str, error: &str) {
 }
 
 /// Render NIC's configuration for `objects`.
-pub fn configure(
+pub(crate) fn configure(
     objects: &[Object],
     secrets: &BTreeMap<String, SecretData>,
     endpoints: &dyn Endpoints,

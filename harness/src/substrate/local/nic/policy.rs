@@ -10,14 +10,14 @@ use crate::manifest::kinds::{AccessControl, EgressMtls, IngressMtls, PolicyRef, 
 
 /// A Policy's status, as NIC writes it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Status {
+pub(crate) struct Status {
     pub state: String,
     pub reason: String,
     pub message: String,
 }
 
 /// Validate a Policy object; `Err` holds the field errors as NIC joins them.
-pub fn validate(spec: &PolicySpec) -> Result<(), String> {
+pub(crate) fn validate(spec: &PolicySpec) -> Result<(), String> {
     let mut errors = Vec::new();
     // NIC validates the types in this order (policyFields in validation/policy.go).
     if let Some(a) = &spec.access_control {
@@ -43,7 +43,7 @@ pub fn validate(spec: &PolicySpec) -> Result<(), String> {
     }
 }
 
-pub fn status(namespace: &str, name: &str, result: &Result<(), String>) -> Status {
+pub(crate) fn status(namespace: &str, name: &str, result: &Result<(), String>) -> Status {
     match result {
         Ok(()) => Status {
             state: "Valid".into(),
@@ -162,10 +162,9 @@ fn validate_egress_mtls(e: &EgressMtls, errors: &mut Vec<String>) {
 
 /// Where policies are referenced from; NIC names it in its warnings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Context {
+pub(crate) enum Context {
     Spec,
     Route,
-    Subroute,
     Minion,
 }
 
@@ -174,14 +173,13 @@ impl Context {
         match self {
             Context::Spec => "spec",
             Context::Route => "route",
-            Context::Subroute => "subroute",
             Context::Minion => "minion",
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct IngressMtlsCfg {
+pub(crate) struct IngressMtlsCfg {
     pub client_cert: String,
     pub client_crl: Option<String>,
     pub verify_client: String,
@@ -189,7 +187,7 @@ pub struct IngressMtlsCfg {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct EgressMtlsCfg {
+pub(crate) struct EgressMtlsCfg {
     /// The combined cert+key file (both directives use it).
     pub certificate: Option<String>,
     pub trusted_cert: Option<String>,
@@ -204,7 +202,7 @@ pub struct EgressMtlsCfg {
 
 /// The policy configuration of one context (a server, or a location).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct PoliciesCfg {
+pub(crate) struct PoliciesCfg {
     pub ingress_mtls: Option<IngressMtlsCfg>,
     pub egress_mtls: Option<EgressMtlsCfg>,
     /// `return 500;` when any policy of the context failed.
@@ -225,7 +223,7 @@ impl PoliciesCfg {
 
 /// What the controller knows while generating one owner's config.
 #[derive(Clone, Copy)]
-pub struct Inputs<'a> {
+pub(crate) struct Inputs<'a> {
     /// Valid Policies by `ns/name` (invalid ones are left out, as NIC does).
     pub policies: &'a BTreeMap<String, PolicySpec>,
     pub secrets: &'a SecretStore<'a>,
@@ -235,7 +233,7 @@ pub struct Inputs<'a> {
 }
 
 /// `generatePolicies` for the mTLS types.
-pub fn generate(
+pub(crate) fn generate(
     refs: &[PolicyRef],
     context: Context,
     tls: bool,

@@ -8,7 +8,7 @@ use super::policy::{EgressMtlsCfg, IngressMtlsCfg};
 /// (for fidelity tests); the local substrate swaps in loopback ports and its
 /// private folder.
 #[derive(Debug, Clone)]
-pub struct RenderEnv {
+pub(crate) struct RenderEnv {
     /// `listen` arguments for port 80 (NIC: `80` and `[::]:80`).
     pub http_listen: Vec<String>,
     /// `listen` arguments for port 443, without `ssl`.
@@ -25,7 +25,7 @@ pub struct RenderEnv {
 }
 
 impl RenderEnv {
-    pub fn nic() -> Self {
+    pub(crate) fn nic() -> Self {
         RenderEnv {
             http_listen: vec!["80".into(), "[::]:80".into()],
             https_listen: vec!["443".into(), "[::]:443".into()],
@@ -37,7 +37,7 @@ impl RenderEnv {
     }
 
     /// `makeSecretPath`: with dynamic reload, the secrets folder becomes `$secret_dir_path`.
-    pub fn secret_path(&self, path: &str) -> String {
+    pub(crate) fn secret_path(&self, path: &str) -> String {
         if self.dynamic_ssl_reload {
             path.replacen(&self.secrets_dir, "$secret_dir_path", 1)
         } else {
@@ -45,19 +45,19 @@ impl RenderEnv {
         }
     }
 
-    pub fn bad_gateway_server(&self) -> String {
+    pub(crate) fn bad_gateway_server(&self) -> String {
         format!("unix:{}/nginx-502-server.sock", self.runtime_dir)
     }
 }
 
 /// A config file being written.
 #[derive(Default)]
-pub struct Conf {
+pub(crate) struct Conf {
     out: String,
 }
 
 impl Conf {
-    pub fn line(&mut self, depth: usize, text: &str) {
+    pub(crate) fn line(&mut self, depth: usize, text: &str) {
         for _ in 0..depth {
             self.out.push_str("    ");
         }
@@ -66,22 +66,22 @@ impl Conf {
     }
 
     /// Text already formatted (a block rendered elsewhere).
-    pub fn raw(&mut self, text: &str) {
+    pub(crate) fn raw(&mut self, text: &str) {
         self.out.push_str(text);
     }
 
-    pub fn blank(&mut self) {
+    pub(crate) fn blank(&mut self) {
         self.out.push('\n');
     }
 
-    pub fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         self.out
     }
 }
 
 /// A TLS server's certificate, as both NIC templates write it: the Secret's file,
 /// or `ssl_reject_handshake on;` when the TLS Secret is unusable.
-pub fn ssl_certificate(conf: &mut Conf, env: &RenderEnv, cert: Option<&str>) {
+pub(crate) fn ssl_certificate(conf: &mut Conf, env: &RenderEnv, cert: Option<&str>) {
     match cert {
         Some(path) => {
             conf.line(1, &format!("ssl_certificate {};", env.secret_path(path)));
@@ -95,7 +95,7 @@ pub fn ssl_certificate(conf: &mut Conf, env: &RenderEnv, cert: Option<&str>) {
 }
 
 /// The ingressMTLS block (server scope only).
-pub fn ingress_mtls(conf: &mut Conf, depth: usize, m: &IngressMtlsCfg) {
+pub(crate) fn ingress_mtls(conf: &mut Conf, depth: usize, m: &IngressMtlsCfg) {
     conf.line(depth, &format!("ssl_client_certificate {};", m.client_cert));
     if let Some(crl) = &m.client_crl {
         conf.line(depth, &format!("ssl_crl {crl};"));
@@ -105,7 +105,7 @@ pub fn ingress_mtls(conf: &mut Conf, depth: usize, m: &IngressMtlsCfg) {
 }
 
 /// The egressMTLS block: `proxy_ssl_*` (or `grpc_ssl_*` at location scope for gRPC).
-pub fn egress_mtls(
+pub(crate) fn egress_mtls(
     conf: &mut Conf,
     depth: usize,
     prefix: &str,
@@ -148,7 +148,7 @@ pub fn egress_mtls(
 /// Go's `%q` for the header values NIC prints with `printf "%q"`.
 /// accessControl, as both templates print it: allow-lists end in `deny all`,
 /// deny-lists in `allow all` (nginx takes the first rule that matches).
-pub fn access_control(conf: &mut Conf, depth: usize, allow: &[String], deny: &[String]) {
+pub(crate) fn access_control(conf: &mut Conf, depth: usize, allow: &[String], deny: &[String]) {
     for a in allow {
         conf.line(depth, &format!("allow {a};"));
     }
@@ -163,7 +163,7 @@ pub fn access_control(conf: &mut Conf, depth: usize, allow: &[String], deny: &[S
     }
 }
 
-pub fn go_quote(value: &str) -> String {
+pub(crate) fn go_quote(value: &str) -> String {
     let mut out = String::from("\"");
     for c in value.chars() {
         match c {
@@ -185,14 +185,14 @@ pub fn go_quote(value: &str) -> String {
 /// nginx's built-in defaults changed in 1.23.4 (TLS 1.3 on by default). NIC
 /// 5.5.4 ships nginx 1.31.3 and sets no `ssl_protocols`, so on an older system
 /// nginx the local substrate states 1.31's defaults explicitly.
-pub fn modern_tls_defaults_needed(nginx_version: (u32, u32, u32)) -> bool {
+pub(crate) fn modern_tls_defaults_needed(nginx_version: (u32, u32, u32)) -> bool {
     nginx_version < (1, 23, 4)
 }
 
 /// NIC's main `nginx.conf` (`version1/nginx.tmpl` with default ConfigMap values).
 /// `paths` points logs and temp files into the run folder; `extra_http` holds
 /// local-substrate lines that are printed with a comment saying why.
-pub struct MainConf<'a> {
+pub(crate) struct MainConf<'a> {
     pub env: &'a RenderEnv,
     pub conf_d: &'a str,
     pub pid: &'a str,
@@ -206,7 +206,7 @@ pub struct MainConf<'a> {
 }
 
 impl MainConf<'_> {
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut c = Conf::default();
         c.line(0, "# NGINX Ingress Controller 5.5 main configuration (version1/nginx.tmpl, default ConfigMap),");
         c.line(0, "# rendered by the mtls-e2e local substrate. Local changes: one worker, logs and temp files in the");
@@ -333,7 +333,7 @@ impl MainConf<'_> {
 
 /// `_default-server.conf`: no default TLS secret, so TLS for unknown hosts is
 /// refused at the handshake and plain HTTP gets 404.
-pub fn default_server(env: &RenderEnv) -> String {
+pub(crate) fn default_server(env: &RenderEnv) -> String {
     let mut c = Conf::default();
     c.line(0, "# configuration for /");
     c.blank();

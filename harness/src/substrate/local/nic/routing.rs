@@ -108,7 +108,7 @@ fn parse_block(tokens: &[String], at: &mut usize) -> Vec<Directive> {
 /// (server-level ones inherited unless the location sets its own, as nginx
 /// merges them directive by directive).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Egress {
+pub(crate) struct Egress {
     /// The `upstream` block (or `host:port`) proxied to.
     pub upstream: String,
     pub tls: bool,
@@ -120,7 +120,7 @@ pub struct Egress {
 
 /// Where one request ends up.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Route {
+pub(crate) struct Route {
     /// `server_name` of the server that answers (`_` for the default server).
     pub server: String,
     /// `location` arguments, as written (`/`, `= /exact`, `~ ^/api`).
@@ -147,7 +147,7 @@ struct Server {
 
 /// A parsed configuration: its servers and their locations.
 #[derive(Debug, Clone, Default)]
-pub struct Routing {
+pub(crate) struct Routing {
     servers: Vec<Server>,
 }
 
@@ -242,7 +242,7 @@ fn location(d: &Directive, server_level: &BTreeMap<String, String>) -> Option<Lo
 
 impl Routing {
     /// Parse configuration files (conf.d files, or one `nginx -T` dump).
-    pub fn parse<'a>(files: impl IntoIterator<Item = &'a str>) -> Routing {
+    pub(crate) fn parse<'a>(files: impl IntoIterator<Item = &'a str>) -> Routing {
         let mut servers = Vec::new();
         for text in files {
             let tokens = tokens(text);
@@ -253,7 +253,7 @@ impl Routing {
     }
 
     /// Where a request for `host` and `path` goes, over TLS or plain HTTP.
-    pub fn route(&self, host: &str, tls: bool, path: &str) -> Option<Route> {
+    pub(crate) fn route(&self, host: &str, tls: bool, path: &str) -> Option<Route> {
         let listening = |s: &&Server| if tls { s.ssl } else { s.plain };
         let server = self
             .servers

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::scenario::steps::SecretData;
 
-pub const TYPE_TLS: &str = "kubernetes.io/tls";
-pub const TYPE_CA: &str = "nginx.org/ca";
+pub(crate) const TYPE_TLS: &str = "kubernetes.io/tls";
+pub(crate) const TYPE_CA: &str = "nginx.org/ca";
 /// Types NIC's informer keeps; anything else is invisible to it.
 const SUPPORTED: &[&str] = &[
     TYPE_TLS,
@@ -20,7 +20,7 @@ const SUPPORTED: &[&str] = &[
 
 /// What NIC's `GetSecret` returns.
 #[derive(Debug, Clone)]
-pub struct SecretRef {
+pub(crate) struct SecretRef {
     /// The Secret's type, when NIC can see the Secret.
     pub type_: Option<String>,
     /// For TLS: the combined file; for CA: `"<crt> <crl>"`, as NIC keeps it.
@@ -38,14 +38,14 @@ pub struct SecretFile {
 }
 
 /// Secrets as NIC sees them, recording the files it writes.
-pub struct SecretStore<'a> {
+pub(crate) struct SecretStore<'a> {
     secrets: &'a BTreeMap<String, SecretData>,
     dir: &'a str,
     written: RefCell<BTreeMap<String, SecretFile>>,
 }
 
 impl<'a> SecretStore<'a> {
-    pub fn new(secrets: &'a BTreeMap<String, SecretData>, dir: &'a str) -> Self {
+    pub(crate) fn new(secrets: &'a BTreeMap<String, SecretData>, dir: &'a str) -> Self {
         SecretStore {
             secrets,
             dir,
@@ -54,16 +54,16 @@ impl<'a> SecretStore<'a> {
     }
 
     /// Whether the controller has written the secrets-folder file `name`.
-    pub fn has_file(&self, name: &str) -> bool {
+    pub(crate) fn has_file(&self, name: &str) -> bool {
         self.written.borrow().contains_key(name)
     }
 
-    pub fn files(&self) -> Vec<SecretFile> {
+    pub(crate) fn files(&self) -> Vec<SecretFile> {
         self.written.borrow().values().cloned().collect()
     }
 
     /// `ns/name` → reference, writing its files on first use (as NIC does).
-    pub fn get(&self, key: &str) -> SecretRef {
+    pub(crate) fn get(&self, key: &str) -> SecretRef {
         let base = key.replacen('/', "-", 1);
         let missing = SecretRef {
             type_: None,

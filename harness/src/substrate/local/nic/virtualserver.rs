@@ -10,7 +10,7 @@ use crate::manifest::kinds::{Route, Upstream, VirtualServerSpec};
 use crate::manifest::{ManifestError, Object};
 
 /// The generated file and the VirtualServer's status.
-pub struct VsOutput {
+pub(crate) struct VsOutput {
     pub file_name: String,
     pub config: Option<String>,
     pub state: ResourceState,
@@ -94,7 +94,7 @@ fn parse_time(value: &str) -> String {
     }
 }
 
-pub fn generate(
+pub(crate) fn generate(
     vs: &Object,
     inputs: &Inputs<'_>,
     endpoints: &dyn Endpoints,
