@@ -230,7 +230,7 @@ fn show(values: &[&Value]) -> String {
         many => format!(
             "[{}]",
             many.iter()
-                .map(|v| v.to_string())
+                .map(std::string::ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -265,7 +265,7 @@ pub(crate) fn json_at<'a>(root: &'a Value, path: &str) -> Vec<&'a Value> {
                     .iter()
                     .filter_map(|v| v.as_array())
                     .flatten()
-                    .collect()
+                    .collect();
             }
             Some(n) => {
                 let Ok(n) = n.parse::<usize>() else {

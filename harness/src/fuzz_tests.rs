@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use crate::probe::{Observation, alert_in, openssl};
 
-/// Pieces of openssl s_client and HTTP output, glued with arbitrary text.
+/// Pieces of openssl `s_client` and HTTP output, glued with arbitrary text.
 fn openssl_like() -> impl Strategy<Value = String> {
     let fragment = prop_oneof![
         Just("HTTP/1.1 ".to_string()),

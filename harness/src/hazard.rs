@@ -155,7 +155,7 @@ mod tests {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/egress-mtls-traps");
         let scenario = Scenario::load(&dir).expect("egress-mtls-traps loads");
         // Two locations on one upstream, one trusting the right CA, one not.
-        let conf = r#"
+        let conf = r"
             upstream vs_traps_gw { server 127.0.0.1:1; }
             upstream vs_traps_own { server 127.0.0.1:2; }
             server {
@@ -163,7 +163,7 @@ mod tests {
                 location / { proxy_ssl_trusted_certificate good.crt; proxy_pass https://vs_traps_gw; }
                 location /wrong { proxy_ssl_trusted_certificate other.crt; proxy_pass https://vs_traps_gw; }
                 location /alone { proxy_ssl_trusted_certificate other.crt; proxy_pass https://vs_traps_own; }
-            }"#;
+            }";
         let check = |name: &str, path: &str| Check {
             name: name.into(),
             probe: Probe::Http {

@@ -150,7 +150,7 @@ pub(crate) async fn read_body(body: Incoming) -> Result<Bytes, String> {
     Limited::new(body, BODY_LIMIT)
         .collect()
         .await
-        .map(|b| b.to_bytes())
+        .map(http_body_util::Collected::to_bytes)
         .map_err(|e| e.to_string())
 }
 
@@ -302,7 +302,7 @@ mod tests {
     use super::*;
 
     /// The alert and the reset come from the error's types, wherever in its
-    /// causes they are (tokio-rustls wraps rustls' error in an io::Error).
+    /// causes they are (tokio-rustls wraps rustls' error in an `io::Error`).
     #[test]
     fn a_refusal_is_read_from_the_error_types() {
         let alert = std::io::Error::new(

@@ -34,7 +34,7 @@ pub(crate) fn protocol_name(version: rustls::ProtocolVersion) -> String {
     }
 }
 
-/// IANA names, as s_client prints TLS 1.3 suites (`TLS_AES_256_GCM_SHA384`).
+/// IANA names, as `s_client` prints TLS 1.3 suites (`TLS_AES_256_GCM_SHA384`).
 pub(crate) fn cipher_name(suite: rustls::CipherSuite) -> String {
     let name = format!("{suite:?}");
     match name.strip_prefix("TLS13_") {

@@ -89,6 +89,7 @@ impl Document {
         Origin::at(&self.file, self.root.line_of(path))
     }
 
+    #[must_use]
     pub fn to_json(&self) -> serde_json::Value {
         self.root.to_json()
     }
@@ -106,9 +107,7 @@ impl Node {
             Value::Null => J::Null,
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f)
-                .map(J::Number)
-                .unwrap_or(J::Null),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             Value::Str(s) => J::String(s.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
             Value::Map(entries) => J::Object(
@@ -288,7 +287,7 @@ struct Builder<'f> {
     anchors: Vec<(usize, Node, usize)>,
     stack: Vec<Frame>,
     docs: Vec<Document>,
-    /// Nodes made so far, aliases expanded (bounded by MAX_NODES).
+    /// Nodes made so far, aliases expanded (bounded by `MAX_NODES`).
     nodes: usize,
 }
 
@@ -309,7 +308,7 @@ impl Builder<'_> {
         }
     }
 
-    /// Count `n` more nodes, refusing a file that grows past MAX_NODES.
+    /// Count `n` more nodes, refusing a file that grows past `MAX_NODES`.
     fn grow(&mut self, line: usize, n: usize) -> Result<(), YamlError> {
         self.nodes = self.nodes.saturating_add(n);
         if self.nodes > MAX_NODES {
@@ -353,7 +352,7 @@ impl Builder<'_> {
                     line,
                     anchor,
                     items: Vec::new(),
-                })
+                });
             }
             Event::MappingStart(_, anchor, _) => {
                 self.grow(line, 1)?;
@@ -364,7 +363,7 @@ impl Builder<'_> {
                     key: None,
                     merged: Vec::new(),
                     seen: std::collections::HashMap::new(),
-                })
+                });
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let node_and_anchor = match self.stack.pop() {

@@ -76,7 +76,10 @@ impl Suite {
     fn live(&self, scenario: &Scenario) -> Result<Arc<Live>, Failed> {
         let engine = self.engine()?;
         let cell = {
-            let mut map = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            let mut map = self
+                .live
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             map.entry(scenario.name.clone()).or_default().clone()
         };
         let result = self.runtime.block_on(cell.get_or_init(|| async {
@@ -91,10 +94,14 @@ impl Suite {
 
     /// Stop every scenario brought up (the trials are done, so we own them again).
     fn shutdown(&self) {
-        let cells: Vec<_> =
-            std::mem::take(&mut *self.live.lock().unwrap_or_else(|p| p.into_inner()))
-                .into_values()
-                .collect();
+        let cells: Vec<_> = std::mem::take(
+            &mut *self
+                .live
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .into_values()
+        .collect();
         let Some(Ok(engine)) = self.engine.get() else {
             return;
         };
@@ -160,7 +167,9 @@ fn main() -> std::process::ExitCode {
         Mode::Existing { .. } => o.nic.clone(),
     });
     let on_cluster = cluster.is_some();
-    let cluster_label = cluster.as_ref().map(|o| o.label());
+    let cluster_label = cluster
+        .as_ref()
+        .map(mtls_e2e::substrate::cluster::ClusterOptions::label);
     let suite = Arc::new(Suite {
         runtime,
         engine: OnceLock::new(),

@@ -64,7 +64,7 @@ pub(crate) struct RunArgs {
     /// Write the machine-readable report (JSON) here.
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Write the results as JUnit XML here (for CI).
+    /// Write the results as `JUnit` XML here (for CI).
     #[arg(long)]
     pub junit: Option<PathBuf>,
     /// Report only checks whose `scenario/check` matches (a substring, or a glob
@@ -268,7 +268,7 @@ mod tests {
         w.iter().map(ToString::to_string).collect()
     }
 
-    /// The test suite's MTLS_E2E_* options go through the command line's
+    /// The test suite's `MTLS_E2E`_* options go through the command line's
     /// checks: a NIC release we do not pin is refused before a cluster exists.
     #[test]
     fn options_from_words_are_validated_as_the_command_line_does() {

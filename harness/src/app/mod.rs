@@ -24,6 +24,7 @@ use signals::Stop;
 
 /// Parse the command line, run the command, print its error (if any) and
 /// give its exit code.
+#[must_use]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = tokio::runtime::Builder::new_multi_thread()

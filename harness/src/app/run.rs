@@ -52,7 +52,7 @@ pub(crate) async fn command(args: RunArgs, stop: &mut Stop) -> Result<Exit, Erro
     }
     let result = tokio::select! {
         result = run(&engine, &scenarios, args.mutations) => result,
-        _ = stop.wait() => {
+        () = stop.wait() => {
             eprintln!("interrupted: stopping everything this run started");
             cluster::stop_running_tools();
             Err(Error::Interrupted)

@@ -23,13 +23,13 @@ pub(crate) async fn engine(
     eprintln!("[{}] preparing the {} substrate", clock(), options.label());
     tokio::select! {
         engine = Engine::cluster(options.clone(), &binary, progress.clone()) => engine.map_err(|e| Error::from(&e)),
-        _ = stop.wait() => {
+        () = stop.wait() => {
             eprintln!("interrupted while preparing the cluster");
             cluster::stop_running_tools();
             if let Mode::Kind { name, .. } = &options.mode {
                 let (name, cache) = (name.clone(), options.cache.clone());
                 let _ = tokio::task::spawn_blocking(move || {
-                    cluster::kind::cleanup_interrupted(&name, &cache, &|m: &str| eprintln!("{m}"))
+                    cluster::kind::cleanup_interrupted(&name, &cache, &|m: &str| eprintln!("{m}"));
                 })
                 .await;
             }

@@ -36,7 +36,7 @@ async fn up(engine: &Engine, scenario: &Scenario, stop: &mut Stop) -> Result<Exi
     }
     let live = tokio::select! {
         live = engine.up(scenario, true) => live.map_err(|e| Error::from(&e))?,
-        _ = stop.wait() => {
+        () = stop.wait() => {
             cluster::stop_running_tools();
             start::cleanup_after_interrupt(engine, std::slice::from_ref(scenario)).await;
             return Err(Error::Interrupted);

@@ -1,5 +1,5 @@
 //! Kubernetes objects as a scenario declares them: parsed from YAML with their
-//! origin (file:line), typed where the harness interprets them.
+//! origin (<file:line>), typed where the harness interprets them.
 //!
 //! The same objects are applied to a real cluster by the kind substrate and
 //! interpreted by the local substrate, so nothing here knows about either.
@@ -157,6 +157,7 @@ pub struct Object {
 }
 
 impl Object {
+    #[must_use]
     pub fn origin(&self) -> Origin {
         self.doc.origin()
     }
@@ -169,10 +170,12 @@ impl Object {
         self.id.namespace.as_deref().unwrap_or("")
     }
 
+    #[must_use]
     pub fn name(&self) -> &str {
         &self.id.name
     }
 
+    #[must_use]
     pub fn to_json(&self) -> serde_json::Value {
         self.doc.to_json()
     }

@@ -7,7 +7,7 @@
 //! configured `/api/chat`. Mock-only choices, documented in the README: TLS 1.3
 //! only; the `prompt-injection` processor runs inside the mock (a phrase
 //! heuristic scored against `threshold`) instead of calling `config.endpoint`;
-//! a rejection answers 400 with an OpenAI-style error, code AIGW_POLICY_VIOLATION.
+//! a rejection answers 400 with an OpenAI-style error, code `AIGW_POLICY_VIOLATION`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

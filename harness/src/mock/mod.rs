@@ -1,5 +1,5 @@
 //! Our stand-ins for the components behind NGINX: the F5 AI Gateway, Ollama and
-//! Open WebUI. The same code runs as `mtls-e2e serve ...` in a container (kind)
+//! Open `WebUI`. The same code runs as `mtls-e2e serve ...` in a container (kind)
 //! and in-process on the local substrate.
 
 pub(crate) mod aigw;
@@ -43,7 +43,7 @@ pub enum ServeArgs {
         #[arg(long, default_value = ":11434")]
         listen: String,
     },
-    /// The Open WebUI stand-in.
+    /// The Open `WebUI` stand-in.
     Webui {
         #[arg(long, default_value = ":8080")]
         listen: String,
@@ -70,7 +70,7 @@ enum ContainerCommand {
 pub(crate) fn parse_container_args(args: &[String]) -> Result<ServeArgs, String> {
     use clap::Parser;
     let words = match args.first().map(String::as_str) {
-        Some("mtls-e2e") | Some("/mtls-e2e") => &args[1..],
+        Some("mtls-e2e" | "/mtls-e2e") => &args[1..],
         _ => args,
     };
     ContainerArgs::try_parse_from(words)
@@ -260,7 +260,7 @@ impl Mock {
                         {
                             Ok(Ok(tls_stream)) => {
                                 let peer = peer_of(tls_stream.get_ref().1);
-                                serve_http(tls_stream, app, peer, log, component).await
+                                serve_http(tls_stream, app, peer, log, component).await;
                             }
                             Ok(Err(e)) => log.line(
                                 component,
@@ -387,7 +387,7 @@ pub(crate) fn listen_address(listen: &str) -> Result<SocketAddr, String> {
 
 /// `:8080`, `0.0.0.0:8080` or `8080` → 8080.
 pub(crate) fn listen_port(listen: &str) -> Result<u16, String> {
-    let port = listen.rsplit_once(':').map(|(_, p)| p).unwrap_or(listen);
+    let port = listen.rsplit_once(':').map_or(listen, |(_, p)| p);
     port.parse()
         .map_err(|_| format!("`{listen}` is not a listen address like :8080"))
 }
@@ -432,8 +432,7 @@ pub(crate) fn openai_error(
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Run a mock as this process (`mtls-e2e serve ...` in a container).

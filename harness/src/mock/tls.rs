@@ -3,7 +3,7 @@
 //! The F5 AI Gateway is a Go program, so it verifies client certificates the way
 //! Go's crypto/tls does. One difference from rustls matters for tutorial 002: the
 //! tutorial's `openssl x509 -req` (no `-extfile`) makes an X.509 **v1** client
-//! certificate. Go accepts a v1 leaf; webpki refuses it (UnsupportedCertVersion).
+//! certificate. Go accepts a v1 leaf; webpki refuses it (`UnsupportedCertVersion`).
 //! [`GoClientVerifier`] verifies v3 chains with webpki and a v1 leaf directly
 //! against a trusted CA, as Go would.
 
@@ -116,9 +116,7 @@ fn signature_algorithm(
 }
 
 fn is_v1(cert: &CertificateDer<'_>) -> bool {
-    x509_parser::certificate::X509Certificate::from_der(cert)
-        .map(|(_, c)| c.version().0 == 0)
-        .unwrap_or(false)
+    x509_parser::certificate::X509Certificate::from_der(cert).is_ok_and(|(_, c)| c.version().0 == 0)
 }
 
 impl ClientCertVerifier for GoClientVerifier {

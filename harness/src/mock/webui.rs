@@ -1,7 +1,7 @@
-//! The Open WebUI stand-in: what a browser and a probe see of Open WebUI.
+//! The Open `WebUI` stand-in: what a browser and a probe see of Open `WebUI`.
 //!
-//! `/` is the SPA shell titled "Open WebUI"; `/health`, `/api/version` and
-//! `/api/config` answer as Open WebUI does; `/api/v1/auths/signin` implements
+//! `/` is the SPA shell titled "Open `WebUI`"; `/health`, `/api/version` and
+//! `/api/config` answer as Open `WebUI` does; `/api/v1/auths/signin` implements
 //! trusted-header login (`WEBUI_AUTH_TRUSTED_EMAIL_HEADER`); `/api/chat/completions`
 //! forwards to the OpenAI-compatible backend in `OPENAI_API_BASE_URL`.
 
@@ -87,8 +87,8 @@ impl WebUi {
         })
     }
 
-    /// Trusted-header login: the header names the user (lower-cased, as Open WebUI
-    /// does); without it, Open WebUI answers 400 with this exact text.
+    /// Trusted-header login: the header names the user (lower-cased, as Open `WebUI`
+    /// does); without it, Open `WebUI` answers 400 with this exact text.
     fn signin(&self, request: &hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
         let Some(header) = &self.trusted_email_header else {
             return json_response(

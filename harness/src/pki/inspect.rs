@@ -149,8 +149,7 @@ fn attributes(name: &X509Name<'_>) -> Vec<(String, String)> {
             let key = attr_short_name(&attr.attr_type().to_id_string()).to_string();
             let value = attr
                 .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|_| "<binary>".into());
+                .map_or_else(|_| "<binary>".into(), str::to_string);
             out.push((key, value));
         }
     }
@@ -189,7 +188,7 @@ pub(crate) fn rfc2253(name: &X509Name<'_>) -> String {
         .join(",")
 }
 
-/// A DER-encoded name (as in a CertificateRequest's CA list), in openssl's form.
+/// A DER-encoded name (as in a `CertificateRequest`'s CA list), in openssl's form.
 pub(crate) fn oneline_from_der(der: &[u8]) -> String {
     match X509Name::from_der(der) {
         Ok((_, name)) => oneline(&name),
@@ -296,7 +295,7 @@ pub(crate) fn public_key_bits(der: &[u8]) -> Result<Vec<u8>, PkiError> {
     Ok(cert.public_key().subject_public_key.data.to_vec())
 }
 
-/// The SubjectPublicKeyInfo DER of a DER certificate.
+/// The `SubjectPublicKeyInfo` DER of a DER certificate.
 pub(crate) fn spki_der(der: &[u8]) -> Result<Vec<u8>, PkiError> {
     let (_, cert) =
         X509Certificate::from_der(der).map_err(|e| PkiError::Certificate(e.to_string()))?;

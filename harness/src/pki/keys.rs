@@ -133,9 +133,7 @@ impl KeyPool {
             let mut state = lock(&self.state.0);
             *state.pending.entry(algorithm).or_default() += count;
         }
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let workers = cores.min(count);
         let per_worker = count.div_ceil(workers);
         let mut left = count;
@@ -174,7 +172,7 @@ impl KeyPool {
             }
             state = cond
                 .wait(state)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
         drop(state);
         algorithm.generate()
@@ -184,7 +182,7 @@ impl KeyPool {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -103,6 +103,7 @@ pub struct CertSpec {
 
 impl CertSpec {
     /// A spec valid from now for `lifetime`, with nothing else set.
+    #[must_use]
     pub fn new(common_name: &str, lifetime: time::Duration) -> Self {
         let now = OffsetDateTime::now_utc();
         CertSpec {
@@ -181,14 +182,14 @@ impl CertSpec {
         for usage in &self.usages {
             match usage {
                 Usage::DigitalSignature => {
-                    params.key_usages.push(KeyUsagePurpose::DigitalSignature)
+                    params.key_usages.push(KeyUsagePurpose::DigitalSignature);
                 }
                 Usage::ContentCommitment => {
-                    params.key_usages.push(KeyUsagePurpose::ContentCommitment)
+                    params.key_usages.push(KeyUsagePurpose::ContentCommitment);
                 }
                 Usage::KeyEncipherment => params.key_usages.push(KeyUsagePurpose::KeyEncipherment),
                 Usage::DataEncipherment => {
-                    params.key_usages.push(KeyUsagePurpose::DataEncipherment)
+                    params.key_usages.push(KeyUsagePurpose::DataEncipherment);
                 }
                 Usage::KeyAgreement => params.key_usages.push(KeyUsagePurpose::KeyAgreement),
                 Usage::CertSign => params.key_usages.push(KeyUsagePurpose::KeyCertSign),
@@ -295,7 +296,7 @@ pub(crate) fn split_certs(bundle: &str) -> Result<Vec<Vec<u8>>, PkiError> {
     Ok(blocks
         .into_iter()
         .filter(|b| b.tag() == "CERTIFICATE")
-        .map(|b| b.into_contents())
+        .map(pem::Pem::into_contents)
         .collect())
 }
 

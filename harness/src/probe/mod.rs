@@ -37,7 +37,7 @@ pub struct Trust {
 pub struct TlsFacts {
     pub protocol: Option<String>,
     pub cipher: Option<String>,
-    /// The server sent a CertificateRequest.
+    /// The server sent a `CertificateRequest`.
     pub client_cert_requested: bool,
     /// Its CA names, in openssl's one-line form.
     pub acceptable_ca_names: Vec<String>,
@@ -45,7 +45,7 @@ pub struct TlsFacts {
     pub peer_chain: Vec<String>,
     /// Subjects of the verified chain (openssl `depth=` lines), leaf first.
     pub verified_chain: Vec<String>,
-    /// `OK` or the verification error, as s_client's `Verification:` line.
+    /// `OK` or the verification error, as `s_client`'s `Verification:` line.
     pub verification: String,
     /// Subject of the client certificate we sent, if any.
     pub client_cert_sent: Option<String>,

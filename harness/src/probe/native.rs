@@ -60,7 +60,7 @@ struct RecordingVerifier {
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-/// s_client's words for the common verification failures.
+/// `s_client`'s words for the common verification failures.
 fn verification_text(error: &TlsError) -> String {
     match error {
         TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => {

@@ -66,7 +66,7 @@ pub(crate) async fn s_client(
         Err(_) => {
             observation.error = Some(format!(
                 "openssl s_client did not finish within {TIMEOUT:?}"
-            ))
+            ));
         }
     }
     observation.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -95,7 +95,7 @@ async fn run(openssl: &Path, args: &[String], send: &str) -> Result<(i32, String
     ))
 }
 
-/// Read s_client's report into an observation.
+/// Read `s_client`'s report into an observation.
 pub(crate) fn parse(observation: &mut Observation, code: i32, stdout: &str, stderr: &str) {
     let mut tls = TlsFacts::default();
     let lines: Vec<&str> = stdout.lines().collect();

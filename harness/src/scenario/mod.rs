@@ -94,6 +94,7 @@ impl Scenario {
 
     /// Why the scenario does not run on `substrate`, if it declares that it
     /// needs another (`requires.substrate`).
+    #[must_use]
     pub fn substrate_skip(&self, substrate: &str) -> Option<String> {
         let wanted = &self.spec.requires.substrate;
         (!wanted.is_empty() && !wanted.iter().any(|w| w == substrate)).then(|| {
@@ -119,7 +120,7 @@ impl Check {
         }
     }
 
-    /// The probe talks TLS to the server (https, or openssl s_client).
+    /// The probe talks TLS to the server (https, or openssl `s_client`).
     pub(crate) fn uses_tls(&self) -> bool {
         match &self.probe {
             Probe::Http { url, .. } => url.https,
@@ -270,8 +271,7 @@ impl Scenario {
         self.spec
             .resource_states
             .get(id)
-            .map(String::as_str)
-            .unwrap_or("Valid")
+            .map_or("Valid", String::as_str)
     }
 
     pub(crate) fn origin_of(&self, path: &str) -> Origin {
@@ -376,24 +376,23 @@ fn load_objects(
     doc: &Document,
     spec: &ScenarioFile,
 ) -> Result<Vec<Object>, ScenarioError> {
-    let files: Vec<PathBuf> = match &spec.manifests {
-        Some(list) => list.iter().map(|f| dir.join(f)).collect(),
-        None => {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-                .map_err(|e| ManifestError {
-                    origin: Origin::file(dir),
-                    message: format!("cannot list: {e}"),
-                })?
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|p| {
-                    let is_yaml =
-                        matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
-                    is_yaml && p.file_name().is_some_and(|n| n != SCENARIO_FILE)
-                })
-                .collect();
-            found.sort();
-            found
-        }
+    let files: Vec<PathBuf> = if let Some(list) = &spec.manifests {
+        list.iter().map(|f| dir.join(f)).collect()
+    } else {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| ManifestError {
+                origin: Origin::file(dir),
+                message: format!("cannot list: {e}"),
+            })?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| {
+                let is_yaml =
+                    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+                is_yaml && p.file_name().is_some_and(|n| n != SCENARIO_FILE)
+            })
+            .collect();
+        found.sort();
+        found
     };
     let mut objects = Vec::new();
     for file in &files {

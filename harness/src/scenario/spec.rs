@@ -36,7 +36,7 @@ pub struct ScenarioFile {
     pub steps: Vec<StepSpec>,
     pub checks: Vec<CheckSpec>,
     /// Controller states the scenario expects, `Kind ns/name: Valid|Warning|Invalid`.
-    /// Every VirtualServer and Policy not listed is expected Valid; any other state
+    /// Every `VirtualServer` and Policy not listed is expected Valid; any other state
     /// stops the run with the controller's message.
     #[serde(default)]
     pub resource_states: BTreeMap<String, String>,
@@ -62,7 +62,7 @@ pub struct ComponentRef {
     pub name: String,
     pub namespace: String,
     /// Environment for the component's container, added to the manifest's
-    /// (e.g. `WEBUI_AUTH_TRUSTED_EMAIL_HEADER` for the Open WebUI stand-in).
+    /// (e.g. `WEBUI_AUTH_TRUSTED_EMAIL_HEADER` for the Open `WebUI` stand-in).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
 }
@@ -234,7 +234,7 @@ pub struct Expect {
     /// `TLSv1.2` or `TLSv1.3`.
     pub protocol: Option<String>,
     pub client_cert_requested: Option<bool>,
-    /// The CA names of the CertificateRequest, in openssl's form (`CN = x`).
+    /// The CA names of the `CertificateRequest`, in openssl's form (`CN = x`).
     pub acceptable_ca_names: Option<Vec<String>>,
     /// `OK`, or a substring of the verification error.
     pub verification: Option<String>,

@@ -1,6 +1,6 @@
 //! Command-line cases: a repository scenario, copied and broken one way, run
 //! through the real binary. Each case states the exit code and the words the
-//! user must see (file:line, what is wrong, what to do), and every case checks
+//! user must see (<file:line>, what is wrong, what to do), and every case checks
 //! that nothing is left behind: no files in the run's TMPDIR, no process
 //! started from it.
 
@@ -111,7 +111,7 @@ impl Case {
         for edit in &self.edits {
             match edit {
                 Edit::Write(file, text) => {
-                    std::fs::write(scenario.join(file), text).map_err(|e| e.to_string())?
+                    std::fs::write(scenario.join(file), text).map_err(|e| e.to_string())?;
                 }
                 Edit::Replace(file, from, to) => {
                     let path = scenario.join(file);

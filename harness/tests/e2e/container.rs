@@ -7,7 +7,7 @@
 //! container's DNS, as it finds Ollama's Service in a cluster.
 //!
 //! Needs a Docker daemon. Without one the trial is ignored, unless
-//! MTLS_E2E_REQUIRE_DOCKER=1 (CI sets it), when it fails instead.
+//! `MTLS_E2E_REQUIRE_DOCKER=1` (CI sets it), when it fails instead.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -58,7 +58,7 @@ fn docker_answers() -> bool {
     })
 }
 
-/// Tutorial 002's aigw.yaml, from the scenario's ConfigMap, with Ollama's
+/// Tutorial 002's aigw.yaml, from the scenario's `ConfigMap`, with Ollama's
 /// Service name replaced by the Ollama container's name.
 fn gateway_config(ollama: &str) -> Result<String, Failed> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/aigw-egress-mtls");

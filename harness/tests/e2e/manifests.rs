@@ -24,9 +24,10 @@ use mtls_e2e::substrate::cluster::{self, apply, download, image, install};
 use serde_json::Value;
 
 fn crds_dir() -> PathBuf {
-    std::env::var_os("MTLS_E2E_CRDS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/crds"))
+    std::env::var_os("MTLS_E2E_CRDS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/crds"),
+        PathBuf::from,
+    )
 }
 
 pub fn trials(scenarios: &[Scenario]) -> Vec<Trial> {

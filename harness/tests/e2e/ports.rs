@@ -6,7 +6,7 @@
 //! the squatter must never be probed.
 //!
 //! A network namespace needs root or unprivileged user namespaces; without
-//! either the cases are ignored and say so, unless MTLS_E2E_REQUIRE_NETNS=1
+//! either the cases are ignored and say so, unless `MTLS_E2E_REQUIRE_NETNS=1`
 //! (CI), which makes that a failure.
 
 use std::io::{BufRead, Write};
@@ -148,7 +148,7 @@ fn squatted_run(
             contacts.split_whitespace().collect::<Vec<_>>().join(", ")
         ));
     }
-    if std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0) > 0 {
+    if std::fs::read_dir(&tmp).map_or(0, std::iter::Iterator::count) > 0 {
         problems.push("the run left files in its TMPDIR".into());
     }
     if problems.is_empty() {
@@ -158,7 +158,7 @@ fn squatted_run(
     }
 }
 
-/// The squatter (this binary with SQUATTER_ENV set): listen, say `ready`,
+/// The squatter (this binary with `SQUATTER_ENV` set): listen, say `ready`,
 /// record every connection until killed.
 pub fn squat(spec: &str) -> std::process::ExitCode {
     let parsed = (|| {

@@ -64,7 +64,7 @@ impl Schemas {
         Schemas::default()
     }
 
-    /// Add every apiextensions.k8s.io/v1 CustomResourceDefinition in `docs` (other
+    /// Add every apiextensions.k8s.io/v1 `CustomResourceDefinition` in `docs` (other
     /// documents are ignored), one schema per served version. Returns how many versions
     /// were added. A version added twice keeps the last schema.
     pub fn add_documents(&mut self, docs: &[Value]) -> Result<usize, String> {
@@ -450,8 +450,8 @@ impl Checker<'_> {
         }
     }
 
-    /// ObjectMeta is not in the CRD schema (it says only `type: object`): check it as
-    /// the typed ObjectMeta; the resource root also needs a name.
+    /// `ObjectMeta` is not in the CRD schema (it says only `type: object`): check it as
+    /// the typed `ObjectMeta`; the resource root also needs a name.
     fn check_metadata(&mut self, meta: &Value, path: &str, needs_name: bool) {
         self.out.extend(typed_violations::<ObjectMeta>(meta, path));
         if needs_name && meta.is_object() && !has_name(meta) {
@@ -703,7 +703,7 @@ pub(crate) fn trials() -> Vec<libtest_mimic::Trial> {
 }
 
 mod cases {
-    use super::*;
+    use super::{Path, Schemas, Value, Violation, validate_core};
 
     pub(super) const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/crds");
 

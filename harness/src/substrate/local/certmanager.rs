@@ -444,9 +444,7 @@ fn issue(
             // tls.crt: the leaf and the CA's chain, without self-signed roots.
             let mut tls_crt = issued.cert_pem.clone();
             for der in chain {
-                let self_signed = CertInfo::from_der(der)
-                    .map(|i| i.subject == i.issuer)
-                    .unwrap_or(false);
+                let self_signed = CertInfo::from_der(der).is_ok_and(|i| i.subject == i.issuer);
                 if !self_signed {
                     tls_crt.push_str(&pki::der_to_pem(der));
                 }

@@ -67,7 +67,7 @@ fn check_namespaces(objects: &[Object]) -> Result<(), ManifestError> {
     let declared: Vec<&str> = objects
         .iter()
         .filter(|o| o.id.kind == Kind::Namespace)
-        .map(|o| o.name())
+        .map(super::super::manifest::Object::name)
         .collect();
     for o in objects {
         if let Some(ns) = &o.id.namespace
@@ -202,7 +202,7 @@ impl Local {
                 .objects
                 .iter()
                 .find(|o| o.id.kind == Kind::Deployment && o.id.key() == n.deployment)
-                .map(|o| o.origin());
+                .map(super::super::manifest::Object::origin);
             return Err(SubstrateError::Input(ManifestError {
                 origin: origin.unwrap_or_else(|| prepared.scenario.origin_of("components")),
                 message: format!(

@@ -1,5 +1,5 @@
 //! Pods on the local substrate: each Deployment of our image becomes one mock
-//! running in-process, with its Secret and ConfigMap volumes materialised under
+//! running in-process, with its Secret and `ConfigMap` volumes materialised under
 //! a private root, and each Service port mapped onto the mock's loopback listener.
 
 use std::collections::BTreeMap;
@@ -45,7 +45,7 @@ pub(crate) fn is_our_image(image: &str) -> bool {
 }
 
 /// Read every Deployment; volumes are resolved against the final Secrets and
-/// ConfigMaps.
+/// `ConfigMaps`.
 pub(crate) fn plan(
     objects: &[Object],
     secrets: &BTreeMap<String, SecretData>,
@@ -308,7 +308,7 @@ impl Pods {
                 let target = port
                     .target_port
                     .clone()
-                    .unwrap_or(IntOrString::Int(port.port as i64));
+                    .unwrap_or(IntOrString::Int(i64::from(port.port)));
                 for (spec, listen_port, addr, _, _) in &started {
                     let selected = spec.namespace == object.namespace()
                         && service

@@ -146,7 +146,7 @@ fn position(text: &str, needle: &str) -> usize {
 
 // ------------------------------------------------ version1 template snapshots
 
-/// TestExecuteTemplate_ForIngressForNGINXWithIngressMTLSPolicy (fixture A).
+/// `TestExecuteTemplate_ForIngressForNGINXWithIngressMTLSPolicy` (fixture A).
 #[test]
 fn template_ingress_mtls_block() {
     let mut c = Conf::default();
@@ -167,7 +167,7 @@ fn template_ingress_mtls_block() {
     );
 }
 
-/// Fixture B's EgressMTLS value (newIngressConfigWithEgressMTLS).
+/// Fixture B's `EgressMTLS` value (newIngressConfigWithEgressMTLS).
 fn fixture_b() -> EgressMtlsCfg {
     EgressMtlsCfg {
         certificate: Some("/etc/nginx/secrets/default-egress-mtls-secret".into()),
@@ -182,7 +182,7 @@ fn fixture_b() -> EgressMtlsCfg {
     }
 }
 
-/// TestExecuteTemplate_ForIngressWithProxyEgressMTLSPolicy (static secret paths in the test).
+/// `TestExecuteTemplate_ForIngressWithProxyEgressMTLSPolicy` (static secret paths in the test).
 #[test]
 fn template_proxy_egress_mtls_block() {
     let mut env = RenderEnv::nic();
@@ -206,7 +206,7 @@ fn template_proxy_egress_mtls_block() {
     );
 }
 
-/// TestExecuteTemplate_ForIngressWithGRPCEgressMTLSPolicy: the location form for gRPC.
+/// `TestExecuteTemplate_ForIngressWithGRPCEgressMTLSPolicy`: the location form for gRPC.
 #[test]
 fn template_grpc_egress_mtls_block() {
     let mut env = RenderEnv::nic();
@@ -225,7 +225,7 @@ fn template_grpc_egress_mtls_block() {
     assert!(!text.contains("proxy_ssl_certificate"));
 }
 
-/// templates_test.snap (VirtualServer fixtures): an empty SSLName renders `proxy_ssl_name ;`,
+/// `templates_test.snap` (`VirtualServer` fixtures): an empty `SSLName` renders `proxy_ssl_name ;`,
 /// and the certificate lines go through `$secret_dir_path` only with dynamic reload.
 #[test]
 fn template_vs_location_egress_with_empty_ssl_name() {
@@ -273,7 +273,7 @@ fn all_secrets() -> Vec<(&'static str, SecretData)> {
     ]
 }
 
-/// TestGeneratePolicies "ingressMTLS reference": defaults depth 1, no CRL.
+/// `TestGeneratePolicies` "ingressMTLS reference": defaults depth 1, no CRL.
 #[test]
 fn policies_ingress_mtls_reference() {
     let (cfg, warnings) = generate(
@@ -299,7 +299,7 @@ fn policies_ingress_mtls_reference() {
     assert_eq!(cfg.error_return, None);
 }
 
-/// TestGeneratePolicies "ingressMTLS reference with ca.crl field in secret".
+/// `TestGeneratePolicies` "ingressMTLS reference with ca.crl field in secret".
 #[test]
 fn policies_ingress_mtls_crl_in_secret() {
     let (cfg, _) = generate(
@@ -323,7 +323,7 @@ fn policies_ingress_mtls_crl_in_secret() {
     );
 }
 
-/// TestGeneratePolicies "ingressMTLS reference with crl field in policy".
+/// `TestGeneratePolicies` "ingressMTLS reference with crl field in policy".
 #[test]
 fn policies_ingress_mtls_crl_file_name() {
     let (cfg, warnings) = generate(
@@ -348,7 +348,7 @@ fn policies_ingress_mtls_crl_file_name() {
     );
 }
 
-/// TestGeneratePolicies "egressMTLS reference" and "egressMTLS with crt and crl".
+/// `TestGeneratePolicies` "egressMTLS reference" and "egressMTLS with crt and crl".
 #[test]
 fn policies_egress_mtls_reference_and_crl_dropped() {
     for (trusted, expected_trusted) in [
@@ -391,7 +391,7 @@ fn policies_egress_mtls_reference_and_crl_dropped() {
 
 const INGRESS_MTLS: &str = "ingressMTLS: {clientCertSecret: ingress-mtls-secret}";
 
-/// TestGeneratePoliciesFails: each case's result and exact warning.
+/// `TestGeneratePoliciesFails`: each case's result and exact warning.
 #[test]
 fn policies_fails_ingress_mtls_cases() {
     let invalid_ca = SecretData {
@@ -454,7 +454,7 @@ fn policies_fails_ingress_mtls_cases() {
     }
 }
 
-/// TestGeneratePoliciesFails "ingress mtls absent secret ref": the controller always
+/// `TestGeneratePoliciesFails` "ingress mtls absent secret ref": the controller always
 /// holds a reference, so a Secret that does not exist reads as invalid (see policy.go).
 #[test]
 fn policies_fails_missing_secret_reads_as_invalid() {
@@ -474,7 +474,7 @@ fn policies_fails_missing_secret_reads_as_invalid() {
     );
 }
 
-/// TestGeneratePoliciesFails "multi ingress mtls": the first wins, a warning names the second.
+/// `TestGeneratePoliciesFails` "multi ingress mtls": the first wins, a warning names the second.
 #[test]
 fn policies_fails_multi_ingress_mtls() {
     let (cfg, warnings) = generate(
@@ -508,7 +508,7 @@ fn policies_fails_multi_ingress_mtls() {
     );
 }
 
-/// TestGeneratePoliciesFails "ingress mtls ca.crl and ingressMTLS.Crl set": a warning, not an error.
+/// `TestGeneratePoliciesFails` "ingress mtls ca.crl and ingressMTLS.Crl set": a warning, not an error.
 #[test]
 fn policies_fails_both_crls() {
     let (cfg, warnings) = generate(
@@ -534,7 +534,7 @@ fn policies_fails_both_crls() {
     );
 }
 
-/// TestGeneratePoliciesFails egress cases: multi (warning only), wrong types, invalid secrets.
+/// `TestGeneratePoliciesFails` egress cases: multi (warning only), wrong types, invalid secrets.
 #[test]
 fn policies_fails_egress_mtls_cases() {
     let (cfg, warnings) = generate(
@@ -613,7 +613,7 @@ fn policies_fails_egress_mtls_cases() {
     }
 }
 
-/// TestGeneratePoliciesFails "missing policy".
+/// `TestGeneratePoliciesFails` "missing policy".
 #[test]
 fn policies_missing_policy() {
     let (cfg, warnings) = generate(&[], &[], &["allow-policy"], Context::Spec, true);
@@ -624,7 +624,7 @@ fn policies_missing_policy() {
     );
 }
 
-/// TestGeneratePolicies accessControl cases: "explicit reference", "implicit
+/// `TestGeneratePolicies` accessControl cases: "explicit reference", "implicit
 /// reference", "merging", and "conflicting policies" with its warning.
 #[test]
 fn policies_access_control() {
@@ -689,7 +689,7 @@ fn policies_access_control() {
     );
 }
 
-/// TestValidateAccessControl_PassesOnValidInput / _FailsOnInvalidInput.
+/// `TestValidateAccessControl_PassesOnValidInput` / _`FailsOnInvalidInput`.
 #[test]
 fn validate_access_control_cases() {
     for ok in [
@@ -826,8 +826,7 @@ fn conf(out: &super::NicOutput, name: &str) -> String {
     out.conf_files
         .iter()
         .find(|(n, _)| n == name)
-        .map(|(_, t)| t.clone())
-        .unwrap_or_else(|| panic!("no {name}"))
+        .map_or_else(|| panic!("no {name}"), |(_, t)| t.clone())
 }
 
 fn state_of(out: &super::NicOutput, key: &str) -> super::ResourceState {
@@ -846,7 +845,7 @@ fn warnings_of(out: &super::NicOutput, key: &str) -> Vec<String> {
         .collect()
 }
 
-/// TestGenerateNginxCfgForIngressMTLS: server-scope mTLS after the certificate lines.
+/// `TestGenerateNginxCfgForIngressMTLS`: server-scope mTLS after the certificate lines.
 #[test]
 fn ingress_with_ingress_mtls_policy() {
     let yaml = format!(
@@ -884,7 +883,7 @@ fn ingress_with_ingress_mtls_policy() {
     assert!(!text.contains("return 500;"));
 }
 
-/// TestGenerateNginxCfgForEgressMTLSPolicy: server-scope proxy_ssl_*, https upstreams, nothing in locations.
+/// `TestGenerateNginxCfgForEgressMTLSPolicy`: server-scope `proxy_ssl`_*, https upstreams, nothing in locations.
 #[test]
 fn ingress_with_egress_mtls_policy() {
     let yaml = format!(
@@ -936,7 +935,7 @@ fn ingress_with_egress_mtls_policy() {
     assert!(warnings_of(&out, "default/cafe-ingress").is_empty());
 }
 
-/// TestGenerateNginxCfgForMergeableIngressesEgressMTLSPolicy: the master's egress at
+/// `TestGenerateNginxCfgForMergeableIngressesEgressMTLSPolicy`: the master's egress at
 /// server scope, inherited by the tea minion, overridden at location scope by the coffee minion.
 #[test]
 fn mergeable_minion_egress_overrides_master() {
@@ -1011,7 +1010,7 @@ fn mergeable_minion_egress_overrides_master() {
     }
 }
 
-/// TestGenerateNginxCfgForMergeableIngressesMinionWithIngressMTLSPolicy: location 500
+/// `TestGenerateNginxCfgForMergeableIngressesMinionWithIngressMTLSPolicy`: location 500
 /// on the minion, and NIC's warning.
 #[test]
 fn mergeable_minion_ingress_mtls_is_a_location_500() {
@@ -1100,9 +1099,9 @@ fn crl_file_name_on_an_ingress_is_not_applied() {
     assert!(!out.hosts.contains_key("cafe.example.com"));
 }
 
-/// tests/suite/test_ingress_mtls.py `test_ingress_mtls_policy_crl`: a Policy
+/// `tests/suite/test_ingress_mtls.py` `test_ingress_mtls_policy_crl`: a Policy
 /// whose `crlFileName` names a file NIC's nginx cannot read makes the reload
-/// fail: the VirtualServer is Invalid, its message still says "added or
+/// fail: the `VirtualServer` is Invalid, its message still says "added or
 /// updated" (with the warning when the Secret has a CRL too), and the host is
 /// not served (the default server answers).
 #[test]
@@ -1173,8 +1172,8 @@ fn crl_file_name_that_nginx_cannot_read_is_not_applied() {
     );
 }
 
-/// TestGenerateNginxCfgWithMissingOrInvalidPolicy (and template_test's
-/// PoliciesErrorReturnServer): server `return 500;` right after server_tokens.
+/// `TestGenerateNginxCfgWithMissingOrInvalidPolicy` (and `template_test`'s
+/// PoliciesErrorReturnServer): server `return 500;` right after `server_tokens`.
 #[test]
 fn ingress_missing_policy_is_a_server_500() {
     let yaml = CAFE_INGRESS
@@ -1271,8 +1270,8 @@ fn ingress_tls_rules_not_covered_by_nic_tests() {
 
 // ----------------------------------------------------- VirtualServer (templates)
 
-/// templates_test.snap order: TLS listeners, certificates, ingressMTLS, then the TLS
-/// redirect, then server_tokens; a route egress policy inside its location only.
+/// `templates_test.snap` order: TLS listeners, certificates, ingressMTLS, then the TLS
+/// redirect, then `server_tokens`; a route egress policy inside its location only.
 #[test]
 fn virtual_server_order_and_scopes() {
     let yaml = format!(
@@ -1289,7 +1288,7 @@ fn virtual_server_order_and_scopes() {
             true,
             1
         ),
-        r#"apiVersion: k8s.nginx.org/v1
+        r"apiVersion: k8s.nginx.org/v1
 kind: VirtualServer
 metadata: {name: cafe}
 spec:
@@ -1301,7 +1300,7 @@ spec:
   - path: /
     policies: [{name: egress-mtls-policy}]
     action: {pass: tea}
-"#
+"
     );
     let out = render_nic(
         &yaml,

@@ -99,8 +99,7 @@ fn validate(p: &Parsed<'_>) -> Result<(), String> {
         for entry in value.split(',').map(str::trim) {
             let (ns, name) = entry
                 .split_once('/')
-                .map(|(a, b)| (Some(a), b))
-                .unwrap_or((None, entry));
+                .map_or((None, entry), |(a, b)| (Some(a), b));
             if ns == Some("") {
                 return Err(format!(
                     "annotations.{POLICIES}: Invalid value: {value:?}: policy namespace cannot be empty"
@@ -130,7 +129,7 @@ fn validate(p: &Parsed<'_>) -> Result<(), String> {
             }
         }
     }
-    let paths = |r: &IngressRule| r.http.as_ref().map(|h| h.paths.len()).unwrap_or(0);
+    let paths = |r: &IngressRule| r.http.as_ref().map_or(0, |h| h.paths.len());
     match p.kind {
         Mergeable::Master => {
             if p.spec.rules.len() != 1 {
@@ -169,8 +168,7 @@ fn policy_refs(o: &Object) -> Vec<PolicyRef> {
     for entry in o
         .annotations
         .get(POLICIES)
-        .map(String::as_str)
-        .unwrap_or("")
+        .map_or("", String::as_str)
         .split(',')
         .map(str::trim)
         .filter(|e| !e.is_empty())
@@ -569,17 +567,12 @@ fn server(
     if let Some(e) = &policies.egress_mtls {
         render::egress_mtls(c, 1, "proxy", e, env);
     }
-    let redirect = o
-        .annotations
-        .get(SSL_REDIRECT)
-        .map(|v| v != "false")
-        .unwrap_or(true);
+    let redirect = o.annotations.get(SSL_REDIRECT).is_none_or(|v| v != "false");
     if cert.is_some() && redirect {
         let code = o
             .annotations
             .get(REDIRECT_CODE)
-            .map(String::as_str)
-            .unwrap_or("301");
+            .map_or("301", String::as_str);
         c.line(1, "if ($scheme = http) {");
         c.line(2, &format!("return {code} https://$host:443$request_uri;"));
         c.line(1, "}");

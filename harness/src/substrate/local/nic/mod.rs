@@ -1,4 +1,4 @@
-//! The local substrate's NGINX Ingress Controller: from Policies, VirtualServers
+//! The local substrate's NGINX Ingress Controller: from Policies, `VirtualServers`
 //! and Secrets to the files NIC 5.5 writes (conf.d, secrets) and the statuses
 //! and warnings it reports. Fidelity to the controller is tested against NIC's
 //! own template snapshots.
@@ -44,7 +44,7 @@ pub struct NicOutput {
 /// Why nginx would refuse to load `config`: a file it must read (a certificate,
 /// key, CA or CRL in NIC's secrets folder) that nobody writes. Secrets always
 /// become files; a Policy's `crlFileName` names a file on NIC's own filesystem,
-/// which NIC does not create (tests/suite/test_ingress_mtls.py CRL cases).
+/// which NIC does not create (`tests/suite/test_ingress_mtls.py` CRL cases).
 fn unloadable(config: &str, env: &RenderEnv, store: &secrets::SecretStore<'_>) -> Option<String> {
     for line in config.lines().map(str::trim) {
         let Some((directive, path)) = line.trim_end_matches(';').split_once(' ') else {
@@ -242,12 +242,10 @@ pub(crate) fn configure(
             let error = format!("error reloading NGINX for {owner}: {error}");
             for state in &mut generated.states {
                 let part = match p.kind {
-                    ingress::Mergeable::Master if state.key == owner => {
-                        if state.warnings.is_empty() {
-                            " but"
-                        } else {
-                            "; but"
-                        }
+                    ingress::Mergeable::Master
+                        if state.key == owner && state.warnings.is_empty() =>
+                    {
+                        " but"
                     }
                     // Minions: "%s%s; but was not applied", after a one-space prefix.
                     ingress::Mergeable::Master => {

@@ -383,7 +383,7 @@ fn add_ingress_mtls(
 
 /// The secrets folder, from a path inside it (`crlFileName` lives there too).
 fn secrets_dir_of(path: &str) -> &str {
-    path.rsplit_once('/').map(|(dir, _)| dir).unwrap_or(".")
+    path.rsplit_once('/').map_or(".", |(dir, _)| dir)
 }
 
 /// `addEgressMTLSConfig`; returns true on an error.

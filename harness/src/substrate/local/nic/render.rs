@@ -173,7 +173,7 @@ pub(crate) fn go_quote(value: &str) -> String {
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
+                out.push_str(&format!("\\x{:02x}", c as u32));
             }
             c => out.push(c),
         }
@@ -189,7 +189,7 @@ pub(crate) fn modern_tls_defaults_needed(nginx_version: (u32, u32, u32)) -> bool
     nginx_version < (1, 23, 4)
 }
 
-/// NIC's main `nginx.conf` (`version1/nginx.tmpl` with default ConfigMap values).
+/// NIC's main `nginx.conf` (`version1/nginx.tmpl` with default `ConfigMap` values).
 /// `paths` points logs and temp files into the run folder; `extra_http` holds
 /// local-substrate lines that are printed with a comment saying why.
 pub(crate) struct MainConf<'a> {

@@ -99,14 +99,15 @@ impl<'a> SecretStore<'a> {
                     }
                 }
             },
-            TYPE_CA => match validate_ca(secret) {
-                Err(e) => SecretRef {
-                    type_,
-                    path: String::new(),
-                    error: Some(e),
-                    has_crl: false,
-                },
-                Ok(()) => {
+            TYPE_CA => {
+                if let Err(e) = validate_ca(secret) {
+                    SecretRef {
+                        type_,
+                        path: String::new(),
+                        error: Some(e),
+                        has_crl: false,
+                    }
+                } else {
                     let crt = format!("{base}-ca.crt");
                     let crl = format!("{base}-ca.crl");
                     self.write(
@@ -127,7 +128,7 @@ impl<'a> SecretStore<'a> {
                         has_crl: secret.data.contains_key("ca.crl"),
                     }
                 }
-            },
+            }
             _ => SecretRef {
                 type_,
                 path: String::new(),
@@ -203,7 +204,7 @@ fn x509_key_pair(cert: &[u8], key: &[u8]) -> Result<(), String> {
     let pair = rcgen::KeyPair::from_pem(&key_pem)
         .map_err(|_| "tls: failed to parse private key".to_string())?;
     let key_spki = pem::parse(pair.public_key_pem())
-        .map(|b| b.into_contents())
+        .map(pem::Pem::into_contents)
         .unwrap_or_default();
     if key_spki == cert_spki {
         return Ok(());
@@ -258,12 +259,12 @@ mod tests {
         (cert.cert_pem, key_pem)
     }
 
-    /// Go's `tls.X509KeyPair` texts, which NIC puts in a VirtualServer's warning.
+    /// Go's `tls.X509KeyPair` texts, which NIC puts in a `VirtualServer`'s warning.
     #[test]
     fn go_words_for_each_broken_pair() {
         let (cert, key) = pair();
         let (_, other_key) = pair();
-        let (rsa_cert, _) = {
+        let (rsa_cert, ()) = {
             let key = crate::pki::KeyAlgorithm::Rsa(2048).generate().expect("rsa");
             let cert = crate::pki::issue(
                 &crate::pki::CertSpec::new("r", time::Duration::days(1)),

@@ -1,5 +1,5 @@
-//! VirtualServer → `vs_<ns>_<name>.conf`, as `internal/configs/virtualserver.go`
-//! and `version2/nginx.virtualserver.tmpl` produce it (OSS, default ConfigMap).
+//! `VirtualServer` → `vs_<ns>_<name>.conf`, as `internal/configs/virtualserver.go`
+//! and `version2/nginx.virtualserver.tmpl` produce it (OSS, default `ConfigMap`).
 
 use std::collections::BTreeSet;
 
@@ -9,7 +9,7 @@ use super::{Endpoints, ResourceState};
 use crate::manifest::kinds::{Route, Upstream, VirtualServerSpec};
 use crate::manifest::{ManifestError, Object};
 
-/// The generated file and the VirtualServer's status.
+/// The generated file and the `VirtualServer`'s status.
 pub(crate) struct VsOutput {
     pub file_name: String,
     pub config: Option<String>,
@@ -41,7 +41,7 @@ fn check_supported(vs: &Object, spec: &VirtualServerSpec) -> Result<(), Manifest
     Ok(())
 }
 
-/// NIC's VirtualServer validation, for the fields rendered here.
+/// NIC's `VirtualServer` validation, for the fields rendered here.
 fn validate(spec: &VirtualServerSpec) -> Result<(), String> {
     let mut errors = Vec::new();
     if spec.host.is_empty() {
@@ -169,8 +169,7 @@ pub(crate) fn generate(
         let fail_timeout = u
             .fail_timeout
             .as_deref()
-            .map(parse_time)
-            .unwrap_or_else(|| "10s".into());
+            .map_or_else(|| "10s".into(), parse_time);
         c.line(0, &format!("upstream {} {{", upstream_name(&u.name)));
         c.line(1, &format!("zone {} 256k;", upstream_name(&u.name)));
         match u.lb_method.as_deref() {
@@ -332,7 +331,7 @@ fn location(
             if keepalive { "\"\"" } else { "close" }
         ),
     );
-    let time = |v: &Option<String>| v.as_deref().map(parse_time).unwrap_or_else(|| "60s".into());
+    let time = |v: &Option<String>| v.as_deref().map_or_else(|| "60s".into(), parse_time);
     c.line(
         2,
         &format!("proxy_connect_timeout {};", time(&upstream.connect_timeout)),
@@ -460,8 +459,7 @@ fn location(
             upstream
                 .next_upstream_timeout
                 .as_deref()
-                .map(parse_time)
-                .unwrap_or_else(|| "0s".into())
+                .map_or_else(|| "0s".into(), parse_time)
         ),
     );
     c.line(
