@@ -121,6 +121,34 @@ pub async fn local(engine: &Engine, scenario: &Scenario) -> Result<String, Subst
         );
         let _ = writeln!(w, "    {}", s.message);
     }
+    if !nic.upstreams.is_empty() {
+        let _ = writeln!(
+            w,
+            "  upstream endpoints, as NIC resolves each Service port (plan shows example addresses):"
+        );
+    }
+    for u in &nic.upstreams {
+        match &u.endpoints {
+            Ok(e) if !e.is_empty() => {
+                let _ = writeln!(w, "    Service {} -> {}", u.service, e.join(", "));
+            }
+            Ok(_) => {
+                let _ = writeln!(
+                    w,
+                    "    Service {} -> no endpoints: nginx proxies it to NIC's 502 server",
+                    u.service
+                );
+            }
+            Err(why) => {
+                let _ = writeln!(
+                    w,
+                    "    Service {} -> none; NIC logs \"Error getting Endpoints for Upstream: {why}\" \
+                     (no event: the resource stays Valid) and nginx proxies it to its 502 server, so requests get 502",
+                    u.service
+                );
+            }
+        }
+    }
 
     let _ = writeln!(
         w,

@@ -216,7 +216,7 @@ impl Local {
         let listeners = NginxListeners::bind()?;
         let (http, https) = (listeners.http_addr, listeners.https_addr);
         let env = local_env(&nginx_dir, http, https);
-        let nic = self.render(&prepared, &env, &PodEndpoints(&pods))?;
+        let nic = self.render(&prepared, &env, &PodEndpoints(&pods, &prepared.objects))?;
         if strict {
             check_states(&prepared.scenario, &nic)?;
         }
@@ -372,14 +372,18 @@ fn write_nginx_files(dir: &Path, main: &str, nic: &NicOutput) -> Result<(), Subs
     Ok(())
 }
 
-struct PodEndpoints<'a>(&'a Pods);
+struct PodEndpoints<'a>(&'a Pods, &'a [Object]);
 
 impl nic::Endpoints for PodEndpoints<'_> {
-    fn lookup(&self, namespace: &str, service: &str, port: u16) -> Vec<String> {
-        self.0
+    fn lookup(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String> {
+        if let Some(problem) = nic::service_problem(self.1, namespace, service) {
+            return Err(problem);
+        }
+        Ok(self
+            .0
             .service(namespace, service, port)
             .map(|a| vec![a.to_string()])
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 }
 
@@ -387,14 +391,10 @@ impl nic::Endpoints for PodEndpoints<'_> {
 pub(crate) struct PlannedEndpoints<'a>(pub &'a [Object]);
 
 impl nic::Endpoints for PlannedEndpoints<'_> {
-    fn lookup(&self, namespace: &str, service: &str, port: u16) -> Vec<String> {
-        let found = self.0.iter().any(|o| {
-            o.id.kind == Kind::Service && o.namespace() == namespace && o.name() == service
-        });
-        if found {
-            vec![format!("127.0.0.1:{}", 20000 + port % 10000)]
-        } else {
-            Vec::new()
+    fn lookup(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String> {
+        match nic::service_problem(self.0, namespace, service) {
+            Some(problem) => Err(problem),
+            None => Ok(vec![format!("127.0.0.1:{}", 20000 + port % 10000)]),
         }
     }
 }

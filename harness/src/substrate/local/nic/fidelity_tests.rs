@@ -733,8 +733,8 @@ fn validate_access_control_cases() {
 struct NoEndpoints;
 
 impl Endpoints for NoEndpoints {
-    fn lookup(&self, _: &str, _: &str, _: u16) -> Vec<String> {
-        Vec::new()
+    fn lookup(&self, _: &str, _: &str, _: u16) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
     }
 }
 

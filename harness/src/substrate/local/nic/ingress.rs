@@ -687,7 +687,7 @@ fn locations(
 
 fn upstream(ctx: &Ctx<'_>, o: &Object, name: &str, service: &str, port: Option<u16>) -> String {
     let mut servers = port
-        .map(|p| ctx.endpoints.lookup(o.namespace(), service, p))
+        .and_then(|p| ctx.endpoints.lookup(o.namespace(), service, p).ok())
         .unwrap_or_default();
     servers.sort();
     if servers.is_empty() {

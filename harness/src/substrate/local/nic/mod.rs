@@ -25,9 +25,69 @@ pub(crate) use secrets::SecretFile;
 /// NIC's ingress class.
 pub(crate) const INGRESS_CLASS: &str = "nginx";
 
-/// Service endpoints as NIC sees them: `service:port` → `address:port` list.
+/// Service endpoints as NIC sees them.
 pub(crate) trait Endpoints {
-    fn lookup(&self, namespace: &str, service: &str, port: u16) -> Vec<String>;
+    /// The `address:port` of each endpoint of `service:port`, or why NIC has
+    /// none, in the words NIC logs (its log, not an event: the resource stays
+    /// Valid and nginx proxies to its 502 server).
+    fn lookup(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String>;
+}
+
+/// Why NIC OSS finds no endpoints for a Service, from the objects alone
+/// (`getEndpointsForIngressBackend` in NIC 5.5.4's controller.go).
+pub(crate) fn service_problem(
+    objects: &[Object],
+    namespace: &str,
+    service: &str,
+) -> Option<String> {
+    let Some(found) = objects
+        .iter()
+        .find(|o| o.id.kind == Kind::Service && o.namespace() == namespace && o.name() == service)
+    else {
+        return Some(format!(
+            "error getting service {service}: service \"{service}\" not found"
+        ));
+    };
+    let external = found
+        .parse::<crate::manifest::kinds::Service>()
+        .ok()
+        .and_then(|s| s.spec.type_)
+        .is_some_and(|t| t == "ExternalName");
+    external.then(|| {
+        format!(
+            "error retrieving endpoints for the service {service}: type ExternalName Services feature is only available in NGINX Plus"
+        )
+    })
+}
+
+/// One endpoint lookup NIC made while rendering, for `plan` and evidence.
+#[derive(Debug, Clone)]
+pub struct UpstreamLookup {
+    /// `namespace/service:port`.
+    pub service: String,
+    /// The endpoints, or NIC's reason for none.
+    pub endpoints: Result<Vec<String>, String>,
+}
+
+/// Records every lookup the renderers make.
+struct Recording<'a> {
+    inner: &'a dyn Endpoints,
+    seen: std::cell::RefCell<Vec<UpstreamLookup>>,
+}
+
+impl Endpoints for Recording<'_> {
+    fn lookup(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String> {
+        let endpoints = self.inner.lookup(namespace, service, port);
+        let service = format!("{namespace}/{service}:{port}");
+        let mut seen = self.seen.borrow_mut();
+        if !seen.iter().any(|l| l.service == service) {
+            seen.push(UpstreamLookup {
+                service,
+                endpoints: endpoints.clone(),
+            });
+        }
+        endpoints
+    }
 }
 
 /// Everything NIC would write and report for a set of objects.
@@ -39,6 +99,8 @@ pub struct NicOutput {
     pub states: Vec<ResourceState>,
     /// Hosts served, and the resource serving each.
     pub hosts: BTreeMap<String, String>,
+    /// Each Service port an upstream names, and what NIC resolved it to.
+    pub upstreams: Vec<UpstreamLookup>,
 }
 
 /// Why nginx would refuse to load `config`: a file it must read (a certificate,
@@ -87,6 +149,21 @@ fn not_applied(state: &mut ResourceState, kind: &str, error: &str) {
 
 /// Render NIC's configuration for `objects`.
 pub(crate) fn configure(
+    objects: &[Object],
+    secrets: &BTreeMap<String, SecretData>,
+    endpoints: &dyn Endpoints,
+    env: &RenderEnv,
+) -> Result<NicOutput, ManifestError> {
+    let recording = Recording {
+        inner: endpoints,
+        seen: std::cell::RefCell::default(),
+    };
+    let mut out = configure_with(objects, secrets, &recording, env)?;
+    out.upstreams = recording.seen.into_inner();
+    Ok(out)
+}
+
+fn configure_with(
     objects: &[Object],
     secrets: &BTreeMap<String, SecretData>,
     endpoints: &dyn Endpoints,

@@ -161,7 +161,11 @@ pub(crate) fn generate(
 
     let mut c = Conf::default();
     for u in &upstreams {
-        let mut servers = endpoints.lookup(ns, &u.service, u.port);
+        // `namespace/service` reaches another namespace (ParseServiceReference).
+        let (service_ns, service) = u.service.split_once('/').unwrap_or((ns, &u.service));
+        let mut servers = endpoints
+            .lookup(service_ns, service, u.port)
+            .unwrap_or_default();
         servers.sort();
         if servers.is_empty() {
             servers.push(env.bad_gateway_server());
