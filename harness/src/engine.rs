@@ -102,11 +102,44 @@ impl Deployment {
     }
 
     /// nginx's latest error log lines (local; on a cluster they are in the artifacts).
-    pub(crate) fn log_tail(&self) -> Option<String> {
+    /// nginx's error-log lines of one request: those naming the address the
+    /// probe connected from (`client: 127.1.0.7,`).
+    pub(crate) fn log_of(&self, client: Option<&str>) -> Option<String> {
         match self {
-            Deployment::Local(d) => Some(d.error_log_tail(8)),
+            Deployment::Local(d) => {
+                // openssl cannot choose its address: its checks share 127.0.0.1.
+                let (ip, whose) = match client {
+                    Some(ip) => (ip, "this request"),
+                    None => (
+                        "127.0.0.1",
+                        "the openssl checks of this scenario (they share 127.0.0.1)",
+                    ),
+                };
+                let lines = d.error_log_lines_of(ip, 8);
+                Some(if lines.is_empty() {
+                    format!("(nothing logged about {whose}, from {ip})")
+                } else if client.is_none() {
+                    format!("(lines about {whose})\n{lines}")
+                } else {
+                    lines
+                })
+            }
             Deployment::Cluster(_) => None,
         }
+    }
+
+    /// A loopback address of its own for each request to the local nginx,
+    /// so that its log lines are this request's only.
+    fn source_for(&self, addr: std::net::SocketAddr) -> Option<std::net::IpAddr> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        if !matches!(self, Deployment::Local(_)) || !addr.ip().is_loopback() || !addr.is_ipv4() {
+            return None;
+        }
+        // 127.1.0.1 onwards: never 127.0.0.1, which other programs use.
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 0x00fe_fffe + 1;
+        Some(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+            0x7f01_0000 + n,
+        )))
     }
 
     pub(crate) fn phases(&self) -> Phases {
@@ -603,6 +636,9 @@ impl Engine {
         let observation = self.observe(live, check).await;
         let failures = check::evaluate(&check.expect, check.trust.as_deref(), &observation);
         let failed = !failures.is_empty();
+        let nginx_log = failed
+            .then(|| live.deployment.log_of(observation.client.as_deref()))
+            .flatten();
         CheckReport {
             name: check.name.clone(),
             passed: !failed,
@@ -612,7 +648,7 @@ impl Engine {
             failures,
             controller: failed.then(|| live.controller_view(check)).flatten(),
             observation,
-            nginx_log: failed.then(|| live.deployment.log_tail()).flatten(),
+            nginx_log,
             shared_state: None,
         }
     }
@@ -650,6 +686,7 @@ impl Engine {
                         headers: headers.clone(),
                         body,
                         display: url.display(),
+                        source: live.deployment.source_for(addr),
                     };
                     probe::http(&request).await
                 }

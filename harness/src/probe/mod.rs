@@ -76,6 +76,10 @@ pub struct Observation {
     /// openssl's output, trimmed, for reports.
     pub transcript: Option<String>,
     pub elapsed_ms: u64,
+    /// The address the probe connected from, when it chose one (local
+    /// substrate): the server's log lines of this request name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 /// A fatal alert named in openssl's output (`tlsv13 alert certificate

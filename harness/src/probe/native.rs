@@ -51,6 +51,9 @@ pub struct HttpRequest<'a> {
     pub body: Option<Bytes>,
     /// For reports: the URL as the scenario wrote it.
     pub display: String,
+    /// Connect from this loopback address, so that the server's log lines of
+    /// this request can be told from the others' (`client: 127.1.0.7`).
+    pub source: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug)]
@@ -274,9 +277,10 @@ impl From<net::NetError> for Failure {
 }
 
 async fn run(request: &HttpRequest<'_>, observation: &mut Observation) -> Result<(), Failure> {
-    let tcp = tokio::net::TcpStream::connect(request.addr)
+    let (tcp, client) = connect(request.addr, request.source)
         .await
         .map_err(|e| format!("connect {}: {e}", request.addr))?;
+    observation.client = client;
     let http_request = build(request)?;
     let Some(options) = &request.tls else {
         let response = net::send(tcp, http_request).await?;
@@ -297,6 +301,26 @@ async fn run(request: &HttpRequest<'_>, observation: &mut Observation) -> Result
     let response = net::send(stream, http_request).await?;
     observation.response = Some(facts(response));
     Ok(())
+}
+
+/// Connect from `source` when the system lets us (Linux answers on all of
+/// 127.0.0.0/8; elsewhere only 127.0.0.1 may exist), else from anywhere.
+async fn connect(
+    addr: SocketAddr,
+    source: Option<std::net::IpAddr>,
+) -> std::io::Result<(tokio::net::TcpStream, Option<String>)> {
+    if let Some(ip) = source.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
+        let socket = if ip.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        if socket.bind(SocketAddr::new(ip, 0)).is_ok() {
+            let stream = socket.connect(addr).await?;
+            return Ok((stream, Some(ip.to_string())));
+        }
+    }
+    Ok((tokio::net::TcpStream::connect(addr).await?, None))
 }
 
 fn record_tls(recorders: &Recorders, conn: Option<&rustls::ClientConnection>) -> TlsFacts {

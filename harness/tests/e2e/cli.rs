@@ -23,6 +23,8 @@ struct Case {
     code: i32,
     stderr: Vec<&'static str>,
     stdout: Vec<&'static str>,
+    /// Texts stdout must not contain.
+    stdout_lacks: Vec<&'static str>,
     /// Paths (under the case's work folder) that must not exist afterwards.
     absent: Vec<&'static str>,
     /// Files (under the case's work folder) that must contain these texts.
@@ -41,6 +43,7 @@ fn case(name: &'static str) -> Case {
         code: 0,
         stderr: Vec::new(),
         stdout: Vec::new(),
+        stdout_lacks: Vec::new(),
         absent: Vec::new(),
         files: Vec::new(),
         tmpdir_length: None,
@@ -81,6 +84,11 @@ impl Case {
     }
     fn stdout(mut self, needles: &[&'static str]) -> Self {
         self.stdout = needles.to_vec();
+        self
+    }
+
+    fn stdout_lacks(mut self, needles: &[&'static str]) -> Self {
+        self.stdout_lacks = needles.to_vec();
         self
     }
 
@@ -174,6 +182,11 @@ impl Case {
         for needle in &self.stdout {
             if !stdout.contains(needle) {
                 problems.push(format!("expected stdout to contain `{needle}`"));
+            }
+        }
+        for needle in &self.stdout_lacks {
+            if stdout.contains(needle) {
+                problems.push(format!("expected stdout not to contain `{needle}`"));
             }
         }
         let left: Vec<_> = std::fs::read_dir(&tmp)
@@ -446,6 +459,12 @@ fn cases() -> Vec<Trial> {
             .run(&["run", "--artifacts", "{work}/a", "{scenario}"])
             .code(2)
             .stderr(&["--artifacts applies to --substrate kind or existing only"]),
+        case("evidence-is-the-failing-requests-own-log")
+            .replace("scenario.yaml", "    expect:\n      status: 200\n      bodyContains: \"<title>Open WebUI</title>\"", "    expect:\n      status: 201\n      bodyContains: \"<title>Open WebUI</title>\"")
+            .run(&["run", "{scenario}"])
+            .code(1)
+            .stdout(&["FAIL openwebui-ingress-mtls/good-cert-200", "nothing logged about this request, from 127.1."])
+            .stdout_lacks(&["certificate verify error", "no required SSL certificate"]),
         case("adopt-on-the-local-substrate")
             .run(&["run", "--adopt", "ClusterIssuer/selfsigned-issuer", "{scenario}"])
             .code(2)

@@ -232,6 +232,7 @@ fn request<'a>(
         headers: BTreeMap::from([("content-type".to_string(), "application/json".to_string())]),
         body: Some(body),
         display: format!("https://{GATEWAY_HOST}{path}"),
+        source: None,
     }
 }
 

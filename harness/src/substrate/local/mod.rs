@@ -436,8 +436,12 @@ impl LocalDeployment {
     }
 
     /// The tail of nginx's error log, for failure reports.
-    pub(crate) fn error_log_tail(&self, lines: usize) -> String {
-        nginx::tail(&self.nginx.error_log, lines)
+    /// The last `lines` error-log lines about requests from `client`.
+    pub(crate) fn error_log_lines_of(&self, client: &str, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.nginx.error_log).unwrap_or_default();
+        let marker = format!("client: {client},");
+        let ours: Vec<&str> = text.lines().filter(|l| l.contains(&marker)).collect();
+        ours[ours.len().saturating_sub(lines)..].join("\n")
     }
 
     pub(crate) async fn stop(mut self) {
