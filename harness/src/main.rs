@@ -760,7 +760,7 @@ async fn run(
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &outputs.junit {
-        std::fs::write(path, report::junit(&report))
+        std::fs::write(path, report::junit(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(code)
