@@ -499,6 +499,14 @@ fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
             }
         }
     }
+    if let Some(nic) = &spec.requires.nic
+        && let Err(e) = spec::nic_requirement(nic)
+    {
+        return Err(s.error(
+            "requires.nic",
+            format!("`{nic}` is not a version like 5.5 ({e})"),
+        ));
+    }
     for (i, name) in spec.requires.substrate.iter().enumerate() {
         if !SUBSTRATES.contains(&name.as_str()) {
             return Err(s.error(
