@@ -70,7 +70,7 @@ where
     result
 }
 
-async fn read_response(response: hyper::Response<Incoming>) -> Result<Response, NetError> {
+pub async fn read_response(response: hyper::Response<Incoming>) -> Result<Response, NetError> {
     let status = response.status().as_u16();
     let headers = response
         .headers()

@@ -140,32 +140,34 @@ pub async fn get(url: &str) -> Result<Vec<u8>, ClusterError> {
 }
 
 async fn get_once(url: &str) -> Result<net::Response, String> {
-    let u = HttpUrl::parse(url)?;
-    let request = hyper::Request::get(&u.path)
-        .header("host", &u.host)
+    // http and https only, with a host and a port that reads.
+    HttpUrl::parse(url)?;
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_connect_timeout(Some(Duration::from_secs(30)));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(web_roots()?.as_ref().clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(connector);
+    let request = hyper::Request::get(uri)
         .header(
             "user-agent",
             concat!("mtls-e2e/", env!("CARGO_PKG_VERSION")),
         )
         .body(Full::new(Bytes::new()))
         .map_err(|e| e.to_string())?;
-    let connect = tokio::net::TcpStream::connect((u.host.as_str(), u.port));
-    let tcp = tokio::time::timeout(Duration::from_secs(30), connect)
-        .await
-        .map_err(|_| format!("connecting to {}:{} timed out", u.host, u.port))?
-        .map_err(|e| format!("connecting to {}:{}: {e}", u.host, u.port))?;
     let exchange = async {
-        if u.https {
-            let name = rustls::pki_types::ServerName::try_from(u.host.clone())
-                .map_err(|e| e.to_string())?;
-            let tls = tokio_rustls::TlsConnector::from(web_roots()?)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| e.to_string())?;
-            net::send(tls, request).await.map_err(|e| e.to_string())
-        } else {
-            net::send(tcp, request).await.map_err(|e| e.to_string())
-        }
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| net::error_chain(&e))?;
+        net::read_response(response)
+            .await
+            .map_err(|e| e.to_string())
     };
     tokio::time::timeout(Duration::from_secs(120), exchange)
         .await
