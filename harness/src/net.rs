@@ -121,7 +121,9 @@ where
     result
 }
 
-async fn read_response(response: hyper::Response<Incoming>) -> Result<Response, NetError> {
+pub(crate) async fn read_response(
+    response: hyper::Response<Incoming>,
+) -> Result<Response, NetError> {
     let status = response.status().as_u16();
     let headers = response
         .headers()
@@ -248,6 +250,63 @@ impl Resolver {
     }
 }
 
+/// An `http://` or `https://` URL, as `http::Uri` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HttpUrl {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+    /// `host:port` as written (the Host header).
+    pub authority: String,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+impl HttpUrl {
+    pub fn parse(text: &str) -> Result<HttpUrl, String> {
+        let uri: http::Uri = text
+            .parse()
+            .map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(format!("`{text}` must start with http:// or https://")),
+        };
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("`{text}` has no host"))?;
+        let (host, port) = host_port(authority, if https { 443 } else { 80 })?;
+        Ok(HttpUrl {
+            https,
+            host: host.to_string(),
+            port,
+            authority: authority.to_string(),
+            path: match uri.query() {
+                Some(query) => format!("{}?{query}", uri.path()),
+                None => uri.path().to_string(),
+            },
+        })
+    }
+}
+
+/// The host and port of `authority` (`default_port` when it names none).
+pub(crate) fn host_port(
+    authority: &http::uri::Authority,
+    default_port: u16,
+) -> Result<(&str, u16), String> {
+    let host = authority.host();
+    if host.is_empty() {
+        return Err(format!("`{authority}` has no host"));
+    }
+    // `port_u16` is None both for no port and for a bad one (`:x`, `:99999`);
+    // anything written after the host is a port that must read.
+    match authority.port_u16() {
+        Some(port) => Ok((host, port)),
+        None if authority.as_str().ends_with(host) => Ok((host, default_port)),
+        None => Err(format!("`{authority}` has no valid port number")),
+    }
+}
+
 /// A plain-HTTP request to `url` (`http://host:port/path`), as mocks call each other.
 pub(crate) async fn http_call(
     resolver: &Resolver,
@@ -257,23 +316,14 @@ pub(crate) async fn http_call(
     body: Bytes,
     timeout: Duration,
 ) -> Result<Response, NetError> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| NetError::Http(format!("`{url}`: only http:// is supported here")))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse()
-                .map_err(|_| NetError::Http(format!("bad port in `{url}`")))?,
-        ),
-        None => (authority, 80),
-    };
+    let u = HttpUrl::parse(url).map_err(NetError::Http)?;
+    if u.https {
+        return Err(NetError::Http(format!(
+            "`{url}`: only http:// is supported here"
+        )));
+    }
     let work = async {
-        let addr = resolver.resolve(host, port).await?;
+        let addr = resolver.resolve(&u.host, u.port).await?;
         let stream = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|source| NetError::Connect {
@@ -282,8 +332,8 @@ pub(crate) async fn http_call(
             })?;
         let mut builder = hyper::Request::builder()
             .method(method)
-            .uri(path)
-            .header("host", authority);
+            .uri(u.path.as_str())
+            .header("host", u.authority.as_str());
         for (name, value) in headers {
             builder = builder.header(*name, value);
         }

@@ -683,12 +683,14 @@ fn shell_words(words: &[String]) -> String {
     words
         .iter()
         .map(|w| {
-            if w.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@$()".contains(c))
+            // Unlike the crate, leave `--tail=5000` bare: these lines are read by people.
+            if !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@".contains(c))
             {
-                w.clone()
+                w.into()
             } else {
-                format!("'{}'", w.replace('\'', "'\\''"))
+                shell_words::quote(w)
             }
         })
         .collect::<Vec<_>>()

@@ -406,115 +406,78 @@ pub fn render_human(report: &Report) -> String {
 
 /// The report as JUnit XML (a testsuite per scenario, a testcase per check),
 /// for CI systems that show test results.
-pub fn junit(report: &Report) -> String {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let s = &report.summary;
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"mtls-e2e ({})\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
-        xml(&report.substrate),
-        s.checks + s.setup_failed + s.skipped + s.mutations,
-        s.failed + (s.mutations - s.mutations_killed),
-        s.setup_failed,
-        s.skipped,
-        report.elapsed_ms as f64 / 1000.0
-    );
+pub fn junit(report: &Report) -> Result<String, quick_junit::SerializeError> {
+    use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+    let seconds = |ms: u64| std::time::Duration::from_millis(ms);
+    let mut out = quick_junit::Report::new(format!("mtls-e2e ({})", report.substrate));
+    out.set_time(seconds(report.elapsed_ms));
     for scenario in &report.scenarios {
-        let failures = scenario.checks.iter().filter(|c| !c.passed).count()
-            + scenario.mutations.iter().filter(|m| !m.killed).count();
-        let errors = usize::from(scenario.setup_error.is_some());
-        let skipped = usize::from(scenario.skipped.is_some());
-        let time: u64 = scenario.setup_ms
-            + scenario
-                .checks
-                .iter()
-                .map(|c| c.observation.elapsed_ms)
-                .sum::<u64>();
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">",
-            xml(&scenario.name),
-            scenario.checks.len() + scenario.mutations.len() + errors + skipped,
-            time as f64 / 1000.0
-        );
-        let name = xml(&scenario.name);
+        let name = scenario.name.as_str();
+        let mut suite = TestSuite::new(name);
+        suite.set_time(seconds(
+            scenario.setup_ms
+                + scenario
+                    .checks
+                    .iter()
+                    .map(|c| c.observation.elapsed_ms)
+                    .sum::<u64>(),
+        ));
+        let case = |case_name: &str, status: TestCaseStatus| {
+            let mut case = TestCase::new(case_name, status);
+            case.set_classname(name);
+            case
+        };
         if let Some(why) = &scenario.skipped {
-            let _ = writeln!(
-                out,
-                "    <testcase classname=\"{name}\" name=\"{name}\"><skipped message=\"{}\"/></testcase>",
-                xml(why)
-            );
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(why.as_str());
+            suite.add_test_case(case(name, status));
         }
         if let Some(e) = &scenario.setup_error {
             let mut text = e.clone();
             if let Some(dir) = &scenario.artifacts {
                 text.push_str(&format!("\nartifacts: {dir}"));
             }
-            let _ = writeln!(
-                out,
-                "    <testcase classname=\"{name}\" name=\"setup\" time=\"{:.3}\"><error message=\"{}\">{}</error></testcase>",
-                scenario.setup_ms as f64 / 1000.0,
-                xml(e.lines().next().unwrap_or_default()),
-                xml(&text)
-            );
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+            status
+                .set_message(e.lines().next().unwrap_or_default())
+                .set_description(text);
+            let mut setup = case("setup", status);
+            setup.set_time(seconds(scenario.setup_ms));
+            suite.add_test_case(setup);
         }
         for c in &scenario.checks {
-            let time = c.observation.elapsed_ms as f64 / 1000.0;
-            if c.passed {
-                let _ = writeln!(
-                    out,
-                    "    <testcase classname=\"{name}\" name=\"{}\" time=\"{time:.3}\"/>",
-                    xml(&c.name)
-                );
+            let status = if c.passed {
+                TestCaseStatus::success()
             } else {
                 let mut details = failure_details(c);
                 if let Some(dir) = &scenario.artifacts {
                     details.push_str(&format!("    artifacts: {dir}\n"));
                 }
-                let _ = writeln!(
-                    out,
-                    "    <testcase classname=\"{name}\" name=\"{}\" time=\"{time:.3}\"><failure message=\"{}\">{}</failure></testcase>",
-                    xml(&c.name),
-                    xml(c.failures.first().map(String::as_str).unwrap_or("failed")),
-                    xml(&details)
-                );
-            }
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status
+                    .set_message(c.failures.first().map(String::as_str).unwrap_or("failed"))
+                    .set_description(details);
+                status
+            };
+            let mut check = case(&c.name, status);
+            check.set_time(seconds(c.observation.elapsed_ms));
+            suite.add_test_case(check);
         }
         for m in &scenario.mutations {
-            let case = xml(&format!("mutation/{}", m.name));
-            if m.killed {
-                let _ = writeln!(out, "    <testcase classname=\"{name}\" name=\"{case}\"/>");
+            let status = if m.killed {
+                TestCaseStatus::success()
             } else {
-                let _ = writeln!(
-                    out,
-                    "    <testcase classname=\"{name}\" name=\"{case}\"><failure message=\"{}\">{}</failure></testcase>",
-                    xml(&m.line(&scenario.name)),
-                    xml(&m.details())
-                );
-            }
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status
+                    .set_message(m.line(&scenario.name))
+                    .set_description(m.details());
+                status
+            };
+            suite.add_test_case(case(&format!("mutation/{}", m.name), status));
         }
-        let _ = writeln!(out, "  </testsuite>");
+        out.add_test_suite(suite);
     }
-    out.push_str("</testsuites>\n");
-    out
-}
-
-/// Text made safe for XML attributes and content (control characters dropped).
-fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' | '\t' => out.push(c),
-            c if (c as u32) < 0x20 => {}
-            c => out.push(c),
-        }
-    }
-    out
+    out.to_string()
 }
 
 #[cfg(test)]
@@ -578,16 +541,34 @@ mod tests {
             json["scenarios"][0]["mutations"][0]["survivors"][0],
             "no-cert-400"
         );
-        let xml_text = junit(&report);
+        let xml_text = junit(&report).expect("junit");
+        let parsed = quick_junit::Report::deserialize_from_str(&xml_text).expect("parse");
+        let suite = &parsed.test_suites[0];
+        assert_eq!((suite.tests, suite.failures), (2, 1), "{xml_text}");
+        let status = |case: &str| {
+            suite
+                .test_cases
+                .iter()
+                .find(|c| c.name.as_str() == case)
+                .map(|c| c.status.clone())
+        };
         assert!(
-            xml_text.contains("tests=\"2\" failures=\"1\""),
+            matches!(
+                status("mutation/verify-client-off"),
+                Some(quick_junit::TestCaseStatus::NonSuccess {
+                    kind: quick_junit::NonSuccessKind::Failure,
+                    ..
+                })
+            ),
             "{xml_text}"
         );
         assert!(
-            xml_text.contains("name=\"mutation/verify-client-off\"><failure"),
+            matches!(
+                status("mutation/other"),
+                Some(quick_junit::TestCaseStatus::Success { .. })
+            ),
             "{xml_text}"
         );
-        assert!(xml_text.contains("name=\"mutation/other\"/>"), "{xml_text}");
         assert!(
             render_human(&report)
                 .contains("FAIL openwebui-ingress-mtls/mutation/verify-client-off")
@@ -603,7 +584,7 @@ mod tests {
         broken.setup_error = Some("Policy \"x\" & friends".into());
         broken.artifacts = Some("/tmp/artifacts/a<b".into());
         let report = Report::new("kind", vec![skipped, broken], 1200);
-        let xml_text = junit(&report);
+        let xml_text = junit(&report).expect("junit");
         assert!(xml_text.contains("skipped=\"1\""));
         assert!(xml_text.contains("errors=\"1\""));
         assert!(xml_text.contains("<skipped message=\"needs NGINX Ingress Controller 5.5"));

@@ -108,7 +108,9 @@ fn write_outputs(report: &Report, json: Option<&Path>, junit: Option<&Path>) -> 
         write(path, text)?;
     }
     if let Some(path) = junit {
-        write(path, report::junit(report))?;
+        let xml = report::junit(report)
+            .map_err(|e| Error::Substrate(format!("writing the JUnit XML: {e}")))?;
+        write(path, xml)?;
     }
     Ok(())
 }

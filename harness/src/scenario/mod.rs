@@ -219,22 +219,11 @@ pub struct Url {
 
 impl Url {
     pub(crate) fn parse(text: &str) -> Result<Url, String> {
-        let (https, rest) = if let Some(r) = text.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = text.strip_prefix("http://") {
-            (false, r)
-        } else {
-            return Err(format!("`{text}` must start with http:// or https://"));
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let (host, port) = split_host_port(authority, if https { 443 } else { 80 })?;
+        let u = crate::net::HttpUrl::parse(text)?;
         Ok(Url {
-            https,
-            target: Target::parse(host, port),
-            path: path.to_string(),
+            https: u.https,
+            target: Target::parse(&u.host, u.port),
+            path: u.path,
         })
     }
 
@@ -250,19 +239,13 @@ impl Url {
     }
 }
 
-pub(crate) fn split_host_port(authority: &str, default_port: u16) -> Result<(&str, u16), String> {
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse()
-                .map_err(|_| format!("`{p}` is not a port number"))?,
-        ),
-        None => (authority, default_port),
-    };
-    if host.is_empty() {
-        return Err(format!("`{authority}` has no host"));
-    }
-    Ok((host, port))
+/// `host:port` (or `host`, for `default_port`).
+pub(crate) fn split_host_port(text: &str, default_port: u16) -> Result<(String, u16), String> {
+    let authority: http::uri::Authority = text
+        .parse()
+        .map_err(|e| format!("`{text}` is not host:port: {e}"))?;
+    let (host, port) = crate::net::host_port(&authority, default_port)?;
+    Ok((host.to_string(), port))
 }
 
 impl Scenario {
@@ -498,6 +481,14 @@ fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
             }
         }
     }
+    if let Some(nic) = &spec.requires.nic
+        && let Err(e) = spec::nic_requirement(nic)
+    {
+        return Err(s.error(
+            "requires.nic",
+            format!("`{nic}` is not a version like 5.5 ({e})"),
+        ));
+    }
     for (i, name) in spec.requires.substrate.iter().enumerate() {
         if !SUBSTRATES.contains(&name.as_str()) {
             return Err(s.error(
@@ -587,8 +578,8 @@ fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
                 ));
             }
             Probe::OpenSsl {
-                target: Target::parse(host, port),
-                servername: c.servername.clone().unwrap_or_else(|| host.to_string()),
+                target: Target::parse(&host, port),
+                servername: c.servername.clone().unwrap_or(host),
                 send: c.send.clone(),
             }
         } else {

@@ -56,6 +56,11 @@ pub struct Requires {
     pub substrate: Vec<String>,
 }
 
+/// `requires.nic` (`5.5`) as the semver requirement `>=5.5`.
+pub fn nic_requirement(need: &str) -> Result<semver::VersionReq, semver::Error> {
+    semver::VersionReq::parse(&format!(">={}", need.trim_start_matches('v')))
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentRef {

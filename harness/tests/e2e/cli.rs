@@ -537,7 +537,7 @@ fn cases() -> Vec<Trial> {
                 "break their checks",
             ])
             .file("report.json", &["\"schema\": \"mtls-e2e.report/v2\"", "\"killed\": false", "\"survivors\": [\n", "\"mutations_killed\""])
-            .file("junit.xml", &["name=\"mutation/verify-client-off\"><failure"]),
+            .file("junit.xml", &["<testcase name=\"mutation/verify-client-off\"", "<failure message=\"FAIL openwebui-ingress-mtls/mutation/verify-client-off: "]),
         case("an-unrendered-policy-type-is-refused")
             .write("25-rate-limit.yaml", "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata:\n  name: rate\n  namespace: open-webui\nspec:\n  rateLimit:\n    rate: 1r/s\n    zoneSize: 10M\n    key: ${binary_remote_addr}\n")
             .run(&["run", "{scenario}"])

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 
 use super::ClusterError;
-use crate::net;
+use crate::net::{self, HttpUrl};
 
 /// A file the kind substrate needs, pinned.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,40 +81,6 @@ pub async fn fetch(
     Ok(bytes)
 }
 
-struct Url {
-    https: bool,
-    host: String,
-    port: u16,
-    path: String,
-}
-
-fn parse_url(url: &str) -> Result<Url, String> {
-    let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (false, r)
-    } else {
-        return Err(format!("{url}: only http and https URLs are supported"));
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse().map_err(|_| format!("{url}: bad port"))?),
-        None => (authority, if https { 443 } else { 80 }),
-    };
-    if host.is_empty() {
-        return Err(format!("{url}: no host"));
-    }
-    Ok(Url {
-        https,
-        host: host.to_string(),
-        port,
-        path: path.to_string(),
-    })
-}
-
 fn web_roots() -> Result<Arc<rustls::ClientConfig>, String> {
     static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
     CONFIG
@@ -154,13 +120,9 @@ pub async fn get(url: &str) -> Result<Vec<u8>, ClusterError> {
                     ClusterError::Failed(format!("{current}: redirect without a location"))
                 })?;
                 current = if location.starts_with('/') {
-                    let u = parse_url(&current).map_err(ClusterError::Failed)?;
-                    format!(
-                        "{}://{}:{}{location}",
-                        if u.https { "https" } else { "http" },
-                        u.host,
-                        u.port
-                    )
+                    let u = HttpUrl::parse(&current).map_err(ClusterError::Failed)?;
+                    let scheme = if u.https { "https" } else { "http" };
+                    format!("{scheme}://{}{location}", u.authority)
                 } else {
                     location.clone()
                 };
@@ -178,32 +140,34 @@ pub async fn get(url: &str) -> Result<Vec<u8>, ClusterError> {
 }
 
 async fn get_once(url: &str) -> Result<net::Response, String> {
-    let u = parse_url(url)?;
-    let request = hyper::Request::get(&u.path)
-        .header("host", &u.host)
+    // http and https only, with a host and a port that reads.
+    HttpUrl::parse(url)?;
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_connect_timeout(Some(Duration::from_secs(30)));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(web_roots()?.as_ref().clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(connector);
+    let request = hyper::Request::get(uri)
         .header(
             "user-agent",
             concat!("mtls-e2e/", env!("CARGO_PKG_VERSION")),
         )
         .body(Full::new(Bytes::new()))
         .map_err(|e| e.to_string())?;
-    let connect = tokio::net::TcpStream::connect((u.host.as_str(), u.port));
-    let tcp = tokio::time::timeout(Duration::from_secs(30), connect)
-        .await
-        .map_err(|_| format!("connecting to {}:{} timed out", u.host, u.port))?
-        .map_err(|e| format!("connecting to {}:{}: {e}", u.host, u.port))?;
     let exchange = async {
-        if u.https {
-            let name = rustls::pki_types::ServerName::try_from(u.host.clone())
-                .map_err(|e| e.to_string())?;
-            let tls = tokio_rustls::TlsConnector::from(web_roots()?)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| e.to_string())?;
-            net::send(tls, request).await.map_err(|e| e.to_string())
-        } else {
-            net::send(tcp, request).await.map_err(|e| e.to_string())
-        }
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| net::error_chain(&e))?;
+        net::read_response(response)
+            .await
+            .map_err(|e| e.to_string())
     };
     tokio::time::timeout(Duration::from_secs(120), exchange)
         .await
@@ -216,7 +180,7 @@ mod tests {
 
     #[test]
     fn urls_parse() {
-        let u = parse_url(
+        let u = HttpUrl::parse(
             "https://raw.githubusercontent.com/nginx/kubernetes-ingress/v5.5.4/deploy/crds.yaml",
         )
         .expect("url");
@@ -226,9 +190,10 @@ mod tests {
             ("raw.githubusercontent.com", 443)
         );
         assert_eq!(u.path, "/nginx/kubernetes-ingress/v5.5.4/deploy/crds.yaml");
-        let u = parse_url("http://127.0.0.1:8080").expect("url");
+        let u = HttpUrl::parse("http://127.0.0.1:8080").expect("url");
         assert_eq!((u.port, u.path.as_str()), (8080, "/"));
-        assert!(parse_url("ftp://x/y").is_err());
+        assert!(HttpUrl::parse("ftp://x/y").is_err());
+        assert!(HttpUrl::parse("http://x:99999/y").is_err());
     }
 
     /// A loopback server that redirects once, then serves `body`.

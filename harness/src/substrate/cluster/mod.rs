@@ -263,22 +263,16 @@ pub fn default_cache() -> PathBuf {
     }
 }
 
-/// `5.5.4` ≥ `5.5`?
+/// `5.5.4` ≥ `5.5`? NIC reports `5.5.4`, `v5.3.4` or `5.3` (read as 5.3.0);
+/// a version semver cannot read is never new enough.
 pub fn version_at_least(have: &str, need: &str) -> bool {
-    let parse = |v: &str| -> Vec<u32> {
-        v.trim_start_matches('v')
-            .split('.')
-            .filter_map(|p| p.parse().ok())
-            .collect()
-    };
-    let (have, need) = (parse(have), parse(need));
-    for (i, n) in need.iter().enumerate() {
-        let h = have.get(i).copied().unwrap_or(0);
-        if h != *n {
-            return h > *n;
-        }
+    let have = have.trim_start_matches('v');
+    let have =
+        semver::Version::parse(have).or_else(|_| semver::Version::parse(&format!("{have}.0")));
+    match (have, crate::scenario::spec::nic_requirement(need)) {
+        (Ok(have), Ok(need)) => need.matches(&have),
+        _ => false,
     }
-    true
 }
 
 /// Why a scenario cannot run against NIC `version`: it declares a newer one.
@@ -578,6 +572,8 @@ mod tests {
         assert!(version_at_least("5.10.0", "5.5"));
         assert!(!version_at_least("5.3.4", "5.5"));
         assert!(version_at_least("v5.3.4", "5.3"));
+        assert!(version_at_least("5.3", "5.3"));
+        assert!(!version_at_least("edge", "5.3"));
     }
 
     fn scenario(name: &str) -> Scenario {
