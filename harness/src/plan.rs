@@ -450,7 +450,8 @@ pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<Stri
             );
             let _ = writeln!(
                 w,
-                "  check cert-manager: server-side dry-run create accepted by its webhook (<= 30 s):\n    {}",
+                "  check cert-manager: server-side dry-run create accepted by its webhook (<= {} s):\n    {}",
+                install::EXISTING_WEBHOOK_DEADLINE.as_secs(),
                 install::webhook_probe()
             );
             let _ = writeln!(

@@ -123,6 +123,8 @@ pub const NIC_DEPLOYMENT: &str = "nginx-ingress";
 pub const WEBHOOK_DEADLINE: Duration = Duration::from_secs(240);
 pub const NIC_DEADLINE: Duration = Duration::from_secs(300);
 pub const CRD_DEADLINE: Duration = Duration::from_secs(60);
+/// On an existing cluster cert-manager already runs: a short wait, not the one for a fresh install.
+pub const EXISTING_WEBHOOK_DEADLINE: Duration = Duration::from_secs(30);
 
 pub fn nic_release(version: &str) -> Result<&'static NicRelease, ClusterError> {
     NIC_RELEASES
@@ -401,7 +403,7 @@ pub async fn check_existing(
         return Err(ClusterError::Input("not an existing cluster".into()));
     };
     let applier = Applier::new(cluster.client.clone());
-    wait_cert_manager(&applier, Duration::from_secs(30), progress)
+    wait_cert_manager(&applier, EXISTING_WEBHOOK_DEADLINE, progress)
         .await
         .map_err(|e| {
         ClusterError::Missing(format!(
