@@ -367,53 +367,11 @@ pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<Stri
                     apply::FIELD_MANAGER
                 ),
             );
-            let cm = install::cert_manager();
-            let _ = writeln!(
-                w,
-                "  cert-manager {}: every object of {}, in file order",
-                install::CERT_MANAGER_VERSION,
-                cm.name
-            );
-            let _ = writeln!(
-                w,
-                "    wait (<= {} s): server-side dry-run create accepted by cert-manager's webhook:\n    {}",
-                install::WEBHOOK_DEADLINE.as_secs(),
-                install::webhook_probe()
-            );
-            let _ = writeln!(
-                w,
-                "  NGINX Ingress Controller {nic}: every object of these, in order:"
-            );
-            for d in install::nic_downloads(nic)? {
-                let _ = writeln!(w, "    {}", d.name);
+            for branch in actions::installs(nic) {
+                for action in branch {
+                    action.describe(w)?;
+                }
             }
-            let mut example = serde_json::json!({"spec": {"template": {"spec": {"containers": [{
-                "name": install::NIC_DEPLOYMENT,
-                "ports": [{"name": "http", "containerPort": 80}, {"name": "https", "containerPort": 443}],
-                "args": ["(NIC's own arguments)"]
-            }]}}}});
-            install::patch_nic_deployment(&mut example)?;
-            let _ = writeln!(
-                w,
-                "    the Deployment, with these fields set for kind (NIC's arguments as released: no -default-server-tls-secret,"
-            );
-            let _ = writeln!(
-                w,
-                "    so TLS for an unknown host is refused at the handshake, as the local substrate renders it):"
-            );
-            for line in serde_json::to_string_pretty(&example)
-                .unwrap_or_default()
-                .lines()
-            {
-                let _ = writeln!(w, "      {line}");
-            }
-            let _ = writeln!(
-                w,
-                "    wait (<= {} s): Deployment {}/{} available",
-                install::NIC_DEADLINE.as_secs(),
-                install::NIC_NAMESPACE,
-                install::NIC_DEPLOYMENT
-            );
 
             heading(
                 w,

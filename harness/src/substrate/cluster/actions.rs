@@ -3,11 +3,13 @@
 //! the golden plan pins what a run does, in the order it does it. Building a
 //! list is pure: what the cluster holds is only known when it runs (which
 //! namespaces are reused, which objects are ours), so an action that depends
-//! on it says so in its line.
+//! on it says so in its line. Installing cert-manager and NIC on kind is a
+//! list of the same kind.
 
 use std::fmt::Write;
+use std::time::Duration;
 
-use super::{ClusterOptions, Mode, apply, install, ownership};
+use super::{ClusterError, ClusterOptions, Mode, apply, install, ownership};
 use crate::manifest::{Kind, Object, ObjectRef};
 use crate::scenario::{Scenario, StepSpec, steps};
 
@@ -369,6 +371,115 @@ pub fn narrate_down(actions: &[Teardown], w: &mut String) {
     }
 }
 
+/// A release the kind substrate installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release<'a> {
+    CertManager,
+    /// NGINX Ingress Controller at this version.
+    Nic(&'a str),
+}
+
+/// Installing a release on kind, one action at a time.
+pub enum Install<'a> {
+    /// Every object of the release's downloads: CRDs first, waited for until
+    /// Established, then the rest.
+    Apply(Release<'a>),
+    /// Until cert-manager's webhook accepts a server-side dry-run create.
+    WaitWebhook { deadline: Duration },
+    /// Until a Deployment has its replicas available.
+    WaitAvailable {
+        namespace: &'static str,
+        name: &'static str,
+        deadline: Duration,
+    },
+}
+
+/// Installing cert-manager and NIC `nic` on kind: the lists run at the same
+/// time, each in order (the downloads are fetched before either starts).
+pub fn installs(nic: &str) -> [Vec<Install<'_>>; 2] {
+    [
+        vec![
+            Install::Apply(Release::CertManager),
+            Install::WaitWebhook {
+                deadline: install::WEBHOOK_DEADLINE,
+            },
+        ],
+        vec![
+            Install::Apply(Release::Nic(nic)),
+            Install::WaitAvailable {
+                namespace: install::NIC_NAMESPACE,
+                name: install::NIC_DEPLOYMENT,
+                deadline: install::NIC_DEADLINE,
+            },
+        ],
+    ]
+}
+
+impl Install<'_> {
+    /// The action's lines in the plan.
+    pub fn describe(&self, w: &mut String) -> Result<(), ClusterError> {
+        match self {
+            Install::Apply(Release::CertManager) => {
+                let _ = writeln!(
+                    w,
+                    "  cert-manager {}: every object of {}, in file order",
+                    install::CERT_MANAGER_VERSION,
+                    install::cert_manager().name
+                );
+            }
+            Install::Apply(Release::Nic(version)) => {
+                let _ = writeln!(
+                    w,
+                    "  NGINX Ingress Controller {version}: every object of these, in order:"
+                );
+                for d in install::nic_downloads(version)? {
+                    let _ = writeln!(w, "    {}", d.name);
+                }
+                let mut example = serde_json::json!({"spec": {"template": {"spec": {"containers": [{
+                    "name": install::NIC_DEPLOYMENT,
+                    "ports": [{"name": "http", "containerPort": 80}, {"name": "https", "containerPort": 443}],
+                    "args": ["(NIC's own arguments)"]
+                }]}}}});
+                install::patch_nic_deployment(&mut example)?;
+                let _ = writeln!(
+                    w,
+                    "    the Deployment, with these fields set for kind (NIC's arguments as released: no -default-server-tls-secret,"
+                );
+                let _ = writeln!(
+                    w,
+                    "    so TLS for an unknown host is refused at the handshake, as the local substrate renders it):"
+                );
+                for line in serde_json::to_string_pretty(&example)
+                    .unwrap_or_default()
+                    .lines()
+                {
+                    let _ = writeln!(w, "      {line}");
+                }
+            }
+            Install::WaitWebhook { deadline } => {
+                let _ = writeln!(
+                    w,
+                    "    wait (<= {} s): server-side dry-run create accepted by cert-manager's webhook:\n    {}",
+                    deadline.as_secs(),
+                    install::webhook_probe()
+                );
+            }
+            Install::WaitAvailable {
+                namespace,
+                name,
+                deadline,
+            } => {
+                let _ = writeln!(
+                    w,
+                    "    wait (<= {} s): Deployment {namespace}/{name} available",
+                    deadline.as_secs()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,6 +612,27 @@ mod tests {
             lines.clear();
             narrate_down(&downs, &mut lines);
             assert!(plan.contains(&lines), "the plan prints the teardown list");
+        }
+    }
+
+    /// On kind each release is applied before it is waited for, and the plan
+    /// holds the lines of both install lists.
+    #[test]
+    fn installs_apply_then_wait_and_are_in_the_plan() {
+        let s = scenario("aigw-egress-mtls");
+        let opts = options(kind_mode());
+        let plan = crate::plan::cluster(&opts, &[&s]).expect("plan");
+        for list in installs(install::DEFAULT_NIC) {
+            assert!(matches!(list.first(), Some(Install::Apply(_))));
+            assert!(list[1..].iter().all(|a| !matches!(a, Install::Apply(_))));
+            let mut lines = String::new();
+            for action in &list {
+                let mut one = String::new();
+                action.describe(&mut one).expect("describe");
+                assert!(!one.trim().is_empty(), "an install action without a line");
+                lines.push_str(&one);
+            }
+            assert!(plan.contains(&lines), "the plan prints the install list");
         }
     }
 }
