@@ -8,11 +8,10 @@ use std::path::Path;
 
 use crate::engine::Engine;
 use crate::hazard::{self, SharedState};
-use crate::manifest::Kind;
-use crate::scenario::{Probe, Scenario, steps};
+use crate::scenario::{Probe, Scenario};
 use crate::substrate::SubstrateError;
 use crate::substrate::cluster::{
-    self, ClusterError, ClusterOptions, Mode, apply, artifacts, image, install, kind, ownership,
+    self, ClusterError, ClusterOptions, Mode, actions, apply, artifacts, image, install, kind,
 };
 use crate::substrate::identities;
 use crate::substrate::local::nic::RenderEnv;
@@ -396,53 +395,11 @@ pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<Stri
                     apply::FIELD_MANAGER
                 ),
             );
-            let cm = install::cert_manager();
-            let _ = writeln!(
-                w,
-                "  cert-manager {}: every object of {}, in file order",
-                install::CERT_MANAGER_VERSION,
-                cm.name
-            );
-            let _ = writeln!(
-                w,
-                "    wait (<= {} s): server-side dry-run create accepted by cert-manager's webhook:\n    {}",
-                install::WEBHOOK_DEADLINE.as_secs(),
-                install::webhook_probe()
-            );
-            let _ = writeln!(
-                w,
-                "  NGINX Ingress Controller {nic}: every object of these, in order:"
-            );
-            for d in install::nic_downloads(nic)? {
-                let _ = writeln!(w, "    {}", d.name);
+            for branch in actions::installs(nic) {
+                for action in branch {
+                    action.describe(w)?;
+                }
             }
-            let mut example = serde_json::json!({"spec": {"template": {"spec": {"containers": [{
-                "name": install::NIC_DEPLOYMENT,
-                "ports": [{"name": "http", "containerPort": 80}, {"name": "https", "containerPort": 443}],
-                "args": ["(NIC's own arguments)"]
-            }]}}}});
-            install::patch_nic_deployment(&mut example)?;
-            let _ = writeln!(
-                w,
-                "    the Deployment, with these fields set for kind (NIC's arguments as released: no -default-server-tls-secret,"
-            );
-            let _ = writeln!(
-                w,
-                "    so TLS for an unknown host is refused at the handshake, as the local substrate renders it):"
-            );
-            for line in serde_json::to_string_pretty(&example)
-                .unwrap_or_default()
-                .lines()
-            {
-                let _ = writeln!(w, "      {line}");
-            }
-            let _ = writeln!(
-                w,
-                "    wait (<= {} s): Deployment {}/{} available",
-                install::NIC_DEADLINE.as_secs(),
-                install::NIC_NAMESPACE,
-                install::NIC_DEPLOYMENT
-            );
 
             heading(
                 w,
@@ -479,7 +436,8 @@ pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<Stri
             );
             let _ = writeln!(
                 w,
-                "  check cert-manager: server-side dry-run create accepted by its webhook (<= 30 s):\n    {}",
+                "  check cert-manager: server-side dry-run create accepted by its webhook (<= {} s):\n    {}",
+                install::EXISTING_WEBHOOK_DEADLINE.as_secs(),
                 install::webhook_probe()
             );
             let _ = writeln!(
@@ -523,98 +481,7 @@ pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<Stri
             let _ = writeln!(w, "  SKIP: {reason}");
             continue;
         }
-        let namespaces: Vec<&str> = s
-            .objects
-            .iter()
-            .filter(|o| o.id.kind == Kind::Namespace)
-            .map(|o| o.name())
-            .collect();
-        let _ = writeln!(
-            w,
-            "  first, wait (<= {} s) until namespace(s) {} are not terminating (an earlier run's deletion is not waited for)",
-            apply::NAMESPACE_DEADLINE.as_secs(),
-            namespaces.join(", ")
-        );
-        let _ = writeln!(
-            w,
-            "  before anything is applied, each object below is read: one that exists without the label {}={} is not ours, so the run stops \
-             (a Namespace that exists is used as it is and never deleted)",
-            ownership::MANAGED_BY,
-            ownership::MANAGER
-        );
-        for adopted in options.adopt.iter().filter(|id| s.declares(id)) {
-            let _ = writeln!(
-                w,
-                "  --adopt {}: if it exists and is not ours, it is overwritten as the scenario says, without our label, and never deleted",
-                ownership::adopt_arg(adopted)
-            );
-        }
-        let _ = writeln!(
-            w,
-            "  apply (server-side, strict field validation; every object labelled {}={} and {}=<run id>), in order:",
-            ownership::MANAGED_BY,
-            ownership::MANAGER,
-            ownership::RUN
-        );
-        for object in apply::ordered(&s.objects) {
-            let _ = writeln!(w, "  --- {} ({})", object.id, object.origin());
-            for line in serde_json::to_string_pretty(&apply::manifest_json(object, image))
-                .unwrap_or_default()
-                .lines()
-            {
-                let _ = writeln!(w, "    {line}");
-            }
-        }
-        for step in &s.spec.steps {
-            let _ = writeln!(
-                w,
-                "  step (Secrets read from the cluster, waiting for cert-manager to write them; results applied):"
-            );
-            for line in steps::describe(step).lines() {
-                let _ = writeln!(w, "    {line}");
-            }
-        }
-        for o in s.objects.iter().filter(|o| o.id.kind == Kind::Certificate) {
-            let _ = writeln!(
-                w,
-                "  wait (<= {} s): {} Ready",
-                apply::CERTIFICATE_DEADLINE.as_secs(),
-                o.id
-            );
-        }
-        for o in s.objects.iter().filter(|o| o.id.kind == Kind::Deployment) {
-            let _ = writeln!(
-                w,
-                "  wait (<= {} s): {} available",
-                apply::DEPLOYMENT_DEADLINE.as_secs(),
-                o.id
-            );
-        }
-        for o in s.objects.iter().filter(|o| {
-            matches!(
-                o.id.kind,
-                Kind::Policy | Kind::VirtualServer | Kind::Ingress
-            )
-        }) {
-            let how = if o.id.kind == Kind::Ingress {
-                "latest event says"
-            } else {
-                "status.state is"
-            };
-            let _ = writeln!(
-                w,
-                "  wait (<= {} s): {} {how} {}",
-                apply::STATE_DEADLINE.as_secs(),
-                o.id,
-                s.expected_state(&o.id.to_string())
-            );
-        }
-        for (ns, name, port) in apply::forwarded_services(s) {
-            let _ = writeln!(
-                w,
-                "  port-forward: Service {ns}/{name}:{port} -> 127.0.0.1:(free port)"
-            );
-        }
+        actions::narrate_up(&actions::up(s, options), w);
         let _ = writeln!(
             w,
             "  checks (hosts through NIC at {}):",
@@ -638,24 +505,7 @@ pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<Stri
                 shell_words(&item.kubectl)
             );
         }
-        let _ = writeln!(
-            w,
-            "  teardown (unless --keep), each only if it carries {}={} (a namespace that existed before is never deleted):",
-            ownership::MANAGED_BY,
-            ownership::MANAGER
-        );
-        for o in s
-            .objects
-            .iter()
-            .filter(|o| o.id.kind == Kind::Namespace || o.id.namespace.is_none())
-        {
-            let _ = writeln!(w, "    delete {}", o.id);
-        }
-        let _ = writeln!(
-            w,
-            "    in a namespace that was not ours: the Secrets the steps made (label {}=<run id>)",
-            ownership::RUN
-        );
+        actions::narrate_down(&actions::down(s), w);
     }
 
     heading(w, "End of the run");

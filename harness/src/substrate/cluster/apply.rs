@@ -16,6 +16,7 @@ use kube::api::{
 use kube::core::discovery::{ApiCapabilities, Scope};
 use serde_json::Value;
 
+use super::actions::{self, Action, NicPod, Phase, Teardown};
 use super::{Cluster, ClusterDeployment, ClusterError, forward, ownership};
 use crate::manifest::kinds::{Ingress, VirtualServer};
 use crate::manifest::{Kind, Object, ObjectRef};
@@ -352,6 +353,7 @@ pub fn forwarded_services(scenario: &Scenario) -> Vec<(String, String, u16)> {
 }
 
 /// Apply a scenario, run its steps, wait for its states; nothing is probed yet.
+/// The work is `actions::up`, the list `plan` prints, executed in order.
 pub async fn up(
     cluster: &Cluster,
     scenario: &Scenario,
@@ -361,51 +363,6 @@ pub async fn up(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<ClusterDeployment, crate::substrate::SubstrateError> {
     let applier = Applier::new(cluster.client.clone());
-    let mut phases = Phases::default();
-    let mut clock = Instant::now();
-    // Nothing is applied before we know that nothing of someone else's is in the way.
-    let observed = observe_all(&applier, &scenario.objects)
-        .await
-        .map_err(to_substrate)?;
-    let decision = ownership::decide(&observed, &cluster.options.adopt);
-    if !decision.conflicts.is_empty() {
-        return Err(to_substrate(ClusterError::Input(format!(
-            "{}: {}",
-            scenario.name,
-            decision.conflicts.join("; ")
-        ))));
-    }
-    for reused in &decision.reuse {
-        progress(&format!(
-            "namespace {reused} exists and is not ours: used, never deleted"
-        ));
-    }
-    for adopted in &decision.adopted {
-        progress(&format!(
-            "{adopted} exists and is not ours: adopted (--adopt), overwritten as the scenario says, never deleted"
-        ));
-    }
-    for object in scenario
-        .objects
-        .iter()
-        .filter(|o| o.id.kind == Kind::Namespace && !decision.reuse.contains(&o.name().to_string()))
-    {
-        wait_not_terminating(cluster, object.name(), progress)
-            .await
-            .map_err(|e| fail(object, e))?;
-    }
-    for object in ordered(&scenario.objects) {
-        if object.id.kind == Kind::Namespace && decision.reuse.contains(&object.name().to_string())
-        {
-            continue;
-        }
-        let json = if decision.adopted.contains(&object.id) {
-            manifest_json(object, &cluster.options.image)
-        } else {
-            owned_json(object, cluster)
-        };
-        applier.apply(&json).await.map_err(|e| fail(object, e))?;
-    }
     let runner = StepRunner {
         scenario,
         workdir,
@@ -416,81 +373,129 @@ pub async fn up(
         client: &cluster.client,
         progress,
     };
-    for i in 0..scenario.spec.steps.len() {
-        for object in runner.run(i, &secrets).await? {
-            // A step's Secret may land in a namespace that is not ours: the same rule.
-            let seen = observe_all(&applier, std::slice::from_ref(&object))
-                .await
-                .map_err(|e| fail(&object, e))?;
-            let step_decision = ownership::decide(&seen, &cluster.options.adopt);
-            if let Some(conflict) = step_decision.conflicts.first() {
-                return Err(to_substrate(ClusterError::Input(format!(
-                    "{} (step {}): {conflict}",
-                    scenario.name,
-                    i + 1
-                ))));
+    let mut phases = Phases::default();
+    let mut clock = Instant::now();
+    let mut phase = Phase::ApplyAndSteps;
+    // What the ownership check decided, and what the adopted objects are; the
+    // later actions follow it.
+    let mut decision = ownership::Decision::default();
+    let mut adopt: Vec<ObjectRef> = Vec::new();
+    let mut states = Vec::new();
+    let mut services = BTreeMap::new();
+    let mut nginx_conf = None;
+    for action in actions::up(scenario, &cluster.options) {
+        time_phases(&mut phases, &mut clock, &mut phase, action.phase());
+        match action {
+            Action::ObserveOwnership { adopt: adopted } => {
+                adopt = adopted.into_iter().cloned().collect();
+                let observed = observe_all(&applier, &scenario.objects)
+                    .await
+                    .map_err(to_substrate)?;
+                decision = ownership::decide(&observed, &adopt);
+                if !decision.conflicts.is_empty() {
+                    return Err(to_substrate(ClusterError::Input(format!(
+                        "{}: {}",
+                        scenario.name,
+                        decision.conflicts.join("; ")
+                    ))));
+                }
+                for reused in &decision.reuse {
+                    progress(&format!(
+                        "namespace {reused} exists and is not ours: used, never deleted"
+                    ));
+                }
+                for adopted in &decision.adopted {
+                    progress(&format!(
+                        "{adopted} exists and is not ours: adopted (--adopt), overwritten as the scenario says, never deleted"
+                    ));
+                }
             }
-            let json = if step_decision.adopted.contains(&object.id) {
-                manifest_json(&object, &cluster.options.image)
-            } else {
-                owned_json(&object, cluster)
-            };
-            applier.apply(&json).await.map_err(|e| fail(&object, e))?;
+            Action::WaitNamespacesGone(namespaces) => {
+                for object in namespaces {
+                    if decision.reuse.iter().any(|n| n == object.name()) {
+                        continue;
+                    }
+                    wait_not_terminating(cluster, object.name(), progress)
+                        .await
+                        .map_err(|e| fail(object, e))?;
+                }
+            }
+            Action::Apply { object, image } => {
+                if object.id.kind == Kind::Namespace
+                    && decision.reuse.iter().any(|n| n == object.name())
+                {
+                    continue;
+                }
+                let json = if decision.adopted.contains(&object.id) {
+                    manifest_json(object, image)
+                } else {
+                    owned_json(object, image, &cluster.run_id)
+                };
+                applier.apply(&json).await.map_err(|e| fail(object, e))?;
+            }
+            Action::RunStep { index, .. } => {
+                for object in runner.run(index, &secrets).await? {
+                    // A step's Secret may land in a namespace that is not ours: the same rule.
+                    let seen = observe_all(&applier, std::slice::from_ref(&object))
+                        .await
+                        .map_err(|e| fail(&object, e))?;
+                    let step_decision = ownership::decide(&seen, &adopt);
+                    if let Some(conflict) = step_decision.conflicts.first() {
+                        return Err(to_substrate(ClusterError::Input(format!(
+                            "{} (step {}): {conflict}",
+                            scenario.name,
+                            index + 1
+                        ))));
+                    }
+                    let json = if step_decision.adopted.contains(&object.id) {
+                        manifest_json(&object, &cluster.options.image)
+                    } else {
+                        owned_json(&object, &cluster.options.image, &cluster.run_id)
+                    };
+                    applier.apply(&json).await.map_err(|e| fail(&object, e))?;
+                }
+            }
+            Action::WaitCertificate(object) => {
+                wait_certificate(&applier, object, progress)
+                    .await
+                    .map_err(|e| fail(object, e))?;
+            }
+            Action::WaitDeployment(object) => {
+                wait_deployment(&applier, object, progress)
+                    .await
+                    .map_err(|e| fail(object, e))?;
+            }
+            Action::WaitState { object, expected } => {
+                let state = wait_state(cluster, &applier, object, expected, progress)
+                    .await
+                    .map_err(|e| fail(object, e))?;
+                states.push(state);
+            }
+            Action::PortForward {
+                namespace,
+                name,
+                port,
+            } => {
+                let t = forward::Target::Service {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    port,
+                };
+                let forward = forward::Forward::start(cluster.client.clone(), t)
+                    .await
+                    .map_err(to_substrate)?;
+                services.insert((namespace, name, port), forward);
+            }
+            Action::ReadServedConf(pod) => {
+                nginx_conf = served_conf(cluster, &pod, progress).await;
+            }
         }
     }
-    phases.record("apply and steps", &mut clock);
-    for object in scenario
-        .objects
-        .iter()
-        .filter(|o| o.id.kind == Kind::Certificate)
-    {
-        wait_certificate(&applier, object, progress)
-            .await
-            .map_err(|e| fail(object, e))?;
-    }
-    phases.record("certificates", &mut clock);
-    for object in scenario
-        .objects
-        .iter()
-        .filter(|o| o.id.kind == Kind::Deployment)
-    {
-        wait_deployment(&applier, object, progress)
-            .await
-            .map_err(|e| fail(object, e))?;
-    }
-    phases.record("pods", &mut clock);
-    let mut states = Vec::new();
-    for object in scenario.objects.iter().filter(|o| {
-        matches!(
-            o.id.kind,
-            Kind::Policy | Kind::VirtualServer | Kind::Ingress
-        )
-    }) {
-        let expected = scenario.expected_state(&object.id.to_string());
-        let state = wait_state(cluster, &applier, object, expected, progress)
-            .await
-            .map_err(|e| fail(object, e))?;
-        states.push(state);
-    }
-    phases.record("controller", &mut clock);
-    let mut services = BTreeMap::new();
-    for (namespace, name, port) in forwarded_services(scenario) {
-        let t = forward::Target::Service {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            port,
-        };
-        let forward = forward::Forward::start(cluster.client.clone(), t)
-            .await
-            .map_err(to_substrate)?;
-        services.insert((namespace, name, port), forward);
-    }
+    time_phases(&mut phases, &mut clock, &mut phase, Phase::Untimed);
     let ingress = (
         cluster.ingress.address(80).map_err(failed)?,
         cluster.ingress.address(443).map_err(failed)?,
     );
-    phases.record("port-forwards", &mut clock);
-    let nginx_conf = served_conf(cluster, progress).await;
     Ok(ClusterDeployment {
         scenario: scenario.clone(),
         states,
@@ -502,11 +507,26 @@ pub async fn up(
     })
 }
 
+/// Record each timed phase that ends before `next` starts (one with no
+/// actions is recorded too, near 0 ms, so a report always lists them all).
+fn time_phases(phases: &mut Phases, clock: &mut Instant, current: &mut Phase, next: Phase) {
+    for p in Phase::TIMED {
+        if *current <= p && p < next {
+            phases.record(p.name(), clock);
+        }
+    }
+    *current = next.max(*current);
+}
+
 /// NIC's configuration as nginx loaded it (`nginx -T` in NIC's pod), for
 /// finding checks that share state; without it no group is formed, and the
 /// run says so.
-async fn served_conf(cluster: &Cluster, progress: &(dyn Fn(&str) + Sync)) -> Option<String> {
-    let (namespace, target) = match nic_exec_target(cluster).await {
+async fn served_conf(
+    cluster: &Cluster,
+    pod: &NicPod<'_>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Option<String> {
+    let (namespace, target) = match nic_exec_target(cluster, pod).await {
         Ok(t) => t,
         Err(e) => {
             progress(&format!(
@@ -551,30 +571,27 @@ async fn served_conf(cluster: &Cluster, progress: &(dyn Fn(&str) + Sync)) -> Opt
 
 /// Where NIC runs, for `kubectl exec`: the Deployment the kind install made,
 /// or on an existing cluster the first running pod NIC's label selects.
-async fn nic_exec_target(cluster: &Cluster) -> Result<(String, String), String> {
+async fn nic_exec_target(cluster: &Cluster, pod: &NicPod<'_>) -> Result<(String, String), String> {
     use k8s_openapi::api::core::v1::Pod;
-    match &cluster.options.mode {
-        super::Mode::Kind { .. } => Ok((
-            super::install::NIC_NAMESPACE.to_string(),
-            format!("deployment/{}", super::install::NIC_DEPLOYMENT),
-        )),
-        super::Mode::Existing { nic_namespace, .. } => {
-            let pods: kube::Api<Pod> = kube::Api::namespaced(cluster.client.clone(), nic_namespace);
+    match pod {
+        NicPod::Deployment { namespace, name } => {
+            Ok((namespace.to_string(), format!("deployment/{name}")))
+        }
+        NicPod::FirstRunning {
+            namespace,
+            selector,
+        } => {
+            let pods: kube::Api<Pod> = kube::Api::namespaced(cluster.client.clone(), namespace);
             let list = pods
-                .list(&kube::api::ListParams::default().labels(super::install::NIC_POD_SELECTOR))
+                .list(&kube::api::ListParams::default().labels(selector))
                 .await
                 .map_err(|e| e.to_string())?;
             list.items
                 .iter()
                 .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
                 .and_then(|p| p.metadata.name.clone())
-                .map(|name| (nic_namespace.clone(), format!("pod/{name}")))
-                .ok_or_else(|| {
-                    format!(
-                        "no running pod {} in {nic_namespace}",
-                        super::install::NIC_POD_SELECTOR
-                    )
-                })
+                .map(|name| (namespace.to_string(), format!("pod/{name}")))
+                .ok_or_else(|| format!("no running pod {selector} in {namespace}"))
         }
     }
 }
@@ -859,46 +876,64 @@ async fn wait_not_terminating(
     .await
 }
 
-/// Delete what a scenario created: its namespaces (not waited for: namespace
-/// deletion is slow by design) and its cluster-scoped objects.
+/// Delete what a scenario created, only what carries our label. The work is
+/// `actions::down`, the list `plan` prints, executed in order.
 pub async fn down(cluster: &Cluster, scenario: &Scenario) -> Result<(), ClusterError> {
     let applier = Applier::new(cluster.client.clone());
     let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
-    let observed = observe_all(&applier, &scenario.objects).await?;
-    for id in ownership::deletable(&observed) {
-        let Some(object) = scenario.objects.iter().find(|o| o.id == id) else {
-            continue;
-        };
-        if id.kind == Kind::Namespace {
-            match namespaces
-                .delete(object.name(), &DeleteParams::background())
-                .await
-            {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
+    let mut observed = Vec::new();
+    let mut deletable = Vec::new();
+    for action in actions::down(scenario) {
+        match action {
+            Teardown::Observe => {
+                observed = observe_all(&applier, &scenario.objects).await?;
+                deletable = ownership::deletable(&observed);
             }
-        } else {
-            applier
-                .delete(&manifest_json(object, &cluster.options.image))
-                .await?;
-        }
-    }
-    // Secrets the steps made in namespaces that are not ours carry this run's label.
-    let foreign: Vec<&ObjectRef> = observed
-        .iter()
-        .filter(|(id, seen)| id.kind == Kind::Namespace && *seen == ownership::Observed::Foreign)
-        .map(|(id, _)| id)
-        .collect();
-    for ns in foreign {
-        let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), &ns.name);
-        let selector = format!("{}={}", ownership::RUN, cluster.run_id);
-        let made = secrets
-            .list(&kube::api::ListParams::default().labels(&selector))
-            .await?;
-        for s in made.items {
-            if let Some(name) = s.metadata.name {
-                let _ = secrets.delete(&name, &DeleteParams::background()).await;
+            Teardown::Delete(object) if object.id.kind == Kind::Namespace => {
+                if !deletable.contains(&object.id) {
+                    continue;
+                }
+                // Not waited for: namespace deletion is slow by design.
+                match namespaces
+                    .delete(object.name(), &DeleteParams::background())
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Teardown::Delete(object) => {
+                if deletable.contains(&object.id) {
+                    applier
+                        .delete(&manifest_json(object, &cluster.options.image))
+                        .await?;
+                }
+            }
+            Teardown::DeleteOutsideOurNamespaces(objects) => {
+                for object in objects.iter().filter(|o| deletable.contains(&o.id)) {
+                    applier
+                        .delete(&manifest_json(object, &cluster.options.image))
+                        .await?;
+                }
+            }
+            Teardown::DeleteStepSecrets => {
+                // Secrets the steps made in namespaces that are not ours carry this run's label.
+                let foreign = observed.iter().filter(|(id, seen)| {
+                    id.kind == Kind::Namespace && *seen == ownership::Observed::Foreign
+                });
+                for (ns, _) in foreign {
+                    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), &ns.name);
+                    let selector = format!("{}={}", ownership::RUN, cluster.run_id);
+                    let made = secrets
+                        .list(&kube::api::ListParams::default().labels(&selector))
+                        .await?;
+                    for s in made.items {
+                        if let Some(name) = s.metadata.name {
+                            let _ = secrets.delete(&name, &DeleteParams::background()).await;
+                        }
+                    }
+                }
             }
         }
     }
@@ -906,9 +941,9 @@ pub async fn down(cluster: &Cluster, scenario: &Scenario) -> Result<(), ClusterE
 }
 
 /// A manifest as this run applies it: as sent, with our labels.
-fn owned_json(object: &Object, cluster: &Cluster) -> Value {
-    let mut json = manifest_json(object, &cluster.options.image);
-    ownership::label(&mut json, &cluster.run_id);
+fn owned_json(object: &Object, image: &str, run_id: &str) -> Value {
+    let mut json = manifest_json(object, image);
+    ownership::label(&mut json, run_id);
     json
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::actions::{Install, Release, installs};
 use super::apply::{Applier, Poll, wait_available, wait_condition, wait_for};
 use super::download::{self, Download};
 use super::{Cluster, ClusterError};
@@ -123,6 +124,8 @@ pub const NIC_DEPLOYMENT: &str = "nginx-ingress";
 pub const WEBHOOK_DEADLINE: Duration = Duration::from_secs(240);
 pub const NIC_DEADLINE: Duration = Duration::from_secs(300);
 pub const CRD_DEADLINE: Duration = Duration::from_secs(60);
+/// On an existing cluster cert-manager already runs: a short wait, not the one for a fresh install.
+pub const EXISTING_WEBHOOK_DEADLINE: Duration = Duration::from_secs(30);
 
 pub fn nic_release(version: &str) -> Result<&'static NicRelease, ClusterError> {
     NIC_RELEASES
@@ -337,41 +340,54 @@ pub async fn wait_cert_manager(
     .await
 }
 
-/// Install cert-manager and NIC concurrently and wait until both serve.
+/// Install cert-manager and NIC concurrently and wait until both serve: the
+/// lists of `actions::installs`, the ones `plan` prints, each run in order.
 pub async fn install(
     cluster: &Cluster,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
     let cache = &cluster.options.cache;
-    let (cm, nic) = tokio::join!(cert_manager_set(cache, progress), async {
-        nic_set(
-            cluster.options.nic.as_deref().unwrap_or(DEFAULT_NIC),
-            cache,
-            progress,
-        )
-        .await
-    });
+    let version = cluster.options.nic.as_deref().unwrap_or(DEFAULT_NIC);
+    // Both downloads before anything is applied: a bad one changes nothing.
+    let (cm, nic) = tokio::join!(
+        cert_manager_set(cache, progress),
+        nic_set(version, cache, progress)
+    );
     let (cm, nic) = (cm?, nic?);
     let applier = Applier::new(cluster.client.clone());
-    let cert_manager = async {
-        apply_set(&applier, &cm, progress).await?;
-        wait_cert_manager(&applier, WEBHOOK_DEADLINE, progress).await
-    };
-    let controller = async {
-        apply_set(&applier, &nic, progress).await?;
-        wait_available(
-            &applier,
-            NIC_NAMESPACE,
-            NIC_DEPLOYMENT,
-            NIC_DEADLINE,
-            progress,
-        )
-        .await
-    };
-    let (a, b) = tokio::join!(cert_manager, controller);
+    let [first, second] = installs(version);
+    let (a, b) = tokio::join!(
+        run(first, &applier, (&cm, &nic), progress),
+        run(second, &applier, (&cm, &nic), progress)
+    );
     a?;
     b?;
     progress(&format!("{} and {} are ready", cm.label, nic.label));
+    Ok(())
+}
+
+/// One list of `actions::installs`, in order; `sets` are the downloaded
+/// cert-manager and NIC releases.
+async fn run(
+    list: Vec<Install<'_>>,
+    applier: &Applier,
+    sets: (&InstallSet, &InstallSet),
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), ClusterError> {
+    for action in list {
+        match action {
+            Install::Apply(Release::CertManager) => apply_set(applier, sets.0, progress).await?,
+            Install::Apply(Release::Nic(_)) => apply_set(applier, sets.1, progress).await?,
+            Install::WaitWebhook { deadline } => {
+                wait_cert_manager(applier, deadline, progress).await?
+            }
+            Install::WaitAvailable {
+                namespace,
+                name,
+                deadline,
+            } => wait_available(applier, namespace, name, deadline, progress).await?,
+        }
+    }
     Ok(())
 }
 
@@ -401,7 +417,7 @@ pub async fn check_existing(
         return Err(ClusterError::Input("not an existing cluster".into()));
     };
     let applier = Applier::new(cluster.client.clone());
-    wait_cert_manager(&applier, Duration::from_secs(30), progress)
+    wait_cert_manager(&applier, EXISTING_WEBHOOK_DEADLINE, progress)
         .await
         .map_err(|e| {
         ClusterError::Missing(format!(

@@ -5,6 +5,7 @@
 //! the harness waits for the states the scenario declares, and the same probes
 //! and checks run through the ingress controller and Service port-forwards.
 
+pub mod actions;
 pub mod apply;
 pub mod artifacts;
 pub mod download;

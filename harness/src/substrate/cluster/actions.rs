@@ -1,0 +1,638 @@
+//! A scenario's run on a cluster as a list of actions. `apply::up` and
+//! `apply::down` execute the lists below and `plan` prints the same lists, so
+//! the golden plan pins what a run does, in the order it does it. Building a
+//! list is pure: what the cluster holds is only known when it runs (which
+//! namespaces are reused, which objects are ours), so an action that depends
+//! on it says so in its line. Installing cert-manager and NIC on kind is a
+//! list of the same kind.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::{ClusterError, ClusterOptions, Mode, apply, install, ownership};
+use crate::manifest::{Kind, Object, ObjectRef};
+use crate::scenario::{Scenario, StepSpec, steps};
+
+/// What bringing a scenario up does, one action at a time.
+pub enum Action<'a> {
+    /// Read every object of the scenario: one that exists and is not ours stops
+    /// the run (unless adopted); a Namespace that exists is reused.
+    ObserveOwnership {
+        adopt: Vec<&'a ObjectRef>,
+    },
+    /// Wait until these namespaces, deleted by an earlier run, are gone (a
+    /// reused one is not waited for).
+    WaitNamespacesGone(Vec<&'a Object>),
+    /// Server-side apply (a reused Namespace is skipped; an adopted object
+    /// goes without our label).
+    Apply {
+        object: &'a Object,
+        image: &'a str,
+    },
+    /// A tutorial step against the cluster's Secrets; its results applied by
+    /// the same ownership rule.
+    RunStep {
+        index: usize,
+        step: &'a StepSpec,
+    },
+    WaitCertificate(&'a Object),
+    WaitDeployment(&'a Object),
+    /// NIC's state for a Policy, VirtualServer or Ingress.
+    WaitState {
+        object: &'a Object,
+        expected: &'a str,
+    },
+    /// A Service a check probes directly.
+    PortForward {
+        namespace: String,
+        name: String,
+        port: u16,
+    },
+    /// `nginx -T` in NIC's pod, for the checks that share state.
+    ReadServedConf(NicPod<'a>),
+}
+
+/// Where `kubectl exec` finds NIC.
+pub enum NicPod<'a> {
+    /// kind: the Deployment the install made.
+    Deployment {
+        namespace: &'static str,
+        name: &'static str,
+    },
+    /// An existing cluster: the first running pod NIC's label selects.
+    FirstRunning {
+        namespace: &'a str,
+        selector: &'static str,
+    },
+}
+
+/// What taking a scenario down does (`--keep` skips all of it).
+pub enum Teardown<'a> {
+    /// Read every object again: only what carries our label is deleted.
+    Observe,
+    /// A Namespace or cluster-scoped object, if ours.
+    Delete(&'a Object),
+    /// Namespaced objects of ours whose namespace is not deleted with them
+    /// (it existed before, or the scenario does not declare it).
+    DeleteOutsideOurNamespaces(Vec<&'a Object>),
+    /// In a namespace that was not ours: the Secrets this run's steps made.
+    DeleteStepSecrets,
+}
+
+/// When an action runs, for the phase timings a report shows: each phase
+/// follows the one before, and the list never goes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    ApplyAndSteps,
+    Certificates,
+    Pods,
+    Controller,
+    PortForwards,
+    /// After the timed phases.
+    Untimed,
+}
+
+impl Phase {
+    pub const TIMED: [Phase; 5] = [
+        Phase::ApplyAndSteps,
+        Phase::Certificates,
+        Phase::Pods,
+        Phase::Controller,
+        Phase::PortForwards,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::ApplyAndSteps => "apply and steps",
+            Phase::Certificates => "certificates",
+            Phase::Pods => "pods",
+            Phase::Controller => "controller",
+            Phase::PortForwards => "port-forwards",
+            Phase::Untimed => "",
+        }
+    }
+}
+
+/// Kinds NIC reports a state for.
+fn has_state(kind: Kind) -> bool {
+    matches!(kind, Kind::Policy | Kind::VirtualServer | Kind::Ingress)
+}
+
+/// Bringing `scenario` up: ownership first (nothing is applied before we know
+/// nothing of someone else's is in the way), then the objects in apply order,
+/// the steps (they read Secrets cert-manager writes), the waits, the forwards.
+pub fn up<'a>(scenario: &'a Scenario, options: &'a ClusterOptions) -> Vec<Action<'a>> {
+    let mut list = vec![Action::ObserveOwnership {
+        adopt: options
+            .adopt
+            .iter()
+            .filter(|id| scenario.declares(id))
+            .collect(),
+    }];
+    let namespaces: Vec<&Object> = scenario
+        .objects
+        .iter()
+        .filter(|o| o.id.kind == Kind::Namespace)
+        .collect();
+    if !namespaces.is_empty() {
+        list.push(Action::WaitNamespacesGone(namespaces));
+    }
+    for object in apply::ordered(&scenario.objects) {
+        list.push(Action::Apply {
+            object,
+            image: &options.image,
+        });
+    }
+    for (index, step) in scenario.spec.steps.iter().enumerate() {
+        list.push(Action::RunStep { index, step });
+    }
+    let of_kind = |kind: Kind| scenario.objects.iter().filter(move |o| o.id.kind == kind);
+    list.extend(of_kind(Kind::Certificate).map(Action::WaitCertificate));
+    list.extend(of_kind(Kind::Deployment).map(Action::WaitDeployment));
+    for object in scenario.objects.iter().filter(|o| has_state(o.id.kind)) {
+        list.push(Action::WaitState {
+            object,
+            expected: scenario.expected_state(&object.id.to_string()),
+        });
+    }
+    for (namespace, name, port) in apply::forwarded_services(scenario) {
+        list.push(Action::PortForward {
+            namespace,
+            name,
+            port,
+        });
+    }
+    list.push(Action::ReadServedConf(match &options.mode {
+        Mode::Kind { .. } => NicPod::Deployment {
+            namespace: install::NIC_NAMESPACE,
+            name: install::NIC_DEPLOYMENT,
+        },
+        Mode::Existing { nic_namespace, .. } => NicPod::FirstRunning {
+            namespace: nic_namespace,
+            selector: install::NIC_POD_SELECTOR,
+        },
+    }));
+    list
+}
+
+/// Taking `scenario` down: namespaces are not waited for (namespace deletion
+/// is slow by design).
+pub fn down(scenario: &Scenario) -> Vec<Teardown<'_>> {
+    let mut list = vec![Teardown::Observe];
+    let (whole, inside): (Vec<&Object>, Vec<&Object>) = scenario
+        .objects
+        .iter()
+        .partition(|o| o.id.kind == Kind::Namespace || o.id.namespace.is_none());
+    list.extend(whole.into_iter().map(Teardown::Delete));
+    if !inside.is_empty() {
+        list.push(Teardown::DeleteOutsideOurNamespaces(inside));
+    }
+    list.push(Teardown::DeleteStepSecrets);
+    list
+}
+
+impl Action<'_> {
+    pub fn phase(&self) -> Phase {
+        match self {
+            Action::ObserveOwnership { .. }
+            | Action::WaitNamespacesGone(_)
+            | Action::Apply { .. }
+            | Action::RunStep { .. } => Phase::ApplyAndSteps,
+            Action::WaitCertificate(_) => Phase::Certificates,
+            Action::WaitDeployment(_) => Phase::Pods,
+            Action::WaitState { .. } => Phase::Controller,
+            Action::PortForward { .. } => Phase::PortForwards,
+            Action::ReadServedConf(_) => Phase::Untimed,
+        }
+    }
+
+    /// The action's lines in the plan.
+    pub fn describe(&self, w: &mut String) {
+        match self {
+            Action::ObserveOwnership { adopt } => {
+                let _ = writeln!(
+                    w,
+                    "  before anything is applied, each object below is read: one that exists without the label {}={} is not ours, so the run stops \
+                     (a Namespace that exists is used as it is and never deleted)",
+                    ownership::MANAGED_BY,
+                    ownership::MANAGER
+                );
+                for id in adopt {
+                    let _ = writeln!(
+                        w,
+                        "  --adopt {}: if it exists and is not ours, it is overwritten as the scenario says, without our label, and never deleted",
+                        ownership::adopt_arg(id)
+                    );
+                }
+            }
+            Action::WaitNamespacesGone(namespaces) => {
+                let names: Vec<&str> = namespaces.iter().map(|o| o.name()).collect();
+                let _ = writeln!(
+                    w,
+                    "  then wait (<= {} s) until namespace(s) {}, unless used as they are, are not terminating (an earlier run's deletion is not waited for)",
+                    apply::NAMESPACE_DEADLINE.as_secs(),
+                    names.join(", ")
+                );
+            }
+            Action::Apply { object, image } => {
+                let _ = writeln!(w, "  --- {} ({})", object.id, object.origin());
+                let json = apply::manifest_json(object, image);
+                for line in serde_json::to_string_pretty(&json)
+                    .unwrap_or_default()
+                    .lines()
+                {
+                    let _ = writeln!(w, "    {line}");
+                }
+            }
+            Action::RunStep { step, .. } => {
+                let _ = writeln!(
+                    w,
+                    "  step (Secrets read from the cluster, waiting for cert-manager to write them; results applied):"
+                );
+                for line in steps::describe(step).lines() {
+                    let _ = writeln!(w, "    {line}");
+                }
+            }
+            Action::WaitCertificate(o) => {
+                let _ = writeln!(
+                    w,
+                    "  wait (<= {} s): {} Ready",
+                    apply::CERTIFICATE_DEADLINE.as_secs(),
+                    o.id
+                );
+            }
+            Action::WaitDeployment(o) => {
+                let _ = writeln!(
+                    w,
+                    "  wait (<= {} s): {} available",
+                    apply::DEPLOYMENT_DEADLINE.as_secs(),
+                    o.id
+                );
+            }
+            Action::WaitState { object, expected } => {
+                let how = if object.id.kind == Kind::Ingress {
+                    "latest event says"
+                } else {
+                    "status.state is"
+                };
+                let _ = writeln!(
+                    w,
+                    "  wait (<= {} s): {} {how} {expected}",
+                    apply::STATE_DEADLINE.as_secs(),
+                    object.id
+                );
+            }
+            Action::PortForward {
+                namespace,
+                name,
+                port,
+            } => {
+                let _ = writeln!(
+                    w,
+                    "  port-forward: Service {namespace}/{name}:{port} -> 127.0.0.1:(free port)"
+                );
+            }
+            Action::ReadServedConf(pod) => {
+                let target = match pod {
+                    NicPod::Deployment { namespace, name } => {
+                        format!("-n {namespace} deployment/{name}")
+                    }
+                    NicPod::FirstRunning {
+                        namespace,
+                        selector,
+                    } => format!("-n {namespace} pod/<the first running pod labelled {selector}>"),
+                };
+                let _ = writeln!(
+                    w,
+                    "  read NIC's configuration as nginx loaded it, to find checks that share state (without it none are grouped):\n    $ kubectl exec {target} -- nginx -T"
+                );
+            }
+        }
+    }
+}
+
+impl Teardown<'_> {
+    /// The action's lines in the plan.
+    pub fn describe(&self, w: &mut String) {
+        match self {
+            Teardown::Observe => {
+                let _ = writeln!(
+                    w,
+                    "  teardown (unless --keep), each only if it carries {}={} (a namespace that existed before is never deleted):",
+                    ownership::MANAGED_BY,
+                    ownership::MANAGER
+                );
+            }
+            Teardown::Delete(o) => {
+                let _ = writeln!(w, "    delete {}", o.id);
+            }
+            Teardown::DeleteOutsideOurNamespaces(objects) => {
+                let _ = writeln!(
+                    w,
+                    "    delete each of the other {} object(s), if its namespace is not deleted with it (it existed before, or the scenario does not declare it)",
+                    objects.len()
+                );
+            }
+            Teardown::DeleteStepSecrets => {
+                let _ = writeln!(
+                    w,
+                    "    in a namespace that was not ours: the Secrets the steps made (label {}=<run id>)",
+                    ownership::RUN
+                );
+            }
+        }
+    }
+}
+
+/// The plan's lines for bringing a scenario up: each action's, with one
+/// heading over the objects applied.
+pub fn narrate_up(actions: &[Action], w: &mut String) {
+    let mut applying = false;
+    for action in actions {
+        let apply = matches!(action, Action::Apply { .. });
+        if apply && !applying {
+            let _ = writeln!(
+                w,
+                "  apply (server-side, strict field validation; every object labelled {}={} and {}=<run id>), in order:",
+                ownership::MANAGED_BY,
+                ownership::MANAGER,
+                ownership::RUN
+            );
+        }
+        applying = apply;
+        action.describe(w);
+    }
+}
+
+/// The plan's lines for taking a scenario down.
+pub fn narrate_down(actions: &[Teardown], w: &mut String) {
+    for action in actions {
+        action.describe(w);
+    }
+}
+
+/// A release the kind substrate installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release<'a> {
+    CertManager,
+    /// NGINX Ingress Controller at this version.
+    Nic(&'a str),
+}
+
+/// Installing a release on kind, one action at a time.
+pub enum Install<'a> {
+    /// Every object of the release's downloads: CRDs first, waited for until
+    /// Established, then the rest.
+    Apply(Release<'a>),
+    /// Until cert-manager's webhook accepts a server-side dry-run create.
+    WaitWebhook { deadline: Duration },
+    /// Until a Deployment has its replicas available.
+    WaitAvailable {
+        namespace: &'static str,
+        name: &'static str,
+        deadline: Duration,
+    },
+}
+
+/// Installing cert-manager and NIC `nic` on kind: the lists run at the same
+/// time, each in order (the downloads are fetched before either starts).
+pub fn installs(nic: &str) -> [Vec<Install<'_>>; 2] {
+    [
+        vec![
+            Install::Apply(Release::CertManager),
+            Install::WaitWebhook {
+                deadline: install::WEBHOOK_DEADLINE,
+            },
+        ],
+        vec![
+            Install::Apply(Release::Nic(nic)),
+            Install::WaitAvailable {
+                namespace: install::NIC_NAMESPACE,
+                name: install::NIC_DEPLOYMENT,
+                deadline: install::NIC_DEADLINE,
+            },
+        ],
+    ]
+}
+
+impl Install<'_> {
+    /// The action's lines in the plan.
+    pub fn describe(&self, w: &mut String) -> Result<(), ClusterError> {
+        match self {
+            Install::Apply(Release::CertManager) => {
+                let _ = writeln!(
+                    w,
+                    "  cert-manager {}: every object of {}, in file order",
+                    install::CERT_MANAGER_VERSION,
+                    install::cert_manager().name
+                );
+            }
+            Install::Apply(Release::Nic(version)) => {
+                let _ = writeln!(
+                    w,
+                    "  NGINX Ingress Controller {version}: every object of these, in order:"
+                );
+                for d in install::nic_downloads(version)? {
+                    let _ = writeln!(w, "    {}", d.name);
+                }
+                let mut example = serde_json::json!({"spec": {"template": {"spec": {"containers": [{
+                    "name": install::NIC_DEPLOYMENT,
+                    "ports": [{"name": "http", "containerPort": 80}, {"name": "https", "containerPort": 443}],
+                    "args": ["(NIC's own arguments)"]
+                }]}}}});
+                install::patch_nic_deployment(&mut example)?;
+                let _ = writeln!(
+                    w,
+                    "    the Deployment, with these fields set for kind (NIC's arguments as released: no -default-server-tls-secret,"
+                );
+                let _ = writeln!(
+                    w,
+                    "    so TLS for an unknown host is refused at the handshake, as the local substrate renders it):"
+                );
+                for line in serde_json::to_string_pretty(&example)
+                    .unwrap_or_default()
+                    .lines()
+                {
+                    let _ = writeln!(w, "      {line}");
+                }
+            }
+            Install::WaitWebhook { deadline } => {
+                let _ = writeln!(
+                    w,
+                    "    wait (<= {} s): server-side dry-run create accepted by cert-manager's webhook:\n    {}",
+                    deadline.as_secs(),
+                    install::webhook_probe()
+                );
+            }
+            Install::WaitAvailable {
+                namespace,
+                name,
+                deadline,
+            } => {
+                let _ = writeln!(
+                    w,
+                    "    wait (<= {} s): Deployment {namespace}/{name} available",
+                    deadline.as_secs()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    fn scenario(name: &str) -> Scenario {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios")
+            .join(name);
+        Scenario::load(&dir).expect("scenario")
+    }
+
+    fn options(mode: Mode) -> ClusterOptions {
+        ClusterOptions {
+            mode,
+            nic: None,
+            image: "mtls-e2e:e2e".into(),
+            keep: false,
+            adopt: Vec::new(),
+            artifacts: PathBuf::from("/tmp/artifacts"),
+            cache: PathBuf::from("/tmp/cache"),
+        }
+    }
+
+    fn kind_mode() -> Mode {
+        Mode::Kind {
+            name: "mtls-e2e".into(),
+            k8s: "1.34".into(),
+        }
+    }
+
+    /// The order a run depends on: ownership before anything, namespaces
+    /// before what lives in them, steps after the applies (they read the
+    /// Secrets cert-manager writes), waits after both, NIC's configuration
+    /// read last; and phases never go back (their timings assume it).
+    #[test]
+    fn bring_up_runs_in_the_order_the_cluster_needs() {
+        let opts = options(kind_mode());
+        for name in ["openwebui-ingress-mtls", "aigw-egress-mtls"] {
+            let s = scenario(name);
+            let list = up(&s, &opts);
+            let at = |f: &dyn Fn(&Action) -> bool| -> Vec<usize> {
+                list.iter()
+                    .enumerate()
+                    .filter(|(_, a)| f(a))
+                    .map(|(i, _)| i)
+                    .collect()
+            };
+            assert!(matches!(list[0], Action::ObserveOwnership { .. }), "{name}");
+            assert!(matches!(list[1], Action::WaitNamespacesGone(_)), "{name}");
+            let applies = at(&|a| matches!(a, Action::Apply { .. }));
+            let namespace_applies = at(
+                &|a| matches!(a, Action::Apply { object, .. } if object.id.kind == Kind::Namespace),
+            );
+            let steps = at(&|a| matches!(a, Action::RunStep { .. }));
+            let waits = at(&|a| {
+                matches!(
+                    a,
+                    Action::WaitCertificate(_)
+                        | Action::WaitDeployment(_)
+                        | Action::WaitState { .. }
+                )
+            });
+            let forwards = at(&|a| matches!(a, Action::PortForward { .. }));
+            let last = |v: &[usize]| v.last().copied().unwrap_or(0);
+            let first = |v: &[usize]| v.first().copied().unwrap_or(usize::MAX);
+            assert_eq!(applies.len(), s.objects.len(), "{name}: every object");
+            assert!(!namespace_applies.is_empty(), "{name}");
+            assert_eq!(
+                namespace_applies,
+                applies[..namespace_applies.len()],
+                "{name}: namespaces first"
+            );
+            assert!(
+                last(&applies) < first(&steps),
+                "{name}: steps after applies"
+            );
+            assert!(
+                last(&applies).max(last(&steps)) < first(&waits),
+                "{name}: waits after applies and steps"
+            );
+            assert!(
+                last(&waits) < first(&forwards),
+                "{name}: forwards after waits"
+            );
+            assert!(
+                matches!(list.last(), Some(Action::ReadServedConf(_))),
+                "{name}"
+            );
+            assert!(
+                list.windows(2).all(|p| p[0].phase() <= p[1].phase()),
+                "{name}: phases in order"
+            );
+            let teardown = down(&s);
+            assert!(matches!(teardown[0], Teardown::Observe));
+            assert!(matches!(teardown.last(), Some(Teardown::DeleteStepSecrets)));
+        }
+    }
+
+    /// `up` and `down` execute these lists and `plan` prints them: every
+    /// action has a line, and the plan holds each scenario's lines in order.
+    #[test]
+    fn every_action_a_run_executes_has_its_line_in_the_plan() {
+        let s = scenario("aigw-egress-mtls");
+        for mode in [
+            kind_mode(),
+            Mode::Existing {
+                context: None,
+                nic_namespace: "nginx-ingress".into(),
+            },
+        ] {
+            let mut opts = options(mode);
+            opts.nic = Some(install::DEFAULT_NIC.into());
+            let plan = crate::plan::cluster(&opts, &[&s]).expect("plan");
+            let ups = up(&s, &opts);
+            let downs = down(&s);
+            let mut lines = String::new();
+            for a in &ups {
+                let mut one = String::new();
+                a.describe(&mut one);
+                assert!(!one.trim().is_empty(), "an action without a line");
+            }
+            for a in &downs {
+                let mut one = String::new();
+                a.describe(&mut one);
+                assert!(!one.trim().is_empty(), "a teardown action without a line");
+            }
+            narrate_up(&ups, &mut lines);
+            assert!(plan.contains(&lines), "the plan prints the bring-up list");
+            lines.clear();
+            narrate_down(&downs, &mut lines);
+            assert!(plan.contains(&lines), "the plan prints the teardown list");
+        }
+    }
+
+    /// On kind each release is applied before it is waited for, and the plan
+    /// holds the lines of both install lists.
+    #[test]
+    fn installs_apply_then_wait_and_are_in_the_plan() {
+        let s = scenario("aigw-egress-mtls");
+        let opts = options(kind_mode());
+        let plan = crate::plan::cluster(&opts, &[&s]).expect("plan");
+        for list in installs(install::DEFAULT_NIC) {
+            assert!(matches!(list.first(), Some(Install::Apply(_))));
+            assert!(list[1..].iter().all(|a| !matches!(a, Install::Apply(_))));
+            let mut lines = String::new();
+            for action in &list {
+                let mut one = String::new();
+                action.describe(&mut one).expect("describe");
+                assert!(!one.trim().is_empty(), "an install action without a line");
+                lines.push_str(&one);
+            }
+            assert!(plan.contains(&lines), "the plan prints the install list");
+        }
+    }
+}
