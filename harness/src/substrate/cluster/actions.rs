@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use super::{ClusterError, ClusterOptions, Mode, apply, install, ownership};
 use crate::manifest::{Kind, Object, ObjectRef};
-use crate::scenario::{Scenario, StepSpec, steps};
+use crate::scenario::spec::StepSpec;
+use crate::scenario::{Scenario, steps};
 
 /// What bringing a scenario up does, one action at a time.
 pub enum Action<'a> {
