@@ -263,7 +263,7 @@ pub(crate) struct HttpUrl {
 }
 
 impl HttpUrl {
-    pub fn parse(text: &str) -> Result<HttpUrl, String> {
+    pub(crate) fn parse(text: &str) -> Result<HttpUrl, String> {
         let uri: http::Uri = text
             .parse()
             .map_err(|e| format!("`{text}` is not a URL: {e}"))?;

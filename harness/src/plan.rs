@@ -18,7 +18,7 @@ use crate::substrate::local::nic::RenderEnv;
 use crate::substrate::local::nic::routing::Routing;
 use crate::substrate::local::{PlannedEndpoints, local_env};
 
-pub async fn local(engine: &Engine, scenario: &Scenario) -> Result<String, SubstrateError> {
+pub(crate) async fn local(engine: &Engine, scenario: &Scenario) -> Result<String, SubstrateError> {
     let local = engine
         .local_substrate()
         .ok_or_else(|| SubstrateError::Failed("the local plan needs the local substrate".into()))?;
@@ -304,7 +304,10 @@ fn strip_empty(json: &str) -> String {
 /// `mtls-e2e plan --substrate kind|existing`: every command, download (URL and
 /// sha256) and manifest the run would use, in order, without touching anything.
 /// Deterministic (no keys are made), so a golden test keeps it honest.
-pub fn cluster(options: &ClusterOptions, scenarios: &[&Scenario]) -> Result<String, ClusterError> {
+pub(crate) fn cluster(
+    options: &ClusterOptions,
+    scenarios: &[&Scenario],
+) -> Result<String, ClusterError> {
     let mut out = String::new();
     let w = &mut out;
     let kind_mode = match &options.mode {

@@ -10,7 +10,7 @@ use crate::probe::Observation;
 use crate::scenario::Expect;
 use crate::yaml::Origin;
 
-pub const SCHEMA: &str = "mtls-e2e.report/v2";
+pub(crate) const SCHEMA: &str = "mtls-e2e.report/v2";
 
 /// A resource's status as the controller reports it (VirtualServer and Policy
 /// status, Ingress events).
@@ -27,7 +27,7 @@ pub struct ResourceState {
 }
 
 impl ResourceState {
-    pub fn new(
+    pub(crate) fn new(
         object: &Object,
         state: &str,
         reason: &str,
@@ -46,7 +46,7 @@ impl ResourceState {
     }
 
     /// `Kind ns/name`, as scenario files name resources.
-    pub fn id(&self) -> String {
+    pub(crate) fn id(&self) -> String {
         format!("{} {}", self.kind, self.key)
     }
 }
@@ -56,18 +56,14 @@ impl ResourceState {
 pub struct Phases(pub Vec<(String, u64)>);
 
 impl Phases {
-    pub fn record(&mut self, name: &str, since: &mut std::time::Instant) {
+    pub(crate) fn record(&mut self, name: &str, since: &mut std::time::Instant) {
         self.0
             .push((name.to_string(), since.elapsed().as_millis() as u64));
         *since = std::time::Instant::now();
     }
 
-    pub fn extend(&mut self, other: &Phases) {
-        self.0.extend(other.0.iter().cloned());
-    }
-
     /// `certificates 210 ms, steps 80 ms, ...`
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         self.0
             .iter()
             .map(|(n, ms)| format!("{n} {ms} ms"))
@@ -77,7 +73,7 @@ impl Phases {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub schema: &'static str,
     pub substrate: String,
     pub elapsed_ms: u64,
@@ -86,7 +82,7 @@ pub struct Report {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub scenarios: usize,
     pub checks: usize,
     pub passed: usize,
@@ -125,7 +121,7 @@ impl Summary {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ScenarioReport {
+pub(crate) struct ScenarioReport {
     pub name: String,
     pub dir: String,
     /// Why the scenario did not run here (e.g. it needs a newer NIC).
@@ -149,7 +145,7 @@ pub struct ScenarioReport {
 
 /// One deliberate breakage and whether the checks noticed it.
 #[derive(Debug, Clone, Serialize)]
-pub struct MutationReport {
+pub(crate) struct MutationReport {
     pub name: String,
     pub why: Option<String>,
     /// `Kind ns/name` the patch is applied to, and the RFC 7386 merge patch.
@@ -169,7 +165,7 @@ pub struct MutationReport {
 
 impl MutationReport {
     /// `PASS scenario/mutation/name (breaks a, b)`, or why it failed.
-    pub fn line(&self, scenario: &str) -> String {
+    pub(crate) fn line(&self, scenario: &str) -> String {
         let name = format!("{scenario}/mutation/{}", self.name);
         match (&self.setup_error, self.killed) {
             (Some(e), _) => format!("FAIL {name}: could not be set up: {e}"),
@@ -183,7 +179,7 @@ impl MutationReport {
     }
 
     /// What each surviving check saw on the mutated scenario.
-    pub fn details(&self) -> String {
+    pub(crate) fn details(&self) -> String {
         let mut out = String::new();
         for c in self.checks.iter().filter(|c| c.passed) {
             let _ = writeln!(out, "    still passing: {}", c.name);
@@ -213,7 +209,7 @@ pub struct CheckReport {
 }
 
 impl Report {
-    pub fn new(substrate: &str, scenarios: Vec<ScenarioReport>, elapsed_ms: u64) -> Report {
+    pub(crate) fn new(substrate: &str, scenarios: Vec<ScenarioReport>, elapsed_ms: u64) -> Report {
         let summary = Summary::of(&scenarios);
         Report {
             schema: SCHEMA,
@@ -225,7 +221,7 @@ impl Report {
     }
 
     /// Add each scenario's mutation results (by scenario name) and count them.
-    pub fn add_mutations(&mut self, results: Vec<(String, MutationReport)>) {
+    pub(crate) fn add_mutations(&mut self, results: Vec<(String, MutationReport)>) {
         for (scenario, m) in results {
             if let Some(s) = self.scenarios.iter_mut().find(|s| s.name == scenario) {
                 s.mutations.push(m);
@@ -234,7 +230,7 @@ impl Report {
         self.summary = Summary::of(&self.scenarios);
     }
 
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         let s = &self.summary;
         s.failed == 0
             && s.setup_failed == 0
@@ -242,7 +238,7 @@ impl Report {
             && (s.checks > 0 || s.skipped > 0)
     }
 
-    pub fn summary_line(&self) -> String {
+    pub(crate) fn summary_line(&self) -> String {
         let s = &self.summary;
         let mut line = format!(
             "{} {} checks in {} scenarios: {} passed, {} failed",
@@ -277,7 +273,7 @@ impl Report {
 }
 
 /// One line for a check: `PASS scenario/check (12 ms)`.
-pub fn check_line(scenario: &str, check: &CheckReport) -> String {
+pub(crate) fn check_line(scenario: &str, check: &CheckReport) -> String {
     format!(
         "{} {scenario}/{} ({} ms)",
         if check.passed { "PASS" } else { "FAIL" },
@@ -370,7 +366,7 @@ pub fn failure_details(check: &CheckReport) -> String {
 
 /// The whole human report: per-scenario setup problems, a line per check, the
 /// evidence of each failure, and the summary.
-pub fn render_human(report: &Report) -> String {
+pub(crate) fn render_human(report: &Report) -> String {
     let mut out = String::new();
     for s in &report.scenarios {
         if let Some(why) = &s.skipped {
@@ -406,7 +402,7 @@ pub fn render_human(report: &Report) -> String {
 
 /// The report as JUnit XML (a testsuite per scenario, a testcase per check),
 /// for CI systems that show test results.
-pub fn junit(report: &Report) -> Result<String, quick_junit::SerializeError> {
+pub(crate) fn junit(report: &Report) -> Result<String, quick_junit::SerializeError> {
     use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
     let seconds = |ms: u64| std::time::Duration::from_millis(ms);
     let mut out = quick_junit::Report::new(format!("mtls-e2e ({})", report.substrate));

@@ -57,7 +57,7 @@ pub struct Requires {
 }
 
 /// `requires.nic` (`5.5`) as the semver requirement `>=5.5`.
-pub fn nic_requirement(need: &str) -> Result<semver::VersionReq, semver::Error> {
+pub(crate) fn nic_requirement(need: &str) -> Result<semver::VersionReq, semver::Error> {
     semver::VersionReq::parse(&format!(">={}", need.trim_start_matches('v')))
 }
 

@@ -51,7 +51,7 @@ pub struct SecretData {
 
 /// Where `copySecret` reads its source from (the in-memory store, or the cluster,
 /// which may have to wait for cert-manager).
-pub trait SecretSource {
+pub(crate) trait SecretSource {
     fn secret(
         &self,
         namespace: &str,
@@ -60,7 +60,7 @@ pub trait SecretSource {
 }
 
 /// Runs steps for one scenario.
-pub struct StepRunner<'a> {
+pub(crate) struct StepRunner<'a> {
     pub scenario: &'a Scenario,
     pub workdir: &'a Path,
     pub keys: &'a KeyPool,
@@ -80,7 +80,7 @@ impl StepRunner<'_> {
     }
 
     /// Run step `index`; returns the objects it creates.
-    pub async fn run(
+    pub(crate) async fn run(
         &self,
         index: usize,
         source: &impl SecretSource,
@@ -253,7 +253,7 @@ impl StepRunner<'_> {
 }
 
 /// What a step does, as the command a person would type.
-pub fn describe(step: &StepSpec) -> String {
+pub(crate) fn describe(step: &StepSpec) -> String {
     if let Some(args) = &step.openssl {
         return format!("openssl {args}");
     }
@@ -311,7 +311,7 @@ pub fn describe(step: &StepSpec) -> String {
 }
 
 /// The `genrsa` keys a scenario's steps will ask for, so the pool can start early.
-pub fn rsa_keys_needed(scenario: &Scenario) -> Vec<KeyAlgorithm> {
+pub(crate) fn rsa_keys_needed(scenario: &Scenario) -> Vec<KeyAlgorithm> {
     scenario
         .spec
         .steps
@@ -348,7 +348,7 @@ fn secret_object(
 }
 
 /// `kubectl create secret tls` refuses a certificate and key that do not match.
-pub fn check_tls_pair(data: &BTreeMap<String, Vec<u8>>) -> Result<(), String> {
+pub(crate) fn check_tls_pair(data: &BTreeMap<String, Vec<u8>>) -> Result<(), String> {
     let cert = data
         .get("tls.crt")
         .ok_or("a kubernetes.io/tls Secret needs tls.crt")?;
@@ -370,7 +370,7 @@ pub fn check_tls_pair(data: &BTreeMap<String, Vec<u8>>) -> Result<(), String> {
 
 /// Write a new private file (mode 0600): never through a symlink, never into
 /// a file that already exists (another user's hard link, say).
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -396,7 +396,7 @@ fn restrict_keys(dir: &Path) {
 }
 
 /// Split a command line as a POSIX shell would (quotes and backslashes, no expansion).
-pub fn shell_words(text: &str) -> Result<Vec<String>, String> {
+pub(crate) fn shell_words(text: &str) -> Result<Vec<String>, String> {
     // The crate's only error is a quote left open.
     shell_words::split(text).map_err(|_| format!("unclosed quote in `{text}`"))
 }

@@ -15,7 +15,7 @@ use crate::scenario::spec::StepSpec;
 use crate::scenario::{Scenario, steps};
 
 /// What bringing a scenario up does, one action at a time.
-pub enum Action<'a> {
+pub(crate) enum Action<'a> {
     /// Read every object of the scenario: one that exists and is not ours stops
     /// the run (unless adopted); a Namespace that exists is reused.
     ObserveOwnership {
@@ -54,7 +54,7 @@ pub enum Action<'a> {
 }
 
 /// Where `kubectl exec` finds NIC.
-pub enum NicPod<'a> {
+pub(crate) enum NicPod<'a> {
     /// kind: the Deployment the install made.
     Deployment {
         namespace: &'static str,
@@ -68,7 +68,7 @@ pub enum NicPod<'a> {
 }
 
 /// What taking a scenario down does (`--keep` skips all of it).
-pub enum Teardown<'a> {
+pub(crate) enum Teardown<'a> {
     /// Read every object again: only what carries our label is deleted.
     Observe,
     /// A Namespace or cluster-scoped object, if ours.
@@ -83,7 +83,7 @@ pub enum Teardown<'a> {
 /// When an action runs, for the phase timings a report shows: each phase
 /// follows the one before, and the list never goes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Phase {
+pub(crate) enum Phase {
     ApplyAndSteps,
     Certificates,
     Pods,
@@ -94,7 +94,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const TIMED: [Phase; 5] = [
+    pub(crate) const TIMED: [Phase; 5] = [
         Phase::ApplyAndSteps,
         Phase::Certificates,
         Phase::Pods,
@@ -102,7 +102,7 @@ impl Phase {
         Phase::PortForwards,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Phase::ApplyAndSteps => "apply and steps",
             Phase::Certificates => "certificates",
@@ -122,7 +122,7 @@ fn has_state(kind: Kind) -> bool {
 /// Bringing `scenario` up: ownership first (nothing is applied before we know
 /// nothing of someone else's is in the way), then the objects in apply order,
 /// the steps (they read Secrets cert-manager writes), the waits, the forwards.
-pub fn up<'a>(scenario: &'a Scenario, options: &'a ClusterOptions) -> Vec<Action<'a>> {
+pub(crate) fn up<'a>(scenario: &'a Scenario, options: &'a ClusterOptions) -> Vec<Action<'a>> {
     let mut list = vec![Action::ObserveOwnership {
         adopt: options
             .adopt
@@ -178,7 +178,7 @@ pub fn up<'a>(scenario: &'a Scenario, options: &'a ClusterOptions) -> Vec<Action
 
 /// Taking `scenario` down: namespaces are not waited for (namespace deletion
 /// is slow by design).
-pub fn down(scenario: &Scenario) -> Vec<Teardown<'_>> {
+pub(crate) fn down(scenario: &Scenario) -> Vec<Teardown<'_>> {
     let mut list = vec![Teardown::Observe];
     let (whole, inside): (Vec<&Object>, Vec<&Object>) = scenario
         .objects
@@ -193,7 +193,7 @@ pub fn down(scenario: &Scenario) -> Vec<Teardown<'_>> {
 }
 
 impl Action<'_> {
-    pub fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> Phase {
         match self {
             Action::ObserveOwnership { .. }
             | Action::WaitNamespacesGone(_)
@@ -208,7 +208,7 @@ impl Action<'_> {
     }
 
     /// The action's lines in the plan.
-    pub fn describe(&self, w: &mut String) {
+    pub(crate) fn describe(&self, w: &mut String) {
         match self {
             Action::ObserveOwnership { adopt } => {
                 let _ = writeln!(
@@ -314,7 +314,7 @@ impl Action<'_> {
 
 impl Teardown<'_> {
     /// The action's lines in the plan.
-    pub fn describe(&self, w: &mut String) {
+    pub(crate) fn describe(&self, w: &mut String) {
         match self {
             Teardown::Observe => {
                 let _ = writeln!(
@@ -347,7 +347,7 @@ impl Teardown<'_> {
 
 /// The plan's lines for bringing a scenario up: each action's, with one
 /// heading over the objects applied.
-pub fn narrate_up(actions: &[Action], w: &mut String) {
+pub(crate) fn narrate_up(actions: &[Action], w: &mut String) {
     let mut applying = false;
     for action in actions {
         let apply = matches!(action, Action::Apply { .. });
@@ -366,7 +366,7 @@ pub fn narrate_up(actions: &[Action], w: &mut String) {
 }
 
 /// The plan's lines for taking a scenario down.
-pub fn narrate_down(actions: &[Teardown], w: &mut String) {
+pub(crate) fn narrate_down(actions: &[Teardown], w: &mut String) {
     for action in actions {
         action.describe(w);
     }
@@ -374,14 +374,14 @@ pub fn narrate_down(actions: &[Teardown], w: &mut String) {
 
 /// A release the kind substrate installs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Release<'a> {
+pub(crate) enum Release<'a> {
     CertManager,
     /// NGINX Ingress Controller at this version.
     Nic(&'a str),
 }
 
 /// Installing a release on kind, one action at a time.
-pub enum Install<'a> {
+pub(crate) enum Install<'a> {
     /// Every object of the release's downloads: CRDs first, waited for until
     /// Established, then the rest.
     Apply(Release<'a>),
@@ -397,7 +397,7 @@ pub enum Install<'a> {
 
 /// Installing cert-manager and NIC `nic` on kind: the lists run at the same
 /// time, each in order (the downloads are fetched before either starts).
-pub fn installs(nic: &str) -> [Vec<Install<'_>>; 2] {
+pub(crate) fn installs(nic: &str) -> [Vec<Install<'_>>; 2] {
     [
         vec![
             Install::Apply(Release::CertManager),
@@ -418,7 +418,7 @@ pub fn installs(nic: &str) -> [Vec<Install<'_>>; 2] {
 
 impl Install<'_> {
     /// The action's lines in the plan.
-    pub fn describe(&self, w: &mut String) -> Result<(), ClusterError> {
+    pub(crate) fn describe(&self, w: &mut String) -> Result<(), ClusterError> {
         match self {
             Install::Apply(Release::CertManager) => {
                 let _ = writeln!(

@@ -26,16 +26,16 @@ use crate::scenario::steps::{SecretData, SecretSource, StepRunner};
 use crate::scenario::{Probe, Scenario, Target};
 use crate::substrate::local::pods::is_our_image;
 
-pub const FIELD_MANAGER: &str = "mtls-e2e";
-pub const CERTIFICATE_DEADLINE: Duration = Duration::from_secs(180);
-pub const DEPLOYMENT_DEADLINE: Duration = Duration::from_secs(240);
-pub const STATE_DEADLINE: Duration = Duration::from_secs(90);
-pub const SECRET_DEADLINE: Duration = Duration::from_secs(180);
-pub const NAMESPACE_DEADLINE: Duration = Duration::from_secs(180);
+pub(crate) const FIELD_MANAGER: &str = "mtls-e2e";
+pub(crate) const CERTIFICATE_DEADLINE: Duration = Duration::from_secs(180);
+pub(crate) const DEPLOYMENT_DEADLINE: Duration = Duration::from_secs(240);
+pub(crate) const STATE_DEADLINE: Duration = Duration::from_secs(90);
+pub(crate) const SECRET_DEADLINE: Duration = Duration::from_secs(180);
+pub(crate) const NAMESPACE_DEADLINE: Duration = Duration::from_secs(180);
 
 /// The order objects are applied in: namespaces and data first, then issuers and
 /// certificates, policies, workloads, and last what routes traffic.
-pub fn apply_rank(kind: Kind) -> u8 {
+pub(crate) fn apply_rank(kind: Kind) -> u8 {
     match kind {
         Kind::Namespace => 0,
         Kind::Secret | Kind::ConfigMap => 1,
@@ -82,7 +82,7 @@ pub fn manifest_json(object: &Object, image: &str) -> Value {
 }
 
 /// Hosts a scenario serves through NIC, and the resource serving each.
-pub fn served_hosts(s: &Scenario) -> BTreeMap<String, String> {
+pub(crate) fn served_hosts(s: &Scenario) -> BTreeMap<String, String> {
     let mut hosts = BTreeMap::new();
     for o in &s.objects {
         match o.id.kind {
@@ -111,13 +111,13 @@ pub fn served_hosts(s: &Scenario) -> BTreeMap<String, String> {
 
 /// Server-side apply of arbitrary objects, resolving kinds through discovery
 /// (re-resolved on a miss, so CRDs installed a moment ago are found).
-pub struct Applier {
+pub(crate) struct Applier {
     client: kube::Client,
     resolved: Mutex<HashMap<(String, String), (ApiResource, ApiCapabilities)>>,
 }
 
 impl Applier {
-    pub fn new(client: kube::Client) -> Self {
+    pub(crate) fn new(client: kube::Client) -> Self {
         Applier {
             client,
             resolved: Mutex::new(HashMap::new()),
@@ -179,7 +179,7 @@ impl Applier {
     }
 
     /// `kubectl apply --server-side --field-manager=mtls-e2e --force-conflicts --validate=strict`.
-    pub async fn apply(&self, json: &Value) -> Result<(), ClusterError> {
+    pub(crate) async fn apply(&self, json: &Value) -> Result<(), ClusterError> {
         let (api, name) = self.api(json).await?;
         let params = PatchParams {
             field_validation: Some(ValidationDirective::Strict),
@@ -198,7 +198,7 @@ impl Applier {
     }
 
     /// A server-side dry-run create: it passes through admission webhooks.
-    pub async fn dry_run_create(&self, json: &Value) -> Result<(), String> {
+    pub(crate) async fn dry_run_create(&self, json: &Value) -> Result<(), String> {
         let (api, _) = self.api(json).await.map_err(|e| e.to_string())?;
         let object: DynamicObject =
             serde_json::from_value(json.clone()).map_err(|e| e.to_string())?;
@@ -213,7 +213,7 @@ impl Applier {
     }
 
     /// The object as JSON, if it exists.
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         api_version: &str,
         kind: &str,
@@ -226,7 +226,7 @@ impl Applier {
         Ok(found.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
     }
 
-    pub async fn delete(&self, json: &Value) -> Result<(), ClusterError> {
+    pub(crate) async fn delete(&self, json: &Value) -> Result<(), ClusterError> {
         let (api, name) = self.api(json).await?;
         match api.delete(&name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
@@ -237,14 +237,14 @@ impl Applier {
 }
 
 /// What a wait saw on its last look.
-pub enum Poll<T> {
+pub(crate) enum Poll<T> {
     Done(T),
     Pending(String),
 }
 
 /// Poll `look` until it is done or `deadline` passes; on a timeout the error
 /// shows the last observation beside what was expected.
-pub async fn wait_for<T, F, Fut>(
+pub(crate) async fn wait_for<T, F, Fut>(
     what: &str,
     deadline: Duration,
     progress: &(dyn Fn(&str) + Sync),
@@ -329,7 +329,7 @@ impl SecretSource for ClusterSecrets<'_> {
 }
 
 /// Services the checks probe directly (not through NIC): each gets a port-forward.
-pub fn forwarded_services(scenario: &Scenario) -> Vec<(String, String, u16)> {
+pub(crate) fn forwarded_services(scenario: &Scenario) -> Vec<(String, String, u16)> {
     let mut out: Vec<(String, String, u16)> = Vec::new();
     for check in &scenario.checks {
         let target = match &check.probe {
@@ -354,7 +354,7 @@ pub fn forwarded_services(scenario: &Scenario) -> Vec<(String, String, u16)> {
 
 /// Apply a scenario, run its steps, wait for its states; nothing is probed yet.
 /// The work is `actions::up`, the list `plan` prints, executed in order.
-pub async fn up(
+pub(crate) async fn up(
     cluster: &Cluster,
     scenario: &Scenario,
     workdir: &Path,
@@ -600,7 +600,7 @@ fn failed(message: String) -> crate::substrate::SubstrateError {
     crate::substrate::SubstrateError::Failed(message)
 }
 
-pub fn to_substrate(e: ClusterError) -> crate::substrate::SubstrateError {
+pub(crate) fn to_substrate(e: ClusterError) -> crate::substrate::SubstrateError {
     match e {
         ClusterError::Missing(m) => crate::substrate::SubstrateError::Environment(m),
         ClusterError::Input(m) => {
@@ -634,7 +634,7 @@ async fn wait_certificate(
 
 /// Wait until an object's `status.conditions` has `condition` True.
 /// `target`: (apiVersion, kind, namespace, name).
-pub async fn wait_condition(
+pub(crate) async fn wait_condition(
     applier: &Applier,
     target: (&str, &str, Option<&str>, &str),
     condition: &str,
@@ -683,7 +683,7 @@ async fn wait_deployment(
 }
 
 /// Wait until a Deployment has all its replicas available.
-pub async fn wait_available(
+pub(crate) async fn wait_available(
     applier: &Applier,
     namespace: &str,
     name: &str,
@@ -805,7 +805,7 @@ async fn latest_event(
 
 /// The state an Ingress event's reason stands for, as NIC 5.5.4 maps them
 /// (internal/k8s/controller.go); "" for reasons that say nothing about it.
-pub fn event_state(reason: &str) -> &'static str {
+pub(crate) fn event_state(reason: &str) -> &'static str {
     match reason {
         "AddedOrUpdated" | "Updated" => "Valid",
         "AddedOrUpdatedWithWarning" | "UpdatedWithWarning" => "Warning",
@@ -819,7 +819,7 @@ pub fn event_state(reason: &str) -> &'static str {
 }
 
 /// The Secrets a scenario's identities and trust read, from the cluster.
-pub async fn probe_secrets(
+pub(crate) async fn probe_secrets(
     cluster: &Cluster,
     scenario: &Scenario,
 ) -> Result<BTreeMap<String, SecretData>, ClusterError> {
@@ -878,7 +878,7 @@ async fn wait_not_terminating(
 
 /// Delete what a scenario created, only what carries our label. The work is
 /// `actions::down`, the list `plan` prints, executed in order.
-pub async fn down(cluster: &Cluster, scenario: &Scenario) -> Result<(), ClusterError> {
+pub(crate) async fn down(cluster: &Cluster, scenario: &Scenario) -> Result<(), ClusterError> {
     let applier = Applier::new(cluster.client.clone());
     let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
     let mut observed = Vec::new();

@@ -4,7 +4,7 @@
 //! (kind) `kind export logs` once per run. Best effort: a command that fails
 //! leaves its error in the file instead of stopping the collection.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::install::{NIC_DEPLOYMENT, NIC_NAMESPACE};
@@ -19,13 +19,13 @@ certificates.cert-manager.io,certificaterequests.cert-manager.io,issuers.cert-ma
 policies.k8s.nginx.org,virtualservers.k8s.nginx.org,virtualserverroutes.k8s.nginx.org,ingresses.networking.k8s.io";
 
 /// One file: the kubectl arguments that produce it.
-pub struct Item {
+pub(crate) struct Item {
     pub file: String,
     pub kubectl: Vec<String>,
 }
 
 /// What is collected for a scenario (pure, so the plan and tests can show it).
-pub fn scenario_items(scenario: &Scenario) -> Vec<Item> {
+pub(crate) fn scenario_items(scenario: &Scenario) -> Vec<Item> {
     let mut items = Vec::new();
     let mut namespaces: Vec<&str> = scenario
         .objects
@@ -106,7 +106,7 @@ fn deployment_is_ours(object: &crate::manifest::Object) -> bool {
 
 /// The files of `nginx -T` output that belong to `namespaces` (NIC names them
 /// `vs_<ns>_<name>.conf` and `<ns>-<name>.conf`).
-pub fn scenario_conf(nginx_t: &str, namespaces: &[&str]) -> String {
+pub(crate) fn scenario_conf(nginx_t: &str, namespaces: &[&str]) -> String {
     let mut out = String::new();
     let mut keep = false;
     for line in nginx_t.lines() {
@@ -129,7 +129,7 @@ pub fn scenario_conf(nginx_t: &str, namespaces: &[&str]) -> String {
 }
 
 /// Collect a failed scenario's evidence under `<artifacts>/<scenario>/`.
-pub async fn collect(cluster: &Cluster, scenario: &Scenario, why: &str) -> PathBuf {
+pub(crate) async fn collect(cluster: &Cluster, scenario: &Scenario, why: &str) -> PathBuf {
     let dir = cluster.options.artifacts.join(&scenario.name);
     let _ = std::fs::create_dir_all(&dir);
     let _ = std::fs::write(
@@ -181,7 +181,7 @@ pub async fn collect(cluster: &Cluster, scenario: &Scenario, why: &str) -> PathB
 
 /// Once per run with failures on kind: `kind export logs` (node, kubelet,
 /// containerd and every container's logs).
-pub async fn collect_cluster(cluster: &Cluster) -> Option<PathBuf> {
+pub(crate) async fn collect_cluster(cluster: &Cluster) -> Option<PathBuf> {
     let Mode::Kind { name, .. } = &cluster.options.mode else {
         return None;
     };
@@ -197,11 +197,6 @@ pub async fn collect_cluster(cluster: &Cluster) -> Option<PathBuf> {
         }
         Err(_) => None,
     }
-}
-
-/// Where a scenario's artifacts go (for messages).
-pub fn scenario_dir(artifacts: &Path, scenario: &Scenario) -> PathBuf {
-    artifacts.join(&scenario.name)
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The verified file's bytes: from the cache, or downloaded, verified and cached.
-pub async fn fetch(
+pub(crate) async fn fetch(
     download: &Download,
     cache: &Path,
     progress: &(dyn Fn(&str) + Sync),
@@ -107,7 +107,7 @@ fn web_roots() -> Result<Arc<rustls::ClientConfig>, String> {
 }
 
 /// GET `url`, following up to five redirects (GitHub release assets redirect).
-pub async fn get(url: &str) -> Result<Vec<u8>, ClusterError> {
+pub(crate) async fn get(url: &str) -> Result<Vec<u8>, ClusterError> {
     let mut current = url.to_string();
     for _ in 0..6 {
         let response = get_once(&current)

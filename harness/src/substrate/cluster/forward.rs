@@ -36,7 +36,10 @@ pub struct Forward {
 }
 
 impl Forward {
-    pub async fn start(client: kube::Client, target: Target) -> Result<Forward, ClusterError> {
+    pub(crate) async fn start(
+        client: kube::Client,
+        target: Target,
+    ) -> Result<Forward, ClusterError> {
         // Resolve once now so that a wrong target fails the run with a clear message.
         resolve(&client, &target).await?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
@@ -71,11 +74,11 @@ impl Forward {
         Ok(Forward { local, task })
     }
 
-    pub fn stop(self) {
+    pub(crate) fn stop(self) {
         self.task.abort();
     }
 
-    pub fn abort(&self) {
+    pub(crate) fn abort(&self) {
         self.task.abort();
     }
 }

@@ -12,14 +12,14 @@ use super::{ClusterError, run_tool, run_tool_with_input, tool};
 pub const DEFAULT_IMAGE: &str = "mtls-e2e:e2e";
 
 /// Where the binary sits in the image, and its entrypoint.
-pub const ENTRYPOINT: &str = "/mtls-e2e";
+pub(crate) const ENTRYPOINT: &str = "/mtls-e2e";
 
 /// `docker import` changes: the entrypoint, and an unprivileged user (the mocks
 /// listen on ports above 1024 and only read their mounted Secrets).
-pub const IMPORT_CHANGES: [&str; 2] = ["ENTRYPOINT [\"/mtls-e2e\"]", "USER 65534:65534"];
+pub(crate) const IMPORT_CHANGES: [&str; 2] = ["ENTRYPOINT [\"/mtls-e2e\"]", "USER 65534:65534"];
 
 /// Shared libraries `binary` loads, as absolute paths (from `ldd`).
-pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, ClusterError> {
+pub(crate) fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, ClusterError> {
     let ldd = tool("ldd").map_err(|_| {
         ClusterError::Missing(
             "ldd is not on PATH; it comes with the C library (`sudo apt-get install libc-bin`)"
@@ -36,7 +36,7 @@ pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, ClusterError> {
 
 /// `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` and
 /// `/lib64/ld-linux-x86-64.so.2 (0x...)`; the vDSO has no file.
-pub fn parse_ldd(output: &str) -> Vec<PathBuf> {
+pub(crate) fn parse_ldd(output: &str) -> Vec<PathBuf> {
     let mut libs = Vec::new();
     for line in output.lines() {
         let line = line.trim();
@@ -53,7 +53,7 @@ pub fn parse_ldd(output: &str) -> Vec<PathBuf> {
 
 /// Lay out the image's root in `root`: the binary at `/mtls-e2e`, its libraries
 /// at their paths, an empty `/tmp`.
-pub fn rootfs(root: &Path, binary: &Path) -> Result<Vec<PathBuf>, ClusterError> {
+pub(crate) fn rootfs(root: &Path, binary: &Path) -> Result<Vec<PathBuf>, ClusterError> {
     let io = |what: &Path, e: std::io::Error| {
         ClusterError::Failed(format!("building the image root: {}: {e}", what.display()))
     };
@@ -77,7 +77,7 @@ pub fn rootfs(root: &Path, binary: &Path) -> Result<Vec<PathBuf>, ClusterError> 
 }
 
 /// The `docker import` arguments for `image`.
-pub fn import_args(image: &str) -> Vec<String> {
+pub(crate) fn import_args(image: &str) -> Vec<String> {
     let mut args = vec!["import".to_string()];
     for change in IMPORT_CHANGES {
         args.extend(["--change".to_string(), change.to_string()]);

@@ -16,7 +16,7 @@ use super::apply::{Applier, Poll, wait_available, wait_condition, wait_for};
 use super::download::{self, Download};
 use super::{Cluster, ClusterError};
 
-pub const CERT_MANAGER_VERSION: &str = "v1.19.4";
+pub(crate) const CERT_MANAGER_VERSION: &str = "v1.19.4";
 
 /// cert-manager's static release manifest. Its digest was computed from a
 /// byte-exact vendored copy (kubeflow/manifests, "cert-manager 1.19.4"); the
@@ -116,18 +116,18 @@ pub const NIC_RELEASES: &[NicRelease] = &[
 ];
 
 pub const DEFAULT_NIC: &str = "5.5.4";
-pub const NIC_NAMESPACE: &str = "nginx-ingress";
-pub const NIC_DEPLOYMENT: &str = "nginx-ingress";
+pub(crate) const NIC_NAMESPACE: &str = "nginx-ingress";
+pub(crate) const NIC_DEPLOYMENT: &str = "nginx-ingress";
 /// NIC answers TLS for unknown hosts with this certificate (without it NIC
 /// rejects such handshakes), as the NIC docs set up.
 
-pub const WEBHOOK_DEADLINE: Duration = Duration::from_secs(240);
-pub const NIC_DEADLINE: Duration = Duration::from_secs(300);
-pub const CRD_DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const WEBHOOK_DEADLINE: Duration = Duration::from_secs(240);
+pub(crate) const NIC_DEADLINE: Duration = Duration::from_secs(300);
+pub(crate) const CRD_DEADLINE: Duration = Duration::from_secs(60);
 /// On an existing cluster cert-manager already runs: a short wait, not the one for a fresh install.
-pub const EXISTING_WEBHOOK_DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const EXISTING_WEBHOOK_DEADLINE: Duration = Duration::from_secs(30);
 
-pub fn nic_release(version: &str) -> Result<&'static NicRelease, ClusterError> {
+pub(crate) fn nic_release(version: &str) -> Result<&'static NicRelease, ClusterError> {
     NIC_RELEASES
         .iter()
         .find(|r| r.version == version)
@@ -178,7 +178,7 @@ pub fn documents(bytes: &[u8], name: &str) -> Result<Vec<Value>, ClusterError> {
 /// there), so NIC's default server refuses TLS for unknown hosts with
 /// `ssl_reject_handshake on`, exactly as the local substrate renders it
 /// (`nic::render::default_server`); a test pins that the two agree.
-pub fn patch_nic_deployment(deployment: &mut Value) -> Result<(), ClusterError> {
+pub(crate) fn patch_nic_deployment(deployment: &mut Value) -> Result<(), ClusterError> {
     let bad = |what: &str| {
         ClusterError::Failed(format!(
             "NIC's deployment manifest has no {what}; the pinned file changed shape"
@@ -207,8 +207,9 @@ pub fn patch_nic_deployment(deployment: &mut Value) -> Result<(), ClusterError> 
 }
 
 /// NIC command-line arguments whose value the local substrate's rendering
-/// assumes; the kind install must leave each as NIC's default.
-pub const ARGUMENTS_THE_LOCAL_RENDER_ASSUMES_DEFAULT: &[&str] = &[
+/// assumes; the kind install must leave each as NIC's default (checked by a test).
+#[cfg(test)]
+pub(crate) const ARGUMENTS_THE_LOCAL_RENDER_ASSUMES_DEFAULT: &[&str] = &[
     "-default-server-tls-secret",
     "-ssl-dynamic-reload",
     "-enable-tls-passthrough",
@@ -320,7 +321,7 @@ pub fn webhook_probe() -> Value {
     })
 }
 
-pub async fn wait_cert_manager(
+pub(crate) async fn wait_cert_manager(
     applier: &Applier,
     deadline: Duration,
     progress: &(dyn Fn(&str) + Sync),
@@ -342,7 +343,7 @@ pub async fn wait_cert_manager(
 
 /// Install cert-manager and NIC concurrently and wait until both serve: the
 /// lists of `actions::installs`, the ones `plan` prints, each run in order.
-pub async fn install(
+pub(crate) async fn install(
     cluster: &Cluster,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
@@ -392,10 +393,10 @@ async fn run(
 }
 
 /// The label NIC's pods carry in both its manifests and its Helm chart.
-pub const NIC_POD_SELECTOR: &str = "app.kubernetes.io/name=nginx-ingress";
+pub(crate) const NIC_POD_SELECTOR: &str = "app.kubernetes.io/name=nginx-ingress";
 
 /// `5.5.4` from `nginx/nginx-ingress:5.5.4` (or `:5.5.4-ubi`, `@sha256:...` after it).
-pub fn version_from_image(image: &str) -> Option<String> {
+pub(crate) fn version_from_image(image: &str) -> Option<String> {
     let without_digest = image.split('@').next()?;
     let (_, tag) = without_digest.rsplit_once(':')?;
     let version: String = tag
@@ -408,7 +409,7 @@ pub fn version_from_image(image: &str) -> Option<String> {
 
 /// An existing cluster must already run cert-manager and NIC: check both
 /// answer, and find NIC's version (from its image, unless --nic-version says).
-pub async fn check_existing(
+pub(crate) async fn check_existing(
     cluster: &Cluster,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<String, ClusterError> {

@@ -9,10 +9,10 @@ use super::{ClusterError, run_tool, tool};
 
 /// The kind release the node images below belong to (helm/kind-action v1.14.0
 /// installs it). Node images must be used by digest (kind's release notes).
-pub const KIND_VERSION: &str = "v0.31.0";
+pub(crate) const KIND_VERSION: &str = "v0.31.0";
 
 /// Kubernetes versions the kind substrate offers, with kind v0.31.0's node images.
-pub const NODE_IMAGES: &[(&str, &str)] = &[
+pub(crate) const NODE_IMAGES: &[(&str, &str)] = &[
     (
         "1.32",
         "kindest/node:v1.32.11@sha256:5fc52d52a7b9574015299724bd68f183702956aa4a2116ae75a63cb574b35af8",
@@ -31,14 +31,14 @@ pub const NODE_IMAGES: &[(&str, &str)] = &[
     ),
 ];
 
-pub const DEFAULT_K8S: &str = "1.34";
+pub(crate) const DEFAULT_K8S: &str = "1.34";
 
 /// Prefix of the clusters this tool creates; the sweep only looks at these.
-pub const CLUSTER_PREFIX: &str = "mtls-e2e";
+pub(crate) const CLUSTER_PREFIX: &str = "mtls-e2e";
 
-pub const CONFIG_TEMPLATE: &str = include_str!("../../../../manifests/kind/cluster.yaml");
+pub(crate) const CONFIG_TEMPLATE: &str = include_str!("../../../../manifests/kind/cluster.yaml");
 
-pub fn node_image(k8s: &str) -> Result<&'static str, ClusterError> {
+pub(crate) fn node_image(k8s: &str) -> Result<&'static str, ClusterError> {
     NODE_IMAGES
         .iter()
         .find(|(v, _)| *v == k8s)
@@ -53,12 +53,12 @@ pub fn node_image(k8s: &str) -> Result<&'static str, ClusterError> {
 }
 
 /// The kind config for `k8s`.
-pub fn config(k8s: &str) -> Result<String, ClusterError> {
+pub(crate) fn config(k8s: &str) -> Result<String, ClusterError> {
     Ok(CONFIG_TEMPLATE.replace("NODE_IMAGE", node_image(k8s)?))
 }
 
 /// What `kind create cluster` is run with.
-pub fn create_args(name: &str, config_path: &Path, kubeconfig: &Path) -> Vec<String> {
+pub(crate) fn create_args(name: &str, config_path: &Path, kubeconfig: &Path) -> Vec<String> {
     vec![
         "create".into(),
         "cluster".into(),
@@ -78,7 +78,7 @@ fn marker(cache: &Path, name: &str) -> PathBuf {
     cache.join("clusters").join(format!("{name}.owner"))
 }
 
-pub fn existing_clusters() -> Result<Vec<String>, ClusterError> {
+pub(crate) fn existing_clusters() -> Result<Vec<String>, ClusterError> {
     let out = run_tool(
         &tool("kind")?,
         &["get", "clusters"],
@@ -94,7 +94,7 @@ pub fn existing_clusters() -> Result<Vec<String>, ClusterError> {
 
 /// Ensure a cluster named `name` exists and answers. Returns true when this call
 /// created it (and so the run may delete it).
-pub fn ensure(
+pub(crate) fn ensure(
     name: &str,
     k8s: &str,
     cache: &Path,
@@ -147,7 +147,7 @@ pub fn ensure(
     Ok(true)
 }
 
-pub fn delete(name: &str, cache: &Path) -> Result<(), ClusterError> {
+pub(crate) fn delete(name: &str, cache: &Path) -> Result<(), ClusterError> {
     run_tool(
         &tool("kind")?,
         &["delete", "cluster", "--name", name],
@@ -158,7 +158,7 @@ pub fn delete(name: &str, cache: &Path) -> Result<(), ClusterError> {
 }
 
 /// After an interrupt: delete the cluster if this process was creating it.
-pub fn cleanup_interrupted(name: &str, cache: &Path, progress: &(dyn Fn(&str) + Sync)) {
+pub(crate) fn cleanup_interrupted(name: &str, cache: &Path, progress: &(dyn Fn(&str) + Sync)) {
     let ours = std::fs::read_to_string(marker(cache, name))
         .is_ok_and(|o| o.trim() == std::process::id().to_string());
     if ours {
@@ -174,12 +174,15 @@ pub fn cleanup_interrupted(name: &str, cache: &Path, progress: &(dyn Fn(&str) + 
 }
 
 /// Mark a cluster as kept (`--keep`): the sweep leaves it alone.
-pub fn keep(name: &str, cache: &Path) {
+pub(crate) fn keep(name: &str, cache: &Path) {
     let _ = std::fs::write(marker(cache, name), "kept");
 }
 
 /// Delete clusters of ours whose creating run is gone (and that were not kept).
-pub fn sweep_stale(cache: &Path, progress: &(dyn Fn(&str) + Sync)) -> Result<(), ClusterError> {
+pub(crate) fn sweep_stale(
+    cache: &Path,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), ClusterError> {
     let Ok(entries) = std::fs::read_dir(cache.join("clusters")) else {
         return Ok(());
     };
@@ -214,7 +217,7 @@ pub fn sweep_stale(cache: &Path, progress: &(dyn Fn(&str) + Sync)) -> Result<(),
 }
 
 /// `kind load docker-image IMAGE --name NAME`.
-pub fn load_image(name: &str, image: &str) -> Result<(), ClusterError> {
+pub(crate) fn load_image(name: &str, image: &str) -> Result<(), ClusterError> {
     run_tool(
         &tool("kind")?,
         &["load", "docker-image", image, "--name", name],
@@ -224,7 +227,7 @@ pub fn load_image(name: &str, image: &str) -> Result<(), ClusterError> {
 }
 
 /// `kind export logs DIR --name NAME`.
-pub fn export_logs(name: &str, dir: &Path) -> Result<(), ClusterError> {
+pub(crate) fn export_logs(name: &str, dir: &Path) -> Result<(), ClusterError> {
     let d = dir.display().to_string();
     run_tool(
         &tool("kind")?,

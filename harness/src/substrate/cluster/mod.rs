@@ -5,15 +5,15 @@
 //! the harness waits for the states the scenario declares, and the same probes
 //! and checks run through the ingress controller and Service port-forwards.
 
-pub mod actions;
+pub(crate) mod actions;
 pub mod apply;
-pub mod artifacts;
+pub(crate) mod artifacts;
 pub mod download;
-pub mod forward;
+pub(crate) mod forward;
 pub mod image;
 pub mod install;
-pub mod kind;
-pub mod ownership;
+pub(crate) mod kind;
+pub(crate) mod ownership;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -72,7 +72,7 @@ pub fn tool(name: &str) -> Result<PathBuf, ClusterError> {
 }
 
 /// Check every tool before doing anything; one message lists all that is missing.
-pub fn preflight(needs_kind: bool) -> Result<(), ClusterError> {
+pub(crate) fn preflight(needs_kind: bool) -> Result<(), ClusterError> {
     let wanted: &[&str] = if needs_kind {
         &["kind", "docker", "kubectl"]
     } else {
@@ -113,7 +113,7 @@ pub fn run_tool(path: &Path, args: &[&str], timeout: Duration) -> Result<String,
     run_tool_with_input(path, args, None, timeout)
 }
 
-pub fn run_tool_with_input(
+pub(crate) fn run_tool_with_input(
     path: &Path,
     args: &[&str],
     input: Option<&[u8]>,
@@ -193,7 +193,7 @@ fn running(pid: u32, started: bool) {
 }
 
 /// Ctrl-C: stop every tool still running (a `kind create` takes minutes).
-pub fn stop_running_tools() {
+pub(crate) fn stop_running_tools() {
     let list = RUNNING.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for pid in list {
         // Each tool leads its own process group (so the terminal's Ctrl-C reaches
@@ -236,12 +236,12 @@ pub struct ClusterOptions {
 }
 
 impl ClusterOptions {
-    pub fn is_kind(&self) -> bool {
+    pub(crate) fn is_kind(&self) -> bool {
         matches!(self.mode, Mode::Kind { .. })
     }
 
     /// The kind cluster's name (empty for an existing cluster).
-    pub fn cluster_name(&self) -> &str {
+    pub(crate) fn cluster_name(&self) -> &str {
         match &self.mode {
             Mode::Kind { name, .. } => name,
             Mode::Existing { .. } => "",
@@ -266,7 +266,7 @@ pub fn default_cache() -> PathBuf {
 
 /// `5.5.4` ≥ `5.5`? NIC reports `5.5.4`, `v5.3.4` or `5.3` (read as 5.3.0);
 /// a version semver cannot read is never new enough.
-pub fn version_at_least(have: &str, need: &str) -> bool {
+pub(crate) fn version_at_least(have: &str, need: &str) -> bool {
     let have = have.trim_start_matches('v');
     let have =
         semver::Version::parse(have).or_else(|_| semver::Version::parse(&format!("{have}.0")));
@@ -286,7 +286,7 @@ pub fn skip_reason(scenario: &Scenario, version: &str) -> Option<String> {
 
 /// Scenarios that share a cluster must not collide: their namespaces, hosts and
 /// cluster-scoped objects must differ (they run in parallel).
-pub fn check_shareable(scenarios: &[&Scenario]) -> Result<(), ClusterError> {
+pub(crate) fn check_shareable(scenarios: &[&Scenario]) -> Result<(), ClusterError> {
     let mut namespaces: BTreeMap<String, String> = BTreeMap::new();
     let mut hosts: BTreeMap<String, String> = BTreeMap::new();
     let mut cluster_scoped: BTreeMap<String, String> = BTreeMap::new();
@@ -373,7 +373,7 @@ pub enum IngressAccess {
 }
 
 impl IngressAccess {
-    pub fn address(&self, port: u16) -> Result<SocketAddr, String> {
+    pub(crate) fn address(&self, port: u16) -> Result<SocketAddr, String> {
         let (http, https) = match self {
             IngressAccess::HostPorts { http, https } => (*http, *https),
             IngressAccess::Forwarded { http, https } => (http.local, https.local),
@@ -384,7 +384,7 @@ impl IngressAccess {
 
 impl Cluster {
     /// Ensure (kind) or reach (existing) the cluster, and connect to it.
-    pub async fn connect(
+    pub(crate) async fn connect(
         options: ClusterOptions,
         progress: Progress,
     ) -> Result<Cluster, ClusterError> {
@@ -447,7 +447,7 @@ impl Cluster {
     }
 
     /// Stop the port-forwards to NIC (existing clusters).
-    pub fn stop_forwards(&self) {
+    pub(crate) fn stop_forwards(&self) {
         if let IngressAccess::Forwarded { http, https } = &self.ingress {
             http.abort();
             https.abort();
@@ -455,7 +455,7 @@ impl Cluster {
     }
 
     /// `kubectl` arguments that reach this cluster.
-    pub fn kubectl_args(&self) -> Vec<String> {
+    pub(crate) fn kubectl_args(&self) -> Vec<String> {
         let mut args = Vec::new();
         if let Some(k) = &self.kubeconfig {
             args.extend(["--kubeconfig".to_string(), k.display().to_string()]);
@@ -466,15 +466,8 @@ impl Cluster {
         args
     }
 
-    pub fn kubectl(&self, args: &[&str], timeout: Duration) -> Result<String, ClusterError> {
-        let mut all: Vec<String> = self.kubectl_args();
-        all.extend(args.iter().map(|s| s.to_string()));
-        let words: Vec<&str> = all.iter().map(String::as_str).collect();
-        run_tool(&tool("kubectl")?, &words, timeout)
-    }
-
     /// Delete the kind cluster if this run created it and `--keep` was not given.
-    pub fn finish(&self, progress: &(dyn Fn(&str) + Sync)) -> Result<(), ClusterError> {
+    pub(crate) fn finish(&self, progress: &(dyn Fn(&str) + Sync)) -> Result<(), ClusterError> {
         if let Mode::Kind { name, .. } = &self.options.mode {
             if self.options.keep {
                 kind::keep(name, &self.options.cache);
@@ -538,7 +531,7 @@ pub struct ClusterDeployment {
 }
 
 impl ClusterDeployment {
-    pub fn address(&self, target: &Target) -> Result<SocketAddr, String> {
+    pub(crate) fn address(&self, target: &Target) -> Result<SocketAddr, String> {
         match target {
             Target::Ingress { port, .. } => {
                 super::ingress_address(*port, self.ingress.0, self.ingress.1)
@@ -556,7 +549,7 @@ impl ClusterDeployment {
         }
     }
 
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         for (_, f) in std::mem::take(&mut self.services) {
             f.stop();
         }

@@ -13,14 +13,14 @@ use serde_json::Value;
 use crate::manifest::{Kind, ObjectRef};
 
 /// The label every object of ours carries, and its value.
-pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-pub const MANAGER: &str = "mtls-e2e";
+pub(crate) const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub(crate) const MANAGER: &str = "mtls-e2e";
 /// The run that applied it.
-pub const RUN: &str = "mtls-e2e.io/run";
+pub(crate) const RUN: &str = "mtls-e2e.io/run";
 
 /// What the cluster holds under an object's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Observed {
+pub(crate) enum Observed {
     Absent,
     /// It carries our label (this run's, or one that died).
     Ours,
@@ -29,7 +29,7 @@ pub enum Observed {
 }
 
 /// Read an object the API server returned (or none).
-pub fn observe(existing: Option<&Value>) -> Observed {
+pub(crate) fn observe(existing: Option<&Value>) -> Observed {
     match existing {
         None => Observed::Absent,
         Some(o) => {
@@ -47,7 +47,7 @@ pub fn observe(existing: Option<&Value>) -> Observed {
 }
 
 /// Add our labels to a manifest about to be applied.
-pub fn label(json: &mut Value, run: &str) {
+pub(crate) fn label(json: &mut Value, run: &str) {
     if let Some(meta) = json.get_mut("metadata").and_then(Value::as_object_mut) {
         let labels = meta
             .entry("labels")
@@ -61,7 +61,7 @@ pub fn label(json: &mut Value, run: &str) {
 
 /// What a run will do with each object of a scenario.
 #[derive(Debug, Default, PartialEq)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// Applied by the run (absent, or left by a run of ours).
     pub apply: Vec<ObjectRef>,
     /// Namespaces that exist and are not ours: used, never applied or deleted.
@@ -73,7 +73,7 @@ pub struct Decision {
     pub conflicts: Vec<String>,
 }
 
-pub fn decide(observed: &[(ObjectRef, Observed)], adopt: &[ObjectRef]) -> Decision {
+pub(crate) fn decide(observed: &[(ObjectRef, Observed)], adopt: &[ObjectRef]) -> Decision {
     let mut d = Decision::default();
     for (id, seen) in observed {
         match (id.kind, seen) {
@@ -94,7 +94,7 @@ pub fn decide(observed: &[(ObjectRef, Observed)], adopt: &[ObjectRef]) -> Decisi
 
 /// How `--adopt` names an object: `Kind/name` (cluster-scoped) or
 /// `Kind/namespace/name`.
-pub fn adopt_arg(id: &ObjectRef) -> String {
+pub(crate) fn adopt_arg(id: &ObjectRef) -> String {
     match &id.namespace {
         Some(ns) => format!("{}/{ns}/{}", id.kind, id.name),
         None => format!("{}/{}", id.kind, id.name),
@@ -102,7 +102,7 @@ pub fn adopt_arg(id: &ObjectRef) -> String {
 }
 
 /// Read one `--adopt` value.
-pub fn parse_adopt(arg: &str) -> Result<ObjectRef, String> {
+pub(crate) fn parse_adopt(arg: &str) -> Result<ObjectRef, String> {
     let parts: Vec<&str> = arg.split('/').collect();
     let usage = || {
         format!(
@@ -130,7 +130,7 @@ pub fn parse_adopt(arg: &str) -> Result<ObjectRef, String> {
 
 /// Every adopted object must be one the scenarios declare: a typo would
 /// otherwise adopt nothing and the run would stop on the conflict anyway.
-pub fn check_adopt(
+pub(crate) fn check_adopt(
     adopt: &[ObjectRef],
     mut declared: impl FnMut(&ObjectRef) -> bool,
 ) -> Result<(), String> {
@@ -145,7 +145,7 @@ pub fn check_adopt(
 
 /// What teardown deletes: objects that carry our label, except the contents
 /// of a namespace we delete anyway. Foreign objects are never deleted.
-pub fn deletable(observed: &[(ObjectRef, Observed)]) -> Vec<ObjectRef> {
+pub(crate) fn deletable(observed: &[(ObjectRef, Observed)]) -> Vec<ObjectRef> {
     let ours = |ns: &str| {
         observed.iter().any(|(id, seen)| {
             id.kind == Kind::Namespace && id.name == ns && *seen == Observed::Ours
