@@ -277,6 +277,9 @@ pub struct Engine {
 impl Engine {
     /// An engine on the local substrate: finds nginx and openssl, cleans up after
     /// runs that were killed, creates this run's private folder.
+    ///
+    /// # Errors
+    /// When nginx or openssl is missing, or the run folder cannot be made.
     pub fn local() -> Result<Engine, EngineError> {
         Engine::local_with(Sweep::Stale)
     }
@@ -317,6 +320,9 @@ impl Engine {
     /// one is missing), then ensures the kind cluster, installs cert-manager and
     /// NIC and loads our image (kind), or checks they are there (existing).
     /// `binary` is the `mtls-e2e` executable the image is built from.
+    ///
+    /// # Errors
+    /// When a tool is missing or a cluster step fails or times out.
     pub async fn cluster(
         options: ClusterOptions,
         binary: &Path,
@@ -501,6 +507,9 @@ impl Engine {
     }
 
     /// A private folder for one scenario.
+    ///
+    /// # Errors
+    /// When the folder cannot be created (it is never reused).
     pub fn scenario_dir(&self, scenario: &Scenario) -> std::io::Result<PathBuf> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let short: String = scenario
@@ -515,6 +524,9 @@ impl Engine {
     /// Bring a scenario up: the objects applied, cert-manager's certificates
     /// issued, the tutorial's steps run, the controller's states reached, and
     /// the identities the checks use resolved.
+    ///
+    /// # Errors
+    /// When the scenario is invalid for the substrate, or bringing it up fails.
     pub async fn up(&self, scenario: &Scenario, strict: bool) -> Result<Live, SubstrateError> {
         let started = Instant::now();
         let dir = self
@@ -568,7 +580,7 @@ impl Engine {
         Ok(Live::new(
             deployment,
             probes,
-            started.elapsed().as_millis() as u64,
+            crate::report::millis(started.elapsed()),
             phases,
             dir,
         ))
@@ -804,7 +816,7 @@ impl Engine {
         Report::new(
             self.substrate_name(),
             reports,
-            started.elapsed().as_millis() as u64,
+            crate::report::millis(started.elapsed()),
         )
     }
 
@@ -844,6 +856,9 @@ impl Engine {
 
     /// Check that each mutation breaks the checks it names. Returns, per
     /// mutation, the named checks that still passed (an empty list is good).
+    ///
+    /// # Errors
+    /// When the mutation's patch does not apply to the scenario.
     pub async fn run_mutation(
         &self,
         scenario: &Scenario,

@@ -14,6 +14,12 @@ pub(crate) const SCHEMA: &str = "mtls-e2e.report/v2";
 
 /// A resource's status as the controller reports it (VirtualServer and Policy
 /// status, Ingress events).
+
+/// Milliseconds, for reports (a run never lasts 584 million years).
+pub(crate) fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceState {
     pub kind: String,
@@ -58,7 +64,7 @@ pub struct Phases(pub Vec<(String, u64)>);
 impl Phases {
     pub(crate) fn record(&mut self, name: &str, since: &mut std::time::Instant) {
         self.0
-            .push((name.to_string(), since.elapsed().as_millis() as u64));
+            .push((name.to_string(), crate::report::millis(since.elapsed())));
         *since = std::time::Instant::now();
     }
 
@@ -249,25 +255,24 @@ impl Report {
             s.failed
         );
         if s.setup_failed > 0 {
-            line.push_str(&format!(
-                ", {} scenarios could not be set up",
-                s.setup_failed
-            ));
+            let _ = write!(line, ", {} scenarios could not be set up", s.setup_failed);
         }
         if s.skipped > 0 {
-            line.push_str(&format!(", {} scenarios skipped", s.skipped));
+            let _ = write!(line, ", {} scenarios skipped", s.skipped);
         }
         if s.mutations > 0 {
-            line.push_str(&format!(
+            let _ = write!(
+                line,
                 "; mutations: {} of {} break their checks",
                 s.mutations_killed, s.mutations
-            ));
+            );
         }
-        line.push_str(&format!(
+        let _ = write!(
+            line,
             " ({} substrate, {:.2} s)",
             self.substrate,
             self.elapsed_ms as f64 / 1000.0
-        ));
+        );
         line
     }
 }
@@ -431,7 +436,7 @@ pub(crate) fn junit(report: &Report) -> Result<String, quick_junit::SerializeErr
         if let Some(e) = &scenario.setup_error {
             let mut text = e.clone();
             if let Some(dir) = &scenario.artifacts {
-                text.push_str(&format!("\nartifacts: {dir}"));
+                let _ = write!(text, "\nartifacts: {dir}");
             }
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
             status
@@ -447,7 +452,7 @@ pub(crate) fn junit(report: &Report) -> Result<String, quick_junit::SerializeErr
             } else {
                 let mut details = failure_details(c);
                 if let Some(dir) = &scenario.artifacts {
-                    details.push_str(&format!("    artifacts: {dir}\n"));
+                    let _ = write!(details, "    artifacts: {dir}\n");
                 }
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 status

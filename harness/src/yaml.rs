@@ -224,6 +224,9 @@ fn read_limited(path: &Path) -> Result<String, YamlError> {
 }
 
 /// Read and parse every document of a YAML file.
+///
+/// # Errors
+/// When the file cannot be read, is too large, or is not valid YAML (with its line).
 pub fn load_file(path: &Path) -> Result<Vec<Document>, YamlError> {
     parse_documents(&read_limited(path)?, path)
 }
@@ -246,6 +249,9 @@ pub(crate) fn parse_one<T: DeserializeOwned>(text: &str, file: &Path) -> Result<
 
 /// Parse every document in `text`; empty and comment-only documents are skipped,
 /// as kubectl skips them.
+///
+/// # Errors
+/// When the text is not valid YAML or exceeds the size limits (with its line).
 pub fn parse_documents(text: &str, file: &Path) -> Result<Vec<Document>, YamlError> {
     let mut builder = Builder {
         file,
@@ -593,7 +599,7 @@ mod tests {
         for (i, name) in ["b", "c", "d", "e", "f", "g", "h", "i"].iter().enumerate() {
             let prev = ["a", "b", "c", "d", "e", "f", "g", "h"][i];
             let refs = vec![format!("*{prev}"); 10].join(", ");
-            text.push_str(&format!("{name}: &{name} [{refs}]\n"));
+            let _ = write!(text, "{name}: &{name} [{refs}]\n");
         }
         let started = std::time::Instant::now();
         let error = parse_documents(&text, Path::new("bomb.yaml")).expect_err("refused");
@@ -611,7 +617,7 @@ mod tests {
     fn many_keys_load_in_linear_time() {
         let mut text = String::from("data:\n");
         for i in 0..80_000 {
-            text.push_str(&format!("  k{i}: v\n"));
+            let _ = write!(text, "  k{i}: v\n");
         }
         let started = std::time::Instant::now();
         let docs = parse_documents(&text, Path::new("big.yaml")).expect("loads");
@@ -633,6 +639,7 @@ mod tests {
     }
 
     use super::*;
+    use std::fmt::Write as _;
 
     fn docs(text: &str) -> Vec<Document> {
         parse_documents(text, Path::new("t.yaml")).expect("parses")

@@ -13,6 +13,7 @@
 //! `MTLS_E2E_IMAGE`, `MTLS_E2E_NIC_VERSION`). Mutations stay local-only, and
 //! scenarios needing a newer NIC are ignored.
 
+use std::fmt::Write as _;
 #[path = "e2e/cli.rs"]
 mod cli;
 #[path = "e2e/container.rs"]
@@ -230,7 +231,7 @@ fn main() -> std::process::ExitCode {
                     mutation.breaks.join(", ")
                 );
                 for r in survivors {
-                    message.push_str(&format!("  {}/{}\n{}", scenario.name, r.name, report::failure_details(r)));
+                    let _ = write!(message, "  {}/{}\n{}", scenario.name, r.name, report::failure_details(r));
                 }
                 Err(message.into())
             }).with_ignored_flag(on_cluster || skipped.is_some()));

@@ -221,6 +221,9 @@ impl SubstrateArgs {
 /// The substrate options as the command line would read them from `words`
 /// (e.g. `["--substrate", "kind", "--k8s-version", "1.33"]`), with the same
 /// validation: for callers that are not the command line, such as the tests.
+///
+/// # Errors
+/// [`Error::Input`] when the words do not parse or an option does not apply.
 pub fn cluster_options_from_words(words: &[String]) -> Result<Option<ClusterOptions>, Error> {
     #[derive(Parser)]
     struct Words {

@@ -9,6 +9,9 @@ use crate::substrate::cluster::{self, ClusterOptions};
 
 /// Load scenarios from folders: a scenario folder (or its `scenario.yaml`), or
 /// a folder holding scenarios; none given means `./scenarios`.
+///
+/// # Errors
+/// [`Error::Input`] naming the file and line of the first scenario that does not load.
 pub fn scenarios(dirs: &[PathBuf]) -> Result<Vec<Scenario>, Error> {
     let dirs: Vec<PathBuf> = if dirs.is_empty() {
         let default = PathBuf::from("scenarios");

@@ -60,6 +60,10 @@ impl KeyAlgorithm {
         }
     }
 
+    /// A new key of this algorithm.
+    ///
+    /// # Errors
+    /// When the crypto library refuses to generate it.
     pub fn generate(&self) -> Result<KeyPair, PkiError> {
         let key = match self {
             KeyAlgorithm::Rsa(bits) => {
@@ -93,6 +97,9 @@ pub enum KeyEncoding {
 }
 
 /// Encode `key` as PEM. Ed25519 is always PKCS#8, as in cert-manager.
+///
+/// # Errors
+/// When the key cannot be serialised in that encoding.
 pub fn encode_key(key: &KeyPair, encoding: KeyEncoding) -> Result<String, PkiError> {
     let pkcs8 = key.serialize_der();
     let (label, body) = match encoding {

@@ -250,6 +250,9 @@ pub struct Authority {
 
 impl Authority {
     /// Load a CA from PEM (as found in a `kubernetes.io/tls` Secret).
+    ///
+    /// # Errors
+    /// When either PEM does not parse or the key does not match.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
         let key = KeyPair::from_pem(key_pem).map_err(|e| PkiError::Key(e.to_string()))?;
         // Check the certificate parses before anyone signs with it.
@@ -270,6 +273,9 @@ pub struct Issued {
 }
 
 /// Sign `spec` for `key`: self-signed when `issuer` is `None`.
+///
+/// # Errors
+/// When the spec cannot be encoded as a certificate.
 pub fn issue(
     spec: &CertSpec,
     key: KeyPair,

@@ -69,7 +69,7 @@ pub(crate) async fn s_client(
             ));
         }
     }
-    observation.elapsed_ms = started.elapsed().as_millis() as u64;
+    observation.elapsed_ms = crate::report::millis(started.elapsed());
     observation
 }
 

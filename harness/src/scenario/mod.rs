@@ -273,6 +273,9 @@ impl Scenario {
     }
 
     /// Load a scenario folder.
+    ///
+    /// # Errors
+    /// The first problem found, with its file and line.
     pub fn load(dir: &Path) -> Result<Scenario, ScenarioError> {
         let file = dir.join(SCENARIO_FILE);
         if !file.is_file() {

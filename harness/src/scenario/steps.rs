@@ -5,6 +5,7 @@
 //! applies them its own way (an in-memory store, or the cluster).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -285,10 +286,11 @@ pub(crate) fn describe(step: &StepSpec) -> String {
         };
         if !c.labels.is_empty() {
             let labels: Vec<_> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            cmd.push_str(&format!(
+            let _ = write!(
+                cmd,
                 "\nkubectl label secrets {name} {} -n {ns}",
                 labels.join(" ")
-            ));
+            );
         }
         return cmd;
     }

@@ -96,6 +96,9 @@ fn apply(objects: &mut Vec<Object>, new: Vec<Object>) {
 impl Local {
     /// Apply the scenario to an in-memory cluster: cert-manager issues, the
     /// tutorial's steps run, Deployments are read. Nothing is started.
+    ///
+    /// # Errors
+    /// When an object is invalid or a step fails (file and line).
     pub async fn prepare(
         &self,
         scenario: &Scenario,

@@ -4,6 +4,7 @@
 //! (NIC 5.5), `nginx.org/ssl-services` and `nginx.org/ssl-redirect`.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use super::policy::{self, Context, Inputs, PoliciesCfg};
 use super::render::{self, Conf, RenderEnv};
@@ -262,7 +263,7 @@ fn event(
     let key = o.id.key();
     let mut message = format!("Configuration for {key} was added or updated");
     if !controller.is_empty() {
-        message.push_str(&format!(" with warning(s): {}", controller.join("; ")));
+        let _ = write!(message, " with warning(s): {}", controller.join("; "));
     }
     if !generation.is_empty() {
         // Regular: "added or updated %s" of "; with warning(s): …"; master:
@@ -272,7 +273,7 @@ fn event(
             (true, true) => "",
             (false, _) => ";",
         };
-        message.push_str(&format!("{sep} with warning(s): {}", generation.join("; ")));
+        let _ = write!(message, "{sep} with warning(s): {}", generation.join("; "));
     }
     if controller.is_empty() && generation.is_empty() && !mergeable {
         message.push(' ');

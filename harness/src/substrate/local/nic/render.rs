@@ -3,6 +3,7 @@
 //! tidied; directives, values and their order follow the templates.
 
 use super::policy::{EgressMtlsCfg, IngressMtlsCfg};
+use std::fmt::Write as _;
 
 /// The environment NIC renders for. [`RenderEnv::nic`] is the controller's own
 /// (for fidelity tests); the local substrate swaps in loopback ports and its
@@ -173,7 +174,7 @@ pub(crate) fn go_quote(value: &str) -> String {
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
+                let _ = write!(out, "\\x{:02x}", c as u32);
             }
             c => out.push(c),
         }
