@@ -287,7 +287,7 @@ mod tests {
         Observation {
             response: Some(HttpFacts {
                 status,
-                headers: Default::default(),
+                headers: std::collections::BTreeMap::default(),
                 body: body.into(),
             }),
             ..Observation::default()

@@ -312,7 +312,7 @@ impl Engine {
             swept,
             setup: Phases::default(),
             progress: Arc::new(|m: &str| eprintln!("{m}")),
-            selection: Default::default(),
+            selection: crate::selection::Selection::default(),
         })
     }
 
@@ -410,7 +410,7 @@ impl Engine {
             swept,
             setup,
             progress,
-            selection: Default::default(),
+            selection: crate::selection::Selection::default(),
         })
     }
 

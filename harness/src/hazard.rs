@@ -170,7 +170,7 @@ mod tests {
                 method: crate::scenario::Method::Get,
                 url: crate::scenario::Url::parse(&format!("https://HOST{path}")).unwrap(),
                 json: None,
-                headers: Default::default(),
+                headers: BTreeMap::default(),
             },
             after: Vec::new(),
             ..scenario.checks[0].clone()

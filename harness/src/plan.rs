@@ -294,8 +294,8 @@ fn strip_empty(json: &str) -> String {
         .into_iter()
         .filter(|(_, v)| {
             !(v.is_null()
-                || v.as_array().is_some_and(|a| a.is_empty())
-                || v.as_object().is_some_and(|o| o.is_empty()))
+                || v.as_array().is_some_and(Vec::is_empty)
+                || v.as_object().is_some_and(serde_json::Map::is_empty))
         })
         .collect();
     serde_json::Value::Object(kept).to_string()

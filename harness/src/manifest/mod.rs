@@ -376,7 +376,7 @@ pub(crate) fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Va
     match patch {
         Value::Object(fields) => {
             if !target.is_object() {
-                *target = Value::Object(Default::default());
+                *target = Value::Object(serde_json::Map::default());
             }
             if let Value::Object(map) = target {
                 for (key, value) in fields {

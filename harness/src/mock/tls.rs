@@ -68,7 +68,7 @@ impl GoClientVerifier {
         use rustls::CertificateError;
         let (_, cert) = x509_parser::certificate::X509Certificate::from_der(leaf)
             .map_err(|_| TlsError::InvalidCertificate(CertificateError::BadEncoding))?;
-        let now = now.as_secs() as i64;
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
         let validity = cert.validity();
         if now < validity.not_before.timestamp() {
             return Err(TlsError::InvalidCertificate(CertificateError::NotValidYet));

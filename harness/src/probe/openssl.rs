@@ -170,7 +170,7 @@ pub(crate) fn parse(observation: &mut Observation, code: i32, stdout: &str, stde
         body.extend(&lines[start + 1..]);
         observation.response = Some(HttpFacts {
             status,
-            headers: Default::default(),
+            headers: std::collections::BTreeMap::default(),
             body: body.join("\n"),
         });
     }

@@ -163,7 +163,7 @@ fn issue_identity(
         )
     };
     let mut spec = CertSpec::new(&issue.common_name, time::Duration::days(1));
-    spec.subject.organizations = issue.organizations.clone();
+    spec.subject.organizations.clone_from(&issue.organizations);
     spec.not_before = not_before;
     spec.not_after = not_after;
     spec.serial = issue.serial;

@@ -19,7 +19,7 @@ impl RunDir {
         let dir = tempfile::Builder::new().prefix(PREFIX).tempdir()?;
         // 0700 whatever the umask, before anything is written into it.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
-        let pid = std::process::id() as i32;
+        let pid = std::process::id().cast_signed();
         let marker = match start_time(pid) {
             Some(start) => format!("{pid} {start}"),
             None => pid.to_string(),
@@ -254,7 +254,7 @@ mod tests {
     /// process group, symlinks that loop, a folder someone else could write.
     #[test]
     fn a_reused_pid_does_not_keep_a_stale_folder() {
-        let me = std::process::id() as i32;
+        let me = std::process::id().cast_signed();
         let start = start_time(me).expect("/proc");
         assert!(harness_alive(&format!("{me} {start}")));
         assert!(
@@ -305,7 +305,7 @@ mod tests {
         std::fs::write(nginx_dir.join("nginx.pid"), master.to_string()).expect("pid");
         let cleaned = sweep_stale_in(root.path());
         assert!(
-            alive(pid as i32),
+            alive(pid.cast_signed()),
             "the sweep killed a process that is not this folder's nginx"
         );
         assert!(

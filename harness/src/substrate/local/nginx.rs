@@ -136,7 +136,7 @@ impl NginxProcess {
         let child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.path.display()))?;
-        let pid = child.id().map_or(0, |p| p as i32);
+        let pid = child.id().map_or(0, u32::cast_signed);
         let mut process = NginxProcess {
             child: Some(child),
             pid,
