@@ -12,14 +12,13 @@ use crate::yaml::Origin;
 
 pub(crate) const SCHEMA: &str = "mtls-e2e.report/v2";
 
-/// A resource's status as the controller reports it (VirtualServer and Policy
-/// status, Ingress events).
-
 /// Milliseconds, for reports (a run never lasts 584 million years).
 pub(crate) fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A resource's status as the controller reports it (`VirtualServer` and `Policy`
+/// status, `Ingress` events).
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceState {
     pub kind: String,
@@ -288,6 +287,7 @@ pub(crate) fn check_line(scenario: &str, check: &CheckReport) -> String {
 }
 
 /// The evidence of a failed check, for humans.
+#[must_use]
 pub fn failure_details(check: &CheckReport) -> String {
     let mut out = String::new();
     let o = &check.observation;
@@ -405,7 +405,7 @@ pub(crate) fn render_human(report: &Report) -> String {
     out
 }
 
-/// The report as JUnit XML (a testsuite per scenario, a testcase per check),
+/// The report as `JUnit` XML (a testsuite per scenario, a testcase per check),
 /// for CI systems that show test results.
 pub(crate) fn junit(report: &Report) -> Result<String, quick_junit::SerializeError> {
     use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
@@ -452,11 +452,11 @@ pub(crate) fn junit(report: &Report) -> Result<String, quick_junit::SerializeErr
             } else {
                 let mut details = failure_details(c);
                 if let Some(dir) = &scenario.artifacts {
-                    let _ = write!(details, "    artifacts: {dir}\n");
+                    let _ = writeln!(details, "    artifacts: {dir}");
                 }
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 status
-                    .set_message(c.failures.first().map(String::as_str).unwrap_or("failed"))
+                    .set_message(c.failures.first().map_or("failed", String::as_str))
                     .set_description(details);
                 status
             };

@@ -599,7 +599,7 @@ mod tests {
         for (i, name) in ["b", "c", "d", "e", "f", "g", "h", "i"].iter().enumerate() {
             let prev = ["a", "b", "c", "d", "e", "f", "g", "h"][i];
             let refs = vec![format!("*{prev}"); 10].join(", ");
-            let _ = write!(text, "{name}: &{name} [{refs}]\n");
+            let _ = writeln!(text, "{name}: &{name} [{refs}]");
         }
         let started = std::time::Instant::now();
         let error = parse_documents(&text, Path::new("bomb.yaml")).expect_err("refused");
@@ -617,7 +617,7 @@ mod tests {
     fn many_keys_load_in_linear_time() {
         let mut text = String::from("data:\n");
         for i in 0..80_000 {
-            let _ = write!(text, "  k{i}: v\n");
+            let _ = writeln!(text, "  k{i}: v");
         }
         let started = std::time::Instant::now();
         let docs = parse_documents(&text, Path::new("big.yaml")).expect("loads");

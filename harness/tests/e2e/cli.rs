@@ -289,7 +289,7 @@ fn ctrl_c_cleans_up(after_up: bool, delay: std::time::Duration) -> Result<(), Fa
     let running_while_up = processes_mentioning(&tmp);
     // SAFETY: kill(2) on our own child's pid.
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
+        libc::kill(child.id().cast_signed(), libc::SIGINT);
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let status = loop {
@@ -329,7 +329,7 @@ fn ctrl_c_cleans_up(after_up: bool, delay: std::time::Duration) -> Result<(), Fa
 pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
         Trial::test("cli/up-then-ctrl-c-leaves-nothing", || {
-            ctrl_c_cleans_up(true, Default::default())
+            ctrl_c_cleans_up(true, std::time::Duration::default())
         }),
         Trial::test("cli/ctrl-c-during-setup-leaves-nothing", || {
             ctrl_c_cleans_up(false, std::time::Duration::from_millis(60))
@@ -727,7 +727,7 @@ fn ctrl_c_during_nginx_version() -> Result<(), Failed> {
     }
     // SAFETY: SIGINT to the process group we just made for the child, as a terminal would.
     unsafe {
-        libc::kill(-(child.id() as i32), libc::SIGINT);
+        libc::kill(-child.id().cast_signed(), libc::SIGINT);
     }
     let output = child.wait_with_output().map_err(|e| e.to_string())?;
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -227,7 +227,9 @@ fn walk_schema(schema: &Value, visit: &mut dyn FnMut(&Map<String, Value>)) {
     }
     for key in ["allOf", "anyOf", "oneOf"] {
         if let Some(subs) = s.get(key).and_then(Value::as_array) {
-            subs.iter().for_each(|sub| walk_schema(sub, visit));
+            for sub in subs {
+                walk_schema(sub, visit);
+            }
         }
     }
 }

@@ -385,7 +385,7 @@ fn location(
             if pass_headers { "on" } else { "off" }
         ),
     );
-    let custom = request_headers.map(|h| h.set.as_slice()).unwrap_or(&[]);
+    let custom = request_headers.map_or(&[][..], |h| h.set.as_slice());
     let has = |name: &str| custom.iter().any(|h| h.name.eq_ignore_ascii_case(name));
     let proto = redirect_var.unwrap_or("$scheme");
     for (header, value) in [
