@@ -79,7 +79,8 @@ async fn run(engine: &Engine, scenarios: &[Scenario], mutations: bool) -> Result
     let mut report = engine
         .run(scenarios, |s| match (&s.skipped, &s.setup_error) {
             (Some(why), _) => eprintln!("{}: skipped: {why}", s.name),
-            (None, Some(e)) => eprintln!("error: {}: could not be set up: {e}", s.name),
+            // The error itself is in the results below: printed once.
+            (None, Some(_)) => eprintln!("{}: could not be set up (why: in the results)", s.name),
             (None, None) => eprintln!(
                 "{}: set up in {} ms ({})",
                 s.name,

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 mod crd_fields;
 
 use crate::yaml::{self, Document, Node, Origin, YamlError};
+use std::fmt::Write as _;
 
 /// A manifest problem, located.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,29 @@ use crate::yaml::{self, Document, Node, Origin, YamlError};
 pub struct ManifestError {
     pub origin: Origin,
     pub message: String,
+}
+
+impl ManifestError {
+    /// Several problems as one error: the first where it is, then each other
+    /// on its own line with its own file and line, so a user fixes them all
+    /// in one pass. `None` when there are none.
+    pub(crate) fn all(mut problems: Vec<ManifestError>) -> Option<ManifestError> {
+        if problems.is_empty() {
+            return None;
+        }
+        let mut first = problems.remove(0);
+        if !problems.is_empty() {
+            let count = problems.len() + 1;
+            for p in problems {
+                let _ = write!(first.message, "\n{}: {}", p.origin, p.message);
+            }
+            let _ = write!(
+                first.message,
+                "\n({count} problems, each with its file and line)"
+            );
+        }
+        Some(first)
+    }
 }
 
 impl From<YamlError> for ManifestError {

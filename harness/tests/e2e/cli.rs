@@ -395,22 +395,22 @@ fn cases() -> Vec<Trial> {
             .replace("20-policy.yaml", "  ingressMTLS:", "  ingress_MTLS:")
             .run(&["run", "{scenario}"])
             .code(2)
-            .stderr(&["20-policy.yaml:9", "unknown field `ingress_MTLS`"]),
+            .stdout(&["20-policy.yaml:9", "unknown field `ingress_MTLS`"]),
         case("missing-ca-secret")
             .replace("20-policy.yaml", "clientCertSecret: open-webui-ca-cert-nginx", "clientCertSecret: does-not-exist")
             .run(&["run", "{scenario}"])
             .code(2)
-            .stderr(&["30-virtualserver.yaml:", "would be Warning, not Valid", "references an invalid secret open-webui/does-not-exist", "resourceStates"]),
+            .stdout(&["30-virtualserver.yaml:", "would be Warning, not Valid", "references an invalid secret open-webui/does-not-exist", "resourceStates"]),
         case("missing-policy")
             .replace("30-virtualserver.yaml", "- name: open-webui-mtls", "- name: no-such-policy")
             .run(&["run", "{scenario}"])
             .code(2)
-            .stderr(&["30-virtualserver.yaml:", "Policy open-webui/no-such-policy is missing or invalid"]),
+            .stdout(&["30-virtualserver.yaml:", "Policy open-webui/no-such-policy is missing or invalid"]),
         case("missing-issuer")
             .replace("10-cert-manager.yaml", "name: open-webui-ca-issuer\n    kind: Issuer\n---", "name: no-such-issuer\n    kind: Issuer\n---")
             .run(&["run", "{scenario}"])
             .code(2)
-            .stderr(&["10-cert-manager.yaml:", "would never become Ready", "Issuer no-such-issuer does not exist"]),
+            .stdout(&["10-cert-manager.yaml:", "would never become Ready", "Issuer no-such-issuer does not exist"]),
         case("unknown-identity")
             .replace("scenario.yaml", "identity: alice", "identity: carol")
             .run(&["run", "{scenario}"])
@@ -426,7 +426,7 @@ fn cases() -> Vec<Trial> {
             .replace("scenario.yaml", "-CAkey ca.key -CAcreateserial -out client.crt", "-CAkey missing.key -CAcreateserial -out client.crt")
             .run(&["run", "{scenario}"])
             .code(2)
-            .stderr(&["scenario.yaml:", "openssl x509 -req", "failed"]),
+            .stdout(&["scenario.yaml:", "openssl x509 -req", "failed"]),
         case("no-nginx")
             .env("MTLS_E2E_NGINX", "/nonexistent/nginx")
             .run(&["run", "{scenario}"])
@@ -459,6 +459,18 @@ fn cases() -> Vec<Trial> {
             .run(&["run", "--artifacts", "{work}/a", "{scenario}"])
             .code(2)
             .stderr(&["--artifacts applies to --substrate kind or existing only"]),
+        case("every-unrendered-feature-at-once")
+            .replace("30-virtualserver.yaml", "  routes:\n", "  routes:\n    - path: /old\n      action:\n        redirect: {url: https://open-webui.example.com/}\n    - path: /team\n      route: team/webui\n")
+            .write("40-policy.yaml", "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {name: rate, namespace: open-webui}\nspec:\n  rateLimit: {rate: 1r/s, key: \"${binary_remote_addr}\", zoneSize: 10M}\n")
+            .run(&["run", "{scenario}"])
+            .code(2)
+            .stdout(&[
+                "30-virtualserver.yaml:",
+                "action.return and action.redirect are not rendered",
+                "routes to a VirtualServerRoute are not rendered",
+                "40-policy.yaml:5: a `rateLimit` Policy is not rendered",
+                "(3 problems, each with its file and line)",
+            ]),
         case("evidence-is-the-failing-requests-own-log")
             .replace("scenario.yaml", "    expect:\n      status: 200\n      bodyContains: \"<title>Open WebUI</title>\"", "    expect:\n      status: 201\n      bodyContains: \"<title>Open WebUI</title>\"")
             .run(&["run", "{scenario}"])
@@ -542,7 +554,7 @@ fn cases() -> Vec<Trial> {
             .write("25-rate-limit.yaml", "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata:\n  name: rate\n  namespace: open-webui\nspec:\n  rateLimit:\n    rate: 1r/s\n    zoneSize: 10M\n    key: ${binary_remote_addr}\n")
             .run(&["run", "{scenario}"])
             .code(2)
-            .stderr(&["25-rate-limit.yaml:7", "`rateLimit` Policy is not rendered by the local substrate", "--substrate kind"]),
+            .stdout(&["25-rate-limit.yaml:7", "`rateLimit` Policy is not rendered by the local substrate", "--substrate kind"]),
         case("an-unrendered-field-is-refused-as-such")
             .replace("30-virtualserver.yaml", "  host: open-webui.example.com\n", "  host: open-webui.example.com\n  gunzip: true\n")
             .run(&["run", "{scenario}"])

@@ -50,19 +50,37 @@ pub(crate) enum Mergeable {
     Minion,
 }
 
+/// What the local substrate cannot honour in an Ingress, each naming its field.
+pub(crate) fn unsupported(object: &Object) -> Vec<ManifestError> {
+    let mut out: Vec<ManifestError> = object
+        .annotations
+        .keys()
+        .filter(|key| {
+            (key.starts_with("nginx.org/") || key.starts_with("nginx.com/"))
+                && !MODELLED.contains(&key.as_str())
+        })
+        .map(|key| {
+            object.error(
+                "metadata.annotations",
+                format!("annotation {key} is not rendered by the local substrate; run this scenario on kind"),
+            )
+        })
+        .collect();
+    if object
+        .parse::<Ingress>()
+        .is_ok_and(|i| i.spec.default_backend.is_some())
+    {
+        out.push(object.error(
+            "spec.defaultBackend",
+            "defaultBackend is not rendered by the local substrate",
+        ));
+    }
+    out
+}
+
 /// Read an Ingress; `Ok(None)` when NIC would not process it (another class).
 pub(crate) fn parse(object: &Object) -> Result<Option<Parsed<'_>>, ManifestError> {
     let spec = object.parse::<Ingress>()?.spec;
-    for key in object.annotations.keys() {
-        if (key.starts_with("nginx.org/") || key.starts_with("nginx.com/"))
-            && !MODELLED.contains(&key.as_str())
-        {
-            return Err(object.error(
-                "metadata.annotations",
-                format!("annotation {key} is not rendered by the local substrate; run this scenario on kind"),
-            ));
-        }
-    }
     match spec.ingress_class_name.as_deref() {
         Some(INGRESS_CLASS) => {}
         Some(_) => return Ok(None),
@@ -72,12 +90,6 @@ pub(crate) fn parse(object: &Object) -> Result<Option<Parsed<'_>>, ManifestError
                 "no ingressClassName: NIC (without -watch-ingress-without-class) would ignore this Ingress; set ingressClassName: nginx",
             ));
         }
-    }
-    if spec.default_backend.is_some() {
-        return Err(object.error(
-            "spec.defaultBackend",
-            "defaultBackend is not rendered by the local substrate",
-        ));
     }
     let kind = match object.annotations.get(MERGEABLE).map(String::as_str) {
         None => Mergeable::Standard,

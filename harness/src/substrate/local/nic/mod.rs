@@ -154,6 +154,9 @@ pub(crate) fn configure(
     endpoints: &dyn Endpoints,
     env: &RenderEnv,
 ) -> Result<NicOutput, ManifestError> {
+    if let Some(problems) = ManifestError::all(unsupported(objects)) {
+        return Err(problems);
+    }
     let recording = Recording {
         inner: endpoints,
         seen: std::cell::RefCell::default(),
@@ -161,6 +164,44 @@ pub(crate) fn configure(
     let mut out = configure_with(objects, secrets, &recording, env)?;
     out.upstreams = recording.seen.into_inner();
     Ok(out)
+}
+
+/// Everything of `objects` the local substrate does not render, each with
+/// its file, line and what to do: refused together, before anything renders.
+fn unsupported(objects: &[Object]) -> Vec<ManifestError> {
+    let mut out = Vec::new();
+    for object in objects {
+        match object.id.kind {
+            Kind::Policy => {
+                let Ok(policy) = object.parse::<Policy>() else {
+                    continue; // the render reports the parse error
+                };
+                for unrendered in policy
+                    .spec
+                    .types()
+                    .into_iter()
+                    .filter(|t| !PolicySpec::RENDERED.contains(t))
+                {
+                    out.push(object.error(
+                        &format!("spec.{unrendered}"),
+                        format!(
+                            "a `{unrendered}` Policy is not rendered by the local substrate (it renders {}); \
+                             run this scenario on kind (`--substrate kind`) to test it with the real controller",
+                            PolicySpec::RENDERED.join(", ")
+                        ),
+                    ));
+                }
+            }
+            Kind::VirtualServer => out.extend(virtualserver::unsupported(object)),
+            Kind::VirtualServerRoute => out.push(object.error(
+                "kind",
+                "VirtualServerRoute is not rendered by the local substrate; run this scenario on kind",
+            )),
+            Kind::Ingress => out.extend(ingress::unsupported(object)),
+            _ => {}
+        }
+    }
+    out
 }
 
 fn configure_with(
@@ -178,20 +219,6 @@ fn configure_with(
         let class = spec.ingress_class_name.as_deref().unwrap_or(INGRESS_CLASS);
         if class != INGRESS_CLASS {
             continue;
-        }
-        if let Some(unrendered) = spec
-            .types()
-            .into_iter()
-            .find(|t| !PolicySpec::RENDERED.contains(t))
-        {
-            return Err(object.error(
-                &format!("spec.{unrendered}"),
-                format!(
-                    "a `{unrendered}` Policy is not rendered by the local substrate (it renders {}); \
-                     run this scenario on kind (`--substrate kind`) to test it with the real controller",
-                    PolicySpec::RENDERED.join(", ")
-                ),
-            ));
         }
         let result = policy::validate(&spec);
         let status = policy::status(object.namespace(), object.name(), &result);
@@ -252,9 +279,6 @@ fn configure_with(
                     out.conf_files.push((vs.file_name, config));
                 }
                 out.states.push(vs.state);
-            }
-            Kind::VirtualServerRoute => {
-                return Err(object.error("kind", "VirtualServerRoute is not rendered by the local substrate; run this scenario on kind"));
             }
             Kind::Ingress => {}
             _ => {}

@@ -17,28 +17,34 @@ pub(crate) struct VsOutput {
     pub host: String,
 }
 
-/// Refuse what the local substrate cannot honour, naming the field.
-fn check_supported(vs: &Object, spec: &VirtualServerSpec) -> Result<(), ManifestError> {
+/// What the local substrate cannot honour in a VirtualServer, each naming
+/// its field (all of them, so that a user fixes them in one pass).
+pub(crate) fn unsupported(vs: &Object) -> Vec<ManifestError> {
+    let Ok(parsed) = vs.parse::<crate::manifest::kinds::VirtualServer>() else {
+        return Vec::new(); // the render reports the parse error
+    };
+    let spec = parsed.spec;
+    let mut out = Vec::new();
     for (i, route) in spec.routes.iter().enumerate() {
         let path = format!("spec.routes[{i}]");
         if route.route.is_some() {
-            return Err(vs.error(&format!("{path}.route"), "routes to a VirtualServerRoute are not rendered by the local substrate; run this scenario on kind"));
+            out.push(vs.error(&format!("{path}.route"), "routes to a VirtualServerRoute are not rendered by the local substrate; run this scenario on kind"));
         }
         if let Some(action) = &route.action
             && (action.return_.is_some() || action.redirect.is_some())
         {
-            return Err(vs.error(&format!("{path}.action"), "action.return and action.redirect are not rendered by the local substrate; run this scenario on kind"));
+            out.push(vs.error(&format!("{path}.action"), "action.return and action.redirect are not rendered by the local substrate; run this scenario on kind"));
         }
     }
     for (i, u) in spec.upstreams.iter().enumerate() {
         if u.type_.as_deref().is_some_and(|t| t != "http") {
-            return Err(vs.error(
+            out.push(vs.error(
                 &format!("spec.upstreams[{i}].type"),
                 "gRPC upstreams are not rendered by the local substrate",
             ));
         }
     }
-    Ok(())
+    out
 }
 
 /// NIC's `VirtualServer` validation, for the fields rendered here.
@@ -101,7 +107,6 @@ pub(crate) fn generate(
     env: &RenderEnv,
 ) -> Result<VsOutput, ManifestError> {
     let spec: VirtualServerSpec = vs.parse::<crate::manifest::kinds::VirtualServer>()?.spec;
-    check_supported(vs, &spec)?;
     let (ns, name) = (vs.namespace(), vs.name());
     let file_name = format!("vs_{ns}_{name}.conf");
     if let Err(e) = validate(&spec) {
