@@ -311,7 +311,7 @@ impl Engine {
             next: AtomicUsize::new(1),
             swept,
             setup: Phases::default(),
-            progress: Arc::new(|m: &str| eprintln!("{m}")),
+            progress: Arc::new(|m: &str| tracing::info!("{m}")),
             selection: crate::selection::Selection::default(),
         })
     }
@@ -667,6 +667,20 @@ impl Engine {
 
     /// Probe once, as `check` says, and record what was seen.
     async fn observe(&self, live: &Live, check: &Check) -> Observation {
+        let seen = self.observe_once(live, check).await;
+        tracing::debug!(
+            check = %check.name,
+            target = %seen.target,
+            client = ?seen.client,
+            status = ?seen.response.as_ref().map(|r| r.status),
+            alert = ?seen.alert,
+            error = ?seen.error,
+            "probed"
+        );
+        seen
+    }
+
+    async fn observe_once(&self, live: &Live, check: &Check) -> Observation {
         let (identity, trust, target) = live.inputs(check);
         match live.deployment.address(target) {
             Err(e) => Observation {

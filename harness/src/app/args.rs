@@ -19,6 +19,13 @@ use crate::substrate::cluster::{self, ClusterOptions, Mode};
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// More detail on stderr: -v what the harness does, -vv also the libraries
+    /// (RUST_LOG, when set, decides instead).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only the results and errors (no progress lines).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 #[derive(Subcommand)]

@@ -27,6 +27,7 @@ use signals::Stop;
 #[must_use]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    logs(cli.verbose, cli.quiet);
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,6 +41,30 @@ pub fn main() -> ExitCode {
         }
     };
     ExitCode::from(exit.code())
+}
+
+/// Progress and logs on stderr, as `tracing` events: progress is `info`,
+/// what the harness does step by step is `debug`. `RUST_LOG` wins when set.
+fn logs(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "mtls_e2e=info,warn",
+        (false, 1) => "mtls_e2e=debug,warn",
+        (false, _) => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let timer = tracing_subscriber::fmt::time::UtcTime::new(time::macros::format_description!(
+        "[hour]:[minute]:[second]"
+    ));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(verbose > 0)
+        .with_level(verbose > 0)
+        .with_timer(timer)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 async fn dispatch(command: Command) -> Result<Exit, Error> {

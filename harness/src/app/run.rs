@@ -48,12 +48,12 @@ pub(crate) async fn command(args: RunArgs, stop: &mut Stop) -> Result<Exit, Erro
     let mut engine = start::engine(options.as_ref(), stop).await?;
     engine.selection = selection;
     for s in &engine.swept {
-        eprintln!("cleaned up {s}");
+        tracing::info!("cleaned up {s}");
     }
     let result = tokio::select! {
         result = run(&engine, &scenarios, args.mutations) => result,
         () = stop.wait() => {
-            eprintln!("interrupted: stopping everything this run started");
+            tracing::warn!("interrupted: stopping everything this run started");
             cluster::stop_running_tools();
             Err(Error::Interrupted)
         }
@@ -68,20 +68,22 @@ pub(crate) async fn command(args: RunArgs, stop: &mut Stop) -> Result<Exit, Erro
 }
 
 async fn run(engine: &Engine, scenarios: &[Scenario], mutations: bool) -> Result<Report, Error> {
-    eprintln!(
+    tracing::info!(
         "running {} scenarios on the {}",
         scenarios.len(),
         engine.describe()
     );
     if !engine.setup.0.is_empty() {
-        eprintln!("substrate ready ({})", engine.setup.describe());
+        tracing::info!("substrate ready ({})", engine.setup.describe());
     }
     let mut report = engine
         .run(scenarios, |s| match (&s.skipped, &s.setup_error) {
-            (Some(why), _) => eprintln!("{}: skipped: {why}", s.name),
+            (Some(why), _) => tracing::info!("{}: skipped: {why}", s.name),
             // The error itself is in the results below: printed once.
-            (None, Some(_)) => eprintln!("{}: could not be set up (why: in the results)", s.name),
-            (None, None) => eprintln!(
+            (None, Some(_)) => {
+                tracing::warn!("{}: could not be set up (why: in the results)", s.name)
+            }
+            (None, None) => tracing::info!(
                 "{}: set up in {} ms ({})",
                 s.name,
                 s.setup_ms,

@@ -19,17 +19,17 @@ pub(crate) async fn engine(
     };
     let binary = std::env::current_exe()
         .map_err(|e| Error::Substrate(format!("cannot find this binary: {e}")))?;
-    let progress: Progress = Arc::new(|m: &str| eprintln!("[{}] {m}", clock()));
-    eprintln!("[{}] preparing the {} substrate", clock(), options.label());
+    let progress: Progress = Arc::new(|m: &str| tracing::info!("{m}"));
+    tracing::info!("preparing the {} substrate", options.label());
     tokio::select! {
         engine = Engine::cluster(options.clone(), &binary, progress.clone()) => engine.map_err(|e| Error::from(&e)),
         () = stop.wait() => {
-            eprintln!("interrupted while preparing the cluster");
+            tracing::warn!("interrupted while preparing the cluster");
             cluster::stop_running_tools();
             if let Mode::Kind { name, .. } = &options.mode {
                 let (name, cache) = (name.clone(), options.cache.clone());
                 let _ = tokio::task::spawn_blocking(move || {
-                    cluster::kind::cleanup_interrupted(&name, &cache, &|m: &str| eprintln!("{m}"));
+                    cluster::kind::cleanup_interrupted(&name, &cache, &|m: &str| tracing::info!("{m}"));
                 })
                 .await;
             }
@@ -49,10 +49,4 @@ pub(crate) async fn cleanup_after_interrupt(engine: &Engine, scenarios: &[Scenar
             let _ = cluster::apply::down(&c.cluster, s).await;
         }
     }
-}
-
-/// Wall-clock time for progress lines (UTC, seconds).
-fn clock() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!("{:02}:{:02}:{:02}", now.hour(), now.minute(), now.second())
 }

@@ -82,6 +82,6 @@ async fn up(engine: &Engine, scenario: &Scenario, stop: &mut Stop) -> Result<Exi
     println!("\nPress Ctrl-C to stop and clean up.");
     stop.wait().await;
     engine.finish(live.deployment).await;
-    eprintln!("stopped; removed {}", engine.run_path().display());
+    tracing::info!("stopped; removed {}", engine.run_path().display());
     Ok(Exit::Interrupted)
 }

@@ -25,6 +25,8 @@ struct Case {
     stdout: Vec<&'static str>,
     /// Texts stdout must not contain.
     stdout_lacks: Vec<&'static str>,
+    /// Texts stderr must not contain.
+    stderr_lacks: Vec<&'static str>,
     /// Paths (under the case's work folder) that must not exist afterwards.
     absent: Vec<&'static str>,
     /// Files (under the case's work folder) that must contain these texts.
@@ -44,6 +46,7 @@ fn case(name: &'static str) -> Case {
         stderr: Vec::new(),
         stdout: Vec::new(),
         stdout_lacks: Vec::new(),
+        stderr_lacks: Vec::new(),
         absent: Vec::new(),
         files: Vec::new(),
         tmpdir_length: None,
@@ -89,6 +92,11 @@ impl Case {
 
     fn stdout_lacks(mut self, needles: &[&'static str]) -> Self {
         self.stdout_lacks = needles.to_vec();
+        self
+    }
+
+    fn stderr_lacks(mut self, needles: &[&'static str]) -> Self {
+        self.stderr_lacks = needles.to_vec();
         self
     }
 
@@ -151,7 +159,9 @@ impl Case {
         command
             .args(&args)
             .current_dir(work.path())
-            .env("TMPDIR", &tmp);
+            .env("TMPDIR", &tmp)
+            // The caller's log filter would change what the cases see on stderr.
+            .env_remove("RUST_LOG");
         for (k, v) in &self.env {
             command.env(k, expand(v));
         }
@@ -182,6 +192,11 @@ impl Case {
         for needle in &self.stdout {
             if !stdout.contains(needle) {
                 problems.push(format!("expected stdout to contain `{needle}`"));
+            }
+        }
+        for needle in &self.stderr_lacks {
+            if stderr.contains(needle) {
+                problems.push(format!("expected stderr not to contain `{needle}`"));
             }
         }
         for needle in &self.stdout_lacks {
@@ -459,6 +474,21 @@ fn cases() -> Vec<Trial> {
             .run(&["run", "--artifacts", "{work}/a", "{scenario}"])
             .code(2)
             .stderr(&["--artifacts applies to --substrate kind or existing only"]),
+        case("verbose-logs-each-probe")
+            .run(&["run", "-v", "{scenario}"])
+            .code(0)
+            .stderr(&["running 1 scenarios", "DEBUG", "probed check=good-cert-200", "nginx is up"]),
+        case("rust-log-decides-when-set")
+            .env("RUST_LOG", "mtls_e2e::engine=debug")
+            .run(&["run", "{scenario}"])
+            .code(0)
+            .stderr(&["probed check=no-cert-400"])
+            .stderr_lacks(&["running 1 scenarios"]),
+        case("quiet-prints-results-only")
+            .run(&["run", "-q", "{scenario}"])
+            .code(0)
+            .stdout(&["PASS openwebui-ingress-mtls/good-cert-200"])
+            .stderr_lacks(&["running", "set up in", "probed"]),
         case("every-unrendered-feature-at-once")
             .replace("30-virtualserver.yaml", "  routes:\n", "  routes:\n    - path: /old\n      action:\n        redirect: {url: https://open-webui.example.com/}\n    - path: /team\n      route: team/webui\n")
             .write("40-policy.yaml", "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {name: rate, namespace: open-webui}\nspec:\n  rateLimit: {rate: 1r/s, key: \"${binary_remote_addr}\", zoneSize: 10M}\n")

@@ -167,7 +167,14 @@ impl Local {
         env: &RenderEnv,
         endpoints: &dyn nic::Endpoints,
     ) -> Result<NicOutput, ManifestError> {
-        nic::configure(&prepared.objects, &prepared.secrets, endpoints, env)
+        let out = nic::configure(&prepared.objects, &prepared.secrets, endpoints, env)?;
+        tracing::debug!(
+            files = out.conf_files.len(),
+            states = out.states.len(),
+            upstreams = out.upstreams.len(),
+            "rendered NIC's configuration"
+        );
+        Ok(out)
     }
 
     pub(crate) fn main_conf(&self, env: &RenderEnv, dir: &Path) -> String {

@@ -145,6 +145,7 @@ impl NginxProcess {
         let started = Instant::now();
         loop {
             if pid > 0 && read_pid(pid_file) == Some(pid) {
+                tracing::debug!(pid, elapsed = ?started.elapsed(), "nginx is up (its pid file names it)");
                 return Ok(process);
             }
             if let Some(status) = process
