@@ -116,7 +116,11 @@ pub(crate) async fn local(engine: &Engine, scenario: &Scenario) -> Result<String
             "  {:<58} {}{mark}{}",
             s.id(),
             s.state,
-            if mark.is_empty() { "" } else { expected }
+            if mark.is_empty() {
+                ""
+            } else {
+                expected.as_str()
+            }
         );
         let _ = writeln!(w, "    {}", s.message);
     }

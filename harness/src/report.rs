@@ -17,13 +17,46 @@ pub(crate) fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The three states NIC reports for its resources (`status.state`, and the
+/// state an Ingress event stands for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ControllerState {
+    Valid,
+    Warning,
+    Invalid,
+}
+
+impl ControllerState {
+    pub(crate) const ALL: [ControllerState; 3] = [Self::Valid, Self::Warning, Self::Invalid];
+
+    /// NIC's word for it (as in `status.state`).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "Valid",
+            Self::Warning => "Warning",
+            Self::Invalid => "Invalid",
+        }
+    }
+
+    /// Read NIC's word (`None` for anything else, e.g. no status yet).
+    pub(crate) fn parse(text: &str) -> Option<ControllerState> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for ControllerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A resource's status as the controller reports it (`VirtualServer` and `Policy`
 /// status, `Ingress` events).
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceState {
     pub kind: String,
     pub key: String,
-    pub state: String,
+    pub state: ControllerState,
     pub reason: String,
     pub message: String,
     pub warnings: Vec<String>,
@@ -34,7 +67,7 @@ pub struct ResourceState {
 impl ResourceState {
     pub(crate) fn new(
         object: &Object,
-        state: &str,
+        state: ControllerState,
         reason: &str,
         message: String,
         warnings: Vec<String>,
@@ -42,7 +75,7 @@ impl ResourceState {
         ResourceState {
             kind: object.id.kind.to_string(),
             key: object.id.key(),
-            state: state.into(),
+            state,
             reason: reason.into(),
             message,
             warnings,

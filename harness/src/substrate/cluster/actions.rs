@@ -153,7 +153,7 @@ pub(crate) fn up<'a>(scenario: &'a Scenario, options: &'a ClusterOptions) -> Vec
     for object in scenario.objects.iter().filter(|o| has_state(o.id.kind)) {
         list.push(Action::WaitState {
             object,
-            expected: scenario.expected_state(&object.id.to_string()),
+            expected: scenario.expected_state(&object.id.to_string()).as_str(),
         });
     }
     for (namespace, name, port) in apply::forwarded_services(scenario) {

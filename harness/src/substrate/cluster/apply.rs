@@ -758,7 +758,9 @@ async fn wait_state(
         Ok(if state == expected {
             Poll::Done(ResourceState::new(
                 object,
-                &state,
+                // `state` is `expected`, one of NIC's three words.
+                crate::report::ControllerState::parse(&state)
+                    .unwrap_or(crate::report::ControllerState::Invalid),
                 &reason,
                 message,
                 Vec::new(),

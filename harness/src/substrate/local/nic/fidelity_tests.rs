@@ -1087,7 +1087,7 @@ fn crl_file_name_on_an_ingress_is_not_applied() {
         ],
     );
     let state = state_of(&out, "default/cafe-ingress");
-    assert_eq!(state.state, "Invalid", "{}", state.message);
+    assert_eq!(state.state.as_str(), "Invalid", "{}", state.message);
     assert!(
         state.message.starts_with(
             "Configuration for default/cafe-ingress was added or updated ; but was not applied: \

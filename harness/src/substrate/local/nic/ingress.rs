@@ -11,6 +11,7 @@ use super::render::{self, Conf, RenderEnv};
 use super::{Endpoints, INGRESS_CLASS, ResourceState};
 use crate::manifest::kinds::{Ingress, IngressPath, IngressRule, IngressSpec, PolicyRef};
 use crate::manifest::{ManifestError, Object};
+use crate::report::ControllerState;
 
 const POLICIES: &str = "nginx.org/policies";
 const SSL_SERVICES: &str = "nginx.org/ssl-services";
@@ -292,15 +293,15 @@ fn event(
     }
     let warnings: Vec<String> = controller.iter().chain(generation).cloned().collect();
     let (state, reason) = if warnings.is_empty() {
-        ("Valid", "AddedOrUpdated")
+        (ControllerState::Valid, "AddedOrUpdated")
     } else {
-        ("Warning", "AddedOrUpdatedWithWarning")
+        (ControllerState::Warning, "AddedOrUpdatedWithWarning")
     };
     ResourceState::new(o, state, reason, message, warnings)
 }
 
 fn rejected(o: &Object, error: String) -> ResourceState {
-    ResourceState::new(o, "Invalid", "Rejected", error, Vec::new())
+    ResourceState::new(o, ControllerState::Invalid, "Rejected", error, Vec::new())
 }
 
 struct Ctx<'a> {

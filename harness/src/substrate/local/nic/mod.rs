@@ -139,7 +139,7 @@ fn unloadable(config: &str, env: &RenderEnv, store: &secrets::SecretStore<'_>) -
 
 /// NIC's status after a reload that failed: Invalid, "but was not applied".
 fn not_applied(state: &mut ResourceState, kind: &str, error: &str) {
-    state.state = "Invalid".into();
+    state.state = crate::report::ControllerState::Invalid;
     state.reason = "AddedOrUpdatedWithError".into();
     state.message = format!(
         "{}; but was not applied: error reloading NGINX for {kind} {}: {error}",
@@ -224,7 +224,7 @@ fn configure_with(
         let status = policy::status(object.namespace(), object.name(), &result);
         out.states.push(ResourceState::new(
             object,
-            &status.state,
+            status.state,
             &status.reason,
             status.message,
             Vec::new(),
@@ -268,7 +268,7 @@ fn configure_with(
                         );
                         out.states.push(ResourceState::new(
                             object,
-                            "Warning",
+                            crate::report::ControllerState::Warning,
                             "Rejected",
                             message,
                             Vec::new(),
@@ -358,7 +358,7 @@ fn configure_with(
                     }
                     _ => "; but",
                 };
-                state.state = "Invalid".into();
+                state.state = crate::report::ControllerState::Invalid;
                 state.reason = "AddedOrUpdatedWithError".into();
                 state.message = format!("{}{part} was not applied: {error}", state.message);
             }

@@ -3,6 +3,7 @@
 //! throws away every policy of that context and becomes `return 500;`.
 //! Source: `pkg/apis/configuration/validation/policy.go`, `internal/configs/policy.go`.
 
+use crate::report::ControllerState;
 use std::collections::BTreeMap;
 
 use super::secrets::{SecretStore, TYPE_CA, TYPE_TLS};
@@ -11,7 +12,7 @@ use crate::manifest::kinds::{AccessControl, EgressMtls, IngressMtls, PolicyRef, 
 /// A Policy's status, as NIC writes it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub(crate) struct Status {
-    pub state: String,
+    pub state: ControllerState,
     pub reason: String,
     pub message: String,
 }
@@ -46,12 +47,12 @@ pub(crate) fn validate(spec: &PolicySpec) -> Result<(), String> {
 pub(crate) fn status(namespace: &str, name: &str, result: &Result<(), String>) -> Status {
     match result {
         Ok(()) => Status {
-            state: "Valid".into(),
+            state: ControllerState::Valid,
             reason: "AddedOrUpdated".into(),
             message: format!("Policy {namespace}/{name} was added or updated"),
         },
         Err(e) => Status {
-            state: "Invalid".into(),
+            state: ControllerState::Invalid,
             reason: "Rejected".into(),
             message: format!("Policy {namespace}/{name} is invalid and was rejected: {e}"),
         },

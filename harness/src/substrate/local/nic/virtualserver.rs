@@ -1,6 +1,7 @@
 //! `VirtualServer` → `vs_<ns>_<name>.conf`, as `internal/configs/virtualserver.go`
 //! and `version2/nginx.virtualserver.tmpl` produce it (OSS, default `ConfigMap`).
 
+use crate::report::ControllerState;
 use std::collections::BTreeSet;
 
 use super::policy::{self, Context, Inputs, PoliciesCfg};
@@ -114,7 +115,13 @@ pub(crate) fn generate(
         return Ok(VsOutput {
             file_name,
             config: None,
-            state: ResourceState::new(vs, "Invalid", "Rejected", message, Vec::new()),
+            state: ResourceState::new(
+                vs,
+                ControllerState::Invalid,
+                "Rejected",
+                message,
+                Vec::new(),
+            ),
             host: spec.host,
         });
     }
@@ -278,7 +285,7 @@ pub(crate) fn generate(
     let state = if warnings.is_empty() {
         ResourceState::new(
             vs,
-            "Valid",
+            ControllerState::Valid,
             "AddedOrUpdated",
             format!("Configuration for {ns}/{name} was added or updated "),
             warnings,
@@ -290,7 +297,7 @@ pub(crate) fn generate(
         );
         ResourceState::new(
             vs,
-            "Warning",
+            ControllerState::Warning,
             "AddedOrUpdatedWithWarning",
             message,
             warnings,
