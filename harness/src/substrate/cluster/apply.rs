@@ -3,17 +3,24 @@
 //! deadlines for the states the scenario declares, and teardown.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
 use std::future::Future;
 use std::path::Path;
+use std::pin::pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
+use kube::Resource;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
     PatchParams, PostParams, ValidationDirective,
 };
 use kube::core::discovery::{ApiCapabilities, Scope};
+use kube::runtime::wait::{self, await_condition};
+use kube::runtime::watcher;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::actions::{self, Action, NicPod, Phase, Teardown};
@@ -48,6 +55,7 @@ pub(crate) fn apply_rank(kind: Kind) -> u8 {
 }
 
 /// Objects in apply order (stable within a rank).
+#[must_use]
 pub fn ordered(objects: &[Object]) -> Vec<&Object> {
     let mut list: Vec<&Object> = objects.iter().collect();
     list.sort_by_key(|o| apply_rank(o.id.kind));
@@ -56,6 +64,7 @@ pub fn ordered(objects: &[Object]) -> Vec<&Object> {
 
 /// The JSON a cluster receives for an object: the namespace made explicit (as
 /// `kubectl apply -n`), and our image replaced by `image` where it differs.
+#[must_use]
 pub fn manifest_json(object: &Object, image: &str) -> Value {
     let mut json = object.to_json();
     if let (Some(ns), Some(meta)) = (
@@ -212,6 +221,17 @@ impl Applier {
             .map_err(|e| crate::net::error_chain(&e))
     }
 
+    /// The API that serves an object of `kind` (in `namespace`, if namespaced).
+    pub(crate) async fn api_for(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<Api<DynamicObject>, ClusterError> {
+        let probe = serde_json::json!({"apiVersion": api_version, "kind": kind, "metadata": {"namespace": namespace}});
+        Ok(self.api(&probe).await?.0)
+    }
+
     /// The object as JSON, if it exists.
     pub(crate) async fn get(
         &self,
@@ -220,8 +240,7 @@ impl Applier {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Option<Value>, ClusterError> {
-        let probe = serde_json::json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace}});
-        let (api, _) = self.api(&probe).await?;
+        let api = self.api_for(api_version, kind, namespace).await?;
         let found = api.get_opt(name).await?;
         Ok(found.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
     }
@@ -243,7 +262,9 @@ pub(crate) enum Poll<T> {
 }
 
 /// Poll `look` until it is done or `deadline` passes; on a timeout the error
-/// shows the last observation beside what was expected.
+/// shows the last observation beside what was expected. Only for what a watch
+/// cannot follow (events by field selector, dry-runs, `kubectl exec`): one
+/// object is waited for with [`watch_until`].
 pub(crate) async fn wait_for<T, F, Fut>(
     what: &str,
     deadline: Duration,
@@ -264,19 +285,121 @@ where
             Err(e) => e.to_string(),
         };
         if started.elapsed() > deadline {
-            return Err(ClusterError::Failed(format!(
-                "{what}: not reached within {deadline:?}; last observed: {last}"
-            )));
+            return Err(timed_out(what, deadline, &last));
         }
-        if last_report.elapsed() > Duration::from_secs(15) {
-            progress(&format!(
-                "still waiting for {what} ({}s): {last}",
-                started.elapsed().as_secs()
-            ));
+        if last_report.elapsed() > PROGRESS_EVERY {
+            progress(&still_waiting(what, started, &last));
             last_report = Instant::now();
         }
+        // The next look, not a synchronisation: the deadline above bounds it.
         tokio::time::sleep(interval).await;
         interval = (interval * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// How often a long wait says what it last saw.
+const PROGRESS_EVERY: Duration = Duration::from_secs(15);
+
+fn timed_out(what: &str, deadline: Duration, last: &str) -> ClusterError {
+    ClusterError::Failed(format!(
+        "{what}: not reached within {deadline:?}; last observed: {last}"
+    ))
+}
+
+fn still_waiting(what: &str, started: Instant, last: &str) -> String {
+    format!(
+        "still waiting for {what} ({}s): {last}",
+        started.elapsed().as_secs()
+    )
+}
+
+/// Watch one object (`await_condition`) until `look` is done with it or
+/// `deadline` passes. `look` sees `None` while the object does not exist; what
+/// it last said is in the timeout's message and in the progress lines. A
+/// watch that breaks is watched again (the error is what was last observed);
+/// one the cluster forbids fails at once, saying which permission is missing.
+pub(crate) async fn watch_until<K, T, F>(
+    api: Api<K>,
+    name: &str,
+    what: &str,
+    deadline: Duration,
+    progress: &(dyn Fn(&str) + Sync),
+    look: F,
+) -> Result<T, ClusterError>
+where
+    K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
+    T: Send,
+    F: Fn(Option<&K>) -> Poll<T> + Sync,
+{
+    let last = Mutex::new(String::from("nothing yet"));
+    let found: Mutex<Option<T>> = Mutex::new(None);
+    let record = |seen: String| {
+        if let Ok(mut l) = last.lock() {
+            *l = seen;
+        }
+    };
+    let shown = || last.lock().map(|l| l.clone()).unwrap_or_default();
+    let condition = |object: Option<&K>| match look(object) {
+        Poll::Done(v) => {
+            if let Ok(mut f) = found.lock() {
+                *f = Some(v);
+            }
+            true
+        }
+        Poll::Pending(seen) => {
+            record(seen);
+            false
+        }
+    };
+    let watch = async {
+        loop {
+            match await_condition(api.clone(), name, &condition).await {
+                Ok(_) => return Ok(()),
+                Err(wait::Error::ProbeFailed(e)) if forbidden(&e) => {
+                    return Err(ClusterError::Failed(format!(
+                        "{what}: the cluster does not let this kubeconfig watch it \
+                         (the wait needs `list` and `watch` on it): {e}"
+                    )));
+                }
+                Err(e) => {
+                    record(format!("the watch failed: {}", crate::net::error_chain(&e)));
+                    // A pause before watching again, so a failing API server is not hammered.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    };
+    let started = Instant::now();
+    let mut reports =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    let mut watch = pin!(watch);
+    let reporting = async {
+        loop {
+            tokio::select! {
+                done = &mut watch => break done,
+                _ = reports.tick() => progress(&still_waiting(what, started, &shown())),
+            }
+        }
+    };
+    match tokio::time::timeout(deadline, reporting).await {
+        Err(_) => Err(timed_out(what, deadline, &shown())),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(())) => {
+            found.lock().ok().and_then(|mut f| f.take()).ok_or_else(|| {
+                ClusterError::Failed(format!("{what}: the watch ended with no result"))
+            })
+        }
+    }
+}
+
+/// The watch was refused for lack of permission (403).
+fn forbidden(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 403,
+        watcher::Error::WatchError(s) => s.code == 403,
+        _ => false,
     }
 }
 
@@ -287,20 +410,21 @@ async fn read_secret(
     name: &str,
 ) -> Result<Option<SecretData>, ClusterError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let Some(secret) = api.get_opt(name).await? else {
-        return Ok(None);
-    };
+    Ok(api.get_opt(name).await?.as_ref().map(secret_data))
+}
+
+fn secret_data(secret: &Secret) -> SecretData {
     let mut data = BTreeMap::new();
-    for (k, v) in secret.data.unwrap_or_default() {
-        data.insert(k, v.0);
+    for (k, v) in secret.data.iter().flatten() {
+        data.insert(k.clone(), v.0.clone());
     }
-    for (k, v) in secret.string_data.unwrap_or_default() {
-        data.insert(k, v.into_bytes());
+    for (k, v) in secret.string_data.iter().flatten() {
+        data.insert(k.clone(), v.clone().into_bytes());
     }
-    Ok(Some(SecretData {
-        type_: secret.type_.unwrap_or_else(|| "Opaque".into()),
+    SecretData {
+        type_: secret.type_.clone().unwrap_or_else(|| "Opaque".into()),
         data,
-    }))
+    }
 }
 
 /// The cluster's Secrets as a step reads them: a Secret cert-manager has not
@@ -313,16 +437,18 @@ struct ClusterSecrets<'a> {
 impl SecretSource for ClusterSecrets<'_> {
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<SecretData>, String> {
         let what = format!("Secret {namespace}/{name}");
-        let client = self.client.clone();
-        wait_for(&what, SECRET_DEADLINE, self.progress, || {
-            let client = client.clone();
-            async move {
-                Ok(match read_secret(&client, namespace, name).await? {
-                    Some(s) => Poll::Done(Some(s)),
-                    None => Poll::Pending("does not exist yet".into()),
-                })
-            }
-        })
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        watch_until(
+            api,
+            name,
+            &what,
+            SECRET_DEADLINE,
+            self.progress,
+            |s| match s {
+                Some(s) => Poll::Done(Some(secret_data(s))),
+                None => Poll::Pending("does not exist yet".into()),
+            },
+        )
         .await
         .map_err(|e| e.to_string())
     }
@@ -548,22 +674,17 @@ async fn served_conf(
         ]
         .map(String::from),
     );
-    let result = tokio::task::spawn_blocking(move || {
-        let kubectl = super::tool("kubectl")?;
-        let words: Vec<&str> = args.iter().map(String::as_str).collect();
-        super::run_tool(&kubectl, &words, Duration::from_secs(60))
-    })
-    .await;
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match super::tool("kubectl") {
+        Ok(kubectl) => super::run(&kubectl, &words, None, Duration::from_secs(60)).await,
+        Err(e) => Err(e),
+    };
     match result {
-        Ok(Ok(text)) => Some(text),
-        Ok(Err(e)) => {
+        Ok(text) => Some(text),
+        Err(e) => {
             progress(&format!(
                 "cannot read NIC's configuration (nginx -T): {e}; checks sharing an upstream TLS session are not grouped"
             ));
-            None
-        }
-        Err(e) => {
-            progress(&format!("cannot read NIC's configuration: {e}"));
             None
         }
     }
@@ -646,25 +767,29 @@ pub(crate) async fn wait_condition(
         Some(ns) => format!("{kind} {ns}/{name} {condition}"),
         None => format!("{kind} {name} {condition}"),
     };
-    wait_for(&shown, deadline, progress, || async {
-        let got = applier.get(api_version, kind, namespace, name).await?;
-        let conditions = got
-            .as_ref()
-            .and_then(|v| v.pointer("/status/conditions"))
-            .cloned()
-            .unwrap_or(Value::Null);
-        let met = conditions
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == condition && c["status"] == "True");
-        Ok(if met {
-            Poll::Done(())
-        } else {
-            Poll::Pending(format!("status.conditions = {conditions}"))
-        })
+    let api = applier.api_for(api_version, kind, namespace).await?;
+    watch_until(api, name, &shown, deadline, progress, |o| {
+        condition_true(o.map(|o| &o.data), condition)
     })
     .await
+}
+
+/// Done once `status.conditions` of an object (its JSON without metadata)
+/// has `condition` True.
+fn condition_true(object: Option<&Value>, condition: &str) -> Poll<()> {
+    let conditions = object
+        .and_then(|v| v.pointer("/status/conditions"))
+        .unwrap_or(&Value::Null);
+    let met = conditions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == condition && c["status"] == "True");
+    if met {
+        Poll::Done(())
+    } else {
+        Poll::Pending(format!("status.conditions = {conditions}"))
+    }
 }
 
 async fn wait_deployment(
@@ -691,31 +816,24 @@ pub(crate) async fn wait_available(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
     let what = format!("Deployment {namespace}/{name} available");
-    wait_for(&what, deadline, progress, || async {
-        let got = applier
-            .get("apps/v1", "Deployment", Some(namespace), name)
-            .await?;
-        let status = got
-            .as_ref()
-            .and_then(|v| v.get("status"))
-            .cloned()
-            .unwrap_or(Value::Null);
-        let wanted = got
-            .as_ref()
-            .and_then(|v| v.pointer("/spec/replicas"))
-            .and_then(Value::as_i64)
-            .unwrap_or(1);
-        let available = status
-            .get("availableReplicas")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        Ok(if available >= wanted {
-            Poll::Done(())
-        } else {
-            Poll::Pending(format!("status = {status}"))
-        })
-    })
-    .await
+    let api: Api<Deployment> = Api::namespaced(applier.client.clone(), namespace);
+    watch_until(api, name, &what, deadline, progress, available).await
+}
+
+/// Done once a Deployment has as many available replicas as it wants.
+fn available(deployment: Option<&Deployment>) -> Poll<()> {
+    let status = deployment.and_then(|d| d.status.as_ref());
+    let wanted = deployment
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let ready = status.and_then(|s| s.available_replicas).unwrap_or(0);
+    if ready >= wanted {
+        Poll::Done(())
+    } else {
+        let shown = serde_json::to_value(status).unwrap_or(Value::Null);
+        Poll::Pending(format!("status = {shown}"))
+    }
 }
 
 /// Wait until NIC reports `expected` for a Policy, VirtualServer (status) or
@@ -728,34 +846,8 @@ async fn wait_state(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<ResourceState, ClusterError> {
     let what = format!("{} {expected}", object.id);
-    wait_for(&what, STATE_DEADLINE, progress, || async {
-        let (state, reason, message) = match object.id.kind {
-            Kind::Ingress => latest_event(cluster, object).await?,
-            kind => {
-                let got = applier
-                    .get(
-                        &object.api_version,
-                        kind.name(),
-                        Some(object.namespace()),
-                        object.name(),
-                    )
-                    .await?;
-                let status = got
-                    .as_ref()
-                    .and_then(|v| v.get("status"))
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                let text = |k: &str| {
-                    status
-                        .get(k)
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                (text("state"), text("reason"), text("message"))
-            }
-        };
-        Ok(if state == expected {
+    let done = |(state, reason, message): (String, String, String)| {
+        if state == expected {
             Poll::Done(ResourceState::new(
                 object,
                 // `state` is `expected`, one of NIC's three words.
@@ -770,9 +862,40 @@ async fn wait_state(
                 "state {:?}, reason {reason:?}, message {message:?}",
                 if state.is_empty() { "none yet" } else { &state }
             ))
+        }
+    };
+    if object.id.kind == Kind::Ingress {
+        // Polled: NIC reports on Ingresses in events, a list by field selector, not one object to watch.
+        return wait_for(&what, STATE_DEADLINE, progress, || async {
+            Ok(done(latest_event(cluster, object).await?))
         })
+        .await;
+    }
+    let api = applier
+        .api_for(
+            &object.api_version,
+            object.id.kind.name(),
+            Some(object.namespace()),
+        )
+        .await?;
+    watch_until(api, object.name(), &what, STATE_DEADLINE, progress, |o| {
+        done(nic_status(o.map(|o| &o.data)))
     })
     .await
+}
+
+/// NIC's `status.state`, `reason` and `message` of a Policy or VirtualServer
+/// (its JSON without metadata); empty where not written yet.
+fn nic_status(object: Option<&Value>) -> (String, String, String) {
+    let status = object.and_then(|v| v.get("status"));
+    let text = |k: &str| {
+        status
+            .and_then(|s| s.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    (text("state"), text("reason"), text("message"))
 }
 
 /// NIC reports on Ingresses through events; map the latest one to a state.
@@ -861,21 +984,27 @@ async fn wait_not_terminating(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
     let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
-    wait_for(
-        &format!("namespace {name} (terminating after an earlier run) to be gone"),
+    let what = format!("namespace {name} (terminating after an earlier run) to be gone");
+    watch_until(
+        namespaces,
+        name,
+        &what,
         NAMESPACE_DEADLINE,
         progress,
-        || async {
-            Ok(match namespaces.get_opt(name).await? {
-                Some(ns) if ns.metadata.deletion_timestamp.is_some() => Poll::Pending(format!(
-                    "status = {}",
-                    serde_json::to_string(&ns.status).unwrap_or_default()
-                )),
-                _ => Poll::Done(()),
-            })
-        },
+        not_terminating,
     )
     .await
+}
+
+/// Done unless the namespace is being deleted.
+fn not_terminating(namespace: Option<&Namespace>) -> Poll<()> {
+    match namespace {
+        Some(ns) if ns.metadata.deletion_timestamp.is_some() => Poll::Pending(format!(
+            "status = {}",
+            serde_json::to_string(&ns.status).unwrap_or_default()
+        )),
+        _ => Poll::Done(()),
+    }
 }
 
 /// Delete what a scenario created, only what carries our label. The work is
@@ -1022,6 +1151,162 @@ mod tests {
         assert!(
             same.pointer("/spec/template/spec/containers/0/imagePullPolicy")
                 .is_none()
+        );
+    }
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn conditions_are_met_only_when_true() {
+        let pending = json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}});
+        match condition_true(Some(&pending), "Ready") {
+            Poll::Pending(seen) => assert!(seen.starts_with("status.conditions = ["), "{seen}"),
+            Poll::Done(()) => panic!("not ready"),
+        }
+        let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        assert!(matches!(
+            condition_true(Some(&ready), "Ready"),
+            Poll::Done(())
+        ));
+        assert!(matches!(
+            condition_true(None, "Ready"),
+            Poll::Pending(seen) if seen == "status.conditions = null"
+        ));
+    }
+
+    #[test]
+    fn deployments_are_available_with_all_their_replicas() {
+        let d: Deployment = serde_json::from_value(json!({
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {"availableReplicas": 1}
+        }))
+        .expect("deployment");
+        assert!(matches!(
+            available(Some(&d)),
+            Poll::Pending(seen) if seen == r#"status = {"availableReplicas":1}"#
+        ));
+        let d: Deployment = serde_json::from_value(json!({"status": {"availableReplicas": 1}}))
+            .expect("deployment");
+        assert!(matches!(available(Some(&d)), Poll::Done(())));
+        assert!(matches!(available(None), Poll::Pending(seen) if seen == "status = null"));
+    }
+
+    #[test]
+    fn a_namespace_is_waited_for_only_while_terminating() {
+        let gone: Namespace = serde_json::from_value(json!({
+            "metadata": {"name": "n", "deletionTimestamp": "2025-01-01T00:00:00Z"},
+            "status": {"phase": "Terminating"}
+        }))
+        .expect("namespace");
+        assert!(matches!(
+            not_terminating(Some(&gone)),
+            Poll::Pending(seen) if seen == r#"status = {"phase":"Terminating"}"#
+        ));
+        assert!(matches!(not_terminating(None), Poll::Done(())));
+    }
+
+    #[test]
+    fn nic_status_reads_state_reason_and_message() {
+        let vs = json!({"status": {"state": "Warning", "reason": "AddedOrUpdatedWithWarning", "message": "m"}});
+        assert_eq!(
+            nic_status(Some(&vs)),
+            (
+                "Warning".into(),
+                "AddedOrUpdatedWithWarning".into(),
+                "m".into()
+            )
+        );
+        assert_eq!(
+            nic_status(None),
+            (String::new(), String::new(), String::new())
+        );
+    }
+
+    /// An API server that answers every request with `status` and `body`,
+    /// except watches, which it holds open with no event.
+    async fn fake_api(status: u16, body: &'static str) -> kube::Client {
+        use hyper::service::service_fn;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let service = service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| async move {
+                        if req.uri().query().is_some_and(|q| q.contains("watch=true")) {
+                            std::future::pending::<()>().await;
+                        }
+                        hyper::Response::builder()
+                            .status(status)
+                            .header("content-type", "application/json")
+                            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                                body.as_bytes(),
+                            )))
+                    },
+                );
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                );
+            }
+        });
+        let config = kube::Config::new(url.parse().expect("url"));
+        kube::Client::try_from(config).expect("client")
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_watch_says_which_permission_is_missing() {
+        let client = fake_api(
+            403,
+            r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"secrets is forbidden","reason":"Forbidden","code":403}"#,
+        )
+        .await;
+        let api: Api<Secret> = Api::namespaced(client, "team");
+        let e = watch_until(
+            api,
+            "s",
+            "Secret team/s",
+            Duration::from_secs(20),
+            &|_: &str| {},
+            |s| match s {
+                Some(_) => Poll::Done(()),
+                None => Poll::Pending("does not exist yet".into()),
+            },
+        )
+        .await
+        .expect_err("forbidden");
+        assert!(e.to_string().contains("needs `list` and `watch`"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_watch_past_its_deadline_says_what_it_last_observed() {
+        let client = fake_api(
+            200,
+            r#"{"kind":"SecretList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[]}"#,
+        )
+        .await;
+        let api: Api<Secret> = Api::namespaced(client, "team");
+        let e = watch_until(
+            api,
+            "s",
+            "Secret team/s",
+            Duration::from_millis(500),
+            &|_: &str| {},
+            |s| match s {
+                Some(_) => Poll::Done(()),
+                None => Poll::Pending("does not exist yet".into()),
+            },
+        )
+        .await
+        .expect_err("times out");
+        assert_eq!(
+            e.to_string(),
+            "Secret team/s: not reached within 500ms; last observed: does not exist yet"
         );
     }
 }

@@ -149,15 +149,12 @@ pub(crate) async fn collect(cluster: &Cluster, scenario: &Scenario, why: &str) -
         n.dedup();
         n
     };
-    let _ = tokio::task::spawn_blocking(move || {
-        let Ok(kubectl) = super::tool("kubectl") else {
-            return;
-        };
+    if let Ok(kubectl) = super::tool("kubectl") {
         for item in items {
             let mut args = base.clone();
             args.extend(item.kubectl.iter().cloned());
             let words: Vec<&str> = args.iter().map(String::as_str).collect();
-            let text = match super::run_tool(&kubectl, &words, Duration::from_secs(60)) {
+            let text = match super::run(&kubectl, &words, None, Duration::from_secs(60)).await {
                 Ok(out) => out,
                 Err(e) => format!("# kubectl {} failed:\n# {e}\n", item.kubectl.join(" ")),
             };
@@ -174,8 +171,7 @@ pub(crate) async fn collect(cluster: &Cluster, scenario: &Scenario, why: &str) -
             }
             let _ = std::fs::write(path, text);
         }
-    })
-    .await;
+    }
     dir
 }
 
@@ -187,15 +183,13 @@ pub(crate) async fn collect_cluster(cluster: &Cluster) -> Option<PathBuf> {
     };
     let dir = cluster.options.artifacts.join("kind-logs");
     let (name, target) = (name.clone(), dir.clone());
-    let result = tokio::task::spawn_blocking(move || kind::export_logs(&name, &target)).await;
-    match result {
-        Ok(Ok(())) => Some(dir),
-        Ok(Err(e)) => {
+    match kind::export_logs(&name, &target).await {
+        Ok(()) => Some(dir),
+        Err(e) => {
             let _ = std::fs::create_dir_all(&dir);
             let _ = std::fs::write(dir.join("ERROR.txt"), e.to_string());
             Some(dir)
         }
-        Err(_) => None,
     }
 }
 

@@ -24,6 +24,7 @@ pub struct Download {
 
 impl Download {
     /// Where the verified file lives in `cache`.
+    #[must_use]
     pub fn cached(&self, cache: &Path) -> PathBuf {
         cache
             .join("downloads")
@@ -31,6 +32,8 @@ impl Download {
     }
 }
 
+/// The SHA-256 of `bytes`, in lowercase hex.
+#[must_use]
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()

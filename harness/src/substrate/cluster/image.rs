@@ -87,6 +87,10 @@ pub(crate) fn import_args(image: &str) -> Vec<String> {
 }
 
 /// Build `image` from `binary` in the local Docker daemon. Nothing is pulled.
+///
+/// # Errors
+///
+/// Docker or ldd is missing or fails, or the binary's files cannot be read.
 pub fn build(image: &str, binary: &Path) -> Result<(), ClusterError> {
     let docker = tool("docker")?;
     let tar = tool("tar").map_err(|_| {

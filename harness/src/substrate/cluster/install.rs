@@ -22,6 +22,7 @@ pub(crate) const CERT_MANAGER_VERSION: &str = "v1.19.4";
 /// byte-exact vendored copy (kubeflow/manifests, "cert-manager 1.19.4"); the
 /// same copy with the version string swapped reproduces a third party's digest
 /// of the v1.19.1 download, which is why we trust it. A mismatch stops the run.
+#[must_use]
 pub fn cert_manager() -> Download {
     Download {
         url: format!(
@@ -141,6 +142,10 @@ pub(crate) fn nic_release(version: &str) -> Result<&'static NicRelease, ClusterE
 }
 
 /// NIC's manifests for `version`, in apply order.
+///
+/// # Errors
+///
+/// `version` is not one of [`NIC_RELEASES`].
 pub fn nic_downloads(version: &str) -> Result<Vec<Download>, ClusterError> {
     let release = nic_release(version)?;
     Ok(release
@@ -158,6 +163,10 @@ pub fn nic_downloads(version: &str) -> Result<Vec<Download>, ClusterError> {
 }
 
 /// Every object of a multi-document manifest, as JSON, in file order.
+///
+/// # Errors
+///
+/// The manifest is not UTF-8 or not YAML.
 pub fn documents(bytes: &[u8], name: &str) -> Result<Vec<Value>, ClusterError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| ClusterError::Failed(format!("{name} is not UTF-8")))?;
@@ -237,6 +246,11 @@ impl InstallSet {
     }
 }
 
+/// cert-manager's release manifest, downloaded (or from the cache) and verified.
+///
+/// # Errors
+///
+/// The download fails or does not match its pinned digest, or it cannot be read.
 pub async fn cert_manager_set(
     cache: &Path,
     progress: &(dyn Fn(&str) + Sync),
@@ -254,6 +268,11 @@ pub async fn cert_manager_set(
 }
 
 /// NIC's manifests, the Deployment patched for kind.
+///
+/// # Errors
+///
+/// `version` is not pinned, a download fails or does not match its digest, or
+/// a manifest cannot be read.
 pub async fn nic_set(
     version: &str,
     cache: &Path,
@@ -312,6 +331,7 @@ async fn apply_set(
 
 /// A throwaway Issuer: creating it (dry-run) passes through cert-manager's
 /// webhooks, which is the only reliable sign they are serving.
+#[must_use]
 pub fn webhook_probe() -> Value {
     json!({
         "apiVersion": "cert-manager.io/v1",
@@ -327,6 +347,7 @@ pub(crate) async fn wait_cert_manager(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
     let probe = webhook_probe();
+    // Polled: a dry-run create is a request to repeat, not an object to watch.
     wait_for(
         "cert-manager's webhook to accept a server-side dry-run",
         deadline,

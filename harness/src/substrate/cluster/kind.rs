@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{ClusterError, run_tool, tool};
+use super::{ClusterError, blocking, run, run_tool, tool};
 
 /// The kind release the node images below belong to (helm/kind-action v1.14.0
 /// installs it). Node images must be used by digest (kind's release notes).
@@ -78,12 +78,14 @@ fn marker(cache: &Path, name: &str) -> PathBuf {
     cache.join("clusters").join(format!("{name}.owner"))
 }
 
-pub(crate) fn existing_clusters() -> Result<Vec<String>, ClusterError> {
-    let out = run_tool(
+pub(crate) async fn existing_clusters() -> Result<Vec<String>, ClusterError> {
+    let out = run(
         &tool("kind")?,
         &["get", "clusters"],
+        None,
         Duration::from_secs(30),
-    )?;
+    )
+    .await?;
     Ok(out
         .lines()
         .map(str::trim)
@@ -94,7 +96,7 @@ pub(crate) fn existing_clusters() -> Result<Vec<String>, ClusterError> {
 
 /// Ensure a cluster named `name` exists and answers. Returns true when this call
 /// created it (and so the run may delete it).
-pub(crate) fn ensure(
+pub(crate) async fn ensure(
     name: &str,
     k8s: &str,
     cache: &Path,
@@ -102,22 +104,27 @@ pub(crate) fn ensure(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<bool, ClusterError> {
     let kind = tool("kind")?;
-    if existing_clusters()?.iter().any(|c| c == name) {
+    if existing_clusters().await?.iter().any(|c| c == name) {
         // Reuse: refresh the kubeconfig and check the API answers.
-        let config = run_tool(
+        let config = run(
             &kind,
             &["get", "kubeconfig", "--name", name],
+            None,
             Duration::from_secs(30),
-        )?;
+        )
+        .await?;
         std::fs::write(kubeconfig, config)
             .map_err(|e| ClusterError::Failed(format!("writing {}: {e}", kubeconfig.display())))?;
         let kubectl = tool("kubectl")?;
         let kc = kubeconfig.display().to_string();
-        match run_tool(
+        match run(
             &kubectl,
             &["--kubeconfig", &kc, "get", "--raw", "/readyz"],
+            None,
             Duration::from_secs(30),
-        ) {
+        )
+        .await
+        {
             Ok(_) => {
                 progress(&format!("reusing kind cluster {name}"));
                 return Ok(false);
@@ -140,19 +147,21 @@ pub(crate) fn ensure(
     ));
     let args = create_args(name, &config_path, kubeconfig);
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    if let Err(e) = run_tool(&kind, &words, Duration::from_secs(600)) {
+    if let Err(e) = run(&kind, &words, None, Duration::from_secs(600)).await {
         let _ = std::fs::remove_file(marker(cache, name));
         return Err(e);
     }
     Ok(true)
 }
 
-pub(crate) fn delete(name: &str, cache: &Path) -> Result<(), ClusterError> {
-    run_tool(
+pub(crate) async fn delete(name: &str, cache: &Path) -> Result<(), ClusterError> {
+    run(
         &tool("kind")?,
         &["delete", "cluster", "--name", name],
+        None,
         Duration::from_secs(300),
-    )?;
+    )
+    .await?;
     let _ = std::fs::remove_file(marker(cache, name));
     Ok(())
 }
@@ -165,7 +174,8 @@ pub(crate) fn cleanup_interrupted(name: &str, cache: &Path, progress: &(dyn Fn(&
         progress(&format!(
             "deleting kind cluster {name}, which this run was creating"
         ));
-        if let Err(e) = delete(name, cache) {
+        // Sync: the app calls this from a blocking thread after an interrupt.
+        if let Err(e) = blocking(delete(name, cache)) {
             progress(&format!(
                 "could not delete it ({e}); run `kind delete cluster --name {name}`"
             ));
@@ -179,14 +189,14 @@ pub(crate) fn keep(name: &str, cache: &Path) {
 }
 
 /// Delete clusters of ours whose creating run is gone (and that were not kept).
-pub(crate) fn sweep_stale(
+pub(crate) async fn sweep_stale(
     cache: &Path,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
     let Ok(entries) = std::fs::read_dir(cache.join("clusters")) else {
         return Ok(());
     };
-    let live = existing_clusters()?;
+    let live = existing_clusters().await?;
     for entry in entries.flatten() {
         let path = entry.path();
         let Some(name) = path.file_stem().and_then(|n| n.to_str()).map(String::from) else {
@@ -208,7 +218,7 @@ pub(crate) fn sweep_stale(
             progress(&format!(
                 "deleting stale kind cluster {name} (its run ended without cleaning up)"
             ));
-            delete(&name, cache)?;
+            delete(&name, cache).await?;
         } else {
             let _ = std::fs::remove_file(&path);
         }
@@ -227,13 +237,15 @@ pub(crate) fn load_image(name: &str, image: &str) -> Result<(), ClusterError> {
 }
 
 /// `kind export logs DIR --name NAME`.
-pub(crate) fn export_logs(name: &str, dir: &Path) -> Result<(), ClusterError> {
+pub(crate) async fn export_logs(name: &str, dir: &Path) -> Result<(), ClusterError> {
     let d = dir.display().to_string();
-    run_tool(
+    run(
         &tool("kind")?,
         &["export", "logs", &d, "--name", name],
+        None,
         Duration::from_secs(300),
     )
+    .await
     .map(|_| ())
 }
 

@@ -16,6 +16,8 @@ pub(crate) mod kind;
 pub(crate) mod ownership;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -64,6 +66,10 @@ fn install_hint(name: &str) -> &'static str {
 }
 
 /// A tool on PATH (or `$MTLS_E2E_<NAME>`).
+///
+/// # Errors
+///
+/// [`ClusterError::Missing`], saying how to install it, when it is not found.
 pub fn tool(name: &str) -> Result<PathBuf, ClusterError> {
     let env = format!("MTLS_E2E_{}", name.to_uppercase());
     find_program(name, &env).ok_or_else(|| {
@@ -108,28 +114,73 @@ pub(crate) fn preflight(needs_kind: bool) -> Result<(), ClusterError> {
     }
 }
 
-/// Run a tool to completion (killed after `timeout`); stdout on success.
+/// Run a tool to completion (killed after `timeout`); stdout on success. For
+/// sync callers: [`run`] on a thread of its own, so it never blocks on a
+/// runtime thread it would need.
+///
+/// # Errors
+///
+/// The tool cannot start, fails (the error ends with its last lines of
+/// stderr), or does not finish within `timeout`.
 pub fn run_tool(path: &Path, args: &[&str], timeout: Duration) -> Result<String, ClusterError> {
     run_tool_with_input(path, args, None, timeout)
 }
 
+/// [`run_tool`] with `input` on the tool's stdin.
 pub(crate) fn run_tool_with_input(
     path: &Path,
     args: &[&str],
     input: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<String, ClusterError> {
-    use std::io::Write;
-    use std::os::unix::process::CommandExt;
-    use std::process::{Command, Stdio};
+    blocking(run(path, args, input, timeout))
+}
+
+/// Drive `work` to its end from sync code: on a thread of its own with its own
+/// runtime, so that it never blocks a runtime thread it would need (sync
+/// callers run on runtime threads, blocking threads, or outside any runtime).
+pub(crate) fn blocking<T: Send>(
+    work: impl Future<Output = Result<T, ClusterError>> + Send,
+) -> Result<T, ClusterError> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| ClusterError::Failed(format!("cannot start a runtime: {e}")))?
+                    .block_on(work)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(ClusterError::Failed("a tool's runner panicked".into())))
+    })
+}
+
+/// Run a tool to completion; stdout on success. The tool leads a process group
+/// of its own (the terminal's Ctrl-C reaches only us); on a timeout, or when
+/// this future is dropped, the whole group is killed.
+///
+/// # Errors
+///
+/// The tool cannot start, fails (the error ends with its last lines of
+/// stderr), or does not finish within `timeout`.
+pub(crate) async fn run(
+    path: &Path,
+    args: &[&str],
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<String, ClusterError> {
+    use std::process::Stdio;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let shown = format!(
         "{} {}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
         args.join(" ")
     );
-    let mut child = Command::new(path)
+    let mut child = tokio::process::Command::new(path)
         .args(args)
         .process_group(0)
+        .kill_on_drop(true)
         .stdin(if input.is_some() {
             Stdio::piped()
         } else {
@@ -139,68 +190,125 @@ pub(crate) fn run_tool_with_input(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| ClusterError::Failed(format!("cannot run `{shown}`: {e}")))?;
-    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
-        let bytes = bytes.to_vec();
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(&bytes);
-        });
-    }
-    let pid = child.id();
-    running(pid, true);
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if done_rx.recv_timeout(timeout).is_err() {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe {
-                libc::kill(pid as i32, libc::SIGKILL);
+    // Declared after `child`, so dropped before it: the group is killed while
+    // its leader is not yet reaped (its pgid cannot have been reused).
+    let mut group = Group::register(child.id());
+    let (mut stdin, mut stdout, mut stderr) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take());
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let work = async {
+        let feed = async {
+            if let (Some(bytes), Some(pipe)) = (input, stdin.as_mut()) {
+                // A tool that exits without reading all its input is judged by its status.
+                let _ = pipe.write_all(bytes).await;
             }
-            return true;
+            drop(stdin.take());
+        };
+        let read_out = async {
+            if let Some(pipe) = stdout.as_mut() {
+                let _ = pipe.read_to_end(&mut out).await;
+            }
+        };
+        let read_err = async {
+            if let Some(pipe) = stderr.as_mut() {
+                let _ = pipe.read_to_end(&mut err).await;
+            }
+        };
+        let ((), (), (), status) = tokio::join!(feed, read_out, read_err, child.wait());
+        status
+    };
+    let outcome = tokio::time::timeout(timeout, work).await;
+    let status = match outcome {
+        Ok(status) => status.map_err(|e| ClusterError::Failed(format!("`{shown}`: {e}")))?,
+        Err(_) => {
+            group.kill();
+            // SIGKILL reached the leader too: this returns at once.
+            let _ = child.wait().await;
+            group.reaped();
+            return Err(ClusterError::Failed(format!(
+                "`{shown}` did not finish within {timeout:?}"
+            )));
         }
-        false
-    });
-    let output = child
-        .wait_with_output()
-        .map_err(|e| ClusterError::Failed(format!("`{shown}`: {e}")))?;
-    running(pid, false);
-    let _ = done_tx.send(());
-    if watchdog.join().unwrap_or(false) {
-        return Err(ClusterError::Failed(format!(
-            "`{shown}` did not finish within {timeout:?}"
-        )));
-    }
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
+    };
+    group.reaped();
+    if !status.success() {
+        let stderr = String::from_utf8_lossy(&err);
         let last: Vec<&str> = stderr.lines().rev().take(6).collect();
         return Err(ClusterError::Failed(format!(
-            "`{shown}` failed ({}): {}",
-            output.status,
+            "`{shown}` failed ({status}): {}",
             last.into_iter().rev().collect::<Vec<_>>().join("\n")
         )));
     }
-    Ok(String::from_utf8_lossy(&output.stdout).to_string())
+    Ok(String::from_utf8_lossy(&out).to_string())
 }
 
-/// Tools running now (kind, kubectl, docker), so an interrupt can stop them.
-static RUNNING: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+/// Process groups of tools running now (kind, kubectl, docker), so an
+/// interrupt can stop them even when a sync caller's thread outlives the
+/// future that was dropped.
+static RUNNING: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
 
-fn running(pid: u32, started: bool) {
-    let mut list = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
-    if started {
-        list.push(pid);
-    } else {
-        list.retain(|p| *p != pid);
+/// A running tool's process group: registered while it runs, killed when
+/// dropped before the tool was reaped.
+struct Group {
+    pgid: Option<i32>,
+}
+
+impl Group {
+    fn register(pid: Option<u32>) -> Group {
+        let pgid = pid.and_then(|p| i32::try_from(p).ok());
+        if let Some(pgid) = pgid {
+            RUNNING
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(pgid);
+        }
+        Group { pgid }
+    }
+
+    /// SIGKILL to the whole group (the tool and whatever it started).
+    fn kill(&self) {
+        if let Some(pgid) = self.pgid {
+            // SAFETY: kill(2) on the process group our unreaped child leads.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+
+    /// The leader exited and was reaped: its pgid may be reused, never signal it.
+    fn reaped(&mut self) {
+        self.forget();
+    }
+
+    fn forget(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            RUNNING
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .retain(|p| *p != pgid);
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+        self.forget();
     }
 }
 
 /// Ctrl-C: stop every tool still running (a `kind create` takes minutes).
+/// Async callers' tools stop when their futures are dropped; this reaches
+/// those of sync callers too.
 pub(crate) fn stop_running_tools() {
-    let list = RUNNING.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    for pid in list {
-        // Each tool leads its own process group (so the terminal's Ctrl-C reaches
-        // only us); stop the tool and whatever it started.
+    let list = RUNNING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    for pgid in list {
         // SAFETY: kill(2) on the process group of a child we started and have not reaped.
         unsafe {
-            libc::kill(-(pid as i32), libc::SIGTERM);
+            libc::kill(-pgid, libc::SIGTERM);
         }
     }
 }
@@ -248,12 +356,14 @@ impl ClusterOptions {
         }
     }
 
+    #[must_use]
     pub fn label(&self) -> &'static str {
         if self.is_kind() { "kind" } else { "existing" }
     }
 }
 
 /// The user's cache folder for downloads and kubeconfigs.
+#[must_use]
 pub fn default_cache() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("mtls-e2e");
@@ -277,6 +387,7 @@ pub(crate) fn version_at_least(have: &str, need: &str) -> bool {
 }
 
 /// Why a scenario cannot run against NIC `version`: it declares a newer one.
+#[must_use]
 pub fn skip_reason(scenario: &Scenario, version: &str) -> Option<String> {
     let need = scenario.spec.requires.nic.as_deref()?;
     (!version_at_least(version, need)).then(|| {
@@ -351,14 +462,17 @@ fn new_run_id() -> String {
     let mut bytes = [0u8; 6];
     // The pid and the clock if the system's randomness cannot be had.
     if aws_lc_rs::rand::fill(&mut bytes).is_err() {
-        let fallback = (std::process::id() as u64) << 20
+        let fallback = u64::from(std::process::id()) << 20
             ^ std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
+                .map(|d| d.as_secs() << 30 ^ u64::from(d.subsec_nanos()))
                 .unwrap_or_default();
         bytes.copy_from_slice(&fallback.to_be_bytes()[2..]);
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes.iter().fold(String::new(), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
 }
 
 /// NIC's ports 80 and 443 as probes reach them.
@@ -396,14 +510,10 @@ impl Cluster {
                 let (name, k8s, cache) = (name.clone(), k8s.clone(), options.cache.clone());
                 let kubeconfig = options.cache.join(format!("{name}.kubeconfig"));
                 let path = kubeconfig.clone();
-                // kind takes minutes: on a blocking thread, so Ctrl-C is heard meanwhile.
-                let created = tokio::task::spawn_blocking(move || {
-                    let report = |m: &str| progress(m);
-                    kind::sweep_stale(&cache, &report)?;
-                    kind::ensure(&name, &k8s, &cache, &path, &report)
-                })
-                .await
-                .map_err(|e| ClusterError::Failed(format!("creating the kind cluster: {e}")))??;
+                // kind takes minutes; the futures are dropped on Ctrl-C, which kills its tools.
+                let report = |m: &str| progress(m);
+                kind::sweep_stale(&cache, &report).await?;
+                let created = kind::ensure(&name, &k8s, &cache, &path, &report).await?;
                 (
                     Some(kubeconfig),
                     Some(format!("kind-{}", options.cluster_name())),
@@ -483,7 +593,8 @@ impl Cluster {
                 progress(&format!(
                     "deleting kind cluster {name}, which this run created"
                 ));
-                kind::delete(name, &self.options.cache)?;
+                // Sync: the engine calls this outside of the futures Ctrl-C drops.
+                blocking(kind::delete(name, &self.options.cache))?;
             }
         }
         Ok(())
@@ -610,5 +721,71 @@ mod tests {
     fn missing_tools_say_how_to_get_them() {
         let e = ClusterError::Missing(format!("kind is not on PATH; {}", install_hint("kind")));
         assert!(e.to_string().contains("kind.sigs.k8s.io/dl/v0.31.0"));
+    }
+}
+
+#[cfg(test)]
+mod runner_tests {
+    use super::*;
+
+    fn sh() -> PathBuf {
+        PathBuf::from("/bin/sh")
+    }
+
+    #[tokio::test]
+    async fn a_tool_gives_its_stdout_and_reads_its_input() {
+        let out = run(
+            &sh(),
+            &["-c", "cat; echo done"],
+            Some(b"in\n"),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("runs");
+        assert_eq!(out, "in\ndone\n");
+    }
+
+    #[tokio::test]
+    async fn a_failing_tool_shows_its_last_stderr_lines() {
+        let e = run(
+            &sh(),
+            &["-c", "echo bad >&2; exit 3"],
+            None,
+            Duration::from_secs(20),
+        )
+        .await
+        .expect_err("fails");
+        assert!(
+            e.to_string().contains("failed (exit status: 3): bad"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tool_past_its_timeout_is_killed_with_what_it_started() {
+        let started = std::time::Instant::now();
+        // The background sleep keeps stdout open: only killing the group ends it.
+        let e = run(
+            &sh(),
+            &["-c", "sleep 30 & sleep 30"],
+            None,
+            Duration::from_millis(300),
+        )
+        .await
+        .expect_err("times out");
+        assert!(e.to_string().contains("did not finish within"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn the_sync_runner_works_on_a_runtime_thread() {
+        let out = run_tool(&sh(), &["-c", "echo hi"], Duration::from_secs(20)).expect("runs");
+        assert_eq!(out, "hi\n");
+    }
+
+    #[test]
+    fn the_sync_runner_works_outside_a_runtime() {
+        let out = run_tool(&sh(), &["-c", "echo hi"], Duration::from_secs(20)).expect("runs");
+        assert_eq!(out, "hi\n");
     }
 }
