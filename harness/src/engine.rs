@@ -580,7 +580,7 @@ impl Engine {
         Ok(Live::new(
             deployment,
             probes,
-            crate::report::millis(started.elapsed()),
+            crate::probe::millis(started.elapsed()),
             phases,
             dir,
         ))
@@ -830,7 +830,7 @@ impl Engine {
         Report::new(
             self.substrate_name(),
             reports,
-            crate::report::millis(started.elapsed()),
+            crate::probe::millis(started.elapsed()),
         )
     }
 

@@ -20,4 +20,6 @@ pub mod tls;
 pub mod yaml;
 
 #[cfg(test)]
+mod architecture_tests;
+#[cfg(test)]
 mod fuzz_tests;

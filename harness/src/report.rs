@@ -10,45 +10,9 @@ use crate::probe::Observation;
 use crate::scenario::Expect;
 use crate::yaml::Origin;
 
+pub(crate) use crate::manifest::ControllerState;
+
 pub(crate) const SCHEMA: &str = "mtls-e2e.report/v2";
-
-/// Milliseconds, for reports (a run never lasts 584 million years).
-pub(crate) fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// The three states NIC reports for its resources (`status.state`, and the
-/// state an Ingress event stands for).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum ControllerState {
-    Valid,
-    Warning,
-    Invalid,
-}
-
-impl ControllerState {
-    pub(crate) const ALL: [ControllerState; 3] = [Self::Valid, Self::Warning, Self::Invalid];
-
-    /// NIC's word for it (as in `status.state`).
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Valid => "Valid",
-            Self::Warning => "Warning",
-            Self::Invalid => "Invalid",
-        }
-    }
-
-    /// Read NIC's word (`None` for anything else, e.g. no status yet).
-    pub(crate) fn parse(text: &str) -> Option<ControllerState> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
-
-impl std::fmt::Display for ControllerState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A resource's status as the controller reports it (`VirtualServer` and `Policy`
 /// status, `Ingress` events).
@@ -96,7 +60,7 @@ pub struct Phases(pub Vec<(String, u64)>);
 impl Phases {
     pub(crate) fn record(&mut self, name: &str, since: &mut std::time::Instant) {
         self.0
-            .push((name.to_string(), crate::report::millis(since.elapsed())));
+            .push((name.to_string(), crate::probe::millis(since.elapsed())));
         *since = std::time::Instant::now();
     }
 

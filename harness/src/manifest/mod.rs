@@ -18,6 +18,39 @@ mod crd_fields;
 use crate::yaml::{self, Document, Node, Origin, YamlError};
 use std::fmt::Write as _;
 
+/// The three states NIC reports for its resources (`status.state`, and the
+/// state an Ingress event stands for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ControllerState {
+    Valid,
+    Warning,
+    Invalid,
+}
+
+impl ControllerState {
+    pub(crate) const ALL: [ControllerState; 3] = [Self::Valid, Self::Warning, Self::Invalid];
+
+    /// NIC's word for it (as in `status.state`).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "Valid",
+            Self::Warning => "Warning",
+            Self::Invalid => "Invalid",
+        }
+    }
+
+    /// Read NIC's word (`None` for anything else, e.g. no status yet).
+    pub(crate) fn parse(text: &str) -> Option<ControllerState> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for ControllerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A manifest problem, located.
 #[derive(Debug, thiserror::Error)]
 #[error("{origin}: {message}")]

@@ -59,6 +59,11 @@ pub struct HttpFacts {
     pub body: String,
 }
 
+/// Milliseconds (for reports; a run never lasts 584 million years).
+pub(crate) fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Everything a probe observed: the evidence a check is judged on.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Observation {

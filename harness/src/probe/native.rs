@@ -244,7 +244,7 @@ pub async fn http(request: &HttpRequest<'_>) -> Observation {
         }
         Err(_) => observation.error = Some(format!("no answer within {TIMEOUT:?}")),
     }
-    observation.elapsed_ms = crate::report::millis(started.elapsed());
+    observation.elapsed_ms = crate::probe::millis(started.elapsed());
     observation
 }
 

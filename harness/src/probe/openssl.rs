@@ -69,7 +69,7 @@ pub(crate) async fn s_client(
             ));
         }
     }
-    observation.elapsed_ms = crate::report::millis(started.elapsed());
+    observation.elapsed_ms = crate::probe::millis(started.elapsed());
     observation
 }
 

@@ -251,12 +251,12 @@ pub(crate) fn split_host_port(text: &str, default_port: u16) -> Result<(String, 
 impl Scenario {
     /// The state the scenario expects for a resource (`Kind ns/name`).
     /// (`resourceStates` values are checked when the scenario loads.)
-    pub(crate) fn expected_state(&self, id: &str) -> crate::report::ControllerState {
+    pub(crate) fn expected_state(&self, id: &str) -> crate::manifest::ControllerState {
         self.spec
             .resource_states
             .get(id)
-            .and_then(|s| crate::report::ControllerState::parse(s))
-            .unwrap_or(crate::report::ControllerState::Valid)
+            .and_then(|s| crate::manifest::ControllerState::parse(s))
+            .unwrap_or(crate::manifest::ControllerState::Valid)
     }
 
     pub(crate) fn origin_of(&self, path: &str) -> Origin {
@@ -639,7 +639,7 @@ fn validate(s: &Scenario) -> Result<Vec<Check>, ScenarioError> {
         if s.object(&id).is_none() {
             return Err(s.error(&path, format!("no {id} in this scenario")));
         }
-        if crate::report::ControllerState::parse(state).is_none() {
+        if crate::manifest::ControllerState::parse(state).is_none() {
             return Err(s.error(
                 &path,
                 format!("state `{state}` is not Valid, Warning or Invalid"),

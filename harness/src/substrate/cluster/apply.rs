@@ -851,8 +851,8 @@ async fn wait_state(
             Poll::Done(ResourceState::new(
                 object,
                 // `state` is `expected`, one of NIC's three words.
-                crate::report::ControllerState::parse(&state)
-                    .unwrap_or(crate::report::ControllerState::Invalid),
+                crate::manifest::ControllerState::parse(&state)
+                    .unwrap_or(crate::manifest::ControllerState::Invalid),
                 &reason,
                 message,
                 Vec::new(),

@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use super::policy::{self, Context, Inputs, PoliciesCfg};
 use super::render::{self, Conf, RenderEnv};
 use super::{Endpoints, INGRESS_CLASS, ResourceState};
+use crate::manifest::ControllerState;
 use crate::manifest::kinds::{Ingress, IngressPath, IngressRule, IngressSpec, PolicyRef};
 use crate::manifest::{ManifestError, Object};
-use crate::report::ControllerState;
 
 const POLICIES: &str = "nginx.org/policies";
 const SSL_SERVICES: &str = "nginx.org/ssl-services";

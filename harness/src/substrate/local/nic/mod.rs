@@ -139,7 +139,7 @@ fn unloadable(config: &str, env: &RenderEnv, store: &secrets::SecretStore<'_>) -
 
 /// NIC's status after a reload that failed: Invalid, "but was not applied".
 fn not_applied(state: &mut ResourceState, kind: &str, error: &str) {
-    state.state = crate::report::ControllerState::Invalid;
+    state.state = crate::manifest::ControllerState::Invalid;
     state.reason = "AddedOrUpdatedWithError".into();
     state.message = format!(
         "{}; but was not applied: error reloading NGINX for {kind} {}: {error}",
@@ -268,7 +268,7 @@ fn configure_with(
                         );
                         out.states.push(ResourceState::new(
                             object,
-                            crate::report::ControllerState::Warning,
+                            crate::manifest::ControllerState::Warning,
                             "Rejected",
                             message,
                             Vec::new(),
@@ -358,7 +358,7 @@ fn configure_with(
                     }
                     _ => "; but",
                 };
-                state.state = crate::report::ControllerState::Invalid;
+                state.state = crate::manifest::ControllerState::Invalid;
                 state.reason = "AddedOrUpdatedWithError".into();
                 state.message = format!("{}{part} was not applied: {error}", state.message);
             }

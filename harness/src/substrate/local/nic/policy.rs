@@ -3,7 +3,7 @@
 //! throws away every policy of that context and becomes `return 500;`.
 //! Source: `pkg/apis/configuration/validation/policy.go`, `internal/configs/policy.go`.
 
-use crate::report::ControllerState;
+use crate::manifest::ControllerState;
 use std::collections::BTreeMap;
 
 use super::secrets::{SecretStore, TYPE_CA, TYPE_TLS};

@@ -1,7 +1,7 @@
 //! `VirtualServer` → `vs_<ns>_<name>.conf`, as `internal/configs/virtualserver.go`
 //! and `version2/nginx.virtualserver.tmpl` produce it (OSS, default `ConfigMap`).
 
-use crate::report::ControllerState;
+use crate::manifest::ControllerState;
 use std::collections::BTreeSet;
 
 use super::policy::{self, Context, Inputs, PoliciesCfg};
