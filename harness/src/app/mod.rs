@@ -54,17 +54,24 @@ fn logs(verbose: u8, quiet: bool) {
         (false, _) => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let timer = tracing_subscriber::fmt::time::UtcTime::new(time::macros::format_description!(
-        "[hour]:[minute]:[second]"
-    ));
-    let _ = tracing_subscriber::fmt()
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(verbose > 0)
-        .with_level(verbose > 0)
-        .with_timer(timer)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_ansi(ansi);
+    // Progress lines read as before (`cleaned up ...`); -v adds time, level and module.
+    let _ = if verbose == 0 {
+        builder
+            .without_time()
+            .with_target(false)
+            .with_level(false)
+            .try_init()
+    } else {
+        let timer = tracing_subscriber::fmt::time::UtcTime::new(time::macros::format_description!(
+            "[hour]:[minute]:[second]"
+        ));
+        builder.with_timer(timer).try_init()
+    };
 }
 
 async fn dispatch(command: Command) -> Result<Exit, Error> {

@@ -19,8 +19,9 @@ pub(crate) async fn engine(
     };
     let binary = std::env::current_exe()
         .map_err(|e| Error::Substrate(format!("cannot find this binary: {e}")))?;
-    let progress: Progress = Arc::new(|m: &str| tracing::info!("{m}"));
-    tracing::info!("preparing the {} substrate", options.label());
+    // Cluster steps take minutes: their progress lines carry the time.
+    let progress: Progress = Arc::new(|m: &str| tracing::info!("[{}] {m}", clock()));
+    tracing::info!("[{}] preparing the {} substrate", clock(), options.label());
     tokio::select! {
         engine = Engine::cluster(options.clone(), &binary, progress.clone()) => engine.map_err(|e| Error::from(&e)),
         () = stop.wait() => {
@@ -49,4 +50,10 @@ pub(crate) async fn cleanup_after_interrupt(engine: &Engine, scenarios: &[Scenar
             let _ = cluster::apply::down(&c.cluster, s).await;
         }
     }
+}
+
+/// Wall-clock time for progress lines (UTC, seconds).
+fn clock() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!("{:02}:{:02}:{:02}", now.hour(), now.minute(), now.second())
 }
