@@ -1259,6 +1259,27 @@ mod wait_tests {
         kube::Client::try_from(config).expect("client")
     }
 
+    /// Wait for Secret team/s, which never appears; the error the wait ends with.
+    async fn wait_for_missing_secret(client: kube::Client, deadline: Duration) -> ClusterError {
+        let api: Api<Secret> = Api::namespaced(client, "team");
+        let outcome = watch_until(
+            api,
+            "s",
+            "Secret team/s",
+            deadline,
+            &|_: &str| {},
+            |s| match s {
+                Some(_) => Poll::Done(()),
+                None => Poll::Pending("does not exist yet".into()),
+            },
+        )
+        .await;
+        match outcome {
+            Ok(()) => panic!("the Secret never exists, so the wait cannot succeed"),
+            Err(e) => e,
+        }
+    }
+
     #[tokio::test]
     async fn a_forbidden_watch_says_which_permission_is_missing() {
         let client = fake_api(
@@ -1266,20 +1287,7 @@ mod wait_tests {
             r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"secrets is forbidden","reason":"Forbidden","code":403}"#,
         )
         .await;
-        let api: Api<Secret> = Api::namespaced(client, "team");
-        let e = watch_until(
-            api,
-            "s",
-            "Secret team/s",
-            Duration::from_secs(20),
-            &|_: &str| {},
-            |s| match s {
-                Some(_) => Poll::Done(()),
-                None => Poll::Pending("does not exist yet".into()),
-            },
-        )
-        .await
-        .expect_err("forbidden");
+        let e = wait_for_missing_secret(client, Duration::from_secs(20)).await;
         assert!(e.to_string().contains("needs `list` and `watch`"), "{e}");
     }
 
@@ -1290,20 +1298,7 @@ mod wait_tests {
             r#"{"kind":"SecretList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[]}"#,
         )
         .await;
-        let api: Api<Secret> = Api::namespaced(client, "team");
-        let e = watch_until(
-            api,
-            "s",
-            "Secret team/s",
-            Duration::from_millis(500),
-            &|_: &str| {},
-            |s| match s {
-                Some(_) => Poll::Done(()),
-                None => Poll::Pending("does not exist yet".into()),
-            },
-        )
-        .await
-        .expect_err("times out");
+        let e = wait_for_missing_secret(client, Duration::from_millis(500)).await;
         assert_eq!(
             e.to_string(),
             "Secret team/s: not reached within 500ms; last observed: does not exist yet"
