@@ -499,6 +499,109 @@ mod tests {
         }
     }
 
+    /// A report with every field set once: its JSON is the schema users parse.
+    fn every_field() -> Report {
+        let expect: Expect = serde_json::from_value(serde_json::json!({
+            "status": 400, "bodyContains": ["No required SSL certificate"],
+            "clientCertRequested": true, "acceptableCaNames": ["CN = client-ca"]
+        }))
+        .expect("expect");
+        let observation = Observation {
+            target: "GET https://webui.example.com/ via 127.0.0.1:4443".into(),
+            tls: Some(crate::probe::TlsFacts {
+                protocol: Some("TLSv1.3".into()),
+                cipher: Some("TLS_AES_256_GCM_SHA384".into()),
+                client_cert_requested: true,
+                acceptable_ca_names: vec!["CN = client-ca".into()],
+                peer_chain: vec!["CN = webui.example.com".into(), "CN = server-ca".into()],
+                verified_chain: vec!["CN = webui.example.com".into()],
+                verification: "OK".into(),
+                client_cert_sent: Some("CN = good-client".into()),
+            }),
+            response: Some(crate::probe::HttpFacts {
+                status: 200,
+                headers: [("content-type".to_string(), "text/html".to_string())].into(),
+                body: "<html>Open WebUI</html>".into(),
+            }),
+            rejected: false,
+            alert: Some("unknown ca".into()),
+            error: Some("connection reset".into()),
+            command: Some("openssl s_client -connect 127.0.0.1:4443".into()),
+            transcript: Some("CONNECTED(00000003)".into()),
+            elapsed_ms: 12,
+            client: Some("127.1.0.7:40000".into()),
+        };
+        let check = CheckReport {
+            name: "good-client-200".into(),
+            passed: false,
+            why: Some("a client of the trusted CA gets in".into()),
+            origin: "scenarios/x/scenario.yaml:12".into(),
+            expected: expect,
+            failures: vec!["status: expected 400, got 200".into()],
+            controller: Some("VirtualServer open-webui/webui: Valid".into()),
+            observation,
+            nginx_log: Some("client SSL certificate verify error".into()),
+            shared_state: Some("nginx's TLS session cache".into()),
+        };
+        let mut full = scenario("openwebui-ingress-mtls");
+        full.dir = "scenarios/openwebui-ingress-mtls".into();
+        full.setup_phases = Phases(vec![("certificates".into(), 3), ("nginx".into(), 2)]);
+        full.resources = vec![ResourceState {
+            kind: "VirtualServer".into(),
+            key: "open-webui/webui".into(),
+            state: ControllerState::Warning,
+            reason: "AddedOrUpdatedWithWarning".into(),
+            message: "Configuration was added or updated with warning(s)".into(),
+            warnings: vec!["policy open-webui/x is missing".into()],
+            origin: Origin::file(std::path::Path::new("virtualserver.yaml")),
+        }];
+        full.not_started = vec!["aigw: no Secret internal-ca".into()];
+        full.checks = vec![check.clone()];
+        full.artifacts = Some("mtls-e2e-artifacts/openwebui-ingress-mtls".into());
+        full.mutations = vec![MutationReport {
+            name: "verify-client-off".into(),
+            why: Some("without verification anyone gets in".into()),
+            object: "Policy open-webui/open-webui-mtls".into(),
+            patch: serde_json::json!({"spec": {"ingressMTLS": {"verifyClient": "off"}}}),
+            breaks: vec!["good-client-200".into()],
+            killed: false,
+            survivors: vec!["good-client-200".into()],
+            setup_error: None,
+            checks: vec![check],
+        }];
+        let mut skipped = scenario("ingress-mergeable");
+        skipped.skipped = Some("needs NGINX Ingress Controller 5.5 or newer".into());
+        let mut broken = scenario("policy-errors");
+        broken.setup_error = Some("nginx would not start".into());
+        broken.setup_exit_code = Some(4);
+        Report::new("local", vec![full, skipped, broken], 1234)
+    }
+
+    /// The JSON report is an interface: a change to it shows here first
+    /// (`MTLS_E2E_UPDATE_GOLDEN=1` rewrites the file; bump `SCHEMA` when a
+    /// field changes meaning or goes away).
+    #[test]
+    fn the_json_report_is_pinned_by_its_golden_file() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report-v2.json");
+        let now = serde_json::to_string_pretty(&every_field()).expect("json") + "\n";
+        if std::env::var("MTLS_E2E_UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+            std::fs::write(&path, &now).expect("write golden");
+        }
+        let golden = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (MTLS_E2E_UPDATE_GOLDEN=1 writes it)",
+                path.display()
+            )
+        });
+        assert_eq!(
+            golden,
+            now,
+            "the report JSON changed; see {}",
+            path.display()
+        );
+    }
+
     #[test]
     fn a_surviving_mutation_is_a_failure_everywhere() {
         let mut s = scenario("openwebui-ingress-mtls");
