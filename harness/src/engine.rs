@@ -964,12 +964,7 @@ pub(crate) fn by_hand(live: &Live, check: &Check) -> String {
 fn describe(target: &Target) -> String {
     match target {
         Target::Ingress { host, port } => format!("{host}:{port} through the ingress controller"),
-        Target::Service {
-            namespace,
-            name,
-            port,
-            ..
-        } => format!("Service {namespace}/{name}:{port}"),
+        Target::Service { service, .. } => format!("Service {service}"),
     }
 }
 

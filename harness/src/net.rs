@@ -3,6 +3,7 @@
 //! One request per connection: probes want a fresh TLS handshake each time (no
 //! resumption hiding a missing client certificate), and the mocks are tiny.
 
+use crate::manifest::ServicePort;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -175,19 +176,17 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
 /// The local substrate fills it; inside a cluster, DNS does the same job.
 #[derive(Debug, Default)]
 pub struct ServiceMap {
-    entries: BTreeMap<(String, String, u16), SocketAddr>,
+    entries: BTreeMap<ServicePort, SocketAddr>,
 }
 
 impl ServiceMap {
     pub(crate) fn insert(&mut self, namespace: &str, service: &str, port: u16, addr: SocketAddr) {
         self.entries
-            .insert((namespace.into(), service.into(), port), addr);
+            .insert(ServicePort::new(namespace, service, port), addr);
     }
 
-    pub(crate) fn get(&self, namespace: &str, service: &str, port: u16) -> Option<SocketAddr> {
-        self.entries
-            .get(&(namespace.into(), service.into(), port))
-            .copied()
+    pub(crate) fn get(&self, service: &ServicePort) -> Option<SocketAddr> {
+        self.entries.get(service).copied()
     }
 
     /// Resolve `svc`, `svc.ns`, `svc.ns.svc` or `svc.ns.svc.cluster.local`, as a
@@ -207,7 +206,7 @@ impl ServiceMap {
             Some(_) => return None,
             None => (trimmed, search_namespace),
         };
-        self.get(namespace, service, port)
+        self.get(&ServicePort::new(namespace, service, port))
     }
 }
 

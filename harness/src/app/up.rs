@@ -60,8 +60,8 @@ async fn up(engine: &Engine, scenario: &Scenario, stop: &mut Stop) -> Result<Exi
     match &live.deployment {
         Deployment::Local(d) => println!("nginx configuration: {}", d.dir.join("nginx").display()),
         Deployment::Cluster(d) => {
-            for ((ns, name, port), f) in &d.services {
-                println!("Service {ns}/{name}:{port} -> {} (port-forward)", f.local);
+            for (service, f) in &d.services {
+                println!("Service {service} -> {} (port-forward)", f.local);
             }
         }
     }

@@ -169,6 +169,59 @@ impl fmt::Display for Kind {
     }
 }
 
+/// A namespaced object's name, `namespace/name` (Kubernetes' `NamespacedName`):
+/// the key of every map of objects, so no key is built by formatting strings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NamespacedName {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl NamespacedName {
+    pub(crate) fn new(namespace: &str, name: &str) -> Self {
+        NamespacedName {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+}
+
+/// Serialized as it is written, `namespace/name`.
+impl serde::Serialize for NamespacedName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl fmt::Display for NamespacedName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// One port of a Service: what a port-forward or an upstream points at.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServicePort {
+    pub service: NamespacedName,
+    pub port: u16,
+}
+
+impl ServicePort {
+    pub(crate) fn new(namespace: &str, name: &str, port: u16) -> Self {
+        ServicePort {
+            service: NamespacedName::new(namespace, name),
+            port,
+        }
+    }
+}
+
+impl fmt::Display for ServicePort {
+    /// `namespace/name:port`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.service, self.port)
+    }
+}
+
 /// `kind namespace/name`, the identity of an object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectRef {
@@ -185,6 +238,11 @@ impl ObjectRef {
             namespace,
             name: name.to_string(),
         }
+    }
+
+    /// The object's `NamespacedName` (an empty namespace for cluster-scoped kinds).
+    pub(crate) fn namespaced_name(&self) -> NamespacedName {
+        NamespacedName::new(self.namespace.as_deref().unwrap_or(""), &self.name)
     }
 
     /// `ns/name` (or `name` for cluster-scoped kinds).

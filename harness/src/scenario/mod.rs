@@ -4,6 +4,7 @@
 pub(crate) mod spec;
 pub(crate) mod steps;
 
+use crate::manifest::ServicePort;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -165,12 +166,7 @@ pub enum Target {
     /// Through the ingress controller's port 80 or 443, with SNI and Host = `host`.
     Ingress { host: String, port: u16 },
     /// Straight to a Service port, as a pod in the cluster would.
-    Service {
-        namespace: String,
-        name: String,
-        port: u16,
-        host: String,
-    },
+    Service { service: ServicePort, host: String },
 }
 
 impl Target {
@@ -184,9 +180,7 @@ impl Target {
             && !namespace.contains('.')
         {
             return Target::Service {
-                namespace: namespace.into(),
-                name: name.into(),
-                port,
+                service: ServicePort::new(namespace, name, port),
                 host: host.into(),
             };
         }
@@ -204,7 +198,8 @@ impl Target {
 
     pub(crate) fn port(&self) -> u16 {
         match self {
-            Target::Ingress { port, .. } | Target::Service { port, .. } => *port,
+            Target::Ingress { port, .. } => *port,
+            Target::Service { service, .. } => service.port,
         }
     }
 }
@@ -728,9 +723,7 @@ mod tests {
         assert_eq!(
             Target::parse("aigw.ai-gateway.svc.cluster.local", 80),
             Target::Service {
-                namespace: "ai-gateway".into(),
-                name: "aigw".into(),
-                port: 80,
+                service: ServicePort::new("ai-gateway", "aigw", 80),
                 host: "aigw.ai-gateway.svc.cluster.local".into()
             }
         );
@@ -759,7 +752,13 @@ mod tests {
         assert_eq!(u.path, "/api/config");
         let u = Url::parse("https://aigw.ai-gateway.svc.cluster.local:80").expect("url");
         assert_eq!(u.path, "/");
-        assert!(matches!(u.target, Target::Service { port: 80, .. }));
+        assert!(matches!(
+            u.target,
+            Target::Service {
+                service: ServicePort { port: 80, .. },
+                ..
+            }
+        ));
         assert!(Url::parse("ftp://x").is_err());
     }
 }

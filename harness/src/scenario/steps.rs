@@ -50,6 +50,10 @@ pub struct SecretData {
     pub data: BTreeMap<String, Vec<u8>>,
 }
 
+/// Secrets by namespace and name: what the local substrate holds, and what a
+/// cluster run reads back for the probes.
+pub type Secrets = BTreeMap<crate::manifest::NamespacedName, SecretData>;
+
 /// Where `copySecret` reads its source from (the in-memory store, or the cluster,
 /// which may have to wait for cert-manager).
 pub(crate) trait SecretSource {

@@ -2,6 +2,8 @@
 //! Secrets or step files, or issued by the harness (expired, another CA, through
 //! an intermediate). Same code for every substrate; only the Secrets differ.
 
+use crate::manifest::NamespacedName;
+use crate::scenario::steps::Secrets;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -24,7 +26,7 @@ fn text(bytes: &[u8]) -> String {
 /// Resolve every identity and trust of `scenario`, writing their files under `out`.
 pub(crate) fn resolve(
     scenario: &Scenario,
-    secrets: &BTreeMap<String, SecretData>,
+    secrets: &Secrets,
     workdir: &Path,
     out: &Path,
 ) -> Result<Probes, ManifestError> {
@@ -88,21 +90,15 @@ pub(crate) fn resolve(
     Ok(Probes { identities, trust })
 }
 
-fn lookup<'a>(
-    secrets: &'a BTreeMap<String, SecretData>,
-    key: &str,
-) -> Result<&'a SecretData, String> {
-    split_key(key)?;
+fn lookup<'a>(secrets: &'a Secrets, key: &str) -> Result<&'a SecretData, String> {
+    let (namespace, name) = split_key(key)?;
     secrets
-        .get(key)
+        .get(&NamespacedName::new(namespace, name))
         .ok_or_else(|| format!("Secret {key} does not exist"))
 }
 
 /// `tls.crt` and `tls.key` of a Secret.
-fn cert_and_key(
-    secrets: &BTreeMap<String, SecretData>,
-    key: &str,
-) -> Result<(String, String), String> {
+fn cert_and_key(secrets: &Secrets, key: &str) -> Result<(String, String), String> {
     let secret = lookup(secrets, key)?;
     let get = |k: &str| {
         secret
@@ -123,7 +119,7 @@ fn read_files(workdir: &Path, files: &CertFiles) -> Result<(String, String), Str
 
 fn issue_identity(
     issue: &IssueSpec,
-    secrets: &BTreeMap<String, SecretData>,
+    secrets: &Secrets,
     workdir: &Path,
 ) -> Result<(String, String), String> {
     let e = |x: pki::PkiError| x.to_string();

@@ -6,6 +6,7 @@
 //! on it says so in its line. Installing cert-manager and NIC on kind is a
 //! list of the same kind.
 
+use crate::manifest::ServicePort;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -44,11 +45,7 @@ pub(crate) enum Action<'a> {
         expected: &'a str,
     },
     /// A Service a check probes directly.
-    PortForward {
-        namespace: String,
-        name: String,
-        port: u16,
-    },
+    PortForward(ServicePort),
     /// `nginx -T` in NIC's pod, for the checks that share state.
     ReadServedConf(NicPod<'a>),
 }
@@ -156,12 +153,8 @@ pub(crate) fn up<'a>(scenario: &'a Scenario, options: &'a ClusterOptions) -> Vec
             expected: scenario.expected_state(&object.id.to_string()).as_str(),
         });
     }
-    for (namespace, name, port) in apply::forwarded_services(scenario) {
-        list.push(Action::PortForward {
-            namespace,
-            name,
-            port,
-        });
+    for service in apply::forwarded_services(scenario) {
+        list.push(Action::PortForward(service));
     }
     list.push(Action::ReadServedConf(match &options.mode {
         Mode::Kind { .. } => NicPod::Deployment {
@@ -202,7 +195,7 @@ impl Action<'_> {
             Action::WaitCertificate(_) => Phase::Certificates,
             Action::WaitDeployment(_) => Phase::Pods,
             Action::WaitState { .. } => Phase::Controller,
-            Action::PortForward { .. } => Phase::PortForwards,
+            Action::PortForward(_) => Phase::PortForwards,
             Action::ReadServedConf(_) => Phase::Untimed,
         }
     }
@@ -283,14 +276,10 @@ impl Action<'_> {
                     object.id
                 );
             }
-            Action::PortForward {
-                namespace,
-                name,
-                port,
-            } => {
+            Action::PortForward(service) => {
                 let _ = writeln!(
                     w,
-                    "  port-forward: Service {namespace}/{name}:{port} -> 127.0.0.1:(free port)"
+                    "  port-forward: Service {service} -> 127.0.0.1:(free port)"
                 );
             }
             Action::ReadServedConf(pod) => {
@@ -544,7 +533,7 @@ mod tests {
                         | Action::WaitState { .. }
                 )
             });
-            let forwards = at(&|a| matches!(a, Action::PortForward { .. }));
+            let forwards = at(&|a| matches!(a, Action::PortForward(_)));
             let last = |v: &[usize]| v.last().copied().unwrap_or(0);
             let first = |v: &[usize]| v.first().copied().unwrap_or(usize::MAX);
             assert_eq!(applies.len(), s.objects.len(), "{name}: every object");

@@ -2,6 +2,9 @@
 //! validation), the tutorial's steps against the cluster's Secrets, waits with
 //! deadlines for the states the scenario declares, and teardown.
 
+use crate::manifest::NamespacedName;
+use crate::manifest::ServicePort;
+use crate::scenario::steps::Secrets;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::future::Future;
@@ -455,24 +458,17 @@ impl SecretSource for ClusterSecrets<'_> {
 }
 
 /// Services the checks probe directly (not through NIC): each gets a port-forward.
-pub(crate) fn forwarded_services(scenario: &Scenario) -> Vec<(String, String, u16)> {
-    let mut out: Vec<(String, String, u16)> = Vec::new();
+pub(crate) fn forwarded_services(scenario: &Scenario) -> Vec<ServicePort> {
+    let mut out: Vec<ServicePort> = Vec::new();
     for check in &scenario.checks {
         let target = match &check.probe {
             Probe::Http { url, .. } => &url.target,
             Probe::OpenSsl { target, .. } => target,
         };
-        if let Target::Service {
-            namespace,
-            name,
-            port,
-            ..
-        } = target
+        if let Target::Service { service, .. } = target
+            && !out.contains(service)
         {
-            let key = (namespace.clone(), name.clone(), *port);
-            if !out.contains(&key) {
-                out.push(key);
-            }
+            out.push(service.clone());
         }
     }
     out
@@ -597,20 +593,12 @@ pub(crate) async fn up(
                     .map_err(|e| fail(object, e))?;
                 states.push(state);
             }
-            Action::PortForward {
-                namespace,
-                name,
-                port,
-            } => {
-                let t = forward::Target::Service {
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                    port,
-                };
+            Action::PortForward(service) => {
+                let t = forward::Target::Service(service.clone());
                 let forward = forward::Forward::start(cluster.client.clone(), t)
                     .await
                     .map_err(to_substrate)?;
-                services.insert((namespace, name, port), forward);
+                services.insert(service, forward);
             }
             Action::ReadServedConf(pod) => {
                 nginx_conf = served_conf(cluster, &pod, progress).await;
@@ -947,7 +935,7 @@ pub(crate) fn event_state(reason: &str) -> &'static str {
 pub(crate) async fn probe_secrets(
     cluster: &Cluster,
     scenario: &Scenario,
-) -> Result<BTreeMap<String, SecretData>, ClusterError> {
+) -> Result<Secrets, ClusterError> {
     let mut keys: Vec<&str> = Vec::new();
     for id in scenario.spec.identities.values() {
         keys.extend(id.secret.as_deref());
@@ -970,7 +958,7 @@ pub(crate) async fn probe_secrets(
             continue;
         };
         if let Some(secret) = read_secret(&cluster.client, ns, name).await? {
-            out.insert(key.to_string(), secret);
+            out.insert(NamespacedName::new(ns, name), secret);
         }
     }
     Ok(out)
@@ -1115,10 +1103,7 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/aigw-egress-mtls");
         let scenario = Scenario::load(&dir).expect("scenario");
         let forwards = forwarded_services(&scenario);
-        assert_eq!(
-            forwards,
-            vec![("ai-gateway".to_string(), "aigw".to_string(), 80)]
-        );
+        assert_eq!(forwards, vec![ServicePort::new("ai-gateway", "aigw", 80)]);
         let hosts = served_hosts(&scenario);
         assert!(
             hosts

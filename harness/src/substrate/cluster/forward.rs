@@ -3,6 +3,7 @@
 //! Port-forwarding works on Pods only, so a Service is resolved to a ready pod
 //! behind it and the Service's targetPort.
 
+use crate::manifest::{NamespacedName, ServicePort};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -22,11 +23,7 @@ pub enum Target {
         port: u16,
     },
     /// A Service port, as a pod in the cluster would reach it.
-    Service {
-        namespace: String,
-        name: String,
-        port: u16,
-    },
+    Service(ServicePort),
 }
 
 /// A running port-forward.
@@ -109,11 +106,10 @@ async fn resolve(
             selector,
             port,
         } => (namespace.clone(), selector.clone(), PortRef::Number(*port)),
-        Target::Service {
-            namespace,
-            name,
+        Target::Service(ServicePort {
+            service: NamespacedName { namespace, name },
             port,
-        } => {
+        }) => {
             let services: Api<Service> = Api::namespaced(client.clone(), namespace);
             let svc = services
                 .get(name)

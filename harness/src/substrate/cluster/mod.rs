@@ -15,6 +15,7 @@ pub mod install;
 pub(crate) mod kind;
 pub(crate) mod ownership;
 
+use crate::manifest::ServicePort;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::future::Future;
@@ -634,7 +635,7 @@ pub struct ClusterDeployment {
     /// Hosts served, and the resource serving each (`Kind ns/name`).
     pub hosts: BTreeMap<String, String>,
     /// Port-forwards to Services the checks probe directly.
-    pub services: BTreeMap<(String, String, u16), forward::Forward>,
+    pub services: BTreeMap<ServicePort, forward::Forward>,
     pub ingress: (SocketAddr, SocketAddr),
     pub phases: crate::report::Phases,
     /// `nginx -T` of NIC once the scenario was served, when it could be read.
@@ -647,16 +648,11 @@ impl ClusterDeployment {
             Target::Ingress { port, .. } => {
                 super::ingress_address(*port, self.ingress.0, self.ingress.1)
             }
-            Target::Service {
-                namespace,
-                name,
-                port,
-                ..
-            } => self
+            Target::Service { service, .. } => self
                 .services
-                .get(&(namespace.clone(), name.clone(), *port))
+                .get(service)
                 .map(|f| f.local)
-                .ok_or_else(|| format!("no port-forward to Service {namespace}/{name}:{port}")),
+                .ok_or_else(|| format!("no port-forward to Service {service}")),
         }
     }
 

@@ -3,6 +3,8 @@
 //! replace the default list), and the Secret it writes (tls.crt without the
 //! self-signed root, tls.key, ca.crt). Source: cert-manager v1.19 (see notes).
 
+use crate::manifest::NamespacedName;
+use crate::scenario::steps::Secrets;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -24,7 +26,7 @@ pub(crate) const CLUSTER_RESOURCE_NAMESPACE: &str = "cert-manager";
 #[derive(Debug, Clone, Serialize)]
 pub struct Issued {
     pub certificate: String,
-    pub secret: String,
+    pub secret: NamespacedName,
     pub issuer: String,
     pub info: CertInfo,
 }
@@ -50,7 +52,7 @@ pub(crate) fn keys_needed(objects: &[Object]) -> Vec<KeyAlgorithm> {
 /// `secrets` is the store's view of Secrets; new Secret objects are returned.
 pub(crate) fn reconcile(
     objects: &[Object],
-    secrets: &BTreeMap<String, SecretData>,
+    secrets: &Secrets,
     done: &mut BTreeMap<String, Issued>,
     keys: &KeyPool,
 ) -> Result<Vec<Object>, ManifestError> {
@@ -84,7 +86,7 @@ pub(crate) fn reconcile(
 pub(crate) fn pending(
     objects: &[Object],
     done: &BTreeMap<String, Issued>,
-    secrets: &BTreeMap<String, SecretData>,
+    secrets: &Secrets,
 ) -> Vec<ManifestError> {
     objects
         .iter()
@@ -273,7 +275,7 @@ fn signer(
     o: &Object,
     spec: &CertificateSpec,
     objects: &[Object],
-    secrets: &BTreeMap<String, SecretData>,
+    secrets: &Secrets,
 ) -> Result<Option<(String, Signer)>, ManifestError> {
     let Some((issuer, parsed)) = find_issuer(o, spec, objects) else {
         return Ok(None);
@@ -292,7 +294,7 @@ fn signer(
     let Some(ca) = &s.ca else {
         return Err(issuer.error("spec", "an issuer needs selfSigned or ca"));
     };
-    let key = format!("{}/{}", secret_namespace(issuer), ca.secret_name);
+    let key = NamespacedName::new(secret_namespace(issuer), &ca.secret_name);
     let Some(secret) = secrets.get(&key) else {
         return Ok(None);
     };
@@ -338,7 +340,7 @@ fn signer(
     Ok(Some((
         label,
         Signer::Ca {
-            issuer: key,
+            issuer: key.to_string(),
             authority: Box::new(authority),
             chain,
             ca_crt,
@@ -507,7 +509,7 @@ fn issue(
     };
     let record = Issued {
         certificate: o.id.key(),
-        secret: format!("{}/{}", o.namespace(), spec.secret_name),
+        secret: NamespacedName::new(o.namespace(), &spec.secret_name),
         issuer: issuer_text,
         info,
     };

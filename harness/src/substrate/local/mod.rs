@@ -8,6 +8,9 @@ pub mod nginx;
 pub(crate) mod nic;
 pub(crate) mod pods;
 
+use crate::manifest::NamespacedName;
+use crate::manifest::ServicePort;
+use crate::scenario::steps::Secrets;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,7 +39,7 @@ pub struct Local {
 pub struct Prepared {
     pub scenario: Scenario,
     pub objects: Vec<Object>,
-    pub secrets: BTreeMap<String, SecretData>,
+    pub secrets: Secrets,
     pub issued: Vec<certmanager::Issued>,
     /// The manual steps, as the commands a person would type.
     pub steps: Vec<String>,
@@ -46,19 +49,19 @@ pub struct Prepared {
 }
 
 /// The in-memory store as a step's `SecretSource`.
-struct StoreView<'a>(&'a BTreeMap<String, SecretData>);
+struct StoreView<'a>(&'a Secrets);
 
 impl SecretSource for StoreView<'_> {
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<SecretData>, String> {
-        Ok(self.0.get(&format!("{namespace}/{name}")).cloned())
+        Ok(self.0.get(&NamespacedName::new(namespace, name)).cloned())
     }
 }
 
-fn secrets_of(objects: &[Object]) -> Result<BTreeMap<String, SecretData>, ManifestError> {
+fn secrets_of(objects: &[Object]) -> Result<Secrets, ManifestError> {
     objects
         .iter()
         .filter(|o| o.id.kind == Kind::Secret)
-        .map(|o| Ok((o.id.key(), certmanager::secret_data(o)?)))
+        .map(|o| Ok((o.id.namespaced_name(), certmanager::secret_data(o)?)))
         .collect()
 }
 
@@ -298,7 +301,7 @@ impl NginxListeners {
 
 async fn issue(
     objects: &[Object],
-    secrets: &BTreeMap<String, SecretData>,
+    secrets: &Secrets,
     issued: &mut BTreeMap<String, certmanager::Issued>,
     keys: &KeyPool,
 ) -> Result<Vec<Object>, SubstrateError> {
@@ -385,13 +388,13 @@ fn write_nginx_files(dir: &Path, main: &str, nic: &NicOutput) -> Result<(), Subs
 struct PodEndpoints<'a>(&'a Pods, &'a [Object]);
 
 impl nic::Endpoints for PodEndpoints<'_> {
-    fn lookup(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String> {
-        if let Some(problem) = nic::service_problem(self.1, namespace, service) {
+    fn lookup(&self, service: &ServicePort) -> Result<Vec<String>, String> {
+        if let Some(problem) = nic::service_problem(self.1, &service.service) {
             return Err(problem);
         }
         Ok(self
             .0
-            .service(namespace, service, port)
+            .service(service)
             .map(|a| vec![a.to_string()])
             .unwrap_or_default())
     }
@@ -401,10 +404,10 @@ impl nic::Endpoints for PodEndpoints<'_> {
 pub(crate) struct PlannedEndpoints<'a>(pub &'a [Object]);
 
 impl nic::Endpoints for PlannedEndpoints<'_> {
-    fn lookup(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String> {
-        match nic::service_problem(self.0, namespace, service) {
+    fn lookup(&self, service: &ServicePort) -> Result<Vec<String>, String> {
+        match nic::service_problem(self.0, &service.service) {
             Some(problem) => Err(problem),
-            None => Ok(vec![format!("127.0.0.1:{}", 20000 + port % 10000)]),
+            None => Ok(vec![format!("127.0.0.1:{}", 20000 + service.port % 10000)]),
         }
     }
 }
@@ -428,19 +431,17 @@ impl LocalDeployment {
     pub(crate) fn address(&self, target: &Target) -> Result<SocketAddr, String> {
         match target {
             Target::Ingress { port, .. } => super::ingress_address(*port, self.http, self.https),
-            Target::Service {
-                namespace,
-                name,
-                port,
-                ..
-            } => self.pods.service(namespace, name, *port).ok_or_else(|| {
+            Target::Service { service, .. } => self.pods.service(service).ok_or_else(|| {
                 let why = self
                     .pods
                     .not_started
                     .iter()
                     .map(|n| format!("; pod {} did not start: {}", n.deployment, n.reason))
                     .collect::<String>();
-                format!("Service {namespace}/{name} port {port} has no ready endpoint{why}")
+                format!(
+                    "Service {} port {} has no ready endpoint{why}",
+                    service.service, service.port
+                )
             }),
         }
     }

@@ -2,6 +2,9 @@
 //! running in-process, with its Secret and `ConfigMap` volumes materialised under
 //! a private root, and each Service port mapped onto the mock's loopback listener.
 
+use crate::manifest::NamespacedName;
+use crate::manifest::ServicePort;
+use crate::scenario::steps::Secrets;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,7 +14,7 @@ use crate::manifest::kinds::{ConfigMap, Deployment, IntOrString, Service};
 use crate::manifest::{Kind, ManifestError, Object};
 use crate::mock::{self, LogSink, Mock, MockContext, ServeArgs};
 use crate::net::{Resolver, ServiceMap};
-use crate::scenario::steps::{SecretData, write_private};
+use crate::scenario::steps::write_private;
 use crate::substrate::SubstrateError;
 
 /// The image repository our binary is published as; any registry and tag.
@@ -46,10 +49,7 @@ pub(crate) fn is_our_image(image: &str) -> bool {
 
 /// Read every Deployment; volumes are resolved against the final Secrets and
 /// `ConfigMaps`.
-pub(crate) fn plan(
-    objects: &[Object],
-    secrets: &BTreeMap<String, SecretData>,
-) -> Result<Vec<PodSpec>, ManifestError> {
+pub(crate) fn plan(objects: &[Object], secrets: &Secrets) -> Result<Vec<PodSpec>, ManifestError> {
     let config_maps: BTreeMap<String, ConfigMap> = objects
         .iter()
         .filter(|o| o.id.kind == Kind::ConfigMap)
@@ -131,7 +131,7 @@ pub(crate) fn plan(
             };
             let ns = object.namespace();
             let (source, files) = if let Some(s) = &volume.secret {
-                let key = format!("{ns}/{}", s.secret_name);
+                let key = NamespacedName::new(ns, &s.secret_name);
                 let files = match secrets.get(&key) {
                     None => Err(format!("Secret {key} does not exist")),
                     Some(secret) => project(&secret.data, &s.items),
@@ -339,10 +339,8 @@ impl Pods {
         })
     }
 
-    pub(crate) fn service(&self, namespace: &str, name: &str, port: u16) -> Option<SocketAddr> {
-        self.services
-            .get()
-            .and_then(|m| m.get(namespace, name, port))
+    pub(crate) fn service(&self, service: &ServicePort) -> Option<SocketAddr> {
+        self.services.get().and_then(|m| m.get(service))
     }
 
     pub(crate) fn stop(&mut self) {

@@ -98,9 +98,12 @@ fn generate(
         .iter()
         .map(|(k, y)| (k.to_string(), spec(y)))
         .collect();
-    let secrets: BTreeMap<String, SecretData> = secrets
+    let secrets: crate::scenario::steps::Secrets = secrets
         .iter()
-        .map(|(k, s)| (k.to_string(), s.clone()))
+        .map(|(k, s)| {
+            let (ns, name) = k.split_once('/').expect("ns/name");
+            (manifest::NamespacedName::new(ns, name), s.clone())
+        })
         .collect();
     let store = SecretStore::new(&secrets, "/etc/nginx/secrets");
     let inputs = Inputs {
@@ -733,7 +736,7 @@ fn validate_access_control_cases() {
 struct NoEndpoints;
 
 impl Endpoints for NoEndpoints {
-    fn lookup(&self, _: &str, _: &str, _: u16) -> Result<Vec<String>, String> {
+    fn lookup(&self, _: &crate::manifest::ServicePort) -> Result<Vec<String>, String> {
         Ok(Vec::new())
     }
 }
@@ -815,9 +818,12 @@ fn egress_policy(
 fn render_nic(yaml: &str, secrets: &[(&str, SecretData)]) -> super::NicOutput {
     let objects: Vec<Object> =
         manifest::load_text(yaml, Path::new("test.yaml"), "default").expect("objects");
-    let secrets: BTreeMap<String, SecretData> = secrets
+    let secrets: crate::scenario::steps::Secrets = secrets
         .iter()
-        .map(|(k, s)| (k.to_string(), s.clone()))
+        .map(|(k, s)| {
+            let (ns, name) = k.split_once('/').expect("ns/name");
+            (manifest::NamespacedName::new(ns, name), s.clone())
+        })
         .collect();
     configure(&objects, &secrets, &NoEndpoints, &RenderEnv::nic()).expect("configure")
 }

@@ -3,6 +3,8 @@
 //! Ingresses and mergeable master/minion groups, with `nginx.org/policies`
 //! (NIC 5.5), `nginx.org/ssl-services` and `nginx.org/ssl-redirect`.
 
+use crate::manifest::NamespacedName;
+use crate::manifest::ServicePort;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -234,7 +236,10 @@ fn policy_errors(
     }
     let secret_error = |namespace: &str, name: &Option<String>| {
         let name = name.as_deref().unwrap_or_default();
-        inputs.secrets.get(&format!("{namespace}/{name}")).error
+        inputs
+            .secrets
+            .get(&NamespacedName::new(namespace, name))
+            .error
     };
     // Only the first ingressMTLS policy's secret is looked at.
     if let Some(e) = found
@@ -522,7 +527,10 @@ fn server(
             None
         }
         Some(secret) => {
-            let r = ctx.inputs.secrets.get(&format!("{}/{secret}", o.namespace()));
+            let r = ctx
+                .inputs
+                .secrets
+                .get(&NamespacedName::new(o.namespace(), secret));
             match (&r.type_, &r.error) {
                 (Some(t), _) if t != super::secrets::TYPE_TLS => {
                     warnings.push(format!("TLS secret {secret} is of a wrong type '{t}', must be 'kubernetes.io/tls'"));
@@ -701,7 +709,11 @@ fn locations(
 
 fn upstream(ctx: &Ctx<'_>, o: &Object, name: &str, service: &str, port: Option<u16>) -> String {
     let mut servers = port
-        .and_then(|p| ctx.endpoints.lookup(o.namespace(), service, p).ok())
+        .and_then(|p| {
+            ctx.endpoints
+                .lookup(&ServicePort::new(o.namespace(), service, p))
+                .ok()
+        })
         .unwrap_or_default();
     servers.sort();
     if servers.is_empty() {

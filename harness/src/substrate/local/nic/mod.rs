@@ -13,12 +13,14 @@ pub(crate) mod virtualserver;
 #[cfg(test)]
 mod fidelity_tests;
 
+use crate::manifest::{NamespacedName, ServicePort};
+use crate::scenario::steps::Secrets;
 use std::collections::BTreeMap;
 
 use crate::manifest::kinds::{Policy, PolicySpec, VirtualServer};
 use crate::manifest::{Kind, ManifestError, Object};
 pub(crate) use crate::report::ResourceState;
-use crate::scenario::steps::SecretData;
+
 pub(crate) use render::RenderEnv;
 pub(crate) use secrets::SecretFile;
 
@@ -30,16 +32,16 @@ pub(crate) trait Endpoints {
     /// The `address:port` of each endpoint of `service:port`, or why NIC has
     /// none, in the words NIC logs (its log, not an event: the resource stays
     /// Valid and nginx proxies to its 502 server).
-    fn lookup(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String>;
+    fn lookup(&self, service: &ServicePort) -> Result<Vec<String>, String>;
 }
 
 /// Why NIC OSS finds no endpoints for a Service, from the objects alone
 /// (`getEndpointsForIngressBackend` in NIC 5.5.4's controller.go).
-pub(crate) fn service_problem(
-    objects: &[Object],
-    namespace: &str,
-    service: &str,
-) -> Option<String> {
+pub(crate) fn service_problem(objects: &[Object], service: &NamespacedName) -> Option<String> {
+    let NamespacedName {
+        namespace,
+        name: service,
+    } = service;
     let Some(found) = objects
         .iter()
         .find(|o| o.id.kind == Kind::Service && o.namespace() == namespace && o.name() == service)
@@ -63,8 +65,7 @@ pub(crate) fn service_problem(
 /// One endpoint lookup NIC made while rendering, for `plan` and evidence.
 #[derive(Debug, Clone)]
 pub struct UpstreamLookup {
-    /// `namespace/service:port`.
-    pub service: String,
+    pub service: ServicePort,
     /// The endpoints, or NIC's reason for none.
     pub endpoints: Result<Vec<String>, String>,
 }
@@ -76,13 +77,12 @@ struct Recording<'a> {
 }
 
 impl Endpoints for Recording<'_> {
-    fn lookup(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String> {
-        let endpoints = self.inner.lookup(namespace, service, port);
-        let service = format!("{namespace}/{service}:{port}");
+    fn lookup(&self, service: &ServicePort) -> Result<Vec<String>, String> {
+        let endpoints = self.inner.lookup(service);
         let mut seen = self.seen.borrow_mut();
-        if !seen.iter().any(|l| l.service == service) {
+        if !seen.iter().any(|l| &l.service == service) {
             seen.push(UpstreamLookup {
-                service,
+                service: service.clone(),
                 endpoints: endpoints.clone(),
             });
         }
@@ -150,7 +150,7 @@ fn not_applied(state: &mut ResourceState, kind: &str, error: &str) {
 /// Render NIC's configuration for `objects`.
 pub(crate) fn configure(
     objects: &[Object],
-    secrets: &BTreeMap<String, SecretData>,
+    secrets: &Secrets,
     endpoints: &dyn Endpoints,
     env: &RenderEnv,
 ) -> Result<NicOutput, ManifestError> {
@@ -206,7 +206,7 @@ fn unsupported(objects: &[Object]) -> Vec<ManifestError> {
 
 fn configure_with(
     objects: &[Object],
-    secrets: &BTreeMap<String, SecretData>,
+    secrets: &Secrets,
     endpoints: &dyn Endpoints,
     env: &RenderEnv,
 ) -> Result<NicOutput, ManifestError> {

@@ -4,6 +4,7 @@
 //! Source: `pkg/apis/configuration/validation/policy.go`, `internal/configs/policy.go`.
 
 use crate::manifest::ControllerState;
+use crate::manifest::NamespacedName;
 use std::collections::BTreeMap;
 
 use super::secrets::{SecretStore, TYPE_CA, TYPE_TLS};
@@ -338,10 +339,7 @@ fn add_ingress_mtls(
         warnings.push(format!("Multiple ingressMTLS policies are not allowed. IngressMTLS policy {key} will be ignored"));
         return false;
     }
-    let secret_key = format!(
-        "{namespace}/{}",
-        m.client_cert_secret.as_deref().unwrap_or("")
-    );
+    let secret_key = NamespacedName::new(namespace, m.client_cert_secret.as_deref().unwrap_or(""));
     let secret = secrets.get(&secret_key);
     if let Some(t) = secret.type_.as_deref().filter(|t| *t != TYPE_CA) {
         warnings.push(format!(
@@ -406,7 +404,7 @@ fn add_egress_mtls(
         let Some(name) = name.as_deref().filter(|n| !n.is_empty()) else {
             return Ok(None);
         };
-        let secret_key = format!("{namespace}/{name}");
+        let secret_key = NamespacedName::new(namespace, name);
         let secret = secrets.get(&secret_key);
         if let Some(t) = secret.type_.as_deref().filter(|t| *t != wanted) {
             warnings.push(format!(

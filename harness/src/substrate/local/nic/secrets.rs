@@ -1,6 +1,8 @@
 //! NIC's secret store (`internal/k8s/secrets`): which Secrets it accepts, how it
 //! validates them, and the files it writes under `/etc/nginx/secrets`.
 
+use crate::manifest::NamespacedName;
+use crate::scenario::steps::Secrets;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
@@ -39,13 +41,13 @@ pub struct SecretFile {
 
 /// Secrets as NIC sees them, recording the files it writes.
 pub(crate) struct SecretStore<'a> {
-    secrets: &'a BTreeMap<String, SecretData>,
+    secrets: &'a Secrets,
     dir: &'a str,
     written: RefCell<BTreeMap<String, SecretFile>>,
 }
 
 impl<'a> SecretStore<'a> {
-    pub(crate) fn new(secrets: &'a BTreeMap<String, SecretData>, dir: &'a str) -> Self {
+    pub(crate) fn new(secrets: &'a Secrets, dir: &'a str) -> Self {
         SecretStore {
             secrets,
             dir,
@@ -63,8 +65,8 @@ impl<'a> SecretStore<'a> {
     }
 
     /// `ns/name` → reference, writing its files on first use (as NIC does).
-    pub(crate) fn get(&self, key: &str) -> SecretRef {
-        let base = key.replacen('/', "-", 1);
+    pub(crate) fn get(&self, key: &NamespacedName) -> SecretRef {
+        let base = format!("{}-{}", key.namespace, key.name);
         let missing = SecretRef {
             type_: None,
             path: String::new(),

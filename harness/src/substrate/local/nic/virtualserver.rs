@@ -2,6 +2,8 @@
 //! and `version2/nginx.virtualserver.tmpl` produce it (OSS, default `ConfigMap`).
 
 use crate::manifest::ControllerState;
+use crate::manifest::NamespacedName;
+use crate::manifest::ServicePort;
 use std::collections::BTreeSet;
 
 use super::policy::{self, Context, Inputs, PoliciesCfg};
@@ -134,7 +136,7 @@ pub(crate) fn generate(
         .and_then(|t| t.secret.clone())
         .filter(|s| !s.is_empty());
     let ssl = tls_secret.as_ref().map(|secret| {
-        let r = inputs.secrets.get(&format!("{ns}/{secret}"));
+        let r = inputs.secrets.get(&NamespacedName::new(ns, secret));
         match (&r.type_, &r.error) {
             (Some(t), _) if t != super::secrets::TYPE_TLS => {
                 warnings.push(format!(
@@ -176,7 +178,7 @@ pub(crate) fn generate(
         // `namespace/service` reaches another namespace (ParseServiceReference).
         let (service_ns, service) = u.service.split_once('/').unwrap_or((ns, &u.service));
         let mut servers = endpoints
-            .lookup(service_ns, service, u.port)
+            .lookup(&ServicePort::new(service_ns, service, u.port))
             .unwrap_or_default();
         servers.sort();
         if servers.is_empty() {
