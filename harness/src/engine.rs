@@ -14,7 +14,9 @@ use crate::check;
 use crate::hazard::{self, SharedState};
 use crate::pki::{KeyAlgorithm, KeyPool};
 use crate::probe::{self, HttpRequest, Identity, Observation, TlsOptions, Trust};
-use crate::report::{CheckReport, MutationReport, Phases, Report, ResourceState, ScenarioReport};
+use crate::report::{
+    CheckReport, MutationReport, Phases, Report, ResourceState, ScenarioOutcome, ScenarioReport,
+};
 use crate::scenario::{Check, Probe, Scenario, Target, steps};
 use crate::substrate::SubstrateError;
 use crate::substrate::cluster::{
@@ -749,9 +751,7 @@ impl Engine {
         let mut report = ScenarioReport {
             name: scenario.name.clone(),
             dir: scenario.dir.display().to_string(),
-            skipped: None,
-            setup_error: None,
-            setup_exit_code: None,
+            outcome: ScenarioOutcome::Ran,
             setup_ms: 0,
             setup_phases: Phases::default(),
             resources: Vec::new(),
@@ -761,13 +761,15 @@ impl Engine {
             mutations: Vec::new(),
         };
         if let Some(reason) = self.skip_reason(scenario) {
-            report.skipped = Some(reason);
+            report.outcome = ScenarioOutcome::Skipped(reason);
             return report;
         }
         match self.up(scenario, true).await {
             Err(e) => {
-                report.setup_exit_code = Some(crate::error::Error::from(&e).exit().code());
-                report.setup_error = Some(e.to_string());
+                report.outcome = ScenarioOutcome::SetupFailed {
+                    error: e.to_string(),
+                    exit: crate::error::Error::from(&e).exit(),
+                };
                 if let Substrate::Cluster(c) = &self.substrate {
                     report.artifacts = Some(self.collect(c, scenario, &e.to_string()).await);
                     self.take_down(&c.cluster, scenario).await;

@@ -18,6 +18,7 @@ pub(crate) enum Exit {
 }
 
 impl Exit {
+    #[cfg(test)]
     pub(crate) const ALL: [Exit; 6] = [
         Exit::Ok,
         Exit::ChecksFailed,
@@ -26,11 +27,6 @@ impl Exit {
         Exit::Substrate,
         Exit::Interrupted,
     ];
-
-    /// The outcome a code stands for (as a report records it).
-    pub(crate) fn from_code(code: u8) -> Option<Exit> {
-        Exit::ALL.into_iter().find(|e| e.code() == code)
-    }
 
     pub(crate) fn code(self) -> u8 {
         match self {

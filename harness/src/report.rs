@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::exit::Exit;
 use crate::manifest::Object;
 use crate::probe::Observation;
 use crate::scenario::Expect;
@@ -106,11 +107,10 @@ impl Summary {
             ..Summary::default()
         };
         for s in scenarios {
-            if s.setup_error.is_some() {
-                summary.setup_failed += 1;
-            }
-            if s.skipped.is_some() {
-                summary.skipped += 1;
+            match s.outcome {
+                ScenarioOutcome::Ran => {}
+                ScenarioOutcome::Skipped(_) => summary.skipped += 1,
+                ScenarioOutcome::SetupFailed { .. } => summary.setup_failed += 1,
             }
             summary.checks += s.checks.len();
             summary.passed += s.checks.iter().filter(|c| c.passed).count();
@@ -126,12 +126,9 @@ impl Summary {
 pub(crate) struct ScenarioReport {
     pub name: String,
     pub dir: String,
-    /// Why the scenario did not run here (e.g. it needs a newer NIC).
-    pub skipped: Option<String>,
-    /// Set when the scenario could not be brought up; no check ran.
-    pub setup_error: Option<String>,
-    /// The exit code that setup failure maps to (2, 3 or 4).
-    pub setup_exit_code: Option<u8>,
+    /// Ran, skipped or not set up (JSON: `skipped`, `setup_error`, `setup_exit_code`).
+    #[serde(flatten)]
+    pub outcome: ScenarioOutcome,
     pub setup_ms: u64,
     pub setup_phases: Phases,
     /// Resource states as the controller reports them.
@@ -143,6 +140,55 @@ pub(crate) struct ScenarioReport {
     pub artifacts: Option<String>,
     /// The scenario's mutations, when they ran (`run --mutations`).
     pub mutations: Vec<MutationReport>,
+}
+
+/// How far a scenario got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ScenarioOutcome {
+    /// Brought up; its checks ran (each with its own verdict).
+    Ran,
+    /// Not run here, and why (e.g. it needs a newer NIC).
+    Skipped(String),
+    /// Could not be brought up, so no check ran; `exit` is what that failure maps to.
+    SetupFailed { error: String, exit: Exit },
+}
+
+impl ScenarioOutcome {
+    pub(crate) fn skipped(&self) -> Option<&str> {
+        match self {
+            ScenarioOutcome::Skipped(why) => Some(why),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn setup_error(&self) -> Option<&str> {
+        match self {
+            ScenarioOutcome::SetupFailed { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// As the v2 report has it: three fields, of which at most one pair is set.
+impl Serialize for ScenarioOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Fields<'a> {
+            skipped: Option<&'a str>,
+            setup_error: Option<&'a str>,
+            setup_exit_code: Option<u8>,
+        }
+        let exit = match self {
+            ScenarioOutcome::SetupFailed { exit, .. } => Some(exit.code()),
+            _ => None,
+        };
+        Fields {
+            skipped: self.skipped(),
+            setup_error: self.setup_error(),
+            setup_exit_code: exit,
+        }
+        .serialize(serializer)
+    }
 }
 
 /// One deliberate breakage and whether the checks noticed it.
@@ -371,11 +417,11 @@ pub fn failure_details(check: &CheckReport) -> String {
 pub(crate) fn render_human(report: &Report) -> String {
     let mut out = String::new();
     for s in &report.scenarios {
-        if let Some(why) = &s.skipped {
+        if let Some(why) = s.outcome.skipped() {
             let _ = writeln!(out, "SKIP {}: {why}", s.name);
             continue;
         }
-        if let Some(e) = &s.setup_error {
+        if let Some(e) = s.outcome.setup_error() {
             let _ = writeln!(out, "SETUP FAILED {}: {e}", s.name);
             if let Some(dir) = &s.artifacts {
                 let _ = writeln!(out, "    artifacts: {dir}");
@@ -394,7 +440,7 @@ pub(crate) fn render_human(report: &Report) -> String {
         }
     }
     for s in &report.scenarios {
-        if let (Some(dir), None) = (&s.artifacts, &s.setup_error) {
+        if let (Some(dir), None) = (&s.artifacts, s.outcome.setup_error()) {
             let _ = writeln!(out, "artifacts of {}: {dir}", s.name);
         }
     }
@@ -425,13 +471,13 @@ pub(crate) fn junit(report: &Report) -> Result<String, quick_junit::SerializeErr
             case.set_classname(name);
             case
         };
-        if let Some(why) = &scenario.skipped {
+        if let Some(why) = scenario.outcome.skipped() {
             let mut status = TestCaseStatus::skipped();
-            status.set_message(why.as_str());
+            status.set_message(why);
             suite.add_test_case(case(name, status));
         }
-        if let Some(e) = &scenario.setup_error {
-            let mut text = e.clone();
+        if let Some(e) = scenario.outcome.setup_error() {
+            let mut text = e.to_string();
             if let Some(dir) = &scenario.artifacts {
                 let _ = write!(text, "\nartifacts: {dir}");
             }
@@ -486,9 +532,7 @@ mod tests {
         ScenarioReport {
             name: name.into(),
             dir: String::new(),
-            skipped: None,
-            setup_error: None,
-            setup_exit_code: None,
+            outcome: ScenarioOutcome::Ran,
             setup_ms: 5,
             setup_phases: Phases::default(),
             resources: Vec::new(),
@@ -570,10 +614,13 @@ mod tests {
             checks: vec![check],
         }];
         let mut skipped = scenario("ingress-mergeable");
-        skipped.skipped = Some("needs NGINX Ingress Controller 5.5 or newer".into());
+        skipped.outcome =
+            ScenarioOutcome::Skipped("needs NGINX Ingress Controller 5.5 or newer".into());
         let mut broken = scenario("policy-errors");
-        broken.setup_error = Some("nginx would not start".into());
-        broken.setup_exit_code = Some(4);
+        broken.outcome = ScenarioOutcome::SetupFailed {
+            error: "nginx would not start".into(),
+            exit: Exit::Substrate,
+        };
         Report::new("local", vec![full, skipped, broken], 1234)
     }
 
@@ -679,10 +726,14 @@ mod tests {
     #[test]
     fn junit_counts_skips_and_setup_errors_and_escapes() {
         let mut skipped = scenario("ingress-mergeable");
-        skipped.skipped =
-            Some("needs NGINX Ingress Controller 5.5 or newer; the cluster runs 5.3.4".into());
+        skipped.outcome = ScenarioOutcome::Skipped(
+            "needs NGINX Ingress Controller 5.5 or newer; the cluster runs 5.3.4".into(),
+        );
         let mut broken = scenario("a<b");
-        broken.setup_error = Some("Policy \"x\" & friends".into());
+        broken.outcome = ScenarioOutcome::SetupFailed {
+            error: "Policy \"x\" & friends".into(),
+            exit: Exit::BadInput,
+        };
         broken.artifacts = Some("/tmp/artifacts/a<b".into());
         let report = Report::new("kind", vec![skipped, broken], 1200);
         let xml_text = junit(&report).expect("junit");
@@ -697,7 +748,7 @@ mod tests {
             vec![scenario("x")]
                 .into_iter()
                 .map(|mut s| {
-                    s.skipped = Some("old".into());
+                    s.outcome = ScenarioOutcome::Skipped("old".into());
                     s
                 })
                 .collect(),

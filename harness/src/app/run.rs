@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::exit::Exit;
-use crate::report::{self, Report};
+use crate::report::{self, Report, ScenarioOutcome};
 use crate::scenario::Scenario;
 use crate::selection::Selection;
 use crate::substrate::cluster;
@@ -77,13 +77,13 @@ async fn run(engine: &Engine, scenarios: &[Scenario], mutations: bool) -> Result
         tracing::info!("substrate ready ({})", engine.setup.describe());
     }
     let mut report = engine
-        .run(scenarios, |s| match (&s.skipped, &s.setup_error) {
-            (Some(why), _) => tracing::info!("{}: skipped: {why}", s.name),
+        .run(scenarios, |s| match &s.outcome {
+            ScenarioOutcome::Skipped(why) => tracing::info!("{}: skipped: {why}", s.name),
             // The error itself is in the results below: printed once.
-            (None, Some(_)) => {
+            ScenarioOutcome::SetupFailed { .. } => {
                 tracing::warn!("{}: could not be set up (why: in the results)", s.name)
             }
-            (None, None) => tracing::info!(
+            ScenarioOutcome::Ran => tracing::info!(
                 "{}: set up in {} ms ({})",
                 s.name,
                 s.setup_ms,
@@ -124,9 +124,12 @@ fn exit_of(report: &Report) -> Exit {
     let setup = report
         .scenarios
         .iter()
-        .filter_map(|s| s.setup_exit_code)
-        .min();
-    match setup.and_then(Exit::from_code) {
+        .filter_map(|s| match s.outcome {
+            ScenarioOutcome::SetupFailed { exit, .. } => Some(exit),
+            _ => None,
+        })
+        .min_by_key(|exit| exit.code());
+    match setup {
         Some(exit) => exit,
         None if report.ok() => Exit::Ok,
         None => Exit::ChecksFailed,
