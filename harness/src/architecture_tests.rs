@@ -106,3 +106,20 @@ fn no_module_depends_on_itself_through_others() {
         }
     }
 }
+
+/// Every `unsafe` block of the crate is in `sys.rs`, where each says why it
+/// is sound; the rest of the code asks `sys` for processes and private files.
+#[test]
+fn unsafe_code_lives_in_sys_only() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let needle = ["uns", "afe {"].concat();
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|f| !f.ends_with("sys.rs"))
+        .filter(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains(&needle)))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(offenders.is_empty(), "unsafe outside sys.rs: {offenders:?}");
+}

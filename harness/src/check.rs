@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::probe::Observation;
+use crate::probe::{Answer, Observation};
 use crate::scenario::Expect;
 
 /// The reasons a check failed; empty when it passed. `trust` is the bundle
@@ -36,22 +36,26 @@ pub(crate) fn evaluate(expect: &Expect, trust: Option<&str>, o: &Observation) ->
         );
     }
 
+    let answer = o.answer();
+    let refused = matches!(answer, Answer::Refused { .. });
     match expect.rejected {
-        Some(want) if want != o.rejected => fail(
+        Some(want) if want != refused => fail(
             "refused at the TLS layer",
             yes_no(want),
-            match (&o.alert, &o.error) {
-                (Some(a), _) => format!("yes (alert: {a})"),
-                (None, Some(e)) if o.rejected => format!("yes ({e})"),
+            match answer {
+                Answer::Refused { alert: Some(a) } => format!("yes (alert: {a})"),
+                Answer::Refused { alert: None } => {
+                    format!("yes ({})", o.refusal().unwrap_or("no reason given"))
+                }
                 _ => "no".into(),
             },
         ),
-        None if o.rejected => fail(
+        None if refused => fail(
             "connection",
             "an answer".into(),
             format!(
                 "refused at the TLS layer ({})",
-                o.alert.clone().or(o.error.clone()).unwrap_or_default()
+                o.refusal().unwrap_or_default()
             ),
         ),
         _ => {}
@@ -135,12 +139,10 @@ pub(crate) fn evaluate(expect: &Expect, trust: Option<&str>, o: &Observation) ->
                 }
             }
         }
-    } else if o.response.is_none()
-        && !o.rejected
+    } else if let Answer::Nothing { error: Some(e) } = answer
         && expect.rejected.is_none()
-        && let Some(e) = &o.error
     {
-        fail("connection", "an answer".into(), e.clone());
+        fail("connection", "an answer".into(), e.to_string());
     }
 
     let needs_tls = expect.protocol.is_some()

@@ -16,6 +16,7 @@ pub mod report;
 pub mod scenario;
 pub mod selection;
 pub mod substrate;
+pub(crate) mod sys;
 pub mod tls;
 pub mod yaml;
 

@@ -87,6 +87,42 @@ pub struct Observation {
     pub client: Option<String>,
 }
 
+/// What the server did, the first question every check asks of an observation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Answer<'a> {
+    /// Refused at the TLS layer: an alert (named when known), or a reset.
+    Refused { alert: Option<&'a str> },
+    /// An HTTP response.
+    Http(&'a HttpFacts),
+    /// Nothing a server said: connect refused, a timeout, a broken exchange,
+    /// or a handshake with no request after it (`error` says which, if known).
+    Nothing { error: Option<&'a str> },
+}
+
+impl Observation {
+    pub(crate) fn answer(&self) -> Answer<'_> {
+        if self.rejected {
+            Answer::Refused {
+                alert: self.alert.as_deref(),
+            }
+        } else if let Some(r) = &self.response {
+            Answer::Http(r)
+        } else {
+            Answer::Nothing {
+                error: self.error.as_deref(),
+            }
+        }
+    }
+
+    /// The refusal in words: the alert, else whatever error came with it.
+    pub(crate) fn refusal(&self) -> Option<&str> {
+        match self.answer() {
+            Answer::Refused { alert } => alert.or(self.error.as_deref()),
+            _ => None,
+        }
+    }
+}
+
 /// A fatal alert named in openssl's output (`tlsv13 alert certificate
 /// required`); openssl is another program, so its words are all there is.
 pub(crate) fn alert_in(text: &str) -> Option<String> {
@@ -147,5 +183,48 @@ mod tests {
         assert_eq!(alert_in("all good"), None);
         // rustls' text is no longer read: the alert comes typed.
         assert_eq!(alert_in("received fatal alert: CertificateRequired"), None);
+    }
+
+    /// A refusal is a refusal even when some bytes looked like a response, and
+    /// a bare error is "nothing", never an answer.
+    #[test]
+    fn the_answer_is_one_of_three() {
+        let refused = Observation {
+            rejected: true,
+            alert: Some("certificate required".into()),
+            response: Some(HttpFacts::default()),
+            ..Observation::default()
+        };
+        assert_eq!(
+            refused.answer(),
+            Answer::Refused {
+                alert: Some("certificate required")
+            }
+        );
+        let reset = Observation {
+            rejected: true,
+            error: Some("connection reset".into()),
+            ..Observation::default()
+        };
+        assert_eq!(reset.refusal(), Some("connection reset"));
+        let http = Observation {
+            response: Some(HttpFacts {
+                status: 400,
+                ..HttpFacts::default()
+            }),
+            ..Observation::default()
+        };
+        assert!(matches!(http.answer(), Answer::Http(r) if r.status == 400));
+        let nothing = Observation {
+            error: Some("connect refused".into()),
+            ..Observation::default()
+        };
+        assert_eq!(
+            nothing.answer(),
+            Answer::Nothing {
+                error: Some("connect refused")
+            }
+        );
+        assert_eq!(nothing.refusal(), None);
     }
 }

@@ -189,7 +189,7 @@ impl StepRunner<'_> {
             .map_err(|e| self.invalid(index, e.to_string()))?;
         let pem =
             encode_key(&key, KeyEncoding::Pkcs8).map_err(|e| self.invalid(index, e.to_string()))?;
-        write_private(&path, pem.as_bytes())
+        crate::sys::write_private(&path, pem.as_bytes())
             .map_err(|e| self.invalid(index, format!("cannot write {out}: {e}")))
     }
 
@@ -372,20 +372,6 @@ pub(crate) fn check_tls_pair(data: &BTreeMap<String, Vec<u8>>) -> Result<(), Str
         return Err("tls.crt and tls.key do not match".into());
     }
     Ok(())
-}
-
-/// Write a new private file (mode 0600): never through a symlink, never into
-/// a file that already exists (another user's hard link, say).
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    file.write_all(bytes)
 }
 
 /// Make every `*.key` file in `dir` private (openssl writes with the umask).

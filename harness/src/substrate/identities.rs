@@ -12,7 +12,8 @@ use crate::pki::{self, Authority, CertSpec, KeyAlgorithm, KeyEncoding, Usage};
 use crate::probe::{Identity, Trust};
 use crate::scenario::Scenario;
 use crate::scenario::spec::{CertFiles, IssueSpec, split_key};
-use crate::scenario::steps::{SecretData, write_private};
+use crate::scenario::steps::SecretData;
+use crate::sys::write_private;
 
 pub struct Probes {
     pub identities: BTreeMap<String, Identity>,

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::local::nginx::signal_group;
+use crate::sys::{self, alive, group_members, leads_group};
 
 const PREFIX: &str = "mtls-e2e-";
 const OWNER: &str = "owner.pid";
@@ -15,10 +16,9 @@ pub(crate) struct RunDir {
 
 impl RunDir {
     pub(crate) fn create() -> std::io::Result<RunDir> {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new().prefix(PREFIX).tempdir()?;
         // 0700 whatever the umask, before anything is written into it.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+        sys::make_private(dir.path())?;
         let pid = std::process::id().cast_signed();
         let marker = match start_time(pid) {
             Some(start) => format!("{pid} {start}"),
@@ -35,10 +35,8 @@ impl RunDir {
     /// A new private subfolder (0700 whatever the umask); one that already
     /// exists is never reused.
     pub(crate) fn subdir(&self, name: &str) -> std::io::Result<PathBuf> {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let path = self.dir.path().join(name);
-        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
+        sys::create_private_dir(&path)?;
         Ok(path)
     }
 }
@@ -64,11 +62,6 @@ fn harness_alive(marker: &str) -> bool {
     }
 }
 
-fn alive(pid: i32) -> bool {
-    // SAFETY: kill(2) with signal 0 only checks that the process exists.
-    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
-}
-
 /// Remove folders of runs whose harness is gone, stopping any nginx they left.
 /// Returns what was cleaned, for the log.
 pub(crate) fn sweep_stale() -> Vec<String> {
@@ -90,8 +83,7 @@ pub(crate) fn sweep_stale_in(root: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(root) else {
         return cleaned;
     };
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
+    let uid = sys::euid();
     for entry in entries.flatten() {
         let path = entry.path();
         let named_ours = path
@@ -134,10 +126,8 @@ pub(crate) fn sweep_stale_in(root: &Path) -> Vec<String> {
                         .into_iter()
                         .filter(|w| is_nginx_of(*w, &path))
                     {
-                        // SAFETY: kill(2) on an nginx of this stale folder, checked just above.
-                        unsafe {
-                            libc::kill(worker, libc::SIGKILL);
-                        }
+                        // An nginx of this stale folder, checked just above.
+                        sys::signal(worker, libc::SIGKILL);
                         stopped += 1;
                     }
                 }
@@ -175,26 +165,6 @@ fn is_nginx_of(pid: i32, folder: &Path) -> bool {
         std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(folder));
     let points_inside = text.contains(&inside) || cwd_inside;
     is_nginx && points_inside
-}
-
-fn leads_group(pid: i32) -> bool {
-    // SAFETY: getpgid(2) only reads the process table.
-    unsafe { libc::getpgid(pid) == pid }
-}
-
-/// Live processes in the process group `pgid` (from /proc).
-fn group_members(pgid: i32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            // SAFETY: getpgid(2) only reads the process table.
-            *pid > 1 && unsafe { libc::getpgid(*pid) } == pgid
-        })
-        .collect()
 }
 
 /// Files named `name` under `dir`, never following symlinks, at most `depth`
@@ -326,8 +296,8 @@ mod tests {
         }
         let survived = alive_process(orphan);
         if survived {
-            // SAFETY: kill(2) on the worker this test started.
-            unsafe { libc::kill(orphan, libc::SIGKILL) };
+            // The worker this test started.
+            sys::signal(orphan, libc::SIGKILL);
         }
         assert!(!survived, "the orphaned nginx worker was not stopped");
     }

@@ -209,8 +209,7 @@ pub(crate) async fn sweep_stale(
         let Ok(pid) = owner.trim().parse::<i32>() else {
             continue;
         };
-        // SAFETY: kill(2) with signal 0 only checks that the process exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        let alive = crate::sys::alive(pid);
         if alive {
             continue;
         }

@@ -269,10 +269,8 @@ impl Group {
     /// SIGKILL to the whole group (the tool and whatever it started).
     fn kill(&self) {
         if let Some(pgid) = self.pgid {
-            // SAFETY: kill(2) on the process group our unreaped child leads.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
+            // The group our unreaped child leads.
+            crate::sys::signal_group(pgid, libc::SIGKILL);
         }
     }
 
@@ -307,10 +305,8 @@ pub(crate) fn stop_running_tools() {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     for pgid in list {
-        // SAFETY: kill(2) on the process group of a child we started and have not reaped.
-        unsafe {
-            libc::kill(-pgid, libc::SIGTERM);
-        }
+        // The group of a child we started and have not reaped.
+        crate::sys::signal_group(pgid, libc::SIGTERM);
     }
 }
 

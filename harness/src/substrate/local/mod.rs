@@ -190,8 +190,7 @@ impl Local {
             access_log: &text(dir.join("logs/access.log")),
             temp_dir: &text(dir.join("tmp")),
             modern_tls_defaults: nic::render::modern_tls_defaults_needed(self.nginx.version),
-            // SAFETY: geteuid has no preconditions.
-            run_as_root: unsafe { libc::geteuid() } == 0,
+            run_as_root: crate::sys::euid() == 0,
         }
         .render()
     }
@@ -377,7 +376,7 @@ fn write_nginx_files(dir: &Path, main: &str, nic: &NicOutput) -> Result<(), Subs
     for file in &nic.secret_files {
         let path = dir.join("secrets").join(&file.name);
         if file.private {
-            steps::write_private(&path, &file.content).map_err(fail)?;
+            crate::sys::write_private(&path, &file.content).map_err(fail)?;
         } else {
             std::fs::write(&path, &file.content).map_err(fail)?;
         }

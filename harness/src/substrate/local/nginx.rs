@@ -120,19 +120,7 @@ impl NginxProcess {
             .stderr(std::process::Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        // SAFETY: runs in the forked child before exec; fcntl(2) is
-        // async-signal-safe and touches only the listed descriptors, which stay
-        // open in the parent for the whole life of the child.
-        unsafe {
-            command.pre_exec(move || {
-                for fd in &fds {
-                    if libc::fcntl(*fd, libc::F_SETFD, 0) == -1 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
+        crate::sys::inherit_fds(&mut command, fds);
         let child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.path.display()))?;
@@ -209,14 +197,9 @@ impl Drop for NginxProcess {
     }
 }
 
-/// Signal a process group (nginx's master is its leader).
+/// Signal nginx's process group (its master is the leader).
 pub(crate) fn signal_group(pid: i32, signal: i32) {
-    if pid > 0 {
-        // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
-        unsafe {
-            libc::kill(-pid, signal);
-        }
-    }
+    crate::sys::signal_group(pid, signal);
 }
 
 /// The pid in an nginx pid file, once nginx has written it.

@@ -14,8 +14,8 @@ use crate::manifest::kinds::{ConfigMap, Deployment, IntOrString, Service};
 use crate::manifest::{Kind, ManifestError, Object};
 use crate::mock::{self, LogSink, Mock, MockContext, ServeArgs};
 use crate::net::{Resolver, ServiceMap};
-use crate::scenario::steps::write_private;
 use crate::substrate::SubstrateError;
+use crate::sys::write_private;
 
 /// The image repository our binary is published as; any registry and tag.
 pub(crate) const IMAGE_REPOSITORY: &str = "mtls-e2e";
