@@ -141,7 +141,7 @@ impl Node {
             };
             YamlError {
                 origin: Origin::at(file, line),
-                message: format!("{inner}{location}"),
+                message: format!("{inner}{location}{}", trap_hint(&inner)),
             }
         })
     }
@@ -263,7 +263,7 @@ pub fn parse_documents(text: &str, file: &Path) -> Result<Vec<Document>, YamlErr
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| YamlError {
             origin: Origin::at(file, e.marker().line()),
-            message: format!("invalid YAML: {}", e.info()),
+            message: format!("invalid YAML: {}{}", e.info(), trap_hint(&e.info())),
         })?;
         builder.event(event, span)?;
     }
@@ -508,6 +508,19 @@ fn key_string(node: &Node) -> Option<String> {
     }
 }
 
+/// The two YAML traps that cost users minutes, said in the error they cause.
+fn trap_hint(message: &str) -> &'static str {
+    if message.starts_with("invalid type: boolean") && message.contains("expected a string") {
+        "; a plain on, off, yes, no, y or n is a boolean in YAML 1.1, as kubectl reads it: \
+         quote the value (`verifyClient: \"off\"`)"
+    } else if message.contains("while parsing a flow") {
+        "; in flow style (`{ }`, `[ ]`) the characters [ ] { } , end a plain key or value: \
+         quote it (`{\"data[].id\": [a, b]}`) or write the mapping in block style, one key per line"
+    } else {
+        ""
+    }
+}
+
 /// Resolve a scalar with YAML 1.1 rules (go-yaml v2, which kubectl uses).
 fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Result<Value, String> {
     if let Some(tag) = tag {
@@ -592,6 +605,42 @@ fn resolve_float(text: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    /// The two traps users hit are named in the error, with the fix.
+    #[test]
+    fn yaml_traps_say_how_to_write_it() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Policy {
+            #[serde(rename = "verifyClient")]
+            verify_client: String,
+        }
+        let docs = parse_documents("verifyClient: off\n", Path::new("p.yaml")).expect("parses");
+        let error = docs[0]
+            .root
+            .parse::<Policy>(Path::new("p.yaml"))
+            .expect_err("a boolean");
+        assert!(
+            error
+                .message
+                .contains("quote the value (`verifyClient: \"off\"`)"),
+            "{}",
+            error.message
+        );
+        let quoted = parse_documents("verifyClient: \"off\"\n", Path::new("p.yaml")).expect("ok");
+        assert!(quoted[0].root.parse::<Policy>(Path::new("p.yaml")).is_ok());
+
+        let error = parse_documents("jsonIncludes: {data[].id: [a, b]}\n", Path::new("s.yaml"))
+            .expect_err("a flow-style trap");
+        assert!(
+            error.message.contains("write the mapping in block style"),
+            "{}",
+            error.message
+        );
+        assert_eq!(error.origin.line, Some(1));
+        let fixed = "jsonIncludes: {\"data[].id\": [a, b]}\n";
+        assert!(parse_documents(fixed, Path::new("s.yaml")).is_ok());
+    }
+
     /// A 652-byte "billion laughs" document: refused at once, naming the file.
     #[test]
     fn nested_aliases_are_bounded() {
