@@ -45,6 +45,10 @@ pub(crate) enum Command {
     /// reproduce each check by hand.
     Up {
         dir: PathBuf,
+        /// Bring it up with this mutation of the scenario applied, to look at
+        /// what the checks see when the chain is broken that way.
+        #[arg(long, value_name = "NAME")]
+        mutation: Option<String>,
         #[command(flatten)]
         substrate: SubstrateArgs,
     },

@@ -82,7 +82,11 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
         Command::Run(args) => run::command(args, &mut stop).await,
         Command::List { dirs } => list(&dirs),
         Command::Plan { dirs, substrate } => plan(&dirs, &substrate).await,
-        Command::Up { dir, substrate } => up::command(&dir, &substrate, &mut stop).await,
+        Command::Up {
+            dir,
+            mutation,
+            substrate,
+        } => up::command(&dir, mutation.as_deref(), &substrate, &mut stop).await,
         Command::Image { tag } => {
             let binary = std::env::current_exe()
                 .map_err(|e| Error::Substrate(format!("finding this binary: {e}")))?;

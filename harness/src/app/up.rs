@@ -14,19 +14,58 @@ use super::{load, start};
 
 pub(crate) async fn command(
     dir: &Path,
+    mutation: Option<&str>,
     substrate: &SubstrateArgs,
     stop: &mut Stop,
 ) -> Result<Exit, Error> {
     let options = substrate.cluster_options()?;
     let scenario = load::one(dir)?;
+    let (scenario, breaks) = match mutation {
+        None => (scenario, Vec::new()),
+        Some(name) => mutated(&scenario, name)?,
+    };
     load::check_for_cluster(options.as_ref(), std::slice::from_ref(&scenario))?;
     let engine = start::engine(options.as_ref(), stop).await?;
-    let result = up(&engine, &scenario, stop).await;
+    let result = up(&engine, &scenario, &breaks, stop).await;
     engine.close().await;
     result
 }
 
-async fn up(engine: &Engine, scenario: &Scenario, stop: &mut Stop) -> Result<Exit, Error> {
+/// The scenario with its mutation `name` applied, and the checks it must break.
+fn mutated(scenario: &Scenario, name: &str) -> Result<(Scenario, Vec<String>), Error> {
+    let Some(mutation) = scenario.spec.mutations.iter().find(|m| m.name == name) else {
+        let known: Vec<&str> = scenario
+            .spec
+            .mutations
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        return Err(Error::Input(format!(
+            "{}: no mutation `{name}`; it has {}",
+            scenario.name,
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    };
+    let mutated = scenario
+        .mutated(mutation)
+        .map_err(|e| Error::Input(e.to_string()))?;
+    println!(
+        "mutation {name}: {} patched with {}",
+        mutation.patch.object, mutation.patch.merge
+    );
+    Ok((mutated, mutation.breaks.clone()))
+}
+
+async fn up(
+    engine: &Engine,
+    scenario: &Scenario,
+    breaks: &[String],
+    stop: &mut Stop,
+) -> Result<Exit, Error> {
     engine.prefetch_keys(&[scenario]);
     if let Some(reason) = engine.skip_reason(scenario) {
         return Err(Error::Input(format!(
@@ -77,6 +116,9 @@ async fn up(engine: &Engine, scenario: &Scenario, stop: &mut Stop) -> Result<Exi
     }
     println!("\nEach check, by hand:");
     for c in &scenario.checks {
+        if breaks.contains(&c.name) {
+            println!("# the mutation must turn `{}` red:", c.name);
+        }
         println!("{}", engine::by_hand(&live, c));
     }
     println!("\nPress Ctrl-C to stop and clean up.");

@@ -270,6 +270,48 @@ fn processes_mentioning(path: &Path) -> Vec<String> {
 /// `mtls-e2e up`, then Ctrl-C once it is up (`after_up`) or `delay` after it
 /// starts (mid-setup): afterwards the run folder and every process are gone.
 fn ctrl_c_cleans_up(after_up: bool, delay: std::time::Duration) -> Result<(), Failed> {
+    up_then_ctrl_c(after_up, delay, &[], &|_| Ok(()))
+}
+
+/// `up --mutation`: the patch is said, the checks it must break are marked,
+/// and the nginx that runs has the mutated policy (verification off).
+fn up_with_a_mutation() -> Result<(), Failed> {
+    up_then_ctrl_c(
+        true,
+        std::time::Duration::default(),
+        &["--mutation", "verify-client-off"],
+        &|stdout| {
+            let said = |needle: &str| stdout.iter().any(|l| l.contains(needle));
+            if !said("mutation verify-client-off: Policy open-webui/open-webui-mtls patched with")
+                || !said("# the mutation must turn `no-cert-400` red:")
+            {
+                return Err(format!("up did not say the mutation: {stdout:#?}"));
+            }
+            let dir = stdout
+                .iter()
+                .find_map(|l| l.strip_prefix("nginx configuration: "))
+                .ok_or("no nginx configuration line")?;
+            let mut conf = String::new();
+            for entry in std::fs::read_dir(Path::new(dir).join("conf.d"))
+                .map_err(|e| format!("{dir}: {e}"))?
+                .flatten()
+            {
+                conf += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+            }
+            if conf.contains("ssl_verify_client on") || !conf.contains("ssl_verify_client off") {
+                return Err(format!("the running nginx is not the mutated one:\n{conf}"));
+            }
+            Ok(())
+        },
+    )
+}
+
+fn up_then_ctrl_c(
+    after_up: bool,
+    delay: std::time::Duration,
+    extra_args: &[&str],
+    while_up: &dyn Fn(&[String]) -> Result<(), String>,
+) -> Result<(), Failed> {
     use std::io::BufRead;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let tmp = work.path().join("tmp");
@@ -278,6 +320,7 @@ fn ctrl_c_cleans_up(after_up: bool, delay: std::time::Duration) -> Result<(), Fa
     let mut child = Command::new(env!("CARGO_BIN_EXE_mtls-e2e"))
         .arg("up")
         .arg(&scenario)
+        .args(extra_args)
         .env("TMPDIR", &tmp)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -285,12 +328,16 @@ fn ctrl_c_cleans_up(after_up: bool, delay: std::time::Duration) -> Result<(), Fa
         .map_err(|e| e.to_string())?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let (tx, rx) = std::sync::mpsc::channel();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let lines = seen.clone();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
         {
-            if line.contains("Press Ctrl-C") {
+            let up = line.contains("Press Ctrl-C");
+            lines.lock().map(|mut l| l.push(line)).ok();
+            if up {
                 let _ = tx.send(());
             }
         }
@@ -302,6 +349,12 @@ fn ctrl_c_cleans_up(after_up: bool, delay: std::time::Duration) -> Result<(), Fa
         true
     };
     let running_while_up = processes_mentioning(&tmp);
+    let checked_while_up = if up && after_up {
+        let stdout = seen.lock().map(|l| l.clone()).unwrap_or_default();
+        while_up(&stdout)
+    } else {
+        Ok(())
+    };
     // SAFETY: kill(2) on our own child's pid.
     unsafe {
         libc::kill(child.id().cast_signed(), libc::SIGINT);
@@ -320,6 +373,7 @@ fn ctrl_c_cleans_up(after_up: bool, delay: std::time::Duration) -> Result<(), Fa
     if !up {
         return Err("mtls-e2e up never said it was up".into());
     }
+    checked_while_up?;
     if after_up && !running_while_up.iter().any(|p| p.contains("nginx")) {
         return Err(format!(
             "expected nginx running from the run folder while up, saw {running_while_up:?}"
@@ -349,6 +403,15 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("cli/ctrl-c-during-setup-leaves-nothing", || {
             ctrl_c_cleans_up(false, std::time::Duration::from_millis(60))
         }),
+        Trial::test(
+            "cli/up-with-a-mutation-runs-the-mutated-scenario",
+            up_with_a_mutation,
+        ),
+        case("up-names-an-unknown-mutation")
+            .run(&["up", "{scenario}", "--mutation", "nope"])
+            .code(2)
+            .stderr(&["no mutation `nope`; it has verify-client-off, wrong-ca-secret"])
+            .trial(),
     ];
     trials.push(Trial::test(
         "cli/a-mock-server-lets-held-connections-go",
