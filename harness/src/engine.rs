@@ -130,6 +130,23 @@ impl Deployment {
         }
     }
 
+    /// Which pods a request reached (local): each mock logs NIC's X-Real-IP,
+    /// and each request comes from an address of its own. `None` where the
+    /// request cannot be told apart (openssl, a cluster).
+    pub(crate) fn reached_by(&self, client: Option<&str>) -> Option<String> {
+        match (self, client) {
+            (Deployment::Local(d), Some(ip)) => {
+                let requests = d.pods.requests_from(ip);
+                Some(if requests.is_empty() {
+                    "no pod: nginx answered without proxying it".to_string()
+                } else {
+                    requests.join("; ")
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// A loopback address of its own for each request to the local nginx,
     /// so that its log lines are this request's only.
     fn source_for(&self, addr: std::net::SocketAddr) -> Option<std::net::IpAddr> {
@@ -653,6 +670,9 @@ impl Engine {
         let nginx_log = failed
             .then(|| live.deployment.log_of(observation.client.as_deref()))
             .flatten();
+        let reached = failed
+            .then(|| live.deployment.reached_by(observation.client.as_deref()))
+            .flatten();
         CheckReport {
             name: check.name.clone(),
             passed: !failed,
@@ -663,6 +683,7 @@ impl Engine {
             controller: failed.then(|| live.controller_view(check)).flatten(),
             observation,
             nginx_log,
+            reached,
             shared_state: None,
         }
     }

@@ -251,6 +251,10 @@ pub struct CheckReport {
     pub observation: Observation,
     /// nginx's error log lines written during a failing check (local substrate).
     pub nginx_log: Option<String>,
+    /// The pods the failing request reached, with what each answered, or that
+    /// none did (local substrate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reached: Option<String>,
     /// State this check shares with others (see `hazard`), and what ran before it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_state: Option<String>,
@@ -401,6 +405,9 @@ pub fn failure_details(check: &CheckReport) -> String {
     }
     if let Some(shared) = &check.shared_state {
         let _ = writeln!(out, "      shared state: {shared}");
+    }
+    if let Some(reached) = &check.reached {
+        let _ = writeln!(out, "      reached: {reached}");
     }
     if let Some(log) = check.nginx_log.as_deref().filter(|l| !l.trim().is_empty()) {
         let _ = writeln!(
@@ -585,6 +592,7 @@ mod tests {
             controller: Some("VirtualServer open-webui/webui: Valid".into()),
             observation,
             nginx_log: Some("client SSL certificate verify error".into()),
+            reached: Some("Deployment open-webui/open-webui: GET / for=127.1.0.7 -> 200".into()),
             shared_state: Some("nginx's TLS session cache".into()),
         };
         let mut full = scenario("openwebui-ingress-mtls");

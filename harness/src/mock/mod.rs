@@ -339,7 +339,19 @@ where
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let (app, peer, log) = (app.clone(), peer.clone(), log.clone());
         async move {
-            let line = format!("{} {}", request.method(), request.uri());
+            // NIC sets X-Real-IP to the client's address: with one loopback
+            // address per probe, it names the request in the failure evidence.
+            let line = format!(
+                "{} {}{}",
+                request.method(),
+                request.uri(),
+                request
+                    .headers()
+                    .get("x-real-ip")
+                    .and_then(|v| v.to_str().ok())
+                    .map(|ip| format!(" for={ip}"))
+                    .unwrap_or_default()
+            );
             let response = match &app {
                 App::Aigw(g) => g.handle(request, &peer).await,
                 App::Ollama(o) => o.handle(request).await,

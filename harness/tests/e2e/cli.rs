@@ -570,6 +570,17 @@ fn cases() -> Vec<Trial> {
             .code(1)
             .stdout(&["FAIL openwebui-ingress-mtls/good-cert-200", "nothing logged about this request, from 127.1."])
             .stdout_lacks(&["certificate verify error", "no required SSL certificate"]),
+        case("evidence-says-which-pod-the-request-reached")
+            .replace("scenario.yaml", "    expect:\n      status: 200\n      bodyContains: \"<title>Open WebUI</title>\"", "    expect:\n      status: 201\n      bodyContains: \"<title>Open WebUI</title>\"")
+            .replace("scenario.yaml", "    expect:\n      status: 400\n      bodyContains: No required SSL certificate was sent", "    expect:\n      status: 200\n      bodyContains: No required SSL certificate was sent")
+            .run(&["run", "{scenario}"])
+            .code(1)
+            .stdout(&[
+                "reached: Deployment open-webui/open-webui: GET / for=127.1.",
+                "-> 200",
+                "FAIL openwebui-ingress-mtls/no-cert-400",
+                "reached: no pod: nginx answered without proxying it",
+            ]),
         case("adopt-on-the-local-substrate")
             .run(&["run", "--adopt", "ClusterIssuer/selfsigned-issuer", "{scenario}"])
             .code(2)

@@ -238,6 +238,8 @@ pub struct NotStarted {
 pub struct Pods {
     pub services: Arc<OnceLock<ServiceMap>>,
     pub not_started: Vec<NotStarted>,
+    /// Each started pod's Deployment (`ns/name`) and its request log.
+    logs: Vec<(String, PathBuf)>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -253,6 +255,7 @@ impl Pods {
         let mut started: Vec<(&PodSpec, u16, SocketAddr, Mock, tokio::net::TcpListener)> =
             Vec::new();
         let mut not_started = Vec::new();
+        let mut logs = Vec::new();
         for spec in specs {
             let root = dir.join(format!("{}-{}", spec.namespace, spec.name));
             if let Some(reason) = materialise(&root, &spec.volumes) {
@@ -262,12 +265,12 @@ impl Pods {
                 });
                 continue;
             }
-            let log =
-                std::fs::File::create(dir.join(format!("{}-{}.log", spec.namespace, spec.name)))
-                    .map_err(|e| {
-                        spec.deployment
-                            .error("metadata", format!("cannot create the pod log: {e}"))
-                    })?;
+            let log_path = dir.join(format!("{}-{}.log", spec.namespace, spec.name));
+            logs.push((spec.deployment.id.key(), log_path.clone()));
+            let log = std::fs::File::create(&log_path).map_err(|e| {
+                spec.deployment
+                    .error("metadata", format!("cannot create the pod log: {e}"))
+            })?;
             let ctx = MockContext {
                 root,
                 env: spec.env.clone(),
@@ -333,6 +336,7 @@ impl Pods {
             .map(|(_, _, _, mock, listener)| tokio::spawn(mock.serve(listener)))
             .collect();
         Ok(Pods {
+            logs,
             services,
             not_started,
             tasks,
@@ -341,6 +345,24 @@ impl Pods {
 
     pub(crate) fn service(&self, service: &ServicePort) -> Option<SocketAddr> {
         self.services.get().and_then(|m| m.get(service))
+    }
+
+    /// The requests from `client` (NIC's X-Real-IP) each pod logged, as
+    /// `Deployment ns/name: GET / -> 200 ...`.
+    pub(crate) fn requests_from(&self, client: &str) -> Vec<String> {
+        let token = format!("for={client}");
+        let mut out = Vec::new();
+        for (deployment, path) in &self.logs {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            for line in text.lines() {
+                if line.split_whitespace().any(|w| w == token) {
+                    // Drop the timestamp: `<stamp> <component>: <request>`.
+                    let request = line.split_once(": ").map_or(line, |(_, r)| r);
+                    out.push(format!("Deployment {deployment}: {request}"));
+                }
+            }
+        }
+        out
     }
 
     pub(crate) fn stop(&mut self) {
