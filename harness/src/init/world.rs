@@ -286,6 +286,30 @@ pub(crate) fn setup(objects: &[Object]) -> Setup {
             ));
         }
     }
+    // Ollama answers the gateway only: without a gateway in its namespace it serves nobody.
+    let gateways: Vec<String> = kept
+        .iter()
+        .filter(|c| c.name == "aigw")
+        .map(|c| c.namespace.clone())
+        .collect();
+    let gateway_runs = |ns: &str| {
+        gateways.iter().any(|g| g == ns)
+            || objects.iter().any(|o| {
+                o.id.kind == Kind::Deployment
+                    && o.namespace() == ns
+                    && o.parse::<Deployment>().is_ok_and(|d| {
+                        d.spec
+                            .template
+                            .spec
+                            .containers
+                            .iter()
+                            .any(|c| c.args.iter().any(|a| a == "aigw"))
+                    })
+            })
+    };
+    kept.retain(|c| {
+        c.name != "ollama" || !c.why.starts_with("ConfigMap") || gateway_runs(&c.namespace)
+    });
     setup.components = kept;
     setup
 }
@@ -388,8 +412,9 @@ fn ca_steps(objects: &[Object], notes: &mut Vec<String>) -> Vec<CopyStep> {
         })
         .collect();
     let mut steps: Vec<CopyStep> = Vec::new();
+    let mut done: BTreeSet<String> = BTreeSet::new();
     for (key, why) in missing {
-        if steps.iter().any(|s| s.to == key) {
+        if !done.insert(key.clone()) {
             continue;
         }
         let (ns, name) = key.split_once('/').unwrap_or_default();
