@@ -723,3 +723,139 @@ fn flow(v: &Value) -> String {
         other => inline(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::scenario::spec::ScenarioFile;
+
+    const PKI: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: app}\n---\n\
+apiVersion: cert-manager.io/v1\nkind: Issuer\nmetadata: {name: boot, namespace: app}\nspec: {selfSigned: {}}\n---\n\
+apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: app-ca, namespace: app}\nspec:\n  isCA: true\n  commonName: app-ca\n  secretName: app-ca\n  privateKey: {algorithm: ECDSA, size: 256}\n  issuerRef: {name: boot, kind: Issuer}\n---\n\
+apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: other, namespace: app}\nspec:\n  isCA: true\n  commonName: other\n  secretName: other\n  privateKey: {algorithm: ECDSA, size: 256}\n  issuerRef: {name: boot, kind: Issuer}\n---\n\
+apiVersion: cert-manager.io/v1\nkind: Issuer\nmetadata: {name: app-ca, namespace: app}\nspec: {ca: {secretName: app-ca}}\n---\n\
+apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: tls, namespace: app}\nspec:\n  secretName: tls\n  dnsNames: [app.example.com]\n  privateKey: {algorithm: ECDSA, size: 256}\n  issuerRef: {name: app-ca, kind: Issuer}\n";
+
+    fn vs(policy: &str) -> String {
+        format!(
+            "---\napiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {{name: mtls, namespace: app}}\nspec:\n  ingressMTLS: {{{policy}}}\n---\n\
+apiVersion: k8s.nginx.org/v1\nkind: VirtualServer\nmetadata: {{name: app, namespace: app}}\nspec:\n  host: app.example.com\n  tls: {{secret: tls}}\n  policies: [{{name: mtls}}]\n  upstreams: [{{name: web, service: open-webui, port: 80}}]\n  routes: [{{path: /, action: {{pass: web}}}}]\n"
+        )
+    }
+
+    /// The scenario `init` derives for `yaml`, read back as `scenario.yaml`.
+    fn derived(yaml: &str) -> (String, ScenarioFile) {
+        let objects = crate::manifest::load_text(yaml, std::path::Path::new("in.yaml"), "default")
+            .expect("objects");
+        let d = super::super::derive(&objects, None, &["in.yaml".into()], &[], "in.yaml")
+            .expect("derives");
+        let file: ScenarioFile =
+            crate::yaml::parse_one(&d.scenario, std::path::Path::new("scenario.yaml"))
+                .unwrap_or_else(|e| panic!("{e}\n{}", d.scenario));
+        (d.scenario, file)
+    }
+
+    fn expected(file: &ScenarioFile, name: &str) -> (Option<u16>, Option<String>) {
+        let c = file
+            .checks
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no check {name}: {:?}",
+                    file.checks.iter().map(|c| &c.name).collect::<Vec<_>>()
+                )
+            });
+        (c.expect.status, c.identity.clone())
+    }
+
+    #[test]
+    fn verify_client_on_gives_each_identity_its_answer() {
+        let (text, file) = derived(&format!(
+            "{PKI}{}",
+            vs("clientCertSecret: app-ca-nginx, verifyDepth: 1")
+        ));
+        // The jq step, from the CA whose Secret name begins the wanted one (not `other`).
+        let step = file.steps[0].copy_secret.as_ref().expect("copySecret");
+        assert_eq!(
+            (step.from.as_str(), step.to.as_str()),
+            ("app/app-ca", "app/app-ca-nginx")
+        );
+        assert_eq!(file.components[0].name, "webui");
+        assert_eq!(expected(&file, "app-no-cert-400").0, Some(400));
+        assert_eq!(
+            expected(&file, "app-good-cert-200"),
+            (Some(200), Some("client".into()))
+        );
+        assert_eq!(expected(&file, "app-other-ca-400").0, Some(400));
+        assert_eq!(expected(&file, "app-expired-400").0, Some(400));
+        assert_eq!(expected(&file, "app-not-yet-valid-400").0, Some(400));
+        assert_eq!(expected(&file, "app-via-intermediate-200").0, Some(200));
+        let handshake = file
+            .checks
+            .iter()
+            .find(|c| c.name == "app-handshake")
+            .expect("handshake");
+        assert_eq!(
+            handshake.expect.acceptable_ca_names,
+            Some(vec!["CN = app-ca".to_string()])
+        );
+        assert_eq!(handshake.expect.client_cert_requested, Some(true));
+        assert!(
+            file.checks
+                .iter()
+                .any(|c| c.name == "app-openssl-names-the-ca" && c.openssl.is_some())
+        );
+        assert_eq!(expected(&file, "app-plain-http").0, Some(200));
+        assert!(
+            text.contains("FINDING: port 80 bypasses ingress mTLS"),
+            "{text}"
+        );
+        assert_eq!(file.trust["app-ca"].secret.as_deref(), Some("app/app-ca"));
+    }
+
+    #[test]
+    fn optional_no_ca_and_depth_zero_follow_nginx() {
+        let (_, file) = derived(&format!(
+            "{PKI}{}",
+            vs("clientCertSecret: app-ca-nginx, verifyClient: optional_no_ca, verifyDepth: 0")
+        ));
+        assert_eq!(expected(&file, "app-no-cert-200").0, Some(200));
+        assert_eq!(
+            expected(&file, "app-other-ca-200").0,
+            Some(200),
+            "an unknown issuer is forgiven"
+        );
+        assert_eq!(
+            expected(&file, "app-expired-400").0,
+            Some(400),
+            "expiry is not"
+        );
+        assert_eq!(
+            expected(&file, "app-via-intermediate-400").0,
+            Some(400),
+            "depth 0 allows no intermediate"
+        );
+    }
+
+    #[test]
+    fn a_missing_ca_secret_nobody_can_make_is_noted_and_nic_answers_500() {
+        // app-ca is the CA of app-ca-nginx (by name), so it is not guessed for not-a-ca.
+        let claims = "---\napiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {name: claims, namespace: app}\nspec: {ingressMTLS: {clientCertSecret: app-ca-nginx}}\n";
+        let (text, file) = derived(&format!(
+            "{PKI}{claims}{}",
+            vs("clientCertSecret: not-a-ca")
+        ));
+        assert!(file.steps.iter().all(|s| {
+            s.copy_secret
+                .as_ref()
+                .is_some_and(|c| c.to == "app/app-ca-nginx")
+        }));
+        assert!(
+            text.contains("Secret app/not-a-ca is not in the manifests"),
+            "{text}"
+        );
+        assert_eq!(file.resource_states["VirtualServer app/app"], "Warning");
+        assert_eq!(expected(&file, "app-https").0, Some(500));
+        assert_eq!(expected(&file, "app-plain-http").0, Some(500));
+    }
+}

@@ -370,7 +370,8 @@ fn ca_references(objects: &[Object]) -> Vec<(String, String)> {
 /// jq steps for the CA Secrets that nothing provides but a CA Certificate in
 /// the namespace would write (tutorial 000's step 5). Which CA: the one whose
 /// Secret name begins the wanted name (`verify-ca` → `verify-ca-nginx`), else
-/// the only CA backing a CA Issuer there, else the only CA there.
+/// the only CA there that backs a CA Issuer (and is not already another
+/// Secret's, by name). Anything less certain is a note, not a guess.
 fn ca_steps(objects: &[Object], notes: &mut Vec<String>) -> Vec<CopyStep> {
     let written = certificate_secrets(objects);
     let missing: Vec<(String, String)> = ca_references(objects)
@@ -431,8 +432,6 @@ fn ca_steps(objects: &[Object], notes: &mut Vec<String>) -> Vec<CopyStep> {
                 Some((**one).clone()),
                 "it is the only CA there that backs a CA Issuer",
             )
-        } else if let [one] = unclaimed.as_slice() {
-            (Some((*one).clone()), "it is the only CA Certificate there")
         } else {
             (None, "")
         };
@@ -625,23 +624,52 @@ impl World {
     }
 
     /// Client certificates of the manifests (Certificates' Secrets) issued
-    /// by the CA `subject`.
+    /// by the CA `subject`: those made for client auth first; a certificate
+    /// without extended usage (cert-manager's default) serves too, unless a
+    /// host presents it as its own.
     pub(crate) fn clients_of(&self, subject: &str) -> Vec<String> {
         let written = certificate_secrets(&self.objects);
-        written
+        let servers = self.server_secrets();
+        let mut found: Vec<(bool, String)> = written
             .keys()
-            .filter(|key| {
-                self.certs(key, "tls.crt").first().is_some_and(|c| {
-                    !c.is_ca
-                        && c.issuer == subject
-                        && (c.ext_key_usages.is_empty()
-                            || c.ext_key_usages
-                                .iter()
-                                .any(|u| u == "TLS Web Client Authentication"))
-                })
+            .filter_map(|key| {
+                let leaf = self.certs(key, "tls.crt").into_iter().next()?;
+                let client_auth = leaf
+                    .ext_key_usages
+                    .iter()
+                    .any(|u| u == "TLS Web Client Authentication");
+                let usable = !leaf.is_ca
+                    && leaf.issuer == subject
+                    && (client_auth || (leaf.ext_key_usages.is_empty() && !servers.contains(key)));
+                usable.then(|| (!client_auth, key.clone()))
             })
-            .cloned()
-            .collect()
+            .collect();
+        found.sort();
+        found.into_iter().map(|(_, key)| key).collect()
+    }
+
+    /// `ns/name` of every Secret a VirtualServer or an Ingress serves TLS with.
+    fn server_secrets(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for o in &self.objects {
+            let ns = o.namespace();
+            if o.id.kind == Kind::VirtualServer
+                && let Ok(vs) = o.parse::<VirtualServer>()
+                && let Some(secret) = vs.spec.tls.and_then(|t| t.secret)
+            {
+                out.insert(format!("{ns}/{secret}"));
+            }
+            if o.id.kind == Kind::Ingress
+                && let Ok(ing) = o.parse::<Ingress>()
+            {
+                for t in ing.spec.tls.unwrap_or_default() {
+                    if let Some(secret) = t.secret_name {
+                        out.insert(format!("{ns}/{secret}"));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The pod behind an endpoint `init` handed the renderer.

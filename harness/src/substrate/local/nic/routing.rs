@@ -531,4 +531,56 @@ server { listen unix:/run/nginx-502-server.sock; return 502; }
         assert_eq!(unknown.server, "_");
         assert!(unknown.egress.is_none());
     }
+
+    #[test]
+    fn server_rules_returns_and_upstreams_are_read() {
+        let conf = r#"
+upstream vs_ns_app_web { zone z 256k; server unix:/x/ns/web/80 max_fails=1; }
+server {
+    listen 127.0.0.1:80;
+    listen 127.0.0.1:443 ssl;
+    server_name app.example.com;
+    ssl_certificate $secret_dir_path/ns-tls;
+    ssl_client_certificate /s/ns-ca-ca.crt;
+    ssl_verify_client optional;
+    ssl_verify_depth 0;
+    if ($scheme = 'http') {
+        return 301 https://$host$request_uri;
+    }
+    return 500;
+    location /good/ {
+        allow 192.0.2.1;
+        deny all;
+        proxy_pass https://vs_ns_app_web/;
+    }
+}
+"#;
+        let r = Routing::parse([conf]);
+        assert_eq!(
+            r.upstream_servers("vs_ns_app_web"),
+            Some(&["unix:/x/ns/web/80".to_string()][..])
+        );
+        assert_eq!(r.locations("app.example.com", true), ["/good/"]);
+        let route = r.route("app.example.com", true, "/good/x").expect("route");
+        let rules = &route.server_rules;
+        assert_eq!(rules.ssl_settings["ssl_verify_client"], "optional");
+        assert_eq!(rules.ssl_settings["ssl_verify_depth"], "0");
+        assert_eq!(
+            rules.returns,
+            [
+                Return {
+                    plain_only: true,
+                    code: 301,
+                    target: Some("https://$host$request_uri".into())
+                },
+                Return {
+                    plain_only: false,
+                    code: 500,
+                    target: None
+                }
+            ]
+        );
+        assert!(!rules.access && route.location_rules.access);
+        assert_eq!(route.location_rules.proxy_uri.as_deref(), Some("/"));
+    }
 }
