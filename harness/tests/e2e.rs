@@ -18,6 +18,8 @@ use std::fmt::Write as _;
 mod cli;
 #[path = "e2e/container.rs"]
 mod container;
+#[path = "e2e/init.rs"]
+mod init;
 #[path = "e2e/manifests.rs"]
 mod manifests;
 #[path = "e2e/ports.rs"]
@@ -254,6 +256,7 @@ fn main() -> std::process::ExitCode {
         ));
     }
     trials.extend(cli::trials());
+    trials.extend(init::trials());
     trials.extend(ports::trials());
     trials.extend(container::trials());
     trials.extend(manifests::trials(&scenarios));

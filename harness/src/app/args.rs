@@ -58,6 +58,15 @@ pub(crate) enum Command {
         #[arg(long, default_value = cluster::image::DEFAULT_IMAGE)]
         tag: String,
     },
+    /// Write a scenario from your manifests: DIR's own (or those of --from:
+    /// folders, files, `kubectl get -o yaml` dumps, `helm template` output),
+    /// with the identities, trust bundles and checks their policies imply.
+    Init {
+        dir: PathBuf,
+        /// Manifests to read (copied, or split per object, into DIR).
+        #[arg(long, num_args = 1..)]
+        from: Vec<PathBuf>,
+    },
     /// Serve one of our mock components (what the container image runs).
     Serve {
         #[command(subcommand)]

@@ -97,6 +97,10 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
             );
             Ok(Exit::Ok)
         }
+        Command::Init { dir, from } => crate::init::run(&dir, &from).map(|summary| {
+            print!("{summary}");
+            Exit::Ok
+        }),
         Command::Serve { what } => tokio::select! {
             result = crate::mock::serve_standalone(&what) => result
                 .map(|()| Exit::Ok)

@@ -57,7 +57,8 @@ impl SecretSource for StoreView<'_> {
     }
 }
 
-fn secrets_of(objects: &[Object]) -> Result<Secrets, ManifestError> {
+/// The Secrets among `objects`, as the local substrate holds them.
+pub(crate) fn secrets_of(objects: &[Object]) -> Result<Secrets, ManifestError> {
     objects
         .iter()
         .filter(|o| o.id.kind == Kind::Secret)

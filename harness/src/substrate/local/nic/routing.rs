@@ -126,6 +126,42 @@ pub(crate) struct Route {
     /// `location` arguments, as written (`/`, `= /exact`, `~ ^/api`).
     pub location: Option<String>,
     pub egress: Option<Egress>,
+    /// What the server does before any location is chosen.
+    pub server_rules: ServerRules,
+    /// What the location does before it proxies.
+    pub location_rules: LocationRules,
+}
+
+/// A `return` of the rewrite phase, in the order nginx runs them.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Return {
+    /// Inside `if ($scheme = http)`: plain HTTP only.
+    pub plain_only: bool,
+    pub code: u16,
+    /// The redirect target as written (`https://$host$request_uri`).
+    pub target: Option<String>,
+}
+
+/// A server's client verification and rewrite-phase answers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ServerRules {
+    /// `ssl_reject_handshake on`: TLS to this server is refused.
+    pub reject_handshake: bool,
+    /// Server-level `ssl_*` directives (`ssl_verify_client`, `ssl_client_certificate`, ...).
+    pub ssl_settings: BTreeMap<String, String>,
+    pub returns: Vec<Return>,
+    /// `allow`/`deny` at server level: the answer depends on the client's address.
+    pub access: bool,
+}
+
+/// A location's own answers before proxying.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct LocationRules {
+    pub returns: Vec<Return>,
+    pub access: bool,
+    /// The URI part of `proxy_pass` (`/` in `proxy_pass https://up/;`): nginx
+    /// replaces the matched prefix with it.
+    pub proxy_uri: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +169,7 @@ struct Location {
     modifier: Option<String>,
     path: String,
     egress: Option<Egress>,
+    rules: LocationRules,
 }
 
 #[derive(Debug, Clone)]
@@ -143,12 +180,56 @@ struct Server {
     default_ssl: bool,
     default_plain: bool,
     locations: Vec<Location>,
+    rules: ServerRules,
 }
 
 /// A parsed configuration: its servers and their locations.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Routing {
     servers: Vec<Server>,
+    /// `upstream` blocks: name → the `server` addresses, in order.
+    upstreams: BTreeMap<String, Vec<String>>,
+}
+
+/// The rewrite-phase `return`s of a block, `if ($scheme = http)` ones included.
+fn returns_in(block: &[Directive]) -> Vec<Return> {
+    let mut out = Vec::new();
+    for d in block {
+        let plain_only = match (&d.block, d.name.as_str()) {
+            (None, "return") => false,
+            (Some(_), "if") => {
+                let condition = d.args.join(" ").replace(['(', ')', '\'', '"'], "");
+                if condition.split_whitespace().collect::<Vec<_>>() != ["$scheme", "=", "http"] {
+                    continue;
+                }
+                true
+            }
+            _ => continue,
+        };
+        let found = if plain_only {
+            d.block
+                .iter()
+                .flatten()
+                .find(|x| x.name == "return" && x.block.is_none())
+        } else {
+            Some(d)
+        };
+        if let Some(code) = found
+            .and_then(|r| r.args.first())
+            .and_then(|c| c.parse().ok())
+        {
+            out.push(Return {
+                plain_only,
+                code,
+                target: found.and_then(|r| r.args.get(1).cloned()),
+            });
+        }
+    }
+    out
+}
+
+fn has_access_rules(block: &[Directive]) -> bool {
+    block.iter().any(|d| d.name == "allow" || d.name == "deny")
 }
 
 fn proxy_ssl(block: &[Directive]) -> BTreeMap<String, String> {
@@ -159,11 +240,24 @@ fn proxy_ssl(block: &[Directive]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn servers_in(block: &[Directive], out: &mut Vec<Server>) {
+fn servers_in(
+    block: &[Directive],
+    out: &mut Vec<Server>,
+    upstreams: &mut BTreeMap<String, Vec<String>>,
+) {
     for d in block {
         let Some(inner) = &d.block else { continue };
+        if d.name == "upstream" {
+            let servers = inner
+                .iter()
+                .filter(|x| x.name == "server")
+                .filter_map(|x| x.args.first().cloned())
+                .collect();
+            upstreams.insert(d.args.join(" "), servers);
+            continue;
+        }
         if d.name != "server" {
-            servers_in(inner, out);
+            servers_in(inner, out, upstreams);
             continue;
         }
         let listens: Vec<&Directive> = inner.iter().filter(|x| x.name == "listen").collect();
@@ -196,6 +290,18 @@ fn servers_in(block: &[Directive], out: &mut Vec<Server>) {
                 .iter()
                 .any(|l| !has(l, "ssl") && has(l, "default_server")),
             locations,
+            rules: ServerRules {
+                reject_handshake: inner
+                    .iter()
+                    .any(|x| x.name == "ssl_reject_handshake" && x.args == ["on"]),
+                ssl_settings: inner
+                    .iter()
+                    .filter(|x| x.block.is_none() && x.name.starts_with("ssl_"))
+                    .map(|x| (x.name.clone(), x.args.join(" ")))
+                    .collect(),
+                returns: returns_in(inner),
+                access: has_access_rules(inner),
+            },
         });
     }
 }
@@ -211,32 +317,41 @@ fn location(d: &Directive, server_level: &BTreeMap<String, String>) -> Option<Lo
     if path.starts_with('@') || block.iter().any(|x| x.name == "internal") {
         return None;
     }
-    let egress = block
+    let proxy_target = block
         .iter()
         .find(|x| x.name == "proxy_pass")
-        .and_then(|p| p.args.first())
-        .map(|target| {
-            let (tls, rest) = match target.split_once("://") {
-                Some((scheme, rest)) => (scheme == "https", rest),
-                None => (false, target.as_str()),
-            };
-            let upstream = rest.split('/').next().unwrap_or(rest).to_string();
-            let mut settings = server_level.clone();
-            settings.extend(proxy_ssl(block));
-            let session_reuse = settings
-                .remove("proxy_ssl_session_reuse")
-                .is_none_or(|v| v != "off");
-            Egress {
-                upstream,
-                tls,
-                session_reuse,
-                ssl_settings: settings,
-            }
-        });
+        .and_then(|p| p.args.first());
+    let proxy_uri = proxy_target.and_then(|target| {
+        let rest = target.split_once("://").map_or(target.as_str(), |(_, r)| r);
+        rest.find('/').map(|i| rest[i..].to_string())
+    });
+    let egress = proxy_target.map(|target| {
+        let (tls, rest) = match target.split_once("://") {
+            Some((scheme, rest)) => (scheme == "https", rest),
+            None => (false, target.as_str()),
+        };
+        let upstream = rest.split('/').next().unwrap_or(rest).to_string();
+        let mut settings = server_level.clone();
+        settings.extend(proxy_ssl(block));
+        let session_reuse = settings
+            .remove("proxy_ssl_session_reuse")
+            .is_none_or(|v| v != "off");
+        Egress {
+            upstream,
+            tls,
+            session_reuse,
+            ssl_settings: settings,
+        }
+    });
     Some(Location {
         modifier,
         path,
         egress,
+        rules: LocationRules {
+            returns: returns_in(block),
+            access: has_access_rules(block),
+            proxy_uri,
+        },
     })
 }
 
@@ -244,12 +359,37 @@ impl Routing {
     /// Parse configuration files (conf.d files, or one `nginx -T` dump).
     pub(crate) fn parse<'a>(files: impl IntoIterator<Item = &'a str>) -> Routing {
         let mut servers = Vec::new();
+        let mut upstreams = BTreeMap::new();
         for text in files {
             let tokens = tokens(text);
             let mut at = 0;
-            servers_in(&parse_block(&tokens, &mut at), &mut servers);
+            servers_in(&parse_block(&tokens, &mut at), &mut servers, &mut upstreams);
         }
-        Routing { servers }
+        Routing { servers, upstreams }
+    }
+
+    /// The `server` addresses of the `upstream` block `name`.
+    pub(crate) fn upstream_servers(&self, name: &str) -> Option<&[String]> {
+        self.upstreams.get(name).map(Vec::as_slice)
+    }
+
+    /// Every location of the server named `host` (over TLS or plain HTTP), as
+    /// written (`/`, `= /exact`, `~ ^/api`), in order.
+    pub(crate) fn locations(&self, host: &str, tls: bool) -> Vec<String> {
+        self.servers
+            .iter()
+            .filter(|s| if tls { s.ssl } else { s.plain })
+            .find(|s| s.names.iter().any(|n| n.eq_ignore_ascii_case(host)))
+            .map(|s| {
+                s.locations
+                    .iter()
+                    .map(|l| match &l.modifier {
+                        Some(m) => format!("{m} {}", l.path),
+                        None => l.path.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Where a request for `host` and `path` goes, over TLS or plain HTTP.
@@ -275,6 +415,8 @@ impl Routing {
                 None => l.path.clone(),
             }),
             egress: location.and_then(|l| l.egress.clone()),
+            server_rules: server.rules.clone(),
+            location_rules: location.map(|l| l.rules.clone()).unwrap_or_default(),
         })
     }
 }
@@ -388,5 +530,57 @@ server { listen unix:/run/nginx-502-server.sock; return 502; }
         let unknown = r.route("other.example.com", true, "/").unwrap();
         assert_eq!(unknown.server, "_");
         assert!(unknown.egress.is_none());
+    }
+
+    #[test]
+    fn server_rules_returns_and_upstreams_are_read() {
+        let conf = r#"
+upstream vs_ns_app_web { zone z 256k; server unix:/x/ns/web/80 max_fails=1; }
+server {
+    listen 127.0.0.1:80;
+    listen 127.0.0.1:443 ssl;
+    server_name app.example.com;
+    ssl_certificate $secret_dir_path/ns-tls;
+    ssl_client_certificate /s/ns-ca-ca.crt;
+    ssl_verify_client optional;
+    ssl_verify_depth 0;
+    if ($scheme = 'http') {
+        return 301 https://$host$request_uri;
+    }
+    return 500;
+    location /good/ {
+        allow 192.0.2.1;
+        deny all;
+        proxy_pass https://vs_ns_app_web/;
+    }
+}
+"#;
+        let r = Routing::parse([conf]);
+        assert_eq!(
+            r.upstream_servers("vs_ns_app_web"),
+            Some(&["unix:/x/ns/web/80".to_string()][..])
+        );
+        assert_eq!(r.locations("app.example.com", true), ["/good/"]);
+        let route = r.route("app.example.com", true, "/good/x").expect("route");
+        let rules = &route.server_rules;
+        assert_eq!(rules.ssl_settings["ssl_verify_client"], "optional");
+        assert_eq!(rules.ssl_settings["ssl_verify_depth"], "0");
+        assert_eq!(
+            rules.returns,
+            [
+                Return {
+                    plain_only: true,
+                    code: 301,
+                    target: Some("https://$host$request_uri".into())
+                },
+                Return {
+                    plain_only: false,
+                    code: 500,
+                    target: None
+                }
+            ]
+        );
+        assert!(!rules.access && route.location_rules.access);
+        assert_eq!(route.location_rules.proxy_uri.as_deref(), Some("/"));
     }
 }

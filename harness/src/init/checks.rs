@@ -1,0 +1,709 @@
+//! The checks a host's configuration implies, each with why it expects what it
+//! expects. The answers follow the configuration NIC rendered (read back with
+//! the same analysis `plan` and the hazard finder use) and what nginx does with
+//! it: client verification before anything else (400 for a missing or bad
+//! certificate under `on`), the rewrite phase's `return`s, then the upstream:
+//! our stand-ins, whose answers and TLS needs are known.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::world::World;
+use crate::manifest::Kind;
+use crate::mock::ServeArgs;
+use crate::substrate::local::nic::routing::{Egress, Return, Route};
+
+/// A client certificate a probe can present, as the derivation classes it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Client {
+    None,
+    /// Issued by the client CA (`ca`: its subject).
+    Good {
+        ca: String,
+    },
+    OtherCa,
+    Expired,
+    NotYetValid,
+    ViaIntermediate,
+}
+
+/// What a request gets.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Answer {
+    Http {
+        status: u16,
+        expect: Vec<(String, Value)>,
+        why: String,
+        /// The upstream TLS handshake fails (a 502 another route's session could mask).
+        egress_fails: bool,
+    },
+    Rejected {
+        alert: String,
+        why: String,
+    },
+    /// No prediction: why.
+    Unknown(String),
+}
+
+fn http(status: u16, expect: Vec<(&str, Value)>, why: String) -> Answer {
+    let mut all = vec![("status".to_string(), json!(status))];
+    all.extend(expect.into_iter().map(|(k, v)| (k.to_string(), v)));
+    Answer::Http {
+        status,
+        expect: all,
+        why,
+        egress_fails: false,
+    }
+}
+
+const NO_CERT: &str = "No required SSL certificate was sent";
+const BAD_CERT: &str = "The SSL certificate error";
+
+/// The client verification nginx does before the request reaches any phase.
+struct Verification {
+    mode: String,
+    depth: i64,
+}
+
+fn verification(route: &Route) -> Option<Verification> {
+    let settings = &route.server_rules.ssl_settings;
+    let mode = settings.get("ssl_verify_client")?.clone();
+    if mode == "off" {
+        return None;
+    }
+    Some(Verification {
+        mode,
+        depth: settings
+            .get("ssl_verify_depth")
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(1),
+    })
+}
+
+/// nginx's verdict on `client` (`ngx_http_process_request`): `Err` is the 400.
+fn verdict(v: &Verification, client: &Client, client_cas: &[String]) -> Result<(), Answer> {
+    let mode = v.mode.as_str();
+    let bad = |why: String| Err(http(400, vec![("bodyContains", json!(BAD_CERT))], why));
+    match client {
+        Client::None if mode == "on" => Err(http(
+            400,
+            vec![("bodyContains", json!(NO_CERT))],
+            "ssl_verify_client on: a request without a certificate gets nginx's 400".into(),
+        )),
+        Client::None => Ok(()),
+        Client::Good { ca } if client_cas.contains(ca) => Ok(()),
+        Client::Good { .. } => bad("the certificate's CA is not in ssl_client_certificate".into()),
+        Client::ViaIntermediate if v.depth >= 1 => Ok(()),
+        Client::ViaIntermediate => bad(format!(
+            "ssl_verify_depth {}: OpenSSL counts intermediates, and this chain has one",
+            v.depth
+        )),
+        // optional_no_ca lets "unable to get issuer" through (ngx_ssl_verify_error_optional).
+        Client::OtherCa if mode == "optional_no_ca" => Ok(()),
+        Client::OtherCa => bad(format!(
+            "ssl_verify_client {mode}: a certificate from a CA nginx does not trust gets its 400"
+        )),
+        Client::Expired | Client::NotYetValid => bad(format!(
+            "ssl_verify_client {mode}: the trusted CA signed it, but a certificate outside its validity fails verification{}",
+            if mode == "optional_no_ca" {
+                " (optional_no_ca forgives only an unknown issuer)"
+            } else {
+                ""
+            }
+        )),
+    }
+}
+
+fn rewrite(returns: &[Return], tls: bool, host: &str, path: &str, scope: &str) -> Option<Answer> {
+    let r = returns.iter().find(|r| !r.plain_only || !tls)?;
+    let why = format!(
+        "the {scope} `return {}`{}",
+        r.code,
+        if r.plain_only { " for plain HTTP" } else { "" }
+    );
+    Some(match &r.target {
+        Some(target) => {
+            let location = target.replace("$host", host).replace("$request_uri", path);
+            http(
+                r.code,
+                vec![("headers", json!({"location": location}))],
+                why,
+            )
+        }
+        None if r.code == 500 => http(
+            500,
+            vec![("bodyContains", json!("500 Internal Server Error"))],
+            format!("{why}: NIC's answer when a policy of this context fails"),
+        ),
+        None => http(r.code, vec![], why),
+    })
+}
+
+/// A stand-in behind an upstream and what it needs.
+enum Backend {
+    Webui,
+    Ollama,
+    Aigw(Box<Gateway>),
+}
+
+struct Gateway {
+    tls: bool,
+    /// CA subjects the gateway verifies clients against (`None`: no mTLS).
+    client_cas: Option<Vec<String>>,
+    server: Option<crate::pki::CertInfo>,
+    routes: Vec<(String, String)>,
+}
+
+fn gateway(
+    world: &World,
+    pod: &crate::substrate::local::pods::PodSpec,
+    config: &str,
+) -> Option<Gateway> {
+    let (kind, key, item) = world.pod_file(pod, config)?;
+    let text = String::from_utf8(world.data(kind, &key, &item)?).ok()?;
+    let cfg: crate::mock::aigw::Config =
+        crate::yaml::parse_one(&text, std::path::Path::new(&item)).ok()?;
+    let file_certs = |path: &Option<String>| {
+        let (kind, key, item) = world.pod_file(pod, path.as_deref()?)?;
+        Some(super::world::certs_in(&world.data(kind, &key, &item)?))
+    };
+    let tls = cfg.server.tls.as_ref().is_some_and(|t| t.enabled);
+    let server = cfg
+        .server
+        .tls
+        .as_ref()
+        .and_then(|t| file_certs(&t.server_cert_path))
+        .and_then(|c| c.into_iter().next());
+    let client_cas = cfg.server.mtls.as_ref().filter(|m| m.enabled).map(|m| {
+        file_certs(&m.client_cert_path)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.subject)
+            .collect()
+    });
+    Some(Gateway {
+        tls,
+        client_cas,
+        server,
+        routes: cfg
+            .routes
+            .iter()
+            .map(|r| (r.path.clone(), r.schema.clone()))
+            .collect(),
+    })
+}
+
+fn backend_of(world: &World, egress: &Egress) -> Result<(Backend, String), String> {
+    let servers = world
+        .routing
+        .upstream_servers(&egress.upstream)
+        .unwrap_or_default();
+    let Some((pod, service)) = servers.iter().find_map(|s| world.backend(s)) else {
+        return Err(format!(
+            "upstream {} has no endpoints (its Service is missing, is of type ExternalName, or selects no pod; `plan` shows NIC's reason)",
+            egress.upstream
+        ));
+    };
+    let backend = match &pod.args {
+        ServeArgs::Webui { .. } => Backend::Webui,
+        ServeArgs::Ollama { .. } => Backend::Ollama,
+        ServeArgs::Aigw { config } => {
+            Backend::Aigw(Box::new(gateway(world, pod, config).ok_or_else(|| {
+                format!("the gateway behind {service} has a configuration init cannot read")
+            })?))
+        }
+    };
+    Ok((backend, service))
+}
+
+fn dns_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(rest) => name
+            .split_once('.')
+            .is_some_and(|(first, tail)| !first.is_empty() && tail.eq_ignore_ascii_case(rest)),
+        None => pattern.eq_ignore_ascii_case(name),
+    }
+}
+
+/// The certificate names `host` (its DNS SANs; the CN only when it has none,
+/// as OpenSSL's host check does).
+pub(crate) fn names_host(cert: &crate::pki::CertInfo, host: &str) -> bool {
+    let dns: Vec<&str> = cert
+        .sans
+        .iter()
+        .filter_map(|s| s.strip_prefix("DNS:"))
+        .collect();
+    if dns.is_empty() {
+        return cert
+            .subject
+            .rsplit("CN = ")
+            .next()
+            .is_some_and(|cn| dns_matches(cn, host));
+    }
+    dns.iter().any(|d| dns_matches(d, host))
+}
+
+/// Why NGINX's TLS handshake with the gateway fails, if it does.
+fn egress_handshake(world: &World, egress: &Egress, gw: &Gateway) -> Option<String> {
+    let setting = |k: &str| egress.ssl_settings.get(k).map(String::as_str);
+    let protocols = setting("proxy_ssl_protocols").unwrap_or("TLSv1.2 TLSv1.3");
+    if !protocols.split_whitespace().any(|p| p == "TLSv1.3") {
+        return Some(format!(
+            "proxy_ssl_protocols is `{protocols}` (an egressMTLS Policy without `protocols` gets NIC's default), \
+             and the gateway speaks TLS 1.3 only"
+        ));
+    }
+    if let Some(cas) = &gw.client_cas {
+        let issuer = setting("proxy_ssl_certificate")
+            .and_then(|p| world.secret_of_file(p))
+            .and_then(|s| world.certs(s, "tls.crt").into_iter().next())
+            .map(|c| c.issuer);
+        match issuer {
+            None => {
+                return Some(
+                    "the gateway requires a client certificate and NGINX presents none (no egressMTLS tlsSecret)"
+                        .into(),
+                );
+            }
+            Some(i) if !cas.contains(&i) => {
+                return Some(format!(
+                    "NGINX's client certificate is issued by `{i}`, and the gateway trusts only {}",
+                    cas.join(", ")
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if setting("proxy_ssl_verify") == Some("on") {
+        let server = gw.server.as_ref()?;
+        let trusted: Vec<String> = setting("proxy_ssl_trusted_certificate")
+            .and_then(|p| world.secret_of_file(p))
+            .map(|s| {
+                world
+                    .certs(s, "ca.crt")
+                    .into_iter()
+                    .map(|c| c.subject)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !trusted.contains(&server.issuer) {
+            return Some(format!(
+                "proxy_ssl_verify on: the gateway's certificate is issued by `{}`, which the trusted CA Secret does not hold",
+                server.issuer
+            ));
+        }
+        let name = match setting("proxy_ssl_name").unwrap_or("$proxy_host") {
+            "$proxy_host" => egress.upstream.clone(),
+            other => other.to_string(),
+        };
+        if !names_host(server, &name) {
+            return Some(format!(
+                "proxy_ssl_verify on checks the name `{name}`{}, which the gateway's certificate ({}) does not carry",
+                if setting("proxy_ssl_name").is_none_or(|n| n == "$proxy_host") {
+                    " ($proxy_host, NIC's default sslName: the upstream's generated name)"
+                } else {
+                    ""
+                },
+                server.sans.join(", ")
+            ));
+        }
+    }
+    None
+}
+
+/// What the upstream answers for `upstream_path`.
+fn upstream_answer(world: &World, egress: &Egress, upstream_path: &str) -> Answer {
+    let (backend, service) = match backend_of(world, egress) {
+        Ok(b) => b,
+        Err(why) => {
+            return http(
+                502,
+                vec![("bodyContains", json!("502 Bad Gateway"))],
+                format!("{why}: nginx answers 502"),
+            );
+        }
+    };
+    let tls_to_plain = || {
+        let mut a = http(
+            502,
+            vec![("bodyContains", json!("502 Bad Gateway"))],
+            format!(
+                "upstream TLS to {service}, whose stand-in speaks plain HTTP: the handshake fails"
+            ),
+        );
+        if let Answer::Http { egress_fails, .. } = &mut a {
+            *egress_fails = true;
+        }
+        a
+    };
+    match backend {
+        Backend::Webui if egress.tls => tls_to_plain(),
+        Backend::Webui if upstream_path.starts_with("/api/") => Answer::Unknown(format!(
+            "{upstream_path} is an Open WebUI API path; init probes its pages"
+        )),
+        Backend::Webui => http(
+            200,
+            vec![("bodyContains", json!("<title>Open WebUI</title>"))],
+            format!("{service} (the Open WebUI stand-in) serves its page at {upstream_path}"),
+        ),
+        Backend::Ollama if egress.tls => tls_to_plain(),
+        Backend::Ollama if upstream_path == "/" => http(
+            200,
+            vec![("bodyContains", json!("Ollama is running"))],
+            format!("{service} (the Ollama stand-in) answers `/`"),
+        ),
+        Backend::Ollama => Answer::Unknown(format!(
+            "init probes Ollama only at `/`, not {upstream_path}"
+        )),
+        Backend::Aigw(gw) => {
+            if !egress.tls && gw.tls {
+                return http(
+                    400,
+                    vec![(
+                        "bodyContains",
+                        json!("Client sent an HTTP request to an HTTPS server."),
+                    )],
+                    format!(
+                        "plain HTTP to {service}'s TLS port (no upstream TLS: VirtualServer upstream `tls.enable`, or the Ingress's nginx.org/ssl-services): the gateway answers 400 and NGINX relays it"
+                    ),
+                );
+            }
+            if egress.tls && !gw.tls {
+                return tls_to_plain();
+            }
+            if egress.tls
+                && let Some(why) = egress_handshake(world, egress, &gw)
+            {
+                return Answer::Http {
+                    status: 502,
+                    expect: vec![
+                        ("status".into(), json!(502)),
+                        ("bodyContains".into(), json!("502 Bad Gateway")),
+                    ],
+                    why: format!("the upstream TLS handshake with {service} fails: {why}"),
+                    egress_fails: true,
+                };
+            }
+            let shown = if egress.tls {
+                "over egress mTLS"
+            } else {
+                "over plain HTTP"
+            };
+            match gw.routes.iter().find(|(p, _)| p == upstream_path) {
+                Some((_, schema)) if schema == "v1/models" => http(
+                    200,
+                    vec![("json", json!({"object": "list"}))],
+                    format!("{service} answers its v1/models route {shown}: the whole chain holds"),
+                ),
+                Some(_) => Answer::Unknown(format!(
+                    "{upstream_path} is a chat route; init probes the gateway's models route or an unknown path"
+                )),
+                None => http(
+                    404,
+                    vec![("bodyContains", json!("no route for"))],
+                    format!(
+                        "{service} is reached {shown} (the handshake succeeds) and answers 404: aigw.yaml has no route {upstream_path}"
+                    ),
+                ),
+            }
+        }
+    }
+}
+
+/// Everything a request to `host` over `tls` for `path` with `client` gets.
+pub(crate) fn predict(
+    world: &World,
+    host: &str,
+    tls: bool,
+    path: &str,
+    client: &Client,
+    client_cas: &[String],
+) -> Answer {
+    let Some(route) = world.routing.route(host, tls, path) else {
+        return Answer::Unknown("no server listens".into());
+    };
+    if route.server == "_" {
+        return if tls {
+            Answer::Rejected {
+                alert: "unrecognized name".into(),
+                why: "no server has TLS for this host: NIC's default server refuses the handshake (ssl_reject_handshake)".into(),
+            }
+        } else {
+            http(
+                404,
+                vec![],
+                "no server is configured for this host: NIC's default server answers 404".into(),
+            )
+        };
+    }
+    if tls && route.server_rules.reject_handshake {
+        return Answer::Rejected {
+            alert: "unrecognized name".into(),
+            why: "the host's TLS Secret is unusable: NIC renders ssl_reject_handshake".into(),
+        };
+    }
+    let mut verified = None;
+    if tls && let Some(v) = verification(&route) {
+        if let Err(answer) = verdict(&v, client, client_cas) {
+            return answer;
+        }
+        verified = (*client != Client::None)
+            .then(|| format!("ssl_verify_client {} lets the certificate through", v.mode));
+    }
+    let answer = proceed(world, &route, tls, host, path);
+    match (verified, answer) {
+        (
+            Some(first),
+            Answer::Http {
+                status,
+                expect,
+                why,
+                egress_fails,
+            },
+        ) => Answer::Http {
+            status,
+            expect,
+            why: format!("{first}; {why}"),
+            egress_fails,
+        },
+        (_, answer) => answer,
+    }
+}
+
+/// After client verification: the rewrite phase, access, the upstream.
+fn proceed(world: &World, route: &Route, tls: bool, host: &str, path: &str) -> Answer {
+    if let Some(a) = rewrite(&route.server_rules.returns, tls, host, path, "server's") {
+        return a;
+    }
+    if route.server_rules.access || route.location_rules.access {
+        return Answer::Unknown(
+            "accessControl decides by the client's address, which differs on each substrate".into(),
+        );
+    }
+    if let Some(a) = rewrite(&route.location_rules.returns, tls, host, path, "location's") {
+        return a;
+    }
+    let Some(egress) = route.egress.as_ref() else {
+        return Answer::Unknown("the location does not proxy".into());
+    };
+    let location = route.location.clone().unwrap_or_default();
+    let upstream_path = upstream_path(&location, route.location_rules.proxy_uri.as_deref(), path);
+    upstream_answer(world, egress, &upstream_path)
+}
+
+/// What the upstream sees: nginx replaces the matched prefix with
+/// `proxy_pass`'s URI part, when it has one.
+fn upstream_path(location: &str, uri: Option<&str>, path: &str) -> String {
+    let Some(uri) = uri else {
+        return path.to_string();
+    };
+    if location.starts_with('=') {
+        return uri.to_string();
+    }
+    if location.starts_with('~') {
+        return path.to_string();
+    }
+    let prefix = location.split_whitespace().last().unwrap_or(location);
+    format!("{uri}{}", path.strip_prefix(prefix).unwrap_or("")).replacen("//", "/", 1)
+}
+
+/// A request path that reaches `location` and asks its backend something
+/// init can predict, or `None` (a regular-expression location).
+pub(crate) fn probe_path(world: &World, host: &str, tls: bool, location: &str) -> Option<String> {
+    let (modifier, base) = match location.split_once(' ') {
+        Some((m, p)) => (Some(m), p),
+        None => (None, location),
+    };
+    if modifier.is_some_and(|m| m.starts_with('~')) {
+        return None;
+    }
+    let route = world.routing.route(host, tls, base)?;
+    let wanted = route
+        .egress
+        .as_ref()
+        .and_then(|e| backend_of(world, e).ok())
+        .and_then(|(b, _)| match b {
+            Backend::Aigw(gw) => gw
+                .routes
+                .iter()
+                .find(|(_, s)| s == "v1/models")
+                .map(|(p, _)| p.clone()),
+            _ => None,
+        });
+    let mut candidates = Vec::new();
+    if let Some(wanted) = wanted
+        && modifier.is_none()
+    {
+        match route.location_rules.proxy_uri.as_deref() {
+            Some(uri) => {
+                if let Some(rest) = wanted.strip_prefix(uri.trim_end_matches('/')) {
+                    candidates.push(format!("{}{}", base.trim_end_matches('/'), rest));
+                }
+            }
+            None => candidates.push(wanted),
+        }
+    }
+    candidates.push(base.to_string());
+    candidates.into_iter().find(|p| {
+        world
+            .routing
+            .route(host, tls, p)
+            .and_then(|r| r.location)
+            .as_deref()
+            == Some(location)
+    })
+}
+
+/// The client CA subjects of a TLS host (its `ssl_client_certificate`).
+pub(crate) fn client_cas(world: &World, host: &str) -> Vec<String> {
+    world
+        .routing
+        .route(host, true, "/")
+        .and_then(|r| {
+            r.server_rules
+                .ssl_settings
+                .get("ssl_client_certificate")
+                .cloned()
+        })
+        .and_then(|p| world.secret_of_file(&p).map(str::to_string))
+        .map(|s| {
+            world
+                .certs(&s, "ca.crt")
+                .into_iter()
+                .map(|c| c.subject)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The verification mode of a TLS host, if it asks for certificates.
+pub(crate) fn verify_mode(world: &World, host: &str) -> Option<(String, i64)> {
+    let route = world.routing.route(host, true, "/")?;
+    verification(&route).map(|v| (v.mode, v.depth))
+}
+
+/// The server certificate a TLS host presents.
+pub(crate) fn server_cert(world: &World, host: &str) -> Option<crate::pki::CertInfo> {
+    let route = world.routing.route(host, true, "/")?;
+    let path = route.server_rules.ssl_settings.get("ssl_certificate")?;
+    let secret = world.secret_of_file(path)?;
+    world.certs(secret, "tls.crt").into_iter().next()
+}
+
+/// Hosts in the order the manifests declare them, each with its owner's origin.
+pub(crate) fn hosts(world: &World) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for o in &world.objects {
+        let found: Vec<String> = match o.id.kind {
+            Kind::VirtualServer => o
+                .parse::<crate::manifest::kinds::VirtualServer>()
+                .map(|v| vec![v.spec.host])
+                .unwrap_or_default(),
+            Kind::Ingress => o
+                .parse::<crate::manifest::kinds::Ingress>()
+                .map(|i| i.spec.rules.into_iter().map(|r| r.host).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        for host in found.into_iter().filter(|h| !h.is_empty()) {
+            if !out.iter().any(|(h, _)| *h == host) {
+                out.push((host, format!("{} ({})", o.id, o.origin())));
+            }
+        }
+    }
+    out
+}
+
+/// Whether NIC serves `host` at all, and over TLS.
+pub(crate) fn served(world: &World, host: &str) -> (bool, bool) {
+    let served = world.nic.hosts.contains_key(host);
+    let tls = served
+        && world
+            .routing
+            .route(host, true, "/")
+            .is_some_and(|r| r.server != "_");
+    (served, tls)
+}
+
+/// The states NIC would report that are not Valid: `Kind ns/name` → (state, message).
+pub(crate) fn states(world: &World) -> BTreeMap<String, (String, String)> {
+    world
+        .nic
+        .states
+        .iter()
+        .filter(|s| s.state != crate::manifest::ControllerState::Valid)
+        .map(|s| (s.id(), (s.state.to_string(), s.message.clone())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upstream_sees_the_rewritten_path() {
+        assert_eq!(
+            upstream_path("/good/", Some("/"), "/good/v1/models"),
+            "/v1/models"
+        );
+        assert_eq!(upstream_path("/", None, "/v1/models"), "/v1/models");
+        assert_eq!(upstream_path("= /x", Some("/y"), "/x"), "/y");
+    }
+
+    #[test]
+    fn optional_no_ca_forgives_only_an_unknown_issuer() {
+        let v = Verification {
+            mode: "optional_no_ca".into(),
+            depth: 1,
+        };
+        let cas = ["CN = ca".to_string()];
+        assert!(verdict(&v, &Client::OtherCa, &cas).is_ok());
+        assert!(verdict(&v, &Client::None, &cas).is_ok());
+        assert!(verdict(&v, &Client::Expired, &cas).is_err());
+        let on = Verification {
+            mode: "on".into(),
+            depth: 0,
+        };
+        let Err(Answer::Http { status, expect, .. }) = verdict(&on, &Client::None, &cas) else {
+            panic!("on refuses a request without a certificate");
+        };
+        assert_eq!(status, 400);
+        assert!(expect.contains(&("bodyContains".into(), json!(NO_CERT))));
+        assert!(
+            verdict(&on, &Client::ViaIntermediate, &cas).is_err(),
+            "depth 0 refuses an intermediate"
+        );
+        assert!(
+            verdict(
+                &on,
+                &Client::Good {
+                    ca: "CN = ca".into()
+                },
+                &cas
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn host_names_follow_openssl() {
+        let mut cert = crate::pki::CertInfo::from_pem(
+            &crate::pki::issue(
+                &crate::pki::CertSpec::new("x.example.com", time::Duration::days(1)),
+                crate::pki::KeyAlgorithm::Ecdsa(256)
+                    .generate()
+                    .expect("key"),
+                None,
+            )
+            .expect("cert")
+            .cert_pem,
+        )
+        .expect("info");
+        cert.sans = vec!["DNS:*.verify.example.com".into()];
+        assert!(names_host(&cert, "optional.verify.example.com"));
+        assert!(!names_host(&cert, "a.b.verify.example.com"));
+        cert.sans.clear();
+        assert!(names_host(&cert, "x.example.com"), "the CN when no DNS SAN");
+    }
+}

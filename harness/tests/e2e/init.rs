@@ -1,0 +1,302 @@
+//! `init` on every shipped scenario's manifests alone (`scenario.yaml` removed):
+//! the generated scenario must pass on the local substrate at once. Each trial
+//! also prints how many of the hand-written checks the generated scenario
+//! reproduces (same target, path, identity and expected status) and how many
+//! checks it adds; `init/*` cases cover a `kubectl get -o yaml` dump and the
+//! refusal to overwrite.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use libtest_mimic::{Failed, Trial};
+use mtls_e2e::scenario::{Check, Probe, Scenario};
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mtls-e2e"))
+}
+
+fn copy_manifests(from: &Path, to: &Path) -> Result<(), Failed> {
+    std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(from).map_err(|e| e.to_string())? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string());
+        if path.extension().is_some_and(|e| e == "yaml") && name.as_deref() != Some("scenario.yaml")
+        {
+            std::fs::copy(&path, to.join(name.unwrap_or_default())).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// Run the binary; `Err` with its output unless it exits `code`.
+fn run(args: &[&str], code: i32) -> Result<String, Failed> {
+    let out = binary().args(args).output().map_err(|e| e.to_string())?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.code() != Some(code) {
+        return Err(format!(
+            "`mtls-e2e {}` exited {:?}, not {code}:\n{text}",
+            args.join(" "),
+            out.status.code()
+        )
+        .into());
+    }
+    Ok(text)
+}
+
+/// What an identity presents, independent of its name: a Secret, files, or
+/// what the harness issues (signer and flags).
+fn identity_class(s: &Scenario, name: Option<&str>) -> String {
+    let Some(name) = name else {
+        return "none".into();
+    };
+    let Some(spec) = s.spec.identities.get(name) else {
+        return format!("unknown {name}");
+    };
+    if let Some(secret) = &spec.secret {
+        return format!("secret {secret}");
+    }
+    if let Some(files) = &spec.files {
+        return format!("files {}", files.cert);
+    }
+    match &spec.issue {
+        Some(i) => {
+            let signer = match (&i.signed_by.secret, &i.signed_by.new_ca) {
+                (Some(secret), _) => format!("by {secret}"),
+                (_, Some(_)) => "by a new CA".into(),
+                _ => "by files".into(),
+            };
+            format!(
+                "issued {signer} expired={} not_yet_valid={} intermediate={}",
+                i.expired, i.not_yet_valid, i.via_intermediate
+            )
+        }
+        None => "none".into(),
+    }
+}
+
+/// A check's target, identity and expected status: the measure of "the same check".
+fn key(s: &Scenario, c: &Check) -> String {
+    // Target and path, as the debug form shows them (Url and Target are plain data).
+    let target = match &c.probe {
+        Probe::Http { url, .. } => format!(
+            "{} {:?} {}",
+            if url.https { "https" } else { "http" },
+            url.target,
+            url.path.split('?').next().unwrap_or_default()
+        ),
+        Probe::OpenSsl { target, .. } => format!("openssl {target:?}"),
+    };
+    let outcome = match (c.expect.status, c.expect.rejected) {
+        (Some(status), _) => status.to_string(),
+        (None, Some(true)) => "refused".into(),
+        _ => format!(
+            "handshake requested={:?} names={:?}",
+            c.expect.client_cert_requested, c.expect.acceptable_ca_names
+        ),
+    };
+    format!(
+        "{target} | {} | {outcome}",
+        identity_class(s, c.identity.as_deref())
+    )
+}
+
+/// `init` then `run` on one shipped scenario's manifests.
+fn shipped(dir: &Path) -> Result<(), Failed> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let folder = work.path().join(&name);
+    copy_manifests(dir, &folder)?;
+    let folder_text = folder.display().to_string();
+    run(&["-q", "init", &folder_text], 0)?;
+    run(&["-q", "run", &folder_text], 0)?;
+    let hand = Scenario::load(dir).map_err(|e| e.to_string())?;
+    let generated = Scenario::load(&folder).map_err(|e| e.to_string())?;
+    let theirs: BTreeMap<String, &str> = generated
+        .checks
+        .iter()
+        .map(|c| (key(&generated, c), c.name.as_str()))
+        .collect();
+    let reproduced = hand
+        .checks
+        .iter()
+        .filter(|c| theirs.contains_key(&key(&hand, c)))
+        .count();
+    let mine: Vec<String> = hand.checks.iter().map(|c| key(&hand, c)).collect();
+    let added = theirs.keys().filter(|k| !mine.contains(k)).count();
+    eprintln!(
+        "init/{name}: reproduces {reproduced} of {} hand-written checks; {} generated, {added} not among them",
+        hand.checks.len(),
+        generated.checks.len()
+    );
+    Ok(())
+}
+
+/// `kubectl get -o yaml` output: one `kind: List` with server-set fields.
+fn list_dump(dir: &Path) -> Result<String, Failed> {
+    let scenario = Scenario::load(dir).map_err(|e| e.to_string())?;
+    let items: Vec<serde_json::Value> = scenario
+        .objects
+        .iter()
+        .filter(|o| !o.origin().file.starts_with("manifests/components"))
+        .map(|o| {
+            let mut json = o.to_json();
+            if let Some(meta) = json.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                meta.insert("uid".into(), "0f1e2d3c".into());
+                meta.insert("resourceVersion".into(), "4711".into());
+                meta.insert(
+                    "managedFields".into(),
+                    serde_json::json!([{"manager": "kubectl"}]),
+                );
+            }
+            json["status"] = serde_json::json!({"state": "Valid"});
+            json
+        })
+        .collect();
+    let mut list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    // Something the harness does not model, as a real dump has.
+    if let Some(items) = list["items"].as_array_mut() {
+        items.push(serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "open-webui"}}));
+    }
+    // JSON is YAML.
+    serde_json::to_string_pretty(&list).map_err(|e| e.to_string().into())
+}
+
+fn dump_then_run() -> Result<(), Failed> {
+    let root =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/openwebui-ingress-mtls");
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dump = work.path().join("dump.yaml");
+    std::fs::write(&dump, list_dump(&root)?).map_err(|e| e.to_string())?;
+    let out_dir = work.path().join("from-dump");
+    let (dump_text, out_text) = (dump.display().to_string(), out_dir.display().to_string());
+    let summary = run(&["-q", "init", &out_text, "--from", &dump_text], 0)?;
+    if !summary.contains("set aside") || !summary.contains("ServiceAccount default") {
+        return Err(format!("the ServiceAccount should be listed as set aside:\n{summary}").into());
+    }
+    let split = std::fs::read_dir(&out_dir)
+        .map_err(|e| e.to_string())?
+        .count();
+    if split < 8 {
+        return Err(format!("the dump should be split per object, found {split} files").into());
+    }
+    let written =
+        std::fs::read_to_string(out_dir.join("scenario.yaml")).map_err(|e| e.to_string())?;
+    for wanted in [
+        "copySecret:",
+        "open-webui-no-cert-400",
+        "acceptableCaNames",
+        "FINDING: port 80",
+    ] {
+        if !written.contains(wanted) {
+            return Err(format!("scenario.yaml lacks `{wanted}`:\n{written}").into());
+        }
+    }
+    for server_field in ["resourceVersion", "managedFields", "0f1e2d3c"] {
+        for entry in std::fs::read_dir(&out_dir).map_err(|e| e.to_string())? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+            if text.contains(server_field) {
+                return Err(format!("{} still holds `{server_field}`", path.display()).into());
+            }
+        }
+    }
+    run(&["-q", "run", &out_text], 0)?;
+    Ok(())
+}
+
+fn refuses_to_overwrite() -> Result<(), Failed> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/client-verification");
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    copy_manifests(&root, work.path())?;
+    let dir = work.path().display().to_string();
+    std::fs::write(work.path().join("scenario.yaml"), "# mine\n").map_err(|e| e.to_string())?;
+    let before: Vec<_> = std::fs::read_dir(work.path())
+        .map_err(|e| e.to_string())?
+        .count()
+        .to_string()
+        .into_bytes();
+    let out = run(&["init", &dir], 2)?;
+    if !out.contains("scenario.yaml exists") || !out.contains("remove it") {
+        return Err(format!("the refusal should say what exists and what to do:\n{out}").into());
+    }
+    let kept =
+        std::fs::read_to_string(work.path().join("scenario.yaml")).map_err(|e| e.to_string())?;
+    let after: Vec<_> = std::fs::read_dir(work.path())
+        .map_err(|e| e.to_string())?
+        .count()
+        .to_string()
+        .into_bytes();
+    if kept != "# mine\n" || before != after {
+        return Err("init touched the folder it refused".into());
+    }
+    Ok(())
+}
+
+fn refuses_what_the_local_substrate_cannot_run() -> Result<(), Failed> {
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    std::fs::write(
+        work.path().join("rate.yaml"),
+        "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {name: rate, namespace: default}\nspec:\n  rateLimit: {rate: 1r/s, key: x, zoneSize: 1M}\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let dir = work.path().display().to_string();
+    let out = run(&["init", &dir], 2)?;
+    if !out.contains("rate.yaml:5")
+        || !out.contains("rateLimit")
+        || !out.contains("init wrote nothing")
+    {
+        return Err(
+            format!("the refusal should name the object's file:line and why:\n{out}").into(),
+        );
+    }
+    if work.path().join("scenario.yaml").exists() {
+        return Err("init wrote a scenario it refused".into());
+    }
+    Ok(())
+}
+
+pub fn trials() -> Vec<Trial> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.join("scenario.yaml").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    let mut trials: Vec<Trial> = dirs
+        .into_iter()
+        .map(|dir| {
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            Trial::test(format!("init/{name}-manifests-alone-pass"), move || {
+                shipped(&dir)
+            })
+        })
+        .collect();
+    trials.push(Trial::test(
+        "init/kubectl-list-dump-is-split-and-passes",
+        dump_then_run,
+    ));
+    trials.push(Trial::test(
+        "init/refuses-to-overwrite-scenario-yaml",
+        refuses_to_overwrite,
+    ));
+    trials.push(Trial::test(
+        "init/refuses-what-the-local-substrate-cannot-run",
+        refuses_what_the_local_substrate_cannot_run,
+    ));
+    trials
+}
