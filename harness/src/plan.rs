@@ -184,13 +184,36 @@ pub(crate) async fn local(engine: &Engine, scenario: &Scenario) -> Result<String
     let probe_dir = dir.join("probes");
     std::fs::create_dir_all(&probe_dir).map_err(|e| SubstrateError::Failed(e.to_string()))?;
     let probes = identities::resolve(scenario, &prepared.secrets, &prepared.workdir, &probe_dir)?;
-    identities_section(w, &probes);
+    identities_section(w, &probes, &prepared.secrets);
     Ok(out)
 }
 
 /// The client identities the probes present and the bundles they trust: each
 /// certificate of a chain, leaf first, as section 2 shows certificates.
-fn identities_section(w: &mut String, probes: &identities::Probes) {
+fn identities_section(
+    w: &mut String,
+    probes: &identities::Probes,
+    secrets: &crate::scenario::steps::Secrets,
+) {
+    // What may verify a client: the nginx.org/ca Secrets NIC would use, and
+    // the bundles the scenario names.
+    let mut verifiers: Vec<(String, String)> = secrets
+        .iter()
+        .filter(|(_, s)| s.type_ == "nginx.org/ca")
+        .filter_map(|(key, s)| {
+            let ca = s.data.get("ca.crt")?;
+            Some((
+                format!("Secret {key}"),
+                String::from_utf8_lossy(ca).into_owned(),
+            ))
+        })
+        .collect();
+    verifiers.extend(
+        probes
+            .trust
+            .iter()
+            .map(|(name, t)| (format!("trust {name}"), t.pem.clone())),
+    );
     let _ = writeln!(
         w,
         "\n## 10. Identities the probes present, and the bundles they trust"
@@ -210,6 +233,24 @@ fn identities_section(w: &mut String, probes: &identities::Probes) {
                 Err(e) => {
                     let _ = writeln!(w, "    (unreadable certificate: {e})");
                 }
+            }
+        }
+        let verdicts: Vec<String> = verifiers
+            .iter()
+            .map(
+                |(what, ca)| match crate::tls::client_chain_verifies(&id.chain_pem, ca) {
+                    Ok(()) => format!("{what}: verifies it"),
+                    Err(e) => format!("{what}: does not ({e})"),
+                },
+            )
+            .collect();
+        if !verdicts.is_empty() {
+            let _ = writeln!(
+                w,
+                "    as a client certificate, now (the chain and dates; nginx also applies verifyDepth):"
+            );
+            for v in verdicts {
+                let _ = writeln!(w, "      {v}");
             }
         }
     }

@@ -42,3 +42,23 @@ pub(crate) fn cipher_name(suite: rustls::CipherSuite) -> String {
         None => name,
     }
 }
+
+/// Whether a client chain (leaf first, PEM) verifies against a CA bundle
+/// (PEM) for client authentication, now: what a server trusting that bundle
+/// decides, in rustls' words when it does not.
+pub(crate) fn client_chain_verifies(chain_pem: &str, ca_pem: &str) -> Result<(), String> {
+    let chain = load_certs(chain_pem.as_bytes())?;
+    let (leaf, intermediates) = chain.split_first().ok_or("no certificate")?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in load_certs(ca_pem.as_bytes())? {
+        roots.add(ca).map_err(|e| e.to_string())?;
+    }
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| e.to_string())?;
+    verifier
+        .verify_client_cert(leaf, intermediates, rustls::pki_types::UnixTime::now())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}

@@ -581,6 +581,15 @@ fn cases() -> Vec<Trial> {
                 "FAIL openwebui-ingress-mtls/no-cert-400",
                 "reached: no pod: nginx answered without proxying it",
             ]),
+        case("plan-says-which-ca-verifies-each-identity")
+            .run(&["plan", "{scenario}"])
+            .stdout(&[
+                "identity alice: a chain of 1 certificate(s)",
+                "Secret open-webui/open-webui-ca-cert-nginx: verifies it",
+                "identity another-ca:",
+                "trust scenario-ca: does not (invalid peer certificate: UnknownIssuer)",
+                "certificate expired",
+            ]),
         case("adopt-on-the-local-substrate")
             .run(&["run", "--adopt", "ClusterIssuer/selfsigned-issuer", "{scenario}"])
             .code(2)
