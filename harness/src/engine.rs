@@ -844,7 +844,15 @@ impl Engine {
     ) -> Report {
         let started = Instant::now();
         self.prefetch_keys(&scenarios.iter().collect::<Vec<_>>());
-        let futures: Vec<_> = scenarios.iter().map(|s| self.run_scenario(s)).collect();
+        // A span per scenario: with -v every log line says which scenario it is about.
+        let futures: Vec<_> = scenarios
+            .iter()
+            .map(|s| {
+                use tracing::Instrument;
+                self.run_scenario(s)
+                    .instrument(tracing::info_span!("scenario", name = %s.name))
+            })
+            .collect();
         let mut reports = Vec::new();
         for r in join_all(futures).await {
             on_done(&r);

@@ -60,8 +60,9 @@ pub struct Phases(pub Vec<(String, u64)>);
 
 impl Phases {
     pub(crate) fn record(&mut self, name: &str, since: &mut std::time::Instant) {
-        self.0
-            .push((name.to_string(), crate::probe::millis(since.elapsed())));
+        let ms = crate::probe::millis(since.elapsed());
+        tracing::debug!(phase = name, ms, "phase done");
+        self.0.push((name.to_string(), ms));
         *since = std::time::Instant::now();
     }
 

@@ -581,6 +581,9 @@ fn cases() -> Vec<Trial> {
                 "FAIL openwebui-ingress-mtls/no-cert-400",
                 "reached: no pod: nginx answered without proxying it",
             ]),
+        case("verbose-logs-name-the-scenario-and-phase")
+            .run(&["-v", "run", "{scenario}"])
+            .stderr(&["scenario{name=openwebui-ingress-mtls}", "phase=\"certificates\""]),
         case("plan-says-which-ca-verifies-each-identity")
             .run(&["plan", "{scenario}"])
             .stdout(&[
