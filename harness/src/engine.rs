@@ -360,6 +360,14 @@ impl Engine {
             ))
             .into());
         }
+        // How the image is made is decided before any cluster exists: a
+        // machine that cannot make it stops here, not after `kind create`.
+        let image_source = if options.is_kind() {
+            let forced = std::env::var("MTLS_E2E_IMAGE_FROM").is_ok_and(|v| v == "dockerfile");
+            Some(cluster::image::decide(forced)?)
+        } else {
+            None
+        };
         let run_dir = RunDir::create().map_err(EngineError::RunDir)?;
         let swept = rundir::sweep_stale();
         let mut setup = Phases::default();
@@ -374,12 +382,18 @@ impl Engine {
                     let image = cluster.options.image.clone();
                     let (name, binary) = (name.clone(), binary.to_path_buf());
                     let p = progress.clone();
+                    let source = image_source.unwrap_or(cluster::image::ImageSource::HostBinary);
                     let load = tokio::task::spawn_blocking(move || {
-                        p(&format!(
-                            "building image {image} from {} (nothing is pulled)",
-                            binary.display()
-                        ));
-                        cluster::image::build(&image, &binary)?;
+                        p(&match source {
+                            cluster::image::ImageSource::HostBinary => format!(
+                                "building image {image} from {} (nothing is pulled)",
+                                binary.display()
+                            ),
+                            cluster::image::ImageSource::Dockerfile => format!(
+                                "building image {image} with docker build from the repository's Dockerfile (this binary cannot run in the kind node)"
+                            ),
+                        });
+                        cluster::image::build_with(source, &image, &binary)?;
                         p(&format!("loading {image} into kind cluster {name}"));
                         cluster::kind::load_image(&name, &image)
                     });

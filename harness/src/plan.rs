@@ -451,7 +451,15 @@ pub(crate) fn cluster(
 
             heading(
                 w,
-                &format!("Image {image}, at the same time as the installs (nothing is pulled)"),
+                &format!("Image {image}, at the same time as the installs"),
+            );
+            let _ = writeln!(
+                w,
+                "  decided before the cluster is created, from `docker info --format {{{{.Architecture}}}}`:"
+            );
+            let _ = writeln!(
+                w,
+                "  on Linux with a node of this binary's architecture, imported (nothing is pulled):"
             );
             let _ = writeln!(
                 w,
@@ -466,6 +474,15 @@ pub(crate) fn cluster(
                 w,
                 "  $ docker {} < ROOT.tar",
                 shell_words(&image::import_args(image))
+            );
+            let _ = writeln!(
+                w,
+                "  elsewhere (macOS, another CPU), built from the repository's Dockerfile:"
+            );
+            let _ = writeln!(
+                w,
+                "  $ docker {}",
+                shell_words(&image::dockerfile_args(image, Path::new("REPOSITORY")))
             );
             let _ = writeln!(w, "  $ kind load docker-image {image} --name {name}");
         }

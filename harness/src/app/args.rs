@@ -57,6 +57,10 @@ pub(crate) enum Command {
     Image {
         #[arg(long, default_value = cluster::image::DEFAULT_IMAGE)]
         tag: String,
+        /// Build with `docker build` from the repository's Dockerfile even where
+        /// this binary could be imported (what macOS and other CPUs get anyway).
+        #[arg(long)]
+        in_docker: bool,
     },
     /// Write a scenario from your manifests: DIR's own (or those of --from:
     /// folders, files, `kubectl get -o yaml` dumps, `helm template` output),

@@ -87,14 +87,20 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
             mutation,
             substrate,
         } => up::command(&dir, mutation.as_deref(), &substrate, &mut stop).await,
-        Command::Image { tag } => {
+        Command::Image { tag, in_docker } => {
             let binary = std::env::current_exe()
                 .map_err(|e| Error::Substrate(format!("finding this binary: {e}")))?;
-            cluster::image::build(&tag, &binary).map_err(|e| Error::from(&e))?;
-            println!(
-                "built {tag} from {} (nothing pulled); push it where your cluster can pull it",
-                binary.display()
-            );
+            let source = cluster::image::decide(in_docker).map_err(|e| Error::from(&e))?;
+            cluster::image::build_with(source, &tag, &binary).map_err(|e| Error::from(&e))?;
+            match source {
+                cluster::image::ImageSource::HostBinary => println!(
+                    "built {tag} from {} (nothing pulled); push it where your cluster can pull it",
+                    binary.display()
+                ),
+                cluster::image::ImageSource::Dockerfile => println!(
+                    "built {tag} with docker build from the repository's Dockerfile; push it where your cluster can pull it"
+                ),
+            }
             Ok(Exit::Ok)
         }
         Command::Init { dir, from } => crate::init::run(&dir, &from).map(|summary| {

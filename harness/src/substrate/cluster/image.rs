@@ -1,7 +1,9 @@
-//! Our container image, built without pulling anything: the host-built
-//! `mtls-e2e` binary and the shared libraries it links, in an otherwise empty
-//! root, turned into an image by `docker import` (no base image, no registry),
-//! then loaded into kind. The same image serves `aigw`, `webui` and `ollama`.
+//! Our container image. Where this machine's binary can run in the kind node
+//! (Linux, the node's CPU architecture), it is built without pulling anything:
+//! the binary and the shared libraries it links, in an otherwise empty root,
+//! turned into an image by `docker import`. Elsewhere (macOS, Apple silicon's
+//! arm64 nodes from an x86_64 binary, ...) Docker builds it from the
+//! repository's Dockerfile. The same image serves `aigw`, `webui` and `ollama`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +19,109 @@ pub(crate) const ENTRYPOINT: &str = "/mtls-e2e";
 /// `docker import` changes: the entrypoint, and an unprivileged user (the mocks
 /// listen on ports above 1024 and only read their mounted Secrets).
 pub(crate) const IMPORT_CHANGES: [&str; 2] = ["ENTRYPOINT [\"/mtls-e2e\"]", "USER 65534:65534"];
+
+/// How the image is made on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageSource {
+    /// This binary and its libraries, imported: nothing is pulled.
+    HostBinary,
+    /// `docker build` from the repository's Dockerfile (pulls the Rust image).
+    Dockerfile,
+}
+
+/// Docker's name for an architecture (`docker info`: `x86_64`, `aarch64`,
+/// `amd64`, `arm64`) as Rust's `std::env::consts::ARCH` spells it.
+fn rust_arch(docker: &str) -> &str {
+    match docker.trim() {
+        "amd64" | "x86_64" => "x86_64",
+        "arm64" | "aarch64" => "aarch64",
+        other => other,
+    }
+}
+
+/// The host binary serves only where it can run: a Linux binary of the
+/// architecture of Docker's daemon, which is the kind node's.
+pub(crate) fn source_for(host_os: &str, host_arch: &str, daemon_arch: &str) -> ImageSource {
+    if host_os == "linux" && rust_arch(daemon_arch) == host_arch {
+        ImageSource::HostBinary
+    } else {
+        ImageSource::Dockerfile
+    }
+}
+
+/// The repository this binary was built from, if it is still there with its
+/// Dockerfile (what the Dockerfile path needs as its build context).
+pub(crate) fn repository() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    root.join("Dockerfile")
+        .is_file()
+        .then(|| root.to_path_buf())
+}
+
+/// Decide, before any cluster exists, how this machine makes the image, and
+/// refuse at once when it cannot.
+///
+/// # Errors
+///
+/// Docker does not answer, or the Dockerfile is needed and not found.
+pub fn decide(force_dockerfile: bool) -> Result<ImageSource, ClusterError> {
+    let source = if force_dockerfile {
+        ImageSource::Dockerfile
+    } else {
+        let docker = tool("docker")?;
+        let arch = run_tool(
+            &docker,
+            &["info", "--format", "{{.Architecture}}"],
+            Duration::from_secs(30),
+        )?;
+        source_for(std::env::consts::OS, std::env::consts::ARCH, &arch)
+    };
+    if source == ImageSource::Dockerfile && repository().is_none() {
+        return Err(ClusterError::Missing(format!(
+            "this binary ({} {}) cannot run in the kind node, so the image is built from the repository's \
+             Dockerfile, which is not at {}; run mtls-e2e from a checkout of the repository (`cargo run -- ...`)",
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap_or(Path::new("/"))
+                .display()
+        )));
+    }
+    Ok(source)
+}
+
+/// Build `image` the way `source` says.
+///
+/// # Errors
+///
+/// A tool is missing or fails.
+pub fn build_with(source: ImageSource, image: &str, binary: &Path) -> Result<(), ClusterError> {
+    match source {
+        ImageSource::HostBinary => build(image, binary),
+        ImageSource::Dockerfile => {
+            let docker = tool("docker")?;
+            let context = repository().ok_or_else(|| {
+                ClusterError::Missing("the repository's Dockerfile is not found".into())
+            })?;
+            let args = dockerfile_args(image, &context);
+            let words: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_tool(&docker, &words, Duration::from_secs(1800)).map(|_| ())
+        }
+    }
+}
+
+/// `docker build` of the repository's Dockerfile.
+pub(crate) fn dockerfile_args(image: &str, context: &Path) -> Vec<String> {
+    vec![
+        "build".into(),
+        "--tag".into(),
+        image.into(),
+        "--file".into(),
+        context.join("Dockerfile").display().to_string(),
+        context.display().to_string(),
+    ]
+}
 
 /// Shared libraries `binary` loads, as absolute paths (from `ldd`).
 pub(crate) fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, ClusterError> {
@@ -132,6 +237,52 @@ pub fn build(image: &str, binary: &Path) -> Result<(), ClusterError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The host binary only where it runs in the node; Docker builds elsewhere.
+    #[test]
+    fn the_image_is_built_in_docker_where_the_host_binary_cannot_serve() {
+        use ImageSource::{Dockerfile, HostBinary};
+        let cases = [
+            ("linux", "x86_64", "x86_64", HostBinary),
+            ("linux", "x86_64", "amd64\n", HostBinary),
+            ("linux", "aarch64", "aarch64", HostBinary),
+            ("linux", "aarch64", "arm64", HostBinary),
+            // An x86_64 Linux binary on an arm64 daemon (or the reverse).
+            ("linux", "x86_64", "aarch64", Dockerfile),
+            ("linux", "aarch64", "x86_64", Dockerfile),
+            // macOS: a Mach-O binary never runs in a Linux node, whatever the CPU.
+            ("macos", "aarch64", "aarch64", Dockerfile),
+            ("macos", "x86_64", "x86_64", Dockerfile),
+        ];
+        for (os, arch, daemon, want) in cases {
+            assert_eq!(
+                source_for(os, arch, daemon),
+                want,
+                "{os} {arch} on {daemon}"
+            );
+        }
+    }
+
+    /// The Dockerfile is multi-stage, its last stage has no shell (scratch),
+    /// and it builds the binary from the sources it copies.
+    #[test]
+    fn the_dockerfile_builds_a_static_binary_into_an_image_without_a_shell() {
+        let root = repository().expect("the repository's Dockerfile");
+        let text = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+        let stages: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
+        assert_eq!(stages.len(), 2, "{stages:?}");
+        assert_eq!(stages[1], "FROM scratch");
+        assert!(text.contains("alpine"), "musl: a static binary");
+        assert!(text.contains("ENTRYPOINT [\"/mtls-e2e\"]"));
+        assert!(text.contains("USER 65534:65534"));
+        for copied in ["Cargo.toml", "harness", "manifests"] {
+            assert!(text.contains(&format!("COPY {copied}")), "{copied}");
+        }
+        assert_eq!(
+            dockerfile_args("mtls-e2e:e2e", &root)[..3],
+            ["build", "--tag", "mtls-e2e:e2e"]
+        );
+    }
 
     #[test]
     fn ldd_output_gives_library_paths() {
