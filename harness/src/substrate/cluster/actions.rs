@@ -257,7 +257,7 @@ impl Action<'_> {
             Action::WaitCertificate(o) => {
                 let _ = writeln!(
                     w,
-                    "  wait (<= {} s): {} Ready",
+                    "  wait (<= {} s): {} Ready, for its current generation (the condition's observedGeneration)",
                     apply::CERTIFICATE_DEADLINE.as_secs(),
                     o.id
                 );
@@ -265,14 +265,14 @@ impl Action<'_> {
             Action::WaitDeployment(o) => {
                 let _ = writeln!(
                     w,
-                    "  wait (<= {} s): {} available",
+                    "  wait (<= {} s): {} rolled out (observedGeneration current, every replica updated, none old, all available; a timeout says why its pods are not ready)",
                     apply::DEPLOYMENT_DEADLINE.as_secs(),
                     o.id
                 );
             }
             Action::WaitState { object, expected } => {
                 let how = if object.id.kind == Kind::Ingress {
-                    "latest event says"
+                    "NIC's latest event on this very object (by last occurrence, then write order) says"
                 } else {
                     "status.state is"
                 };
@@ -472,7 +472,7 @@ impl Install<'_> {
             } => {
                 let _ = writeln!(
                     w,
-                    "    wait (<= {} s): Deployment {namespace}/{name} available",
+                    "    wait (<= {} s): Deployment {namespace}/{name} rolled out and available",
                     deadline.as_secs()
                 );
             }

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::actions::{self, Action, NicPod, Phase, Teardown};
-use super::{Cluster, ClusterDeployment, ClusterError, forward, ownership};
+use super::{Cluster, ClusterDeployment, ClusterError, forward, ownership, waits};
 use crate::manifest::kinds::{Ingress, VirtualServer};
 use crate::manifest::{Kind, Object, ObjectRef};
 use crate::pki::KeyPool;
@@ -739,18 +739,32 @@ fn fail(object: &Object, e: ClusterError) -> crate::substrate::SubstrateError {
     crate::substrate::SubstrateError::Failed(format!("{} ({}): {e}", object.id, object.origin()))
 }
 
+/// Wait until a Certificate is Ready for its current generation.
 async fn wait_certificate(
     applier: &Applier,
     object: &Object,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
-    let target = (
-        object.api_version.as_str(),
-        "Certificate",
-        Some(object.namespace()),
-        object.name(),
+    let what = format!(
+        "Certificate {}/{} Ready (for its current generation)",
+        object.namespace(),
+        object.name()
     );
-    wait_condition(applier, target, "Ready", CERTIFICATE_DEADLINE, progress).await
+    let api = applier
+        .api_for(&object.api_version, "Certificate", Some(object.namespace()))
+        .await?;
+    watch_until(
+        api,
+        object.name(),
+        &what,
+        CERTIFICATE_DEADLINE,
+        progress,
+        |o| match o {
+            Some(o) => waits::certificate_ready(o.metadata.generation, Some(&o.data)),
+            None => waits::certificate_ready(None, None),
+        },
+    )
+    .await
 }
 
 /// Wait until an object's `status.conditions` has `condition` True.
@@ -807,7 +821,8 @@ async fn wait_deployment(
     .await
 }
 
-/// Wait until a Deployment has all its replicas available.
+/// Wait until a Deployment has rolled out its current spec
+/// ([`waits::rolled_out`]); a timeout says why its pods are not ready.
 pub(crate) async fn wait_available(
     applier: &Applier,
     namespace: &str,
@@ -815,25 +830,60 @@ pub(crate) async fn wait_available(
     deadline: Duration,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
-    let what = format!("Deployment {namespace}/{name} available");
+    let what = format!("Deployment {namespace}/{name} rolled out and available");
     let api: Api<Deployment> = Api::namespaced(applier.client.clone(), namespace);
-    watch_until(api, name, &what, deadline, progress, available).await
+    match watch_until(
+        api.clone(),
+        name,
+        &what,
+        deadline,
+        progress,
+        waits::rolled_out,
+    )
+    .await
+    {
+        Err(ClusterError::Failed(message)) => {
+            let why = match why_pods_not_ready(&applier.client, &api, namespace, name).await {
+                Ok(why) => why,
+                Err(e) => format!("(its pods could not be read: {e})"),
+            };
+            Err(ClusterError::Failed(format!(
+                "{message}\n  why its pods are not ready:\n  {why}"
+            )))
+        }
+        other => other,
+    }
 }
 
-/// Done once a Deployment has as many available replicas as it wants.
-fn available(deployment: Option<&Deployment>) -> Poll<()> {
-    let status = deployment.and_then(|d| d.status.as_ref());
-    let wanted = deployment
+/// The pods a Deployment selects and the namespace's events, read for
+/// [`waits::pods_not_ready`].
+async fn why_pods_not_ready(
+    client: &kube::Client,
+    deployments: &Api<Deployment>,
+    namespace: &str,
+    name: &str,
+) -> Result<String, ClusterError> {
+    use k8s_openapi::api::core::v1::Pod;
+    let deployment = deployments.get_opt(name).await?;
+    let selector = deployment
+        .as_ref()
         .and_then(|d| d.spec.as_ref())
-        .and_then(|s| s.replicas)
-        .unwrap_or(1);
-    let ready = status.and_then(|s| s.available_replicas).unwrap_or(0);
-    if ready >= wanted {
-        Poll::Done(())
-    } else {
-        let shown = serde_json::to_value(status).unwrap_or(Value::Null);
-        Poll::Pending(format!("status = {shown}"))
-    }
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+    let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+        return Ok("the Deployment has no spec.selector.matchLabels to find its pods by".into());
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pods = pods.list(&ListParams::default().labels(&selector)).await?;
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let events = events.list(&ListParams::default()).await?;
+    Ok(waits::pods_not_ready(name, &pods.items, &events.items))
 }
 
 /// Wait until NIC reports `expected` for a Policy, VirtualServer (status) or
@@ -898,49 +948,25 @@ fn nic_status(object: Option<&Value>) -> (String, String, String) {
     (text("state"), text("reason"), text("message"))
 }
 
-/// NIC reports on Ingresses through events; map the latest one to a state.
+/// NIC reports on Ingresses through events: its latest word on this Ingress
+/// ([`waits::ingress_state`]).
 async fn latest_event(
     cluster: &Cluster,
     object: &Object,
 ) -> Result<(String, String, String), ClusterError> {
+    let ingresses: Api<k8s_openapi::api::networking::v1::Ingress> =
+        Api::namespaced(cluster.client.clone(), object.namespace());
+    let uid = ingresses
+        .get_metadata_opt(object.name())
+        .await?
+        .and_then(|i| i.metadata.uid);
     let api: Api<Event> = Api::namespaced(cluster.client.clone(), object.namespace());
     let fields = format!(
         "involvedObject.kind=Ingress,involvedObject.name={}",
         object.name()
     );
     let events = api.list(&ListParams::default().fields(&fields)).await?;
-    let latest = events.items.into_iter().max_by_key(|e| {
-        e.last_timestamp
-            .as_ref()
-            .map(|t| t.0.as_second())
-            .unwrap_or(0)
-    });
-    Ok(match latest {
-        None => (String::new(), String::new(), String::new()),
-        Some(e) => {
-            let reason = e.reason.unwrap_or_default();
-            (
-                event_state(&reason).to_string(),
-                reason,
-                e.message.unwrap_or_default(),
-            )
-        }
-    })
-}
-
-/// The state an Ingress event's reason stands for, as NIC 5.5.4 maps them
-/// (internal/k8s/controller.go); "" for reasons that say nothing about it.
-pub(crate) fn event_state(reason: &str) -> &'static str {
-    match reason {
-        "AddedOrUpdated" | "Updated" => "Valid",
-        "AddedOrUpdatedWithWarning" | "UpdatedWithWarning" => "Warning",
-        "AddedOrUpdatedWithError"
-        | "Rejected"
-        | "NoVirtualServersFound"
-        | "Missing Secret"
-        | "UpdatedWithError" => "Invalid",
-        _ => "",
-    }
+    Ok(waits::ingress_state(&events.items, uid.as_deref()))
 }
 
 /// The Secrets a scenario's identities and trust read, from the cluster.
@@ -1103,14 +1129,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ingress_events_map_to_nic_states() {
-        assert_eq!(event_state("AddedOrUpdated"), "Valid");
-        assert_eq!(event_state("AddedOrUpdatedWithWarning"), "Warning");
-        assert_eq!(event_state("Rejected"), "Invalid");
-        assert_eq!(event_state("Scheduled"), "");
-    }
-
-    #[test]
     fn checks_on_services_get_one_port_forward_each() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/aigw-egress-mtls");
         let scenario = Scenario::load(&dir).expect("scenario");
@@ -1176,23 +1194,6 @@ mod wait_tests {
             condition_true(None, "Ready"),
             Poll::Pending(seen) if seen == "status.conditions = null"
         ));
-    }
-
-    #[test]
-    fn deployments_are_available_with_all_their_replicas() {
-        let d: Deployment = serde_json::from_value(json!({
-            "spec": {"replicas": 2, "selector": {}, "template": {}},
-            "status": {"availableReplicas": 1}
-        }))
-        .expect("deployment");
-        assert!(matches!(
-            available(Some(&d)),
-            Poll::Pending(seen) if seen == r#"status = {"availableReplicas":1}"#
-        ));
-        let d: Deployment = serde_json::from_value(json!({"status": {"availableReplicas": 1}}))
-            .expect("deployment");
-        assert!(matches!(available(Some(&d)), Poll::Done(())));
-        assert!(matches!(available(None), Poll::Pending(seen) if seen == "status = null"));
     }
 
     #[test]
