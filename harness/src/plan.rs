@@ -504,7 +504,13 @@ pub(crate) fn cluster(
             "  on failure, into {}:",
             options.artifacts.join(&s.name).display()
         );
-        for item in artifacts::scenario_items(s) {
+        let nic_at = artifacts::NicLocation::expected(&options.mode);
+        let _ = writeln!(
+            w,
+            "    (NIC's namespace and workload are read from its pods labelled {} when the run collects)",
+            cluster::install::NIC_POD_SELECTOR
+        );
+        for item in artifacts::scenario_items(s, &nic_at) {
             let _ = writeln!(
                 w,
                 "    {}: $ kubectl {}",
