@@ -509,6 +509,7 @@ mod tests {
         Mode::Kind {
             name: "mtls-e2e".into(),
             k8s: "1.34".into(),
+            recreate: false,
         }
     }
 
