@@ -13,6 +13,7 @@ pub mod pki;
 pub mod plan;
 pub mod probe;
 pub mod report;
+pub mod retry;
 pub mod scenario;
 pub mod selection;
 pub mod substrate;
