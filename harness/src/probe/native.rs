@@ -249,6 +249,69 @@ pub async fn http(request: &HttpRequest<'_>) -> Observation {
     observation
 }
 
+/// A first probe of a host through the ingress controller: a TCP connection
+/// and, with `sni`, a TLS handshake presenting no client certificate. No
+/// request is sent, so nothing reaches an upstream (no upstream connection or
+/// session a check could later see). The observation says whether anything
+/// answered: `connection` is set for a refusal, reset or close.
+pub(crate) async fn first_answer(addr: SocketAddr, sni: Option<&str>) -> Observation {
+    let started = Instant::now();
+    let mut observation = Observation {
+        target: match sni {
+            Some(name) => format!("TLS handshake for {name} via {addr}"),
+            None => format!("TCP connection via {addr}"),
+        },
+        ..Observation::default()
+    };
+    let work = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| Failure {
+                message: format!("connect {addr}: {e}"),
+                refusal: None,
+                connection: net::ConnectionFailure::of(&e),
+            })?;
+        let Some(name) = sni else {
+            return Ok(None);
+        };
+        let options = TlsOptions {
+            server_name: name.to_string(),
+            identity: None,
+            trust: None,
+        };
+        let (config, _) = client_config(&options)?;
+        let server_name = ServerName::try_from(name.to_string())
+            .map_err(|e| format!("server name {name}: {e}"))?;
+        let connector = tokio_rustls::TlsConnector::from(config);
+        match connector.connect(server_name, tcp).await {
+            Ok(stream) => Ok(stream.get_ref().1.protocol_version().map(protocol_name)),
+            Err(e) => Err(Failure {
+                message: net::error_chain(&e),
+                refusal: net::Refusal::of(&e),
+                connection: net::ConnectionFailure::of(&e),
+            }),
+        }
+    };
+    match tokio::time::timeout(TIMEOUT, work).await {
+        Ok(Ok(protocol)) => {
+            observation.tls = protocol.map(|p| TlsFacts {
+                protocol: Some(p),
+                ..TlsFacts::default()
+            });
+        }
+        Ok(Err(failure)) => {
+            let refusal = failure.refusal.unwrap_or_default();
+            observation.alert = refusal.alert.map(alert_name);
+            observation.rejected = observation.alert.is_some();
+            observation.connection = failure.connection.filter(|_| refusal.alert.is_none());
+            observation.error = Some(failure.message);
+        }
+        Err(_) => observation.error = Some(format!("no answer within {TIMEOUT:?}")),
+    }
+    observation.elapsed_ms = crate::probe::millis(started.elapsed());
+    observation
+}
+
 /// Why a request got no answer, whether the server refused us, and whether
 /// the connection itself failed.
 struct Failure {

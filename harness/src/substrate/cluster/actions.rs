@@ -9,7 +9,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::{ClusterError, ClusterOptions, Mode, apply, install, ownership};
+use super::{ClusterError, ClusterOptions, Mode, apply, install, ownership, readiness};
 use crate::manifest::{Kind, Object, ObjectRef};
 use crate::scenario::spec::StepSpec;
 use crate::scenario::{Scenario, steps};
@@ -43,6 +43,16 @@ pub(crate) enum Action<'a> {
         object: &'a Object,
         expected: &'a str,
     },
+    /// Until NIC serves the scenario's upstreams with their endpoints: each
+    /// upstream Service's EndpointSlices have a ready endpoint, and `nginx -T`
+    /// in NIC's pod lists one in the scenario's upstreams (`readiness`).
+    WaitServing {
+        upstreams: Vec<readiness::UpstreamRef>,
+        pod: NicPod<'a>,
+    },
+    /// Until NIC answers each host the checks reach through it (a connection,
+    /// and on 443 a TLS handshake; no request).
+    WaitFirstAnswers(Vec<readiness::FirstProbe>),
     /// A Service a check probes directly.
     PortForward {
         namespace: String,
@@ -54,6 +64,7 @@ pub(crate) enum Action<'a> {
 }
 
 /// Where `kubectl exec` finds NIC.
+#[derive(Clone, Copy)]
 pub(crate) enum NicPod<'a> {
     /// kind: the Deployment the install made.
     Deployment {
@@ -156,6 +167,15 @@ pub(crate) fn up<'a>(scenario: &'a Scenario, options: &'a ClusterOptions) -> Vec
             expected: scenario.expected_state(&object.id.to_string()).as_str(),
         });
     }
+    let pod = nic_pod(options);
+    let upstreams = readiness::upstreams(scenario);
+    if !upstreams.is_empty() {
+        list.push(Action::WaitServing { upstreams, pod });
+    }
+    let first = readiness::first_probes(scenario);
+    if !first.is_empty() {
+        list.push(Action::WaitFirstAnswers(first));
+    }
     for (namespace, name, port) in apply::forwarded_services(scenario) {
         list.push(Action::PortForward {
             namespace,
@@ -163,7 +183,13 @@ pub(crate) fn up<'a>(scenario: &'a Scenario, options: &'a ClusterOptions) -> Vec
             port,
         });
     }
-    list.push(Action::ReadServedConf(match &options.mode {
+    list.push(Action::ReadServedConf(pod));
+    list
+}
+
+/// Where `kubectl exec` reaches NIC for `options`.
+fn nic_pod(options: &ClusterOptions) -> NicPod<'_> {
+    match &options.mode {
         Mode::Kind { .. } => NicPod::Deployment {
             namespace: install::NIC_NAMESPACE,
             name: install::NIC_DEPLOYMENT,
@@ -172,8 +198,20 @@ pub(crate) fn up<'a>(scenario: &'a Scenario, options: &'a ClusterOptions) -> Vec
             namespace: nic_namespace,
             selector: install::NIC_POD_SELECTOR,
         },
-    }));
-    list
+    }
+}
+
+impl NicPod<'_> {
+    /// `kubectl exec`'s words for it.
+    fn shown(&self) -> String {
+        match self {
+            NicPod::Deployment { namespace, name } => format!("-n {namespace} deployment/{name}"),
+            NicPod::FirstRunning {
+                namespace,
+                selector,
+            } => format!("-n {namespace} pod/<the first running pod labelled {selector}>"),
+        }
+    }
 }
 
 /// Taking `scenario` down: namespaces are not waited for (namespace deletion
@@ -201,7 +239,9 @@ impl Action<'_> {
             | Action::RunStep { .. } => Phase::ApplyAndSteps,
             Action::WaitCertificate(_) => Phase::Certificates,
             Action::WaitDeployment(_) => Phase::Pods,
-            Action::WaitState { .. } => Phase::Controller,
+            Action::WaitState { .. } | Action::WaitServing { .. } | Action::WaitFirstAnswers(_) => {
+                Phase::Controller
+            }
             Action::PortForward { .. } => Phase::PortForwards,
             Action::ReadServedConf(_) => Phase::Untimed,
         }
@@ -283,6 +323,43 @@ impl Action<'_> {
                     object.id
                 );
             }
+            Action::WaitServing { upstreams, pod } => {
+                let _ = writeln!(
+                    w,
+                    "  wait (<= {} s): NIC serves the scenario's upstreams with their endpoints (NIC records no event or status when only endpoints change):",
+                    apply::SERVING_DEADLINE.as_secs()
+                );
+                let _ = writeln!(
+                    w,
+                    "    each Service's EndpointSlices ({}=NAME) have an endpoint with conditions.ready true on its port \
+                     (a Service NIC has no endpoints for by design, ExternalName or missing, is named and not waited for):",
+                    readiness::SERVICE_NAME_LABEL
+                );
+                for u in upstreams {
+                    let _ = writeln!(w, "      {} (from {})", u.label(), u.owner);
+                }
+                let _ = writeln!(
+                    w,
+                    "    then an upstream of the scenario's configuration lists one of them (not NIC's 502 server):\n    $ kubectl exec {} -- nginx -T",
+                    pod.shown()
+                );
+            }
+            Action::WaitFirstAnswers(probes) => {
+                let _ = writeln!(
+                    w,
+                    "  wait (<= {} s): NIC answers each host the checks reach through it, with no request sent (nothing reaches an upstream); \
+                     a refused, reset or closed connection is tried again, anything else is an answer:",
+                    apply::FIRST_ANSWER_DEADLINE.as_secs()
+                );
+                for p in probes {
+                    let how = if p.tls {
+                        "a TLS handshake with that SNI, no client certificate"
+                    } else {
+                        "a TCP connection"
+                    };
+                    let _ = writeln!(w, "    {}:{}: {how}", p.host, p.port);
+                }
+            }
             Action::PortForward {
                 namespace,
                 name,
@@ -294,18 +371,10 @@ impl Action<'_> {
                 );
             }
             Action::ReadServedConf(pod) => {
-                let target = match pod {
-                    NicPod::Deployment { namespace, name } => {
-                        format!("-n {namespace} deployment/{name}")
-                    }
-                    NicPod::FirstRunning {
-                        namespace,
-                        selector,
-                    } => format!("-n {namespace} pod/<the first running pod labelled {selector}>"),
-                };
                 let _ = writeln!(
                     w,
-                    "  read NIC's configuration as nginx loaded it, to find checks that share state (without it none are grouped):\n    $ kubectl exec {target} -- nginx -T"
+                    "  read NIC's configuration as nginx loaded it, to find checks that share state (without it none are grouped):\n    $ kubectl exec {} -- nginx -T",
+                    pod.shown()
                 );
             }
         }

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::actions::{self, Action, NicPod, Phase, Teardown};
-use super::{Cluster, ClusterDeployment, ClusterError, forward, ownership, waits};
+use super::{Cluster, ClusterDeployment, ClusterError, forward, ownership, readiness, waits};
 use crate::manifest::kinds::{Ingress, VirtualServer};
 use crate::manifest::{Kind, Object, ObjectRef};
 use crate::pki::KeyPool;
@@ -39,6 +39,10 @@ pub(crate) const DEPLOYMENT_DEADLINE: Duration = Duration::from_secs(240);
 pub(crate) const STATE_DEADLINE: Duration = Duration::from_secs(90);
 pub(crate) const SECRET_DEADLINE: Duration = Duration::from_secs(180);
 pub(crate) const NAMESPACE_DEADLINE: Duration = Duration::from_secs(180);
+/// Until NIC has loaded the scenario's upstreams with their endpoints.
+pub(crate) const SERVING_DEADLINE: Duration = Duration::from_secs(120);
+/// Until NIC answers each host the checks reach through it.
+pub(crate) const FIRST_ANSWER_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The order objects are applied in: namespaces and data first, then issuers and
 /// certificates, policies, workloads, and last what routes traffic.
@@ -597,6 +601,23 @@ pub(crate) async fn up(
                     .map_err(|e| fail(object, e))?;
                 states.push(state);
             }
+            Action::WaitServing { upstreams, pod } => {
+                wait_serving(
+                    cluster,
+                    scenario,
+                    &upstreams,
+                    &pod,
+                    SERVING_DEADLINE,
+                    progress,
+                )
+                .await
+                .map_err(|e| failed(format!("{}: {e}", scenario.name)))?;
+            }
+            Action::WaitFirstAnswers(probes) => {
+                wait_first_answers(cluster, &probes, FIRST_ANSWER_DEADLINE, progress)
+                    .await
+                    .map_err(|e| failed(format!("{}: {e}", scenario.name)))?;
+            }
             Action::PortForward {
                 namespace,
                 name,
@@ -633,6 +654,103 @@ pub(crate) async fn up(
     })
 }
 
+/// Wait until NIC serves the scenario's upstreams with their endpoints
+/// ([`readiness::endpoints`], then [`readiness::conf_serves`] over `nginx -T`
+/// in NIC's pod). Polled: EndpointSlices are a list by label, and NIC's
+/// configuration is read by `kubectl exec`, neither one object to watch.
+async fn wait_serving(
+    cluster: &Cluster,
+    scenario: &Scenario,
+    upstreams: &[readiness::UpstreamRef],
+    pod: &NicPod<'_>,
+    deadline: Duration,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), ClusterError> {
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    let mut namespaces: Vec<String> = scenario
+        .objects
+        .iter()
+        .filter_map(|o| o.id.namespace.clone())
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    let mut told = false;
+    let what = "NIC serving the scenario's upstreams with their endpoints";
+    wait_for(what, deadline, progress, || {
+        let first_look = !told;
+        told = true;
+        let namespaces = &namespaces;
+        async move {
+            let mut waiting = Vec::new();
+            let mut ready = Vec::new();
+            for u in upstreams {
+                let services: Api<Service> = Api::namespaced(cluster.client.clone(), &u.namespace);
+                let slices: Api<EndpointSlice> =
+                    Api::namespaced(cluster.client.clone(), &u.namespace);
+                let service = services.get_opt(&u.service).await?;
+                let selector = format!("{}={}", readiness::SERVICE_NAME_LABEL, u.service);
+                let listed = slices
+                    .list(&ListParams::default().labels(&selector))
+                    .await?;
+                match readiness::endpoints(u, service.as_ref(), &listed.items) {
+                    readiness::Endpoints::Ready(addrs) => ready.push((u.label(), addrs)),
+                    readiness::Endpoints::Waiting(why) => waiting.push(why),
+                    readiness::Endpoints::NoneByDesign(why) => {
+                        if first_look {
+                            progress(&format!(
+                                "not waited for: {why} (nginx proxies it to NIC's 502 server)"
+                            ));
+                        }
+                    }
+                }
+            }
+            if !waiting.is_empty() {
+                return Ok(Poll::Pending(waiting.join("; ")));
+            }
+            if ready.is_empty() {
+                return Ok(Poll::Done(()));
+            }
+            let conf = nginx_t(cluster, pod).await.map_err(ClusterError::Failed)?;
+            let refs: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+            let ours = super::artifacts::scenario_conf(&conf, &refs);
+            Ok(match readiness::conf_serves(&ours, &ready) {
+                Ok(()) => Poll::Done(()),
+                Err(why) => Poll::Pending(why),
+            })
+        }
+    })
+    .await
+}
+
+/// Wait until NIC answers each of `probes` ([`readiness::answered`]): a
+/// connection refused, reset or closed (a listener not up yet, workers
+/// recycled by a reload) is tried again until the deadline.
+async fn wait_first_answers(
+    cluster: &Cluster,
+    probes: &[readiness::FirstProbe],
+    deadline: Duration,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), ClusterError> {
+    for p in probes {
+        let addr = cluster
+            .ingress
+            .address(p.port)
+            .map_err(ClusterError::Failed)?;
+        let what = format!("NIC answering {}:{} (via {addr})", p.host, p.port);
+        let sni = p.tls.then_some(p.host.as_str());
+        wait_for(&what, deadline, progress, || async move {
+            let seen = crate::probe::native::first_answer(addr, sni).await;
+            Ok(match readiness::answered(&seen) {
+                Ok(()) => Poll::Done(()),
+                Err(why) => Poll::Pending(why),
+            })
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 /// Record each timed phase that ends before `next` starts (one with no
 /// actions is recorded too, near 0 ms, so a report always lists them all).
 fn time_phases(phases: &mut Phases, clock: &mut Instant, current: &mut Phase, next: Phase) {
@@ -652,15 +770,22 @@ async fn served_conf(
     pod: &NicPod<'_>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Option<String> {
-    let (namespace, target) = match nic_exec_target(cluster, pod).await {
-        Ok(t) => t,
+    match nginx_t(cluster, pod).await {
+        Ok(text) => Some(text),
         Err(e) => {
             progress(&format!(
-                "cannot find NIC's pod to read its configuration: {e}; checks sharing an upstream TLS session are not grouped"
+                "cannot read NIC's configuration (nginx -T): {e}; checks sharing an upstream TLS session are not grouped"
             ));
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// `nginx -T` in NIC's pod: the configuration as NIC wrote it.
+async fn nginx_t(cluster: &Cluster, pod: &NicPod<'_>) -> Result<String, String> {
+    let (namespace, target) = nic_exec_target(cluster, pod)
+        .await
+        .map_err(|e| format!("cannot find NIC's pod: {e}"))?;
     let mut args = cluster.kubectl_args();
     args.extend(
         [
@@ -675,19 +800,10 @@ async fn served_conf(
         .map(String::from),
     );
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    let result = match super::tool("kubectl") {
-        Ok(kubectl) => super::run(&kubectl, &words, None, Duration::from_secs(60)).await,
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(text) => Some(text),
-        Err(e) => {
-            progress(&format!(
-                "cannot read NIC's configuration (nginx -T): {e}; checks sharing an upstream TLS session are not grouped"
-            ));
-            None
-        }
-    }
+    let kubectl = super::tool("kubectl").map_err(|e| e.to_string())?;
+    super::run(&kubectl, &words, None, Duration::from_secs(60))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Where NIC runs, for `kubectl exec`: the Deployment the kind install made,
@@ -1230,26 +1346,45 @@ mod wait_tests {
     /// An API server that answers every request with `status` and `body`,
     /// except watches, which it holds open with no event.
     async fn fake_api(status: u16, body: &'static str) -> kube::Client {
+        fake_api_routes(vec![("", status, body)]).await
+    }
+
+    /// An API server that answers a request for exactly `path` (any query)
+    /// with its `status` and `body` (a route with the empty path answers
+    /// everything else), 404 otherwise, and holds watches open with no event.
+    async fn fake_api_routes(routes: Vec<(&'static str, u16, &'static str)>) -> kube::Client {
         use hyper::service::service_fn;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
+        let routes = std::sync::Arc::new(routes);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let service = service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| async move {
+                let routes = routes.clone();
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let routes = routes.clone();
+                    async move {
                         if req.uri().query().is_some_and(|q| q.contains("watch=true")) {
                             std::future::pending::<()>().await;
                         }
+                        let path = req.uri().path();
+                        let (status, body) = routes
+                            .iter()
+                            .find(|(p, _, _)| *p == path)
+                            .or_else(|| routes.iter().find(|(p, _, _)| p.is_empty()))
+                            .map_or(
+                                (404, r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#),
+                                |(_, s, b)| (*s, *b),
+                            );
                         hyper::Response::builder()
                             .status(status)
                             .header("content-type", "application/json")
                             .body(http_body_util::Full::new(bytes::Bytes::from_static(
                                 body.as_bytes(),
                             )))
-                    },
-                );
+                    }
+                });
                 tokio::spawn(
                     hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
@@ -1258,6 +1393,242 @@ mod wait_tests {
         });
         let config = kube::Config::new(url.parse().expect("url"));
         kube::Client::try_from(config).expect("client")
+    }
+
+    /// A cluster over `client`, as the kind substrate would have it.
+    fn fake_cluster(client: kube::Client) -> Cluster {
+        Cluster {
+            client,
+            options: super::super::ClusterOptions {
+                mode: super::super::Mode::Kind {
+                    name: "mtls-e2e".into(),
+                    k8s: "1.34".into(),
+                    recreate: false,
+                },
+                nic: None,
+                image: "mtls-e2e:e2e".into(),
+                keep: false,
+                adopt: Vec::new(),
+                artifacts: std::env::temp_dir(),
+                cache: std::env::temp_dir(),
+            },
+            kubeconfig: None,
+            context: None,
+            created: false,
+            ingress: super::super::IngressAccess::HostPorts {
+                http: "127.0.0.1:80".parse().expect("address"),
+                https: "127.0.0.1:443".parse().expect("address"),
+            },
+            run_id: "test".into(),
+        }
+    }
+
+    fn object(text: &str) -> Object {
+        crate::manifest::load_text(text, Path::new("o.yaml"), "team")
+            .expect("objects")
+            .remove(0)
+    }
+
+    /// The Ingress's events are read, and only NIC's on this very Ingress
+    /// (its uid) count: an earlier Ingress of the same name's newer event not.
+    #[tokio::test]
+    async fn an_ingress_state_is_read_from_nic_events_on_that_very_ingress() {
+        let client = fake_api_routes(vec![
+            (
+                "/apis/networking.k8s.io/v1/namespaces/team/ingresses/i",
+                200,
+                r#"{"apiVersion":"networking.k8s.io/v1","kind":"Ingress","metadata":{"name":"i","namespace":"team","uid":"now"}}"#,
+            ),
+            (
+                "/api/v1/namespaces/team/events",
+                200,
+                r#"{"kind":"EventList","apiVersion":"v1","metadata":{},"items":[
+                  {"metadata":{"name":"a","resourceVersion":"20"},"involvedObject":{"kind":"Ingress","name":"i","uid":"before"},
+                   "reason":"AddedOrUpdated","message":"old","lastTimestamp":"2025-01-01T00:00:09Z","source":{"component":"nginx-ingress-controller"}},
+                  {"metadata":{"name":"b","resourceVersion":"10"},"involvedObject":{"kind":"Ingress","name":"i","uid":"now"},
+                   "reason":"AddedOrUpdatedWithWarning","message":"with warning(s): x","lastTimestamp":"2025-01-01T00:00:01Z","source":{"component":"nginx-ingress-controller"}}
+                ]}"#,
+            ),
+        ])
+        .await;
+        let cluster = fake_cluster(client);
+        let ingress = object(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec: {ingressClassName: nginx}\n",
+        );
+        let (state, reason, message) = latest_event(&cluster, &ingress).await.expect("events");
+        assert_eq!(
+            (state.as_str(), reason.as_str(), message.as_str()),
+            ("Warning", "AddedOrUpdatedWithWarning", "with warning(s): x")
+        );
+    }
+
+    /// A Deployment that never rolls out times out saying why its pods are
+    /// not ready, from the pods and events the cluster lists.
+    #[tokio::test]
+    async fn a_timed_out_deployment_shows_its_pods_states_and_events() {
+        let client = fake_api_routes(vec![
+            (
+                "/apis/apps/v1/namespaces/team/deployments",
+                200,
+                r#"{"kind":"DeploymentList","apiVersion":"apps/v1","metadata":{"resourceVersion":"1"},"items":[]}"#,
+            ),
+            (
+                "/apis/apps/v1/namespaces/team/deployments/d",
+                200,
+                r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d","namespace":"team"},
+                   "spec":{"selector":{"matchLabels":{"app":"d"}},"template":{}}}"#,
+            ),
+            (
+                "/api/v1/namespaces/team/pods",
+                200,
+                r#"{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[{"metadata":{"name":"d-1"},
+                   "status":{"phase":"Pending","containerStatuses":[{"name":"c","image":"x","imageID":"","ready":false,"restartCount":0,
+                   "state":{"waiting":{"reason":"ImagePullBackOff","message":"Back-off pulling image \"x\""}}}]}}]}"#,
+            ),
+            (
+                "/api/v1/namespaces/team/events",
+                200,
+                r#"{"kind":"EventList","apiVersion":"v1","metadata":{},"items":[]}"#,
+            ),
+        ])
+        .await;
+        let applier = Applier::new(client);
+        let e = wait_available(
+            &applier,
+            "team",
+            "d",
+            Duration::from_millis(300),
+            &|_: &str| {},
+        )
+        .await
+        .expect_err("never available");
+        let text = e.to_string();
+        assert!(text.contains("not reached within 300ms"), "{text}");
+        assert!(
+            text.contains("pod d-1 (Pending); container c waiting: ImagePullBackOff"),
+            "{text}"
+        );
+    }
+
+    /// A listener that accepts is an answer; one that refuses is waited for
+    /// until the deadline, which then says what it last saw.
+    #[tokio::test]
+    async fn first_answers_wait_out_refused_connections_only() {
+        let open = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let (open_addr, closed_addr) = (
+            open.local_addr().expect("address"),
+            closed.local_addr().expect("address"),
+        );
+        drop(closed);
+        let client = fake_api(404, "{}").await;
+        let mut cluster = fake_cluster(client);
+        let probe = vec![readiness::FirstProbe {
+            host: "app.example.com".into(),
+            port: 80,
+            tls: false,
+        }];
+        cluster.ingress = super::super::IngressAccess::HostPorts {
+            http: open_addr,
+            https: open_addr,
+        };
+        wait_first_answers(&cluster, &probe, Duration::from_secs(5), &|_: &str| {})
+            .await
+            .expect("answered");
+        cluster.ingress = super::super::IngressAccess::HostPorts {
+            http: closed_addr,
+            https: closed_addr,
+        };
+        let e = wait_first_answers(&cluster, &probe, Duration::from_millis(300), &|_: &str| {})
+            .await
+            .expect_err("refused");
+        assert!(
+            e.to_string().contains("NIC answering app.example.com:80"),
+            "{e}"
+        );
+        assert!(e.to_string().to_lowercase().contains("refused"), "{e}");
+        drop(open);
+    }
+
+    /// Services NIC has no endpoints for by design are named and not waited
+    /// for; one whose pods are not ready yet is, and its timeout says so.
+    #[tokio::test]
+    async fn the_serving_wait_reads_services_and_their_endpoint_slices() {
+        let client = fake_api_routes(vec![
+            (
+                "/api/v1/namespaces/team/services/elsewhere",
+                200,
+                r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"elsewhere","namespace":"team"},
+                   "spec":{"type":"ExternalName","externalName":"example.com"}}"#,
+            ),
+            (
+                "/api/v1/namespaces/team/services/web",
+                200,
+                r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"team"},
+                   "spec":{"selector":{"app":"web"},"ports":[{"port":80,"targetPort":8080}]}}"#,
+            ),
+            (
+                "/apis/discovery.k8s.io/v1/namespaces/team/endpointslices",
+                200,
+                r#"{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{},"items":[
+                   {"metadata":{"name":"web-1","labels":{"kubernetes.io/service-name":"web"}},"addressType":"IPv4",
+                    "ports":[{"port":8080}],"endpoints":[{"addresses":["10.0.0.9"],"conditions":{"ready":false}}]}]}"#,
+            ),
+        ])
+        .await;
+        let cluster = fake_cluster(client);
+        let scenario = Scenario::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/plain-http-port-80"),
+        )
+        .expect("scenario");
+        let upstream = |service: &str| readiness::UpstreamRef {
+            namespace: "team".into(),
+            service: service.into(),
+            port: readiness::PortRef::Number(80),
+            cluster_ip: false,
+            owner: "VirtualServer team/v".into(),
+        };
+        let pod = NicPod::Deployment {
+            namespace: "nginx-ingress",
+            name: "nginx-ingress",
+        };
+        let said = Mutex::new(Vec::new());
+        let progress = |m: &str| said.lock().expect("lock").push(m.to_string());
+        wait_serving(
+            &cluster,
+            &scenario,
+            &[upstream("elsewhere")],
+            &pod,
+            Duration::from_secs(5),
+            &progress,
+        )
+        .await
+        .expect("nothing to wait for");
+        assert!(
+            said.lock().expect("lock").iter().any(|m| m
+                .starts_with("not waited for: Service team/elsewhere:80: an ExternalName Service")),
+            "{said:?}"
+        );
+        let e = wait_serving(
+            &cluster,
+            &scenario,
+            &[upstream("web")],
+            &pod,
+            Duration::from_millis(300),
+            &progress,
+        )
+        .await
+        .expect_err("not ready");
+        assert!(
+            e.to_string().ends_with(
+                "last observed: Service team/web:80: no ready endpoint yet (10.0.0.9 not ready)"
+            ),
+            "{e}"
+        );
     }
 
     /// Wait for Secret team/s, which never appears; the error the wait ends with.

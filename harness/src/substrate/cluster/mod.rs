@@ -14,6 +14,7 @@ pub mod image;
 pub mod install;
 pub(crate) mod kind;
 pub(crate) mod ownership;
+pub(crate) mod readiness;
 pub(crate) mod waits;
 
 use std::collections::BTreeMap;

@@ -64,9 +64,9 @@ fn from_nic(e: &Event) -> bool {
 /// writes on a VirtualServer for the same outcome.
 ///
 /// - `AddedOrUpdated`, `AddedOrUpdatedWithWarning`, `AddedOrUpdatedWithError`:
-///   internal/k8s/controller.go:1680-1799 (regular and mergeable Ingresses;
+///   internal/k8s/controller.go:1683-1799 (regular and mergeable Ingresses;
 ///   "with error": written but not applied, Invalid as on a VirtualServer).
-/// - `Rejected`, `RejectedWithError`: controller.go:1633-1653 (an Ingress that
+/// - `Rejected`, `RejectedWithError`: controller.go:1633-1660 (an Ingress that
 ///   became invalid) and internal/k8s/policy.go:151 (a bad policy).
 /// - Problems (controller.go:1441-1453 `processProblems`): Invalid when the
 ///   problem is an error, Warning otherwise. The Ingress problems that are not
