@@ -49,7 +49,7 @@ impl From<&SubstrateError> for Error {
         match e {
             SubstrateError::Input(_) => Error::Input(text),
             SubstrateError::Step(StepError::Environment { .. }) => Error::Environment(text),
-            SubstrateError::Step(StepError::Source { .. }) => Error::Substrate(text),
+            SubstrateError::Step(StepError::Substrate { .. }) => Error::Substrate(text),
             SubstrateError::Step(_) => Error::Input(text),
             SubstrateError::Environment(_) => Error::Environment(text),
             SubstrateError::Failed(_) => Error::Substrate(text),
@@ -97,7 +97,7 @@ mod tests {
                 3,
             ),
             (
-                SubstrateError::Step(StepError::Source {
+                SubstrateError::Step(StepError::Substrate {
                     origin: crate::yaml::Origin::file(std::path::Path::new("scenario.yaml")),
                     message: "Secret team/s: not reached within 180s".into(),
                 })

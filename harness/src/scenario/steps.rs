@@ -32,10 +32,11 @@ pub enum StepError {
     },
     #[error("{origin}: {message}")]
     Environment { origin: Origin, message: String },
-    /// The substrate could not give a step its Secret: on a cluster, the wait
-    /// for cert-manager's Secret timed out or the cluster refused the read.
+    /// The substrate could not do what the step needs: on a cluster, the wait
+    /// for cert-manager's Secret timed out or the cluster refused the read; a
+    /// tool that is there did not finish (exit 4, not 3: nothing is missing).
     #[error("{origin}: {message}")]
-    Source { origin: Origin, message: String },
+    Substrate { origin: Origin, message: String },
 }
 
 impl From<ManifestError> for StepError {
@@ -137,7 +138,7 @@ impl StepRunner<'_> {
             .output();
         let output = tokio::time::timeout(Duration::from_secs(30), run)
             .await
-            .map_err(|_| StepError::Environment {
+            .map_err(|_| StepError::Substrate {
                 origin: self.origin(index),
                 message: format!("`openssl {args_text}` did not finish within 30 s"),
             })?
@@ -226,7 +227,7 @@ impl StepRunner<'_> {
         let found = source
             .secret(from_ns, from_name)
             .await
-            .map_err(|m| StepError::Source {
+            .map_err(|m| StepError::Substrate {
                 origin: self.origin(index),
                 message: m,
             })?
@@ -443,7 +444,7 @@ mod tests {
             openssl: Path::new("openssl"),
         };
         let e = runner.run(index, &TimedOut).await.expect_err("no Secret");
-        assert!(matches!(e, StepError::Source { .. }), "{e:?}");
+        assert!(matches!(e, StepError::Substrate { .. }), "{e:?}");
         let exit = crate::error::Error::from(crate::substrate::SubstrateError::Step(e)).exit();
         assert_eq!(exit.code(), 4);
     }
