@@ -673,12 +673,14 @@ impl Engine {
 
     /// Run one check now, its `after` checks' requests first.
     async fn check_alone(&self, live: &Live, check: &Check) -> CheckReport {
+        let mut retries = Vec::new();
         for name in &check.after {
             if let Some(first) = live.deployment.scenario().check(name) {
-                self.observe(live, first).await;
+                retries.extend(self.observe(live, first).await.1);
             }
         }
-        let observation = self.observe(live, check).await;
+        let (observation, own) = self.observe(live, check).await;
+        retries.extend(own);
         let failures = check::evaluate(&check.expect, check.trust.as_deref(), &observation);
         let failed = !failures.is_empty();
         let nginx_log = failed
@@ -699,22 +701,40 @@ impl Engine {
             nginx_log,
             reached,
             shared_state: None,
+            retries,
         }
     }
 
-    /// Probe once, as `check` says, and record what was seen.
-    async fn observe(&self, live: &Live, check: &Check) -> Observation {
-        let seen = self.observe_once(live, check).await;
-        tracing::debug!(
-            check = %check.name,
-            target = %seen.target,
-            client = ?seen.client,
-            status = ?seen.response.as_ref().map(|r| r.status),
-            alert = ?seen.alert,
-            error = ?seen.error,
-            "probed"
-        );
-        seen
+    /// Probe as `check` says and record what was seen; on a cluster a
+    /// connection-level failure is tried again (`retry`), each retry recorded.
+    async fn observe(&self, live: &Live, check: &Check) -> (Observation, Vec<crate::retry::Retry>) {
+        let tries = match &self.substrate {
+            Substrate::Local(_) => crate::retry::LOCAL_TRIES,
+            Substrate::Cluster(_) => crate::retry::CLUSTER_TRIES,
+        };
+        let mut retries = Vec::new();
+        let mut attempt = 1;
+        loop {
+            let seen = self.observe_once(live, check).await;
+            tracing::debug!(
+                check = %check.name,
+                attempt,
+                target = %seen.target,
+                client = ?seen.client,
+                status = ?seen.response.as_ref().map(|r| r.status),
+                alert = ?seen.alert,
+                error = ?seen.error,
+                "probed"
+            );
+            let passes = check::evaluate(&check.expect, check.trust.as_deref(), &seen).is_empty();
+            if !crate::retry::try_again(&seen, passes, attempt, tries) {
+                return (seen, retries);
+            }
+            retries.extend(crate::retry::record(&check.name, attempt, &seen));
+            // The next try, not a synchronisation: the tries are bounded.
+            tokio::time::sleep(crate::retry::PAUSE).await;
+            attempt += 1;
+        }
     }
 
     async fn observe_once(&self, live: &Live, check: &Check) -> Observation {

@@ -49,6 +49,7 @@ impl From<&SubstrateError> for Error {
         match e {
             SubstrateError::Input(_) => Error::Input(text),
             SubstrateError::Step(StepError::Environment { .. }) => Error::Environment(text),
+            SubstrateError::Step(StepError::Substrate { .. }) => Error::Substrate(text),
             SubstrateError::Step(_) => Error::Input(text),
             SubstrateError::Environment(_) => Error::Environment(text),
             SubstrateError::Failed(_) => Error::Substrate(text),
@@ -94,6 +95,14 @@ mod tests {
                 })
                 .into(),
                 3,
+            ),
+            (
+                SubstrateError::Step(StepError::Substrate {
+                    origin: crate::yaml::Origin::file(std::path::Path::new("scenario.yaml")),
+                    message: "Secret team/s: not reached within 180s".into(),
+                })
+                .into(),
+                4,
             ),
             (SubstrateError::Environment("x".into()).into(), 3),
             (SubstrateError::Failed("x".into()).into(), 4),

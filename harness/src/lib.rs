@@ -14,6 +14,7 @@ pub mod pki;
 pub mod plan;
 pub mod probe;
 pub mod report;
+pub mod retry;
 pub mod scenario;
 pub mod selection;
 pub mod substrate;

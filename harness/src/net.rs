@@ -35,6 +35,59 @@ pub(crate) enum NetError {
     Refused { message: String, refusal: Refusal },
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// The peer closed the connection before any response, with no alert
+    /// (hyper's "connection closed before message completed").
+    #[error("{message}")]
+    Dropped { message: String },
+}
+
+/// A probe that got no answer at the connection level: what an nginx reload
+/// (workers recycled mid-request) or a listener not up yet causes, and what
+/// trying again may cure. A TLS alert, a response or a timeout is never one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectionFailure {
+    /// Nothing accepted the connection (connect refused).
+    Refused,
+    /// Reset or closed before any response, with no TLS alert.
+    Dropped,
+}
+
+impl ConnectionFailure {
+    /// Read from an error and its causes (the I/O error kind, hyper's
+    /// incomplete message); `None` when a TLS alert is among them (an answer).
+    pub(crate) fn of(error: &(dyn std::error::Error + 'static)) -> Option<ConnectionFailure> {
+        use std::io::ErrorKind::{
+            BrokenPipe, ConnectionAborted, ConnectionRefused, ConnectionReset, UnexpectedEof,
+        };
+        let mut found = None;
+        let mut next = Some(error);
+        while let Some(e) = next {
+            if let Some(rustls::Error::AlertReceived(_)) = e.downcast_ref::<rustls::Error>() {
+                return None;
+            }
+            if e.downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_incomplete_message)
+            {
+                found = found.or(Some(ConnectionFailure::Dropped));
+            }
+            next = match e.downcast_ref::<std::io::Error>() {
+                Some(io) => {
+                    match io.kind() {
+                        ConnectionRefused => found = found.or(Some(ConnectionFailure::Refused)),
+                        ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof => {
+                            found = found.or(Some(ConnectionFailure::Dropped));
+                        }
+                        _ => {}
+                    }
+                    io.get_ref()
+                        .map(|inner| inner as &(dyn std::error::Error + 'static))
+                }
+                None => e.source(),
+            };
+        }
+        found
+    }
 }
 
 /// How a peer refused us: the fatal alert it sent, or a reset / close.
@@ -75,9 +128,10 @@ fn http_error(error: &(dyn std::error::Error + 'static), context: Option<&str>) 
     if let Some(context) = context {
         message = format!("{message} <- {context}");
     }
-    match Refusal::of(error) {
-        Some(refusal) => NetError::Refused { message, refusal },
-        None => NetError::Http(message),
+    match (Refusal::of(error), ConnectionFailure::of(error)) {
+        (Some(refusal), _) => NetError::Refused { message, refusal },
+        (None, Some(ConnectionFailure::Dropped)) => NetError::Dropped { message },
+        (None, _) => NetError::Http(message),
     }
 }
 
@@ -109,7 +163,10 @@ where
         read_response(response).await
     }
     .await;
-    if let Err(NetError::Http(message) | NetError::Refused { message, .. }) = &result {
+    if let Err(
+        NetError::Http(message) | NetError::Refused { message, .. } | NetError::Dropped { message },
+    ) = &result
+    {
         // The connection may have died first (a TLS 1.3 server's alert after the
         // handshake arrives on the read side): its error is the real cause.
         if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_millis(200), &mut driver).await
@@ -370,6 +427,33 @@ mod tests {
         // Words alone are not a refusal.
         let words = std::io::Error::other("received fatal alert: CertificateRequired");
         assert_eq!(Refusal::of(&words), None);
+    }
+
+    /// What a reload does to a request (reset, closed) is a connection
+    /// failure; a TLS alert is the server's answer, never one.
+    #[test]
+    fn connection_failures_are_read_from_the_error_types() {
+        let kind = |k: std::io::ErrorKind| ConnectionFailure::of(&std::io::Error::from(k));
+        assert_eq!(
+            kind(std::io::ErrorKind::ConnectionRefused),
+            Some(ConnectionFailure::Refused)
+        );
+        assert_eq!(
+            kind(std::io::ErrorKind::ConnectionReset),
+            Some(ConnectionFailure::Dropped)
+        );
+        assert_eq!(
+            kind(std::io::ErrorKind::UnexpectedEof),
+            Some(ConnectionFailure::Dropped)
+        );
+        assert_eq!(kind(std::io::ErrorKind::TimedOut), None);
+        let alert = std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired),
+        );
+        assert_eq!(ConnectionFailure::of(&alert), None);
+        let words = std::io::Error::other("connection reset by peer");
+        assert_eq!(ConnectionFailure::of(&words), None);
     }
 
     #[test]

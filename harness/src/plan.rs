@@ -356,7 +356,7 @@ pub(crate) fn cluster(
     let mut out = String::new();
     let w = &mut out;
     let kind_mode = match &options.mode {
-        Mode::Kind { name, k8s } => Some((name.as_str(), k8s.as_str())),
+        Mode::Kind { name, k8s, .. } => Some((name.as_str(), k8s.as_str())),
         Mode::Existing { .. } => None,
     };
     let nic = options.nic.as_deref().unwrap_or(install::DEFAULT_NIC);
@@ -408,9 +408,24 @@ pub(crate) fn cluster(
                 kind::CLUSTER_PREFIX
             );
             let _ = writeln!(w, "  $ kind get clusters");
+            let recreate = matches!(options.mode, Mode::Kind { recreate: true, .. });
+            if recreate {
+                let _ = writeln!(
+                    w,
+                    "  if {name} exists and its marker {cache}/clusters/{name}.owner says this tool created it (--recreate): $ kind delete cluster --name {name}; then create it as below (no marker, or another run using it: stop, exit 2)"
+                );
+            }
             let _ = writeln!(
                 w,
-                "  if {name} exists: $ kind get kubeconfig --name {name} > {kubeconfig}; $ kubectl --kubeconfig {kubeconfig} get --raw /readyz (reuse it)"
+                "  {}if {name} exists: $ kind get kubeconfig --name {name} > {kubeconfig}; $ kubectl --kubeconfig {kubeconfig} get --raw /readyz",
+                if recreate { "without --recreate, " } else { "" }
+            );
+            let _ = writeln!(
+                w,
+                "    and it must fit: $ kind get nodes --name {name}; $ docker inspect NODE...; $ kubectl --kubeconfig {kubeconfig} get nodes -o json:\n    \
+                 every node runs {}, a node is labelled ingress-ready=true and publishes 80 and 443 on 127.0.0.1 (reuse it); \
+                 otherwise stop (exit 4), saying what does not fit and whether --recreate may delete it",
+                kind::node_image(k8s)?
             );
             let args = kind::create_args(name, Path::new(&config), Path::new(&kubeconfig));
             let _ = writeln!(w, "  otherwise: $ kind {}", args.join(" "));
@@ -562,7 +577,13 @@ pub(crate) fn cluster(
             "  on failure, into {}:",
             options.artifacts.join(&s.name).display()
         );
-        for item in artifacts::scenario_items(s) {
+        let nic_at = artifacts::NicLocation::expected(&options.mode);
+        let _ = writeln!(
+            w,
+            "    (NIC's namespace and workload are read from its pods labelled {} when the run collects)",
+            cluster::install::NIC_POD_SELECTOR
+        );
+        for item in artifacts::scenario_items(s, &nic_at) {
             let _ = writeln!(
                 w,
                 "    {}: $ kubectl {}",

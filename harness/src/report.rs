@@ -259,6 +259,10 @@ pub struct CheckReport {
     /// State this check shares with others (see `hazard`), and what ran before it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_state: Option<String>,
+    /// Tries of its requests that failed at the connection level and were
+    /// tried again (clusters only; see `retry`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retries: Vec<crate::retry::Retry>,
 }
 
 impl Report {
@@ -324,10 +328,16 @@ impl Report {
     }
 }
 
-/// One line for a check: `PASS scenario/check (12 ms)`.
+/// One line for a check: `PASS scenario/check (12 ms)`, and how often its
+/// requests were tried again.
 pub(crate) fn check_line(scenario: &str, check: &CheckReport) -> String {
+    let retried = match check.retries.len() {
+        0 => String::new(),
+        1 => "; 1 retry after a connection failure".to_string(),
+        n => format!("; {n} retries after connection failures"),
+    };
     format!(
-        "{} {scenario}/{} ({} ms)",
+        "{} {scenario}/{} ({} ms{retried})",
         if check.passed { "PASS" } else { "FAIL" },
         check.name,
         check.observation.elapsed_ms
@@ -409,6 +419,13 @@ pub fn failure_details(check: &CheckReport) -> String {
     }
     if let Some(reached) = &check.reached {
         let _ = writeln!(out, "      reached: {reached}");
+    }
+    for r in &check.retries {
+        let _ = writeln!(
+            out,
+            "      retried: {} try {} ({:?}): {}",
+            r.check, r.attempt, r.failure, r.error
+        );
     }
     if let Some(log) = check.nginx_log.as_deref().filter(|l| !l.trim().is_empty()) {
         let _ = writeln!(
@@ -582,6 +599,7 @@ mod tests {
             transcript: Some("CONNECTED(00000003)".into()),
             elapsed_ms: 12,
             client: Some("127.1.0.7:40000".into()),
+            connection: Some(crate::net::ConnectionFailure::Dropped),
         };
         let check = CheckReport {
             name: "good-client-200".into(),
@@ -595,6 +613,12 @@ mod tests {
             nginx_log: Some("client SSL certificate verify error".into()),
             reached: Some("Deployment open-webui/open-webui: GET / for=127.1.0.7 -> 200".into()),
             shared_state: Some("nginx's TLS session cache".into()),
+            retries: vec![crate::retry::Retry {
+                check: "good-client-200".into(),
+                attempt: 1,
+                failure: crate::net::ConnectionFailure::Refused,
+                error: "connection refused".into(),
+            }],
         };
         let mut full = scenario("openwebui-ingress-mtls");
         full.dir = "scenarios/openwebui-ingress-mtls".into();
@@ -730,6 +754,54 @@ mod tests {
             render_human(&report)
                 .contains("FAIL openwebui-ingress-mtls/mutation/verify-client-off")
         );
+    }
+
+    /// Every retry shows: on the check's line, in its evidence, in the JSON.
+    #[test]
+    fn retries_show_in_the_line_the_evidence_and_the_json() {
+        let retry = crate::retry::Retry {
+            check: "good-cert-200".into(),
+            attempt: 1,
+            failure: crate::net::ConnectionFailure::Dropped,
+            error: "connection closed before message completed".into(),
+        };
+        let check = CheckReport {
+            name: "good-cert-200".into(),
+            passed: false,
+            why: None,
+            origin: "scenario.yaml:3".into(),
+            expected: Expect::default(),
+            failures: vec!["status 502, expected 200".into()],
+            controller: None,
+            observation: Observation::default(),
+            nginx_log: None,
+            reached: None,
+            shared_state: None,
+            retries: vec![retry],
+        };
+        assert!(
+            check_line("s", &check).ends_with("; 1 retry after a connection failure)"),
+            "{}",
+            check_line("s", &check)
+        );
+        assert!(
+            failure_details(&check).contains(
+                "retried: good-cert-200 try 1 (Dropped): connection closed before message completed"
+            ),
+            "{}",
+            failure_details(&check)
+        );
+        let json = serde_json::to_value(&check).expect("json");
+        assert_eq!(json["retries"][0]["failure"], "dropped");
+        let mut clean = check.clone();
+        clean.retries.clear();
+        assert!(
+            serde_json::to_value(&clean)
+                .expect("json")
+                .get("retries")
+                .is_none()
+        );
+        assert!(!check_line("s", &clean).contains("retr"));
     }
 
     #[test]

@@ -136,6 +136,11 @@ pub(crate) struct SubstrateArgs {
     /// one your cluster can pull).
     #[arg(long, default_value = cluster::image::DEFAULT_IMAGE)]
     image: String,
+    /// kind: delete the cluster `--cluster` and create it anew, when this
+    /// tool created it (its marker says so); for one that exists but does not
+    /// fit (another Kubernetes version, no 80/443 mappings or ingress label).
+    #[arg(long)]
+    recreate: bool,
     /// Keep the kind cluster and the scenarios' objects at the end.
     #[arg(long)]
     keep: bool,
@@ -161,6 +166,7 @@ impl SubstrateArgs {
                 "--k8s-version",
                 self.k8s_version != cluster::kind::DEFAULT_K8S,
             ),
+            ("--recreate", self.recreate),
         ];
         let existing_only = [
             ("--context", self.context.is_some()),
@@ -208,6 +214,7 @@ impl SubstrateArgs {
                 Mode::Kind {
                     name: self.cluster.clone(),
                     k8s: self.k8s_version.clone(),
+                    recreate: self.recreate,
                 }
             }
             SubstrateName::Existing => {

@@ -76,6 +76,10 @@ pub struct Observation {
     pub alert: Option<String>,
     /// A failure that is not an answer (connect refused, timeout, ...).
     pub error: Option<String>,
+    /// No answer at the connection level (refused, reset, closed before any
+    /// response): the only outcome a check on a cluster tries again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<crate::net::ConnectionFailure>,
     /// The openssl command line, when the probe was openssl.
     pub command: Option<String>,
     /// openssl's output, trimmed, for reports.

@@ -240,6 +240,7 @@ pub async fn http(request: &HttpRequest<'_>) -> Observation {
             observation.alert = refusal.alert.map(alert_name);
             observation.rejected =
                 observation.alert.is_some() || (observation.tls.is_some() && refusal.reset);
+            observation.connection = failure.connection.filter(|_| refusal.alert.is_none());
             observation.error = Some(failure.message);
         }
         Err(_) => observation.error = Some(format!("no answer within {TIMEOUT:?}")),
@@ -248,10 +249,75 @@ pub async fn http(request: &HttpRequest<'_>) -> Observation {
     observation
 }
 
-/// Why a request got no answer, and whether the server refused us.
+/// A first probe of a host through the ingress controller: a TCP connection
+/// and, with `sni`, a TLS handshake presenting no client certificate. No
+/// request is sent, so nothing reaches an upstream (no upstream connection or
+/// session a check could later see). The observation says whether anything
+/// answered: `connection` is set for a refusal, reset or close.
+pub(crate) async fn first_answer(addr: SocketAddr, sni: Option<&str>) -> Observation {
+    let started = Instant::now();
+    let mut observation = Observation {
+        target: match sni {
+            Some(name) => format!("TLS handshake for {name} via {addr}"),
+            None => format!("TCP connection via {addr}"),
+        },
+        ..Observation::default()
+    };
+    let work = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| Failure {
+                message: format!("connect {addr}: {e}"),
+                refusal: None,
+                connection: net::ConnectionFailure::of(&e),
+            })?;
+        let Some(name) = sni else {
+            return Ok(None);
+        };
+        let options = TlsOptions {
+            server_name: name.to_string(),
+            identity: None,
+            trust: None,
+        };
+        let (config, _) = client_config(&options)?;
+        let server_name = ServerName::try_from(name.to_string())
+            .map_err(|e| format!("server name {name}: {e}"))?;
+        let connector = tokio_rustls::TlsConnector::from(config);
+        match connector.connect(server_name, tcp).await {
+            Ok(stream) => Ok(stream.get_ref().1.protocol_version().map(protocol_name)),
+            Err(e) => Err(Failure {
+                message: net::error_chain(&e),
+                refusal: net::Refusal::of(&e),
+                connection: net::ConnectionFailure::of(&e),
+            }),
+        }
+    };
+    match tokio::time::timeout(TIMEOUT, work).await {
+        Ok(Ok(protocol)) => {
+            observation.tls = protocol.map(|p| TlsFacts {
+                protocol: Some(p),
+                ..TlsFacts::default()
+            });
+        }
+        Ok(Err(failure)) => {
+            let refusal = failure.refusal.unwrap_or_default();
+            observation.alert = refusal.alert.map(alert_name);
+            observation.rejected = observation.alert.is_some();
+            observation.connection = failure.connection.filter(|_| refusal.alert.is_none());
+            observation.error = Some(failure.message);
+        }
+        Err(_) => observation.error = Some(format!("no answer within {TIMEOUT:?}")),
+    }
+    observation.elapsed_ms = crate::probe::millis(started.elapsed());
+    observation
+}
+
+/// Why a request got no answer, whether the server refused us, and whether
+/// the connection itself failed.
 struct Failure {
     message: String,
     refusal: Option<net::Refusal>,
+    connection: Option<net::ConnectionFailure>,
 }
 
 impl From<String> for Failure {
@@ -259,19 +325,27 @@ impl From<String> for Failure {
         Failure {
             message,
             refusal: None,
+            connection: None,
         }
     }
 }
 
 impl From<net::NetError> for Failure {
     fn from(e: net::NetError) -> Self {
-        let refusal = match &e {
-            net::NetError::Refused { refusal, .. } => Some(*refusal),
-            _ => None,
+        let (refusal, connection) = match &e {
+            net::NetError::Refused { refusal, .. } => (
+                Some(*refusal),
+                (refusal.alert.is_none() && refusal.reset)
+                    .then_some(net::ConnectionFailure::Dropped),
+            ),
+            net::NetError::Dropped { .. } => (None, Some(net::ConnectionFailure::Dropped)),
+            net::NetError::Connect { source, .. } => (None, net::ConnectionFailure::of(source)),
+            _ => (None, None),
         };
         Failure {
             message: e.to_string(),
             refusal,
+            connection,
         }
     }
 }
@@ -279,7 +353,11 @@ impl From<net::NetError> for Failure {
 async fn run(request: &HttpRequest<'_>, observation: &mut Observation) -> Result<(), Failure> {
     let (tcp, client) = connect(request.addr, request.source)
         .await
-        .map_err(|e| format!("connect {}: {e}", request.addr))?;
+        .map_err(|e| Failure {
+            message: format!("connect {}: {e}", request.addr),
+            refusal: None,
+            connection: net::ConnectionFailure::of(&e),
+        })?;
     observation.client = client;
     let http_request = build(request)?;
     let Some(options) = &request.tls else {
@@ -297,6 +375,7 @@ async fn run(request: &HttpRequest<'_>, observation: &mut Observation) -> Result
     let stream = handshake.map_err(|e| Failure {
         message: net::error_chain(&e),
         refusal: net::Refusal::of(&e),
+        connection: net::ConnectionFailure::of(&e),
     })?;
     let response = net::send(stream, http_request).await?;
     observation.response = Some(facts(response));
@@ -388,5 +467,62 @@ fn facts(response: net::Response) -> HttpFacts {
         status: response.status,
         headers: response.headers,
         body: String::from_utf8_lossy(&response.body).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(addr: SocketAddr) -> HttpRequest<'static> {
+        HttpRequest {
+            addr,
+            tls: None,
+            method: "GET",
+            host: "h".into(),
+            path: "/".into(),
+            headers: BTreeMap::new(),
+            body: None,
+            display: "http://h/".into(),
+            source: None,
+        }
+    }
+
+    /// What a reload or a listener not up yet does to a probe is marked as a
+    /// connection failure (the only outcome a cluster check tries again).
+    #[tokio::test]
+    async fn refused_and_dropped_connections_are_marked() {
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = closed.local_addr().expect("address");
+        drop(closed);
+        let refused = http(&request(addr)).await;
+        assert_eq!(
+            refused.connection,
+            Some(net::ConnectionFailure::Refused),
+            "{refused:?}"
+        );
+
+        // A server that reads the request and closes without a word.
+        let rude = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = rude.local_addr().expect("address");
+        let server = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            if let Ok((mut stream, _)) = rude.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+            }
+        });
+        let dropped = http(&request(addr)).await;
+        server.abort();
+        assert!(dropped.response.is_none());
+        assert_eq!(
+            dropped.connection,
+            Some(net::ConnectionFailure::Dropped),
+            "{dropped:?}"
+        );
     }
 }

@@ -177,6 +177,9 @@ pub(crate) fn parse(observation: &mut Observation, code: i32, stdout: &str, stde
     if handshake_done || !tls.peer_chain.is_empty() {
         observation.tls = Some(tls);
     }
+    if observation.response.is_none() && observation.alert.is_none() {
+        observation.connection = connection_failure(stderr);
+    }
     if code != 0 && !observation.rejected {
         let last = stderr
             .lines()
@@ -186,6 +189,27 @@ pub(crate) fn parse(observation: &mut Observation, code: i32, stdout: &str, stde
         observation.error = Some(format!("openssl exited with {code}: {last}"));
     }
     observation.transcript = Some(transcript(stdout, stderr));
+}
+
+/// A connection-level failure in openssl's words (it is another program: its
+/// errno and OpenSSL's reason strings are all there is).
+fn connection_failure(stderr: &str) -> Option<crate::net::ConnectionFailure> {
+    use crate::net::ConnectionFailure::{Dropped, Refused};
+    if stderr.contains("errno=111") || stderr.contains("Connection refused") {
+        Some(Refused)
+    } else if [
+        "errno=104",
+        "errno=32",
+        "Connection reset by peer",
+        "unexpected eof while reading",
+    ]
+    .iter()
+    .any(|m| stderr.contains(m))
+    {
+        Some(Dropped)
+    } else {
+        None
+    }
 }
 
 /// Where an `HTTP/1.x NNN` status line starts in `line`.

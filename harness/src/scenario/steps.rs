@@ -32,6 +32,11 @@ pub enum StepError {
     },
     #[error("{origin}: {message}")]
     Environment { origin: Origin, message: String },
+    /// The substrate could not do what the step needs: on a cluster, the wait
+    /// for cert-manager's Secret timed out or the cluster refused the read; a
+    /// tool that is there did not finish (exit 4, not 3: nothing is missing).
+    #[error("{origin}: {message}")]
+    Substrate { origin: Origin, message: String },
 }
 
 impl From<ManifestError> for StepError {
@@ -137,7 +142,7 @@ impl StepRunner<'_> {
             .output();
         let output = tokio::time::timeout(Duration::from_secs(30), run)
             .await
-            .map_err(|_| StepError::Environment {
+            .map_err(|_| StepError::Substrate {
                 origin: self.origin(index),
                 message: format!("`openssl {args_text}` did not finish within 30 s"),
             })?
@@ -226,7 +231,7 @@ impl StepRunner<'_> {
         let found = source
             .secret(from_ns, from_name)
             .await
-            .map_err(|m| StepError::Environment {
+            .map_err(|m| StepError::Substrate {
                 origin: self.origin(index),
                 message: m,
             })?
@@ -396,6 +401,43 @@ pub(crate) fn shell_words(text: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A source whose Secret never comes (a cluster wait that timed out).
+    struct TimedOut;
+
+    impl SecretSource for TimedOut {
+        async fn secret(&self, namespace: &str, name: &str) -> Result<Option<SecretData>, String> {
+            Err(format!(
+                "Secret {namespace}/{name}: not reached within 180s; last observed: does not exist yet"
+            ))
+        }
+    }
+
+    /// The jq step's Secret that never comes is the substrate's failure (exit
+    /// 4), not a missing tool (exit 3).
+    #[tokio::test]
+    async fn a_secret_the_substrate_cannot_give_is_a_substrate_failure() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/openwebui-ingress-mtls");
+        let scenario = Scenario::load(&dir).expect("scenario");
+        let index = scenario
+            .spec
+            .steps
+            .iter()
+            .position(|s| s.copy_secret.is_some())
+            .expect("a copySecret step");
+        let work = tempfile::tempdir().expect("tempdir");
+        let keys = KeyPool::new();
+        let runner = StepRunner {
+            scenario: &scenario,
+            workdir: work.path(),
+            keys: &keys,
+            openssl: Path::new("openssl"),
+        };
+        let e = runner.run(index, &TimedOut).await.expect_err("no Secret");
+        assert!(matches!(e, StepError::Substrate { .. }), "{e:?}");
+        let exit = crate::error::Error::from(crate::substrate::SubstrateError::Step(e)).exit();
+        assert_eq!(exit.code(), 4);
+    }
 
     #[test]
     fn shell_words_handle_the_tutorial_commands() {

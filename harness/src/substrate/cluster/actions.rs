@@ -10,7 +10,7 @@ use crate::manifest::ServicePort;
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::{ClusterError, ClusterOptions, Mode, apply, install, ownership};
+use super::{ClusterError, ClusterOptions, Mode, apply, install, ownership, readiness};
 use crate::manifest::{Kind, Object, ObjectRef};
 use crate::scenario::spec::StepSpec;
 use crate::scenario::{Scenario, steps};
@@ -44,6 +44,16 @@ pub(crate) enum Action<'a> {
         object: &'a Object,
         expected: &'a str,
     },
+    /// Until NIC serves the scenario's upstreams with their endpoints: each
+    /// upstream Service's EndpointSlices have a ready endpoint, and `nginx -T`
+    /// in NIC's pod lists one in the scenario's upstreams (`readiness`).
+    WaitServing {
+        upstreams: Vec<readiness::UpstreamRef>,
+        pod: NicPod<'a>,
+    },
+    /// Until NIC answers each host the checks reach through it (a connection,
+    /// and on 443 a TLS handshake; no request).
+    WaitFirstAnswers(Vec<readiness::FirstProbe>),
     /// A Service a check probes directly.
     PortForward(ServicePort),
     /// `nginx -T` in NIC's pod, for the checks that share state.
@@ -51,6 +61,7 @@ pub(crate) enum Action<'a> {
 }
 
 /// Where `kubectl exec` finds NIC.
+#[derive(Clone, Copy)]
 pub(crate) enum NicPod<'a> {
     /// kind: the Deployment the install made.
     Deployment {
@@ -153,10 +164,25 @@ pub(crate) fn up<'a>(scenario: &'a Scenario, options: &'a ClusterOptions) -> Vec
             expected: scenario.expected_state(&object.id.to_string()).as_str(),
         });
     }
+    let pod = nic_pod(options);
+    let upstreams = readiness::upstreams(scenario);
+    if !upstreams.is_empty() {
+        list.push(Action::WaitServing { upstreams, pod });
+    }
+    let first = readiness::first_probes(scenario);
+    if !first.is_empty() {
+        list.push(Action::WaitFirstAnswers(first));
+    }
     for service in apply::forwarded_services(scenario) {
         list.push(Action::PortForward(service));
     }
-    list.push(Action::ReadServedConf(match &options.mode {
+    list.push(Action::ReadServedConf(pod));
+    list
+}
+
+/// Where `kubectl exec` reaches NIC for `options`.
+fn nic_pod(options: &ClusterOptions) -> NicPod<'_> {
+    match &options.mode {
         Mode::Kind { .. } => NicPod::Deployment {
             namespace: install::NIC_NAMESPACE,
             name: install::NIC_DEPLOYMENT,
@@ -165,8 +191,20 @@ pub(crate) fn up<'a>(scenario: &'a Scenario, options: &'a ClusterOptions) -> Vec
             namespace: nic_namespace,
             selector: install::NIC_POD_SELECTOR,
         },
-    }));
-    list
+    }
+}
+
+impl NicPod<'_> {
+    /// `kubectl exec`'s words for it.
+    fn shown(&self) -> String {
+        match self {
+            NicPod::Deployment { namespace, name } => format!("-n {namespace} deployment/{name}"),
+            NicPod::FirstRunning {
+                namespace,
+                selector,
+            } => format!("-n {namespace} pod/<the first running pod labelled {selector}>"),
+        }
+    }
 }
 
 /// Taking `scenario` down: namespaces are not waited for (namespace deletion
@@ -194,7 +232,9 @@ impl Action<'_> {
             | Action::RunStep { .. } => Phase::ApplyAndSteps,
             Action::WaitCertificate(_) => Phase::Certificates,
             Action::WaitDeployment(_) => Phase::Pods,
-            Action::WaitState { .. } => Phase::Controller,
+            Action::WaitState { .. } | Action::WaitServing { .. } | Action::WaitFirstAnswers(_) => {
+                Phase::Controller
+            }
             Action::PortForward(_) => Phase::PortForwards,
             Action::ReadServedConf(_) => Phase::Untimed,
         }
@@ -250,7 +290,7 @@ impl Action<'_> {
             Action::WaitCertificate(o) => {
                 let _ = writeln!(
                     w,
-                    "  wait (<= {} s): {} Ready",
+                    "  wait (<= {} s): {} Ready, for its current generation (the condition's observedGeneration)",
                     apply::CERTIFICATE_DEADLINE.as_secs(),
                     o.id
                 );
@@ -258,14 +298,14 @@ impl Action<'_> {
             Action::WaitDeployment(o) => {
                 let _ = writeln!(
                     w,
-                    "  wait (<= {} s): {} available",
+                    "  wait (<= {} s): {} rolled out (observedGeneration current, every replica updated, none old, all available; a timeout says why its pods are not ready)",
                     apply::DEPLOYMENT_DEADLINE.as_secs(),
                     o.id
                 );
             }
             Action::WaitState { object, expected } => {
                 let how = if object.id.kind == Kind::Ingress {
-                    "latest event says"
+                    "NIC's latest event on this very object (by last occurrence, then write order) says"
                 } else {
                     "status.state is"
                 };
@@ -276,6 +316,43 @@ impl Action<'_> {
                     object.id
                 );
             }
+            Action::WaitServing { upstreams, pod } => {
+                let _ = writeln!(
+                    w,
+                    "  wait (<= {} s): NIC serves the scenario's upstreams with their endpoints (NIC records no event or status when only endpoints change):",
+                    apply::SERVING_DEADLINE.as_secs()
+                );
+                let _ = writeln!(
+                    w,
+                    "    each Service's EndpointSlices ({}=NAME) have an endpoint with conditions.ready true on its port \
+                     (a Service NIC has no endpoints for by design, ExternalName or missing, is named and not waited for):",
+                    readiness::SERVICE_NAME_LABEL
+                );
+                for u in upstreams {
+                    let _ = writeln!(w, "      {} (from {})", u.label(), u.owner);
+                }
+                let _ = writeln!(
+                    w,
+                    "    then an upstream of the scenario's configuration lists one of them (not NIC's 502 server):\n    $ kubectl exec {} -- nginx -T",
+                    pod.shown()
+                );
+            }
+            Action::WaitFirstAnswers(probes) => {
+                let _ = writeln!(
+                    w,
+                    "  wait (<= {} s): NIC answers each host the checks reach through it, with no request sent (nothing reaches an upstream); \
+                     a refused, reset or closed connection is tried again, anything else is an answer:",
+                    apply::FIRST_ANSWER_DEADLINE.as_secs()
+                );
+                for p in probes {
+                    let how = if p.tls {
+                        "a TLS handshake with that SNI, no client certificate"
+                    } else {
+                        "a TCP connection"
+                    };
+                    let _ = writeln!(w, "    {}:{}: {how}", p.host, p.port);
+                }
+            }
             Action::PortForward(service) => {
                 let _ = writeln!(
                     w,
@@ -283,18 +360,10 @@ impl Action<'_> {
                 );
             }
             Action::ReadServedConf(pod) => {
-                let target = match pod {
-                    NicPod::Deployment { namespace, name } => {
-                        format!("-n {namespace} deployment/{name}")
-                    }
-                    NicPod::FirstRunning {
-                        namespace,
-                        selector,
-                    } => format!("-n {namespace} pod/<the first running pod labelled {selector}>"),
-                };
                 let _ = writeln!(
                     w,
-                    "  read NIC's configuration as nginx loaded it, to find checks that share state (without it none are grouped):\n    $ kubectl exec {target} -- nginx -T"
+                    "  read NIC's configuration as nginx loaded it, to find checks that share state (without it none are grouped):\n    $ kubectl exec {} -- nginx -T",
+                    pod.shown()
                 );
             }
         }
@@ -461,7 +530,7 @@ impl Install<'_> {
             } => {
                 let _ = writeln!(
                     w,
-                    "    wait (<= {} s): Deployment {namespace}/{name} available",
+                    "    wait (<= {} s): Deployment {namespace}/{name} rolled out and available",
                     deadline.as_secs()
                 );
             }
@@ -498,6 +567,7 @@ mod tests {
         Mode::Kind {
             name: "mtls-e2e".into(),
             k8s: "1.34".into(),
+            recreate: false,
         }
     }
 

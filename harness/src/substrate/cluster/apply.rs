@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::actions::{self, Action, NicPod, Phase, Teardown};
-use super::{Cluster, ClusterDeployment, ClusterError, forward, ownership};
+use super::{Cluster, ClusterDeployment, ClusterError, forward, ownership, readiness, waits};
 use crate::manifest::kinds::{Ingress, VirtualServer};
 use crate::manifest::{Kind, Object, ObjectRef};
 use crate::pki::KeyPool;
@@ -42,6 +42,10 @@ pub(crate) const DEPLOYMENT_DEADLINE: Duration = Duration::from_secs(240);
 pub(crate) const STATE_DEADLINE: Duration = Duration::from_secs(90);
 pub(crate) const SECRET_DEADLINE: Duration = Duration::from_secs(180);
 pub(crate) const NAMESPACE_DEADLINE: Duration = Duration::from_secs(180);
+/// Until NIC has loaded the scenario's upstreams with their endpoints.
+pub(crate) const SERVING_DEADLINE: Duration = Duration::from_secs(120);
+/// Until NIC answers each host the checks reach through it.
+pub(crate) const FIRST_ANSWER_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The order objects are applied in: namespaces and data first, then issuers and
 /// certificates, policies, workloads, and last what routes traffic.
@@ -593,6 +597,23 @@ pub(crate) async fn up(
                     .map_err(|e| fail(object, e))?;
                 states.push(state);
             }
+            Action::WaitServing { upstreams, pod } => {
+                wait_serving(
+                    cluster,
+                    scenario,
+                    &upstreams,
+                    &pod,
+                    SERVING_DEADLINE,
+                    progress,
+                )
+                .await
+                .map_err(|e| failed(format!("{}: {e}", scenario.name)))?;
+            }
+            Action::WaitFirstAnswers(probes) => {
+                wait_first_answers(cluster, &probes, FIRST_ANSWER_DEADLINE, progress)
+                    .await
+                    .map_err(|e| failed(format!("{}: {e}", scenario.name)))?;
+            }
             Action::PortForward(service) => {
                 let t = forward::Target::Service(service.clone());
                 let forward = forward::Forward::start(cluster.client.clone(), t)
@@ -621,6 +642,103 @@ pub(crate) async fn up(
     })
 }
 
+/// Wait until NIC serves the scenario's upstreams with their endpoints
+/// ([`readiness::endpoints`], then [`readiness::conf_serves`] over `nginx -T`
+/// in NIC's pod). Polled: EndpointSlices are a list by label, and NIC's
+/// configuration is read by `kubectl exec`, neither one object to watch.
+async fn wait_serving(
+    cluster: &Cluster,
+    scenario: &Scenario,
+    upstreams: &[readiness::UpstreamRef],
+    pod: &NicPod<'_>,
+    deadline: Duration,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), ClusterError> {
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    let mut namespaces: Vec<String> = scenario
+        .objects
+        .iter()
+        .filter_map(|o| o.id.namespace.clone())
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    let mut told = false;
+    let what = "NIC serving the scenario's upstreams with their endpoints";
+    wait_for(what, deadline, progress, || {
+        let first_look = !told;
+        told = true;
+        let namespaces = &namespaces;
+        async move {
+            let mut waiting = Vec::new();
+            let mut ready = Vec::new();
+            for u in upstreams {
+                let services: Api<Service> = Api::namespaced(cluster.client.clone(), &u.namespace);
+                let slices: Api<EndpointSlice> =
+                    Api::namespaced(cluster.client.clone(), &u.namespace);
+                let service = services.get_opt(&u.service).await?;
+                let selector = format!("{}={}", readiness::SERVICE_NAME_LABEL, u.service);
+                let listed = slices
+                    .list(&ListParams::default().labels(&selector))
+                    .await?;
+                match readiness::endpoints(u, service.as_ref(), &listed.items) {
+                    readiness::Endpoints::Ready(addrs) => ready.push((u.label(), addrs)),
+                    readiness::Endpoints::Waiting(why) => waiting.push(why),
+                    readiness::Endpoints::NoneByDesign(why) => {
+                        if first_look {
+                            progress(&format!(
+                                "not waited for: {why} (nginx proxies it to NIC's 502 server)"
+                            ));
+                        }
+                    }
+                }
+            }
+            if !waiting.is_empty() {
+                return Ok(Poll::Pending(waiting.join("; ")));
+            }
+            if ready.is_empty() {
+                return Ok(Poll::Done(()));
+            }
+            let conf = nginx_t(cluster, pod).await.map_err(ClusterError::Failed)?;
+            let refs: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+            let ours = super::artifacts::scenario_conf(&conf, &refs);
+            Ok(match readiness::conf_serves(&ours, &ready) {
+                Ok(()) => Poll::Done(()),
+                Err(why) => Poll::Pending(why),
+            })
+        }
+    })
+    .await
+}
+
+/// Wait until NIC answers each of `probes` ([`readiness::answered`]): a
+/// connection refused, reset or closed (a listener not up yet, workers
+/// recycled by a reload) is tried again until the deadline.
+async fn wait_first_answers(
+    cluster: &Cluster,
+    probes: &[readiness::FirstProbe],
+    deadline: Duration,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), ClusterError> {
+    for p in probes {
+        let addr = cluster
+            .ingress
+            .address(p.port)
+            .map_err(ClusterError::Failed)?;
+        let what = format!("NIC answering {}:{} (via {addr})", p.host, p.port);
+        let sni = p.tls.then_some(p.host.as_str());
+        wait_for(&what, deadline, progress, || async move {
+            let seen = crate::probe::native::first_answer(addr, sni).await;
+            Ok(match readiness::answered(&seen) {
+                Ok(()) => Poll::Done(()),
+                Err(why) => Poll::Pending(why),
+            })
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 /// Record each timed phase that ends before `next` starts (one with no
 /// actions is recorded too, near 0 ms, so a report always lists them all).
 fn time_phases(phases: &mut Phases, clock: &mut Instant, current: &mut Phase, next: Phase) {
@@ -640,15 +758,22 @@ async fn served_conf(
     pod: &NicPod<'_>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Option<String> {
-    let (namespace, target) = match nic_exec_target(cluster, pod).await {
-        Ok(t) => t,
+    match nginx_t(cluster, pod).await {
+        Ok(text) => Some(text),
         Err(e) => {
             progress(&format!(
-                "cannot find NIC's pod to read its configuration: {e}; checks sharing an upstream TLS session are not grouped"
+                "cannot read NIC's configuration (nginx -T): {e}; checks sharing an upstream TLS session are not grouped"
             ));
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// `nginx -T` in NIC's pod: the configuration as NIC wrote it.
+async fn nginx_t(cluster: &Cluster, pod: &NicPod<'_>) -> Result<String, String> {
+    let (namespace, target) = nic_exec_target(cluster, pod)
+        .await
+        .map_err(|e| format!("cannot find NIC's pod: {e}"))?;
     let mut args = cluster.kubectl_args();
     args.extend(
         [
@@ -663,19 +788,10 @@ async fn served_conf(
         .map(String::from),
     );
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    let result = match super::tool("kubectl") {
-        Ok(kubectl) => super::run(&kubectl, &words, None, Duration::from_secs(60)).await,
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(text) => Some(text),
-        Err(e) => {
-            progress(&format!(
-                "cannot read NIC's configuration (nginx -T): {e}; checks sharing an upstream TLS session are not grouped"
-            ));
-            None
-        }
-    }
+    let kubectl = super::tool("kubectl").map_err(|e| e.to_string())?;
+    super::run(&kubectl, &words, None, Duration::from_secs(60))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Where NIC runs, for `kubectl exec`: the Deployment the kind install made,
@@ -727,18 +843,32 @@ fn fail(object: &Object, e: ClusterError) -> crate::substrate::SubstrateError {
     crate::substrate::SubstrateError::Failed(format!("{} ({}): {e}", object.id, object.origin()))
 }
 
+/// Wait until a Certificate is Ready for its current generation.
 async fn wait_certificate(
     applier: &Applier,
     object: &Object,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
-    let target = (
-        object.api_version.as_str(),
-        "Certificate",
-        Some(object.namespace()),
-        object.name(),
+    let what = format!(
+        "Certificate {}/{} Ready (for its current generation)",
+        object.namespace(),
+        object.name()
     );
-    wait_condition(applier, target, "Ready", CERTIFICATE_DEADLINE, progress).await
+    let api = applier
+        .api_for(&object.api_version, "Certificate", Some(object.namespace()))
+        .await?;
+    watch_until(
+        api,
+        object.name(),
+        &what,
+        CERTIFICATE_DEADLINE,
+        progress,
+        |o| match o {
+            Some(o) => waits::certificate_ready(o.metadata.generation, Some(&o.data)),
+            None => waits::certificate_ready(None, None),
+        },
+    )
+    .await
 }
 
 /// Wait until an object's `status.conditions` has `condition` True.
@@ -795,7 +925,8 @@ async fn wait_deployment(
     .await
 }
 
-/// Wait until a Deployment has all its replicas available.
+/// Wait until a Deployment has rolled out its current spec
+/// ([`waits::rolled_out`]); a timeout says why its pods are not ready.
 pub(crate) async fn wait_available(
     applier: &Applier,
     namespace: &str,
@@ -803,25 +934,60 @@ pub(crate) async fn wait_available(
     deadline: Duration,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
-    let what = format!("Deployment {namespace}/{name} available");
+    let what = format!("Deployment {namespace}/{name} rolled out and available");
     let api: Api<Deployment> = Api::namespaced(applier.client.clone(), namespace);
-    watch_until(api, name, &what, deadline, progress, available).await
+    match watch_until(
+        api.clone(),
+        name,
+        &what,
+        deadline,
+        progress,
+        waits::rolled_out,
+    )
+    .await
+    {
+        Err(ClusterError::Failed(message)) => {
+            let why = match why_pods_not_ready(&applier.client, &api, namespace, name).await {
+                Ok(why) => why,
+                Err(e) => format!("(its pods could not be read: {e})"),
+            };
+            Err(ClusterError::Failed(format!(
+                "{message}\n  why its pods are not ready:\n  {why}"
+            )))
+        }
+        other => other,
+    }
 }
 
-/// Done once a Deployment has as many available replicas as it wants.
-fn available(deployment: Option<&Deployment>) -> Poll<()> {
-    let status = deployment.and_then(|d| d.status.as_ref());
-    let wanted = deployment
+/// The pods a Deployment selects and the namespace's events, read for
+/// [`waits::pods_not_ready`].
+async fn why_pods_not_ready(
+    client: &kube::Client,
+    deployments: &Api<Deployment>,
+    namespace: &str,
+    name: &str,
+) -> Result<String, ClusterError> {
+    use k8s_openapi::api::core::v1::Pod;
+    let deployment = deployments.get_opt(name).await?;
+    let selector = deployment
+        .as_ref()
         .and_then(|d| d.spec.as_ref())
-        .and_then(|s| s.replicas)
-        .unwrap_or(1);
-    let ready = status.and_then(|s| s.available_replicas).unwrap_or(0);
-    if ready >= wanted {
-        Poll::Done(())
-    } else {
-        let shown = serde_json::to_value(status).unwrap_or(Value::Null);
-        Poll::Pending(format!("status = {shown}"))
-    }
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+    let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+        return Ok("the Deployment has no spec.selector.matchLabels to find its pods by".into());
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pods = pods.list(&ListParams::default().labels(&selector)).await?;
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let events = events.list(&ListParams::default()).await?;
+    Ok(waits::pods_not_ready(name, &pods.items, &events.items))
 }
 
 /// Wait until NIC reports `expected` for a Policy, VirtualServer (status) or
@@ -886,49 +1052,25 @@ fn nic_status(object: Option<&Value>) -> (String, String, String) {
     (text("state"), text("reason"), text("message"))
 }
 
-/// NIC reports on Ingresses through events; map the latest one to a state.
+/// NIC reports on Ingresses through events: its latest word on this Ingress
+/// ([`waits::ingress_state`]).
 async fn latest_event(
     cluster: &Cluster,
     object: &Object,
 ) -> Result<(String, String, String), ClusterError> {
+    let ingresses: Api<k8s_openapi::api::networking::v1::Ingress> =
+        Api::namespaced(cluster.client.clone(), object.namespace());
+    let uid = ingresses
+        .get_metadata_opt(object.name())
+        .await?
+        .and_then(|i| i.metadata.uid);
     let api: Api<Event> = Api::namespaced(cluster.client.clone(), object.namespace());
     let fields = format!(
         "involvedObject.kind=Ingress,involvedObject.name={}",
         object.name()
     );
     let events = api.list(&ListParams::default().fields(&fields)).await?;
-    let latest = events.items.into_iter().max_by_key(|e| {
-        e.last_timestamp
-            .as_ref()
-            .map(|t| t.0.as_second())
-            .unwrap_or(0)
-    });
-    Ok(match latest {
-        None => (String::new(), String::new(), String::new()),
-        Some(e) => {
-            let reason = e.reason.unwrap_or_default();
-            (
-                event_state(&reason).to_string(),
-                reason,
-                e.message.unwrap_or_default(),
-            )
-        }
-    })
-}
-
-/// The state an Ingress event's reason stands for, as NIC 5.5.4 maps them
-/// (internal/k8s/controller.go); "" for reasons that say nothing about it.
-pub(crate) fn event_state(reason: &str) -> &'static str {
-    match reason {
-        "AddedOrUpdated" | "Updated" => "Valid",
-        "AddedOrUpdatedWithWarning" | "UpdatedWithWarning" => "Warning",
-        "AddedOrUpdatedWithError"
-        | "Rejected"
-        | "NoVirtualServersFound"
-        | "Missing Secret"
-        | "UpdatedWithError" => "Invalid",
-        _ => "",
-    }
+    Ok(waits::ingress_state(&events.items, uid.as_deref()))
 }
 
 /// The Secrets a scenario's identities and trust read, from the cluster.
@@ -1091,14 +1233,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ingress_events_map_to_nic_states() {
-        assert_eq!(event_state("AddedOrUpdated"), "Valid");
-        assert_eq!(event_state("AddedOrUpdatedWithWarning"), "Warning");
-        assert_eq!(event_state("Rejected"), "Invalid");
-        assert_eq!(event_state("Scheduled"), "");
-    }
-
-    #[test]
     fn checks_on_services_get_one_port_forward_each() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/aigw-egress-mtls");
         let scenario = Scenario::load(&dir).expect("scenario");
@@ -1164,23 +1298,6 @@ mod wait_tests {
     }
 
     #[test]
-    fn deployments_are_available_with_all_their_replicas() {
-        let d: Deployment = serde_json::from_value(json!({
-            "spec": {"replicas": 2, "selector": {}, "template": {}},
-            "status": {"availableReplicas": 1}
-        }))
-        .expect("deployment");
-        assert!(matches!(
-            available(Some(&d)),
-            Poll::Pending(seen) if seen == r#"status = {"availableReplicas":1}"#
-        ));
-        let d: Deployment = serde_json::from_value(json!({"status": {"availableReplicas": 1}}))
-            .expect("deployment");
-        assert!(matches!(available(Some(&d)), Poll::Done(())));
-        assert!(matches!(available(None), Poll::Pending(seen) if seen == "status = null"));
-    }
-
-    #[test]
     fn a_namespace_is_waited_for_only_while_terminating() {
         let gone: Namespace = serde_json::from_value(json!({
             "metadata": {"name": "n", "deletionTimestamp": "2025-01-01T00:00:00Z"},
@@ -1214,26 +1331,45 @@ mod wait_tests {
     /// An API server that answers every request with `status` and `body`,
     /// except watches, which it holds open with no event.
     async fn fake_api(status: u16, body: &'static str) -> kube::Client {
+        fake_api_routes(vec![("", status, body)]).await
+    }
+
+    /// An API server that answers a request for exactly `path` (any query)
+    /// with its `status` and `body` (a route with the empty path answers
+    /// everything else), 404 otherwise, and holds watches open with no event.
+    async fn fake_api_routes(routes: Vec<(&'static str, u16, &'static str)>) -> kube::Client {
         use hyper::service::service_fn;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
+        let routes = std::sync::Arc::new(routes);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let service = service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| async move {
+                let routes = routes.clone();
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let routes = routes.clone();
+                    async move {
                         if req.uri().query().is_some_and(|q| q.contains("watch=true")) {
                             std::future::pending::<()>().await;
                         }
+                        let path = req.uri().path();
+                        let (status, body) = routes
+                            .iter()
+                            .find(|(p, _, _)| *p == path)
+                            .or_else(|| routes.iter().find(|(p, _, _)| p.is_empty()))
+                            .map_or(
+                                (404, r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#),
+                                |(_, s, b)| (*s, *b),
+                            );
                         hyper::Response::builder()
                             .status(status)
                             .header("content-type", "application/json")
                             .body(http_body_util::Full::new(bytes::Bytes::from_static(
                                 body.as_bytes(),
                             )))
-                    },
-                );
+                    }
+                });
                 tokio::spawn(
                     hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
@@ -1242,6 +1378,242 @@ mod wait_tests {
         });
         let config = kube::Config::new(url.parse().expect("url"));
         kube::Client::try_from(config).expect("client")
+    }
+
+    /// A cluster over `client`, as the kind substrate would have it.
+    fn fake_cluster(client: kube::Client) -> Cluster {
+        Cluster {
+            client,
+            options: super::super::ClusterOptions {
+                mode: super::super::Mode::Kind {
+                    name: "mtls-e2e".into(),
+                    k8s: "1.34".into(),
+                    recreate: false,
+                },
+                nic: None,
+                image: "mtls-e2e:e2e".into(),
+                keep: false,
+                adopt: Vec::new(),
+                artifacts: std::env::temp_dir(),
+                cache: std::env::temp_dir(),
+            },
+            kubeconfig: None,
+            context: None,
+            created: false,
+            ingress: super::super::IngressAccess::HostPorts {
+                http: "127.0.0.1:80".parse().expect("address"),
+                https: "127.0.0.1:443".parse().expect("address"),
+            },
+            run_id: "test".into(),
+        }
+    }
+
+    fn object(text: &str) -> Object {
+        crate::manifest::load_text(text, Path::new("o.yaml"), "team")
+            .expect("objects")
+            .remove(0)
+    }
+
+    /// The Ingress's events are read, and only NIC's on this very Ingress
+    /// (its uid) count: an earlier Ingress of the same name's newer event not.
+    #[tokio::test]
+    async fn an_ingress_state_is_read_from_nic_events_on_that_very_ingress() {
+        let client = fake_api_routes(vec![
+            (
+                "/apis/networking.k8s.io/v1/namespaces/team/ingresses/i",
+                200,
+                r#"{"apiVersion":"networking.k8s.io/v1","kind":"Ingress","metadata":{"name":"i","namespace":"team","uid":"now"}}"#,
+            ),
+            (
+                "/api/v1/namespaces/team/events",
+                200,
+                r#"{"kind":"EventList","apiVersion":"v1","metadata":{},"items":[
+                  {"metadata":{"name":"a","resourceVersion":"20"},"involvedObject":{"kind":"Ingress","name":"i","uid":"before"},
+                   "reason":"AddedOrUpdated","message":"old","lastTimestamp":"2025-01-01T00:00:09Z","source":{"component":"nginx-ingress-controller"}},
+                  {"metadata":{"name":"b","resourceVersion":"10"},"involvedObject":{"kind":"Ingress","name":"i","uid":"now"},
+                   "reason":"AddedOrUpdatedWithWarning","message":"with warning(s): x","lastTimestamp":"2025-01-01T00:00:01Z","source":{"component":"nginx-ingress-controller"}}
+                ]}"#,
+            ),
+        ])
+        .await;
+        let cluster = fake_cluster(client);
+        let ingress = object(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec: {ingressClassName: nginx}\n",
+        );
+        let (state, reason, message) = latest_event(&cluster, &ingress).await.expect("events");
+        assert_eq!(
+            (state.as_str(), reason.as_str(), message.as_str()),
+            ("Warning", "AddedOrUpdatedWithWarning", "with warning(s): x")
+        );
+    }
+
+    /// A Deployment that never rolls out times out saying why its pods are
+    /// not ready, from the pods and events the cluster lists.
+    #[tokio::test]
+    async fn a_timed_out_deployment_shows_its_pods_states_and_events() {
+        let client = fake_api_routes(vec![
+            (
+                "/apis/apps/v1/namespaces/team/deployments",
+                200,
+                r#"{"kind":"DeploymentList","apiVersion":"apps/v1","metadata":{"resourceVersion":"1"},"items":[]}"#,
+            ),
+            (
+                "/apis/apps/v1/namespaces/team/deployments/d",
+                200,
+                r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d","namespace":"team"},
+                   "spec":{"selector":{"matchLabels":{"app":"d"}},"template":{}}}"#,
+            ),
+            (
+                "/api/v1/namespaces/team/pods",
+                200,
+                r#"{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[{"metadata":{"name":"d-1"},
+                   "status":{"phase":"Pending","containerStatuses":[{"name":"c","image":"x","imageID":"","ready":false,"restartCount":0,
+                   "state":{"waiting":{"reason":"ImagePullBackOff","message":"Back-off pulling image \"x\""}}}]}}]}"#,
+            ),
+            (
+                "/api/v1/namespaces/team/events",
+                200,
+                r#"{"kind":"EventList","apiVersion":"v1","metadata":{},"items":[]}"#,
+            ),
+        ])
+        .await;
+        let applier = Applier::new(client);
+        let e = wait_available(
+            &applier,
+            "team",
+            "d",
+            Duration::from_millis(300),
+            &|_: &str| {},
+        )
+        .await
+        .expect_err("never available");
+        let text = e.to_string();
+        assert!(text.contains("not reached within 300ms"), "{text}");
+        assert!(
+            text.contains("pod d-1 (Pending); container c waiting: ImagePullBackOff"),
+            "{text}"
+        );
+    }
+
+    /// A listener that accepts is an answer; one that refuses is waited for
+    /// until the deadline, which then says what it last saw.
+    #[tokio::test]
+    async fn first_answers_wait_out_refused_connections_only() {
+        let open = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let (open_addr, closed_addr) = (
+            open.local_addr().expect("address"),
+            closed.local_addr().expect("address"),
+        );
+        drop(closed);
+        let client = fake_api(404, "{}").await;
+        let mut cluster = fake_cluster(client);
+        let probe = vec![readiness::FirstProbe {
+            host: "app.example.com".into(),
+            port: 80,
+            tls: false,
+        }];
+        cluster.ingress = super::super::IngressAccess::HostPorts {
+            http: open_addr,
+            https: open_addr,
+        };
+        wait_first_answers(&cluster, &probe, Duration::from_secs(5), &|_: &str| {})
+            .await
+            .expect("answered");
+        cluster.ingress = super::super::IngressAccess::HostPorts {
+            http: closed_addr,
+            https: closed_addr,
+        };
+        let e = wait_first_answers(&cluster, &probe, Duration::from_millis(300), &|_: &str| {})
+            .await
+            .expect_err("refused");
+        assert!(
+            e.to_string().contains("NIC answering app.example.com:80"),
+            "{e}"
+        );
+        assert!(e.to_string().to_lowercase().contains("refused"), "{e}");
+        drop(open);
+    }
+
+    /// Services NIC has no endpoints for by design are named and not waited
+    /// for; one whose pods are not ready yet is, and its timeout says so.
+    #[tokio::test]
+    async fn the_serving_wait_reads_services_and_their_endpoint_slices() {
+        let client = fake_api_routes(vec![
+            (
+                "/api/v1/namespaces/team/services/elsewhere",
+                200,
+                r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"elsewhere","namespace":"team"},
+                   "spec":{"type":"ExternalName","externalName":"example.com"}}"#,
+            ),
+            (
+                "/api/v1/namespaces/team/services/web",
+                200,
+                r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"team"},
+                   "spec":{"selector":{"app":"web"},"ports":[{"port":80,"targetPort":8080}]}}"#,
+            ),
+            (
+                "/apis/discovery.k8s.io/v1/namespaces/team/endpointslices",
+                200,
+                r#"{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{},"items":[
+                   {"metadata":{"name":"web-1","labels":{"kubernetes.io/service-name":"web"}},"addressType":"IPv4",
+                    "ports":[{"port":8080}],"endpoints":[{"addresses":["10.0.0.9"],"conditions":{"ready":false}}]}]}"#,
+            ),
+        ])
+        .await;
+        let cluster = fake_cluster(client);
+        let scenario = Scenario::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/plain-http-port-80"),
+        )
+        .expect("scenario");
+        let upstream = |service: &str| readiness::UpstreamRef {
+            namespace: "team".into(),
+            service: service.into(),
+            port: readiness::PortRef::Number(80),
+            cluster_ip: false,
+            owner: "VirtualServer team/v".into(),
+        };
+        let pod = NicPod::Deployment {
+            namespace: "nginx-ingress",
+            name: "nginx-ingress",
+        };
+        let said = Mutex::new(Vec::new());
+        let progress = |m: &str| said.lock().expect("lock").push(m.to_string());
+        wait_serving(
+            &cluster,
+            &scenario,
+            &[upstream("elsewhere")],
+            &pod,
+            Duration::from_secs(5),
+            &progress,
+        )
+        .await
+        .expect("nothing to wait for");
+        assert!(
+            said.lock().expect("lock").iter().any(|m| m
+                .starts_with("not waited for: Service team/elsewhere:80: an ExternalName Service")),
+            "{said:?}"
+        );
+        let e = wait_serving(
+            &cluster,
+            &scenario,
+            &[upstream("web")],
+            &pod,
+            Duration::from_millis(300),
+            &progress,
+        )
+        .await
+        .expect_err("not ready");
+        assert!(
+            e.to_string().ends_with(
+                "last observed: Service team/web:80: no ready endpoint yet (10.0.0.9 not ready)"
+            ),
+            "{e}"
+        );
     }
 
     /// Wait for Secret team/s, which never appears; the error the wait ends with.

@@ -14,6 +14,8 @@ pub mod image;
 pub mod install;
 pub(crate) mod kind;
 pub(crate) mod ownership;
+pub(crate) mod readiness;
+pub(crate) mod waits;
 
 use crate::manifest::ServicePort;
 use std::collections::BTreeMap;
@@ -313,8 +315,13 @@ pub(crate) fn stop_running_tools() {
 /// Which cluster, and how it is set up.
 #[derive(Debug, Clone)]
 pub enum Mode {
-    /// A kind cluster the harness ensures.
-    Kind { name: String, k8s: String },
+    /// A kind cluster the harness ensures; `recreate`: one of ours that
+    /// exists is deleted and created anew (`--recreate`).
+    Kind {
+        name: String,
+        k8s: String,
+        recreate: bool,
+    },
     /// A cluster from a kubeconfig, with cert-manager and NIC installed.
     Existing {
         context: Option<String>,
@@ -503,14 +510,18 @@ impl Cluster {
             ClusterError::Failed(format!("cannot create {}: {e}", options.cache.display()))
         })?;
         let (kubeconfig, context, created) = match &options.mode {
-            Mode::Kind { name, k8s } => {
+            Mode::Kind {
+                name,
+                k8s,
+                recreate,
+            } => {
                 let (name, k8s, cache) = (name.clone(), k8s.clone(), options.cache.clone());
                 let kubeconfig = options.cache.join(format!("{name}.kubeconfig"));
                 let path = kubeconfig.clone();
                 // kind takes minutes; the futures are dropped on Ctrl-C, which kills its tools.
                 let report = |m: &str| progress(m);
                 kind::sweep_stale(&cache, &report).await?;
-                let created = kind::ensure(&name, &k8s, &cache, &path, &report).await?;
+                let created = kind::ensure(&name, &k8s, *recreate, &cache, &path, &report).await?;
                 (
                     Some(kubeconfig),
                     Some(format!("kind-{}", options.cluster_name())),

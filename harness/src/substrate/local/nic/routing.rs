@@ -355,6 +355,31 @@ fn location(d: &Directive, server_level: &BTreeMap<String, String>) -> Option<Lo
     })
 }
 
+/// Each `upstream` block's servers (`server ADDRESS ...;`), by name, in
+/// configuration text (conf.d files, or one `nginx -T` dump).
+pub(crate) fn upstream_servers(text: &str) -> BTreeMap<String, Vec<String>> {
+    fn walk(directives: &[Directive], out: &mut BTreeMap<String, Vec<String>>) {
+        for d in directives {
+            let Some(block) = &d.block else { continue };
+            match (d.name.as_str(), d.args.first()) {
+                ("upstream", Some(name)) => {
+                    let servers = block
+                        .iter()
+                        .filter(|x| x.name == "server")
+                        .filter_map(|x| x.args.first().cloned());
+                    out.entry(name.clone()).or_default().extend(servers);
+                }
+                _ => walk(block, out),
+            }
+        }
+    }
+    let tokens = tokens(text);
+    let mut at = 0;
+    let mut out = BTreeMap::new();
+    walk(&parse_block(&tokens, &mut at), &mut out);
+    out
+}
+
 impl Routing {
     /// Parse configuration files (conf.d files, or one `nginx -T` dump).
     pub(crate) fn parse<'a>(files: impl IntoIterator<Item = &'a str>) -> Routing {
