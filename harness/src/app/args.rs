@@ -54,6 +54,14 @@ pub(crate) enum Command {
         #[arg(long, default_value = cluster::image::DEFAULT_IMAGE)]
         tag: String,
     },
+    /// Download every pinned release file (cert-manager's manifest, NIC 5.5.4's
+    /// and 5.3.4's), each sha256-checked, into the cache: what the kind
+    /// substrate installs, and where the tests read the CRD schemas from.
+    Download {
+        /// Downloads, kubeconfigs and cluster markers (default: ~/.cache/mtls-e2e).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
     /// Serve one of our mock components (what the container image runs).
     Serve {
         #[command(subcommand)]

@@ -162,6 +162,44 @@ pub fn nic_downloads(version: &str) -> Result<Vec<Download>, ClusterError> {
         .collect())
 }
 
+/// Every file the kind substrate installs from, for every pinned release:
+/// what `mtls-e2e download` puts into the cache.
+#[must_use]
+pub fn pinned_downloads() -> Vec<Download> {
+    let mut all = vec![cert_manager()];
+    for release in NIC_RELEASES {
+        all.extend(nic_downloads(release.version).unwrap_or_default());
+    }
+    all
+}
+
+/// The CustomResourceDefinitions of cert-manager's release manifest and of
+/// NIC `nic_version`'s `deploy/crds.yaml`, from the cache alone (each
+/// sha256-checked): `None` when either file is not there.
+///
+/// # Errors
+///
+/// `nic_version` is not pinned, or a cached file does not match its digest or
+/// cannot be read.
+pub fn pinned_crds(nic_version: &str, cache: &Path) -> Result<Option<Vec<Value>>, ClusterError> {
+    let nic_crds = nic_downloads(nic_version)?
+        .into_iter()
+        .find(|d| d.url.ends_with("/deploy/crds.yaml"))
+        .ok_or_else(|| ClusterError::Input(format!("NIC {nic_version} pins no CRDs")))?;
+    let mut crds = Vec::new();
+    for d in [cert_manager(), nic_crds] {
+        let Some(bytes) = download::read_cached(&d, cache)? else {
+            return Ok(None);
+        };
+        crds.extend(
+            documents(&bytes, &d.name)?
+                .into_iter()
+                .filter(|o| o["kind"] == "CustomResourceDefinition"),
+        );
+    }
+    Ok(Some(crds))
+}
+
 /// Every object of a multi-document manifest, as JSON, in file order.
 ///
 /// # Errors
