@@ -63,8 +63,9 @@ impl Suite {
                 Some(options) => {
                     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_mtls-e2e"));
                     let progress: mtls_e2e::engine::Progress = Arc::new(|m: &str| eprintln!("{m}"));
+                    let wanted: Vec<&Scenario> = self.wanted.iter().collect();
                     self.runtime
-                        .block_on(Engine::cluster(options.clone(), binary, progress))
+                        .block_on(Engine::cluster(options.clone(), &wanted, binary, progress))
                         .map_err(|e| e.to_string())?
                 }
             };

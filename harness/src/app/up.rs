@@ -20,7 +20,7 @@ pub(crate) async fn command(
     let options = substrate.cluster_options()?;
     let scenario = load::one(dir)?;
     load::check_for_cluster(options.as_ref(), std::slice::from_ref(&scenario))?;
-    let engine = start::engine(options.as_ref(), stop).await?;
+    let engine = start::engine(options.as_ref(), std::slice::from_ref(&scenario), stop).await?;
     let result = up(&engine, &scenario, stop).await;
     engine.close().await;
     result
