@@ -112,7 +112,12 @@ async fn existing(
         match check {
             Preflight::Tool(_) | Preflight::DockerDaemon => {}
             Preflight::Cluster { context } => {
-                let client = match super::client(None, *context).await {
+                // The kubeconfig's, unless one was given (the tests' fake API server).
+                let made = match ready.client.take() {
+                    Some(c) => Ok(c),
+                    None => super::client(None, *context).await,
+                };
+                let client = match made {
                     Ok(c) => c,
                     Err(e) => {
                         problems.push(e);
@@ -305,6 +310,166 @@ mod tests {
                 .map(ToString::to_string)
                 .collect();
         assert_eq!(lines, ["kubectl is not on PATH", "openssl is not on PATH"]);
+    }
+
+    /// A loopback stand-in for an API server: each request's `METHOD path`
+    /// is answered by the first route whose prefix it starts with.
+    async fn fake_api(routes: Vec<(&'static str, u16, String)>) -> kube::Client {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let routes = std::sync::Arc::new(routes);
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let routes = routes.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 8192];
+                        let Ok(n) = conn.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).to_string();
+                        let Some(end) = text.find("\r\n\r\n") else {
+                            continue;
+                        };
+                        let length: usize = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if buf.len() < end + 4 + length {
+                            continue;
+                        }
+                        let line = text.lines().next().unwrap_or_default().to_string();
+                        buf.drain(..end + 4 + length);
+                        let (status, body) = routes
+                            .iter()
+                            .find(|(prefix, _, _)| line.starts_with(prefix))
+                            .map_or((404, "{}".to_string()), |(_, s, b)| (*s, b.clone()));
+                        let reply = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if conn.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let url: http::Uri = format!("http://{addr}").parse().expect("url");
+        kube::Client::try_from(kube::Config::new(url)).expect("client")
+    }
+
+    fn list(kind: &str, items: &[serde_json::Value]) -> String {
+        serde_json::json!({"apiVersion": "apps/v1", "kind": kind, "metadata": {}, "items": items})
+            .to_string()
+    }
+
+    /// The existing cluster's checks against an API server that serves what
+    /// they read: cert-manager and NIC found outside their usual namespaces
+    /// (NIC as a DaemonSet), the webhook's refusal taken as ready, NIC's
+    /// version from its image, and a scenario in a namespace NIC's
+    /// `-watch-namespace` leaves out refused with what to do, all in one list.
+    #[tokio::test]
+    async fn an_existing_cluster_is_read_and_judged_as_a_whole() {
+        let template = |labels: serde_json::Value, image: &str, args: &[&str]| {
+            serde_json::json!({"metadata": {"labels": labels}, "spec": {"containers": [{
+                "name": "main", "image": image, "args": args,
+                "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
+            }]}})
+        };
+        let cert_manager = serde_json::json!({
+            "metadata": {"name": "cert-manager-webhook", "namespace": "security"},
+            "spec": {"selector": {"matchLabels": {"app": "webhook"}},
+                     "template": template(serde_json::json!({"app": "webhook"}), "quay.io/jetstack/cert-manager-webhook:v1.19.4", &[])},
+            "status": {"availableReplicas": 1}
+        });
+        let nic = serde_json::json!({
+            "metadata": {"name": "edge", "namespace": "ingress"},
+            "spec": {"selector": {"matchLabels": {"app": "edge"}},
+                     "template": template(serde_json::json!({"app": "edge", "app.kubernetes.io/name": "nginx-ingress"}),
+                                          "nginx/nginx-ingress:5.3.4",
+                                          &["-watch-namespace=$(POD_NAMESPACE),tenants"])},
+            "status": {"numberAvailable": 1}
+        });
+        let denied = serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "admission webhook \"webhook.cert-manager.io\" denied the request: spec: Required value: at least one issuer must be configured",
+            "reason": "Forbidden", "code": 403});
+        let client = fake_api(vec![
+            ("GET /version", 200, serde_json::json!({"major": "1", "minor": "34", "gitVersion": "v1.34.3", "gitCommit": "", "gitTreeState": "", "buildDate": "", "goVersion": "", "compiler": "", "platform": "linux/amd64"}).to_string()),
+            ("GET /apis/apps/v1/deployments", 200, list("DeploymentList", &[cert_manager])),
+            ("GET /apis/apps/v1/daemonsets", 200, list("DaemonSetList", &[nic])),
+            ("GET /apis/cert-manager.io/v1", 200, serde_json::json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "cert-manager.io/v1",
+                "resources": [{"name": "clusterissuers", "singularName": "clusterissuer", "namespaced": false, "kind": "ClusterIssuer", "verbs": ["create", "get"]}]}).to_string()),
+            ("POST /apis/cert-manager.io/v1/clusterissuers", 403, denied.to_string()),
+        ])
+        .await;
+        let opts = options(Mode::Existing {
+            context: None,
+            nic_namespace: None,
+            cert_manager_namespace: None,
+        });
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/openwebui-ingress-mtls");
+        let scenario = Scenario::load(&dir).expect("scenario");
+        let list = actions::preflight(&opts, &[&scenario]);
+        let mut ready = Ready {
+            client: Some(client),
+            nic: NicPlace::installed(),
+            nic_version: None,
+            openssl: PathBuf::new(),
+        };
+        let mut problems = Vec::new();
+        let said = std::sync::Mutex::new(Vec::new());
+        let progress = |m: &str| said.lock().expect("lock").push(m.to_string());
+        existing(
+            &list,
+            &opts,
+            &[&scenario],
+            &mut ready,
+            &mut problems,
+            &progress,
+        )
+        .await;
+        let said = said.lock().expect("lock").join("\n");
+        assert!(
+            said.contains("cert-manager runs in namespace security"),
+            "{said}"
+        );
+        assert!(
+            said.contains("daemonset/edge in namespace ingress"),
+            "{said}"
+        );
+        assert!(
+            said.contains("note: image mtls-e2e:e2e names no registry"),
+            "{said}"
+        );
+        assert_eq!(ready.nic_version.as_deref(), Some("5.3.4"));
+        assert_eq!(
+            (ready.nic.namespace.as_str(), ready.nic.selector.as_str()),
+            ("ingress", "app=edge")
+        );
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(lines.len(), 1, "only the unwatched namespace: {lines:?}");
+        assert!(
+            lines[0].contains("namespace open-webui")
+                && lines[0].contains("-watch-namespace=ingress,tenants")
+                && lines[0].contains("scenarios/openwebui-ingress-mtls/"),
+            "{}",
+            lines[0]
+        );
+        assert!(matches!(problems[0], ClusterError::Input(_)));
     }
 
     /// The existing substrate checks what the run needs in the order it
