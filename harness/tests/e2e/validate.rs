@@ -745,21 +745,23 @@ impl CrdPlaces {
     }
 }
 
-/// Whether a missing prerequisite fails the suite (`MTLS_E2E_REQUIRE_*=1`)
-/// rather than ignoring the trials that need it. `MTLS_E2E_REQUIRE_DOWNLOADS=1`
-/// (ci.yml, after `mtls-e2e download`) implies the CRD schemas.
-pub fn required(what: &str) -> bool {
+/// Which `MTLS_E2E_REQUIRE_*=1` makes a missing prerequisite fail the
+/// suite rather than ignore the trials that need it: `require` itself, or
+/// `MTLS_E2E_REQUIRE_DOWNLOADS=1` (ci.yml, after `mtls-e2e download`), which
+/// implies the CRD schemas too.
+pub fn required_by(require: &'static str) -> Option<&'static str> {
     let set = |name: &str| std::env::var(name).as_deref() == Ok("1");
-    set("MTLS_E2E_REQUIRE_DOWNLOADS") || (what == "MTLS_E2E_REQUIRE_CRDS" && set(what))
+    ["MTLS_E2E_REQUIRE_DOWNLOADS", require]
+        .into_iter()
+        .find(|name| set(name))
 }
 
 /// A trial skipped at run time, saying why and how to un-skip it; a failure
 /// instead when `require` (an `MTLS_E2E_REQUIRE_*` name) is set.
-pub fn unavailable(why: &str, require: &str) -> Result<Completion, Failed> {
-    if required(require) {
-        Err(format!("{why} ({require}=1 makes that a failure)").into())
-    } else {
-        Ok(Completion::ignored_with(why))
+pub fn unavailable(why: &str, require: &'static str) -> Result<Completion, Failed> {
+    match required_by(require) {
+        Some(name) => Err(format!("{why} ({name}=1 makes that a failure)").into()),
+        None => Ok(Completion::ignored_with(why)),
     }
 }
 
