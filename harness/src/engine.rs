@@ -335,31 +335,27 @@ impl Engine {
         })
     }
 
-    /// An engine on a cluster: checks every tool first (nothing is done when
-    /// one is missing), then ensures the kind cluster, installs cert-manager and
-    /// NIC and loads our image (kind), or checks they are there (existing).
-    /// `binary` is the `mtls-e2e` executable the image is built from.
+    /// An engine on a cluster: runs the preflight first (nothing is done
+    /// when anything is missing, and all of it is listed), then ensures the
+    /// kind cluster, installs cert-manager and NIC and loads our image
+    /// (kind), or reaches the NIC the preflight found (existing).
+    /// `scenarios` are those the run will bring up (an existing cluster's NIC
+    /// must watch their namespaces); `binary` is the `mtls-e2e` executable
+    /// the image is built from.
     ///
     /// # Errors
-    /// When a tool is missing or a cluster step fails or times out.
+    /// When the preflight finds anything missing, or a cluster step fails or times out.
     pub async fn cluster(
         options: ClusterOptions,
+        scenarios: &[&Scenario],
         binary: &Path,
         progress: Progress,
     ) -> Result<Engine, EngineError> {
-        cluster::preflight(options.is_kind())?;
-        let openssl = find_openssl()?;
-        if !options.is_kind()
-            && crate::substrate::local::pods::is_our_image(&options.image)
-            && !options.image.contains('/')
-        {
-            return Err(ClusterError::Input(format!(
-                "--substrate existing needs --image: an image of mtls-e2e your cluster can pull (`{}` exists only on this machine); \
-                 build it with `mtls-e2e image --tag REGISTRY/mtls-e2e:TAG`, push it, and pass --image REGISTRY/mtls-e2e:TAG",
-                options.image
-            ))
-            .into());
-        }
+        let p = progress.clone();
+        let report = move |m: &str| p(m);
+        let ready = cluster::preflight::run(&options, scenarios, &report).await?;
+        let openssl = ready.openssl.clone();
+        let existing_nic = ready.nic_version.clone();
         // How the image is made is decided before any cluster exists: a
         // machine that cannot make it stops here, not after `kind create`.
         let image_source = if options.is_kind() {
@@ -372,9 +368,7 @@ impl Engine {
         let swept = rundir::sweep_stale();
         let mut setup = Phases::default();
         let mut clock = Instant::now();
-        let p = progress.clone();
-        let report = move |m: &str| p(m);
-        let cluster = Cluster::connect(options, progress.clone()).await?;
+        let cluster = Cluster::connect(options, ready, progress.clone()).await?;
         setup.record("cluster", &mut clock);
         let prepared = async {
             let nic_version = match &cluster.options.mode {
@@ -408,9 +402,9 @@ impl Engine {
                         .clone()
                         .unwrap_or_else(|| cluster::install::DEFAULT_NIC.to_string())
                 }
-                Mode::Existing { .. } => {
-                    cluster::install::check_existing(&cluster, &report).await?
-                }
+                Mode::Existing { .. } => existing_nic.ok_or_else(|| {
+                    ClusterError::Failed("the preflight found no NIC version".into())
+                })?,
             };
             Ok::<String, ClusterError>(nic_version)
         }
@@ -594,9 +588,7 @@ impl Engine {
                     &progress,
                 )
                 .await?;
-                let secrets = cluster::apply::probe_secrets(&c.cluster, scenario)
-                    .await
-                    .map_err(cluster::apply::to_substrate)?;
+                let secrets = deployment.probe_secrets.clone();
                 (Deployment::Cluster(Box::new(deployment)), secrets, workdir)
             }
         };

@@ -70,6 +70,26 @@ impl From<&ClusterError> for Error {
             ClusterError::Missing(_) => Error::Environment(text),
             ClusterError::Input(_) => Error::Input(text),
             ClusterError::Failed(_) => Error::Substrate(text),
+            // Each problem with its own code; the whole is the lowest of them
+            // (bad input before a missing tool before a failed substrate).
+            ClusterError::Preflight {
+                substrate,
+                problems,
+            } => {
+                let each: Vec<Error> = problems.iter().map(Error::from).collect();
+                let mut text = format!(
+                    "the {substrate} substrate cannot start ({} problem(s), in the order the run needs them):",
+                    each.len()
+                );
+                for problem in &each {
+                    text.push_str(&format!("\n  - (exit {}) {problem}", problem.exit().code()));
+                }
+                match each.iter().map(Error::exit).min_by_key(|e| e.code()) {
+                    Some(Exit::BadInput) => Error::Input(text),
+                    Some(Exit::Environment) => Error::Environment(text),
+                    _ => Error::Substrate(text),
+                }
+            }
         }
     }
 }
@@ -119,10 +139,41 @@ mod tests {
                 (&EngineError::Cluster(ClusterError::Missing("docker".into()))).into(),
                 3,
             ),
+            (
+                (&ClusterError::Preflight {
+                    substrate: "existing",
+                    problems: vec![
+                        ClusterError::Failed("NIC has no pod".into()),
+                        ClusterError::Missing("kubectl".into()),
+                    ],
+                })
+                    .into(),
+                3,
+            ),
         ];
         for (error, code) in cases {
             assert_eq!(error.exit().code(), code, "{error:?}");
         }
+    }
+
+    /// A preflight lists every problem with its own exit code, in order.
+    #[test]
+    fn a_preflight_lists_each_problem_with_its_exit_code() {
+        let e = Error::from(&ClusterError::Preflight {
+            substrate: "kind",
+            problems: vec![
+                ClusterError::Missing("kind is not on PATH".into()),
+                ClusterError::Input("namespace x is not watched".into()),
+            ],
+        });
+        assert_eq!(e.exit(), Exit::BadInput);
+        let text = e.to_string();
+        assert!(
+            text.contains(
+                "  - (exit 3) kind is not on PATH\n  - (exit 2) namespace x is not watched"
+            ),
+            "{text}"
+        );
     }
 
     /// The README's exit-code table is this enum.

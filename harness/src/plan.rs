@@ -178,7 +178,7 @@ pub(crate) async fn local(engine: &Engine, scenario: &Scenario) -> Result<String
     }
 
     let _ = writeln!(w, "## 8. Checks");
-    checks(w, scenario);
+    checks(w, scenario, true);
     let routing = Routing::parse(nic.conf_files.iter().map(|(_, t)| t.as_str()));
     shared_state(w, &hazard::find(scenario, &routing));
     let probe_dir = dir.join("probes");
@@ -286,8 +286,9 @@ fn shared_state(w: &mut String, groups: &[SharedState]) {
     }
 }
 
-/// Each check: the probe, who it is made as, what it expects; then the mutations.
-fn checks(w: &mut String, scenario: &Scenario) {
+/// Each check: the probe, who it is made as, what it expects; then the
+/// mutations, where the substrate runs them (local only).
+fn checks(w: &mut String, scenario: &Scenario, mutations: bool) {
     for c in &scenario.checks {
         let probe = match &c.probe {
             Probe::Http { method, url, .. } => format!("{} {}", method.as_str(), url.display()),
@@ -319,7 +320,7 @@ fn checks(w: &mut String, scenario: &Scenario) {
             strip_empty(&expect)
         );
     }
-    for m in &scenario.spec.mutations {
+    for m in scenario.spec.mutations.iter().filter(|_| mutations) {
         let _ = writeln!(
             w,
             "  mutation {}: patch {} must break {}",
@@ -381,16 +382,10 @@ pub(crate) fn cluster(
     };
     heading(
         w,
-        "Preflight (nothing is done unless all of these are present)",
+        "Preflight, in order (nothing is done unless all of it passes; everything missing is listed at once)",
     );
-    let tools: &[&str] = if kind_mode.is_some() {
-        &["kind", "docker", "kubectl"]
-    } else {
-        &["kubectl"]
-    };
-    let _ = writeln!(w, "  on PATH: {}, openssl", tools.join(", "));
-    if kind_mode.is_some() {
-        let _ = writeln!(w, "  $ docker info --format {{{{.ServerVersion}}}}");
+    for check in actions::preflight(options, scenarios) {
+        check.describe(w);
     }
 
     let image = &options.image;
@@ -501,42 +496,17 @@ pub(crate) fn cluster(
             );
             let _ = writeln!(w, "  $ kind load docker-image {image} --name {name}");
         }
-        (
-            None,
-            Mode::Existing {
-                context,
-                nic_namespace,
-            },
-        ) => {
-            heading(w, "Cluster: the kubeconfig's cluster, as kubectl finds it");
-            let _ = writeln!(
+        (None, Mode::Existing { context, .. }) => {
+            heading(
                 w,
-                "  context: {}",
-                context.as_deref().unwrap_or("(current)")
+                &format!(
+                    "Cluster: the kubeconfig's, context {}",
+                    context.as_deref().unwrap_or("(current)")
+                ),
             );
             let _ = writeln!(
                 w,
-                "  check cert-manager: server-side dry-run create accepted by its webhook (<= {} s):\n    {}",
-                install::EXISTING_WEBHOOK_DEADLINE.as_secs(),
-                install::webhook_probe()
-            );
-            let _ = writeln!(
-                w,
-                "  check NIC: a pod labelled {} in namespace {nic_namespace}; its version from its image{}",
-                install::NIC_POD_SELECTOR,
-                options
-                    .nic
-                    .as_deref()
-                    .map(|v| format!(" (given: {v})"))
-                    .unwrap_or_default()
-            );
-            let _ = writeln!(
-                w,
-                "  port-forwards to that pod's ports 80 and 443 on 127.0.0.1 for the probes"
-            );
-            let _ = writeln!(
-                w,
-                "  our Deployments run image {image} (your cluster must be able to pull it)"
+                "  probes reach NIC through port-forwards to a running pod of the workload the preflight found (its ports 80 and 443, on 127.0.0.1)"
             );
         }
         (None, Mode::Kind { .. }) => {}
@@ -571,7 +541,7 @@ pub(crate) fn cluster(
                 "port-forwards to NIC"
             }
         );
-        checks(w, s);
+        checks(w, s, false);
         let _ = writeln!(
             w,
             "  on failure, into {}:",

@@ -81,6 +81,12 @@ pub(crate) struct Report {
     pub schema: &'static str,
     pub substrate: String,
     pub elapsed_ms: u64,
+    /// Set when the run ended before any scenario could report: the
+    /// substrate could not be set up (preflight, cluster, installs), the
+    /// scenarios could not be loaded, or the run was interrupted.
+    pub setup_error: Option<String>,
+    /// The exit code that failure maps to.
+    pub setup_exit_code: Option<u8>,
     pub scenarios: Vec<ScenarioReport>,
     pub summary: Summary,
 }
@@ -272,8 +278,19 @@ impl Report {
             schema: SCHEMA,
             substrate: substrate.into(),
             elapsed_ms,
+            setup_error: None,
+            setup_exit_code: None,
             scenarios,
             summary,
+        }
+    }
+
+    /// The report of a run that ended before any scenario reported, with why.
+    pub(crate) fn not_run(substrate: &str, error: &str, exit_code: u8, elapsed_ms: u64) -> Report {
+        Report {
+            setup_error: Some(error.to_string()),
+            setup_exit_code: Some(exit_code),
+            ..Report::new(substrate, Vec::new(), elapsed_ms)
         }
     }
 
@@ -289,7 +306,8 @@ impl Report {
 
     pub(crate) fn ok(&self) -> bool {
         let s = &self.summary;
-        s.failed == 0
+        self.setup_error.is_none()
+            && s.failed == 0
             && s.setup_failed == 0
             && s.mutations_killed == s.mutations
             && (s.checks > 0 || s.skipped > 0)
@@ -480,6 +498,18 @@ pub(crate) fn junit(report: &Report) -> Result<String, quick_junit::SerializeErr
     let seconds = |ms: u64| std::time::Duration::from_millis(ms);
     let mut out = quick_junit::Report::new(format!("mtls-e2e ({})", report.substrate));
     out.set_time(seconds(report.elapsed_ms));
+    if let Some(e) = &report.setup_error {
+        let mut suite = TestSuite::new("setup");
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+        status
+            .set_message(e.lines().next().unwrap_or_default())
+            .set_description(e.as_str());
+        let mut case = TestCase::new(format!("the {} substrate", report.substrate), status);
+        case.set_classname("setup");
+        case.set_time(seconds(report.elapsed_ms));
+        suite.add_test_case(case);
+        out.add_test_suite(suite);
+    }
     for scenario in &report.scenarios {
         let name = scenario.name.as_str();
         let mut suite = TestSuite::new(name);
@@ -836,5 +866,31 @@ mod tests {
             1,
         );
         assert!(only_skipped.ok());
+    }
+
+    /// A run that could not start still reports, with why and its exit code,
+    /// and is red everywhere.
+    #[test]
+    fn a_run_that_could_not_start_reports_why() {
+        let report = Report::not_run(
+            "kind",
+            "the kind substrate cannot start:\n  - (exit 3) kind is not on PATH",
+            3,
+            40,
+        );
+        assert!(!report.ok());
+        let json = serde_json::to_value(&report).expect("json");
+        assert_eq!(json["setup_exit_code"], 3);
+        assert!(
+            json["setup_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("kind is not on PATH"))
+        );
+        let xml_text = junit(&report).expect("junit");
+        let parsed = quick_junit::Report::deserialize_from_str(&xml_text).expect("parse");
+        assert_eq!(parsed.test_suites[0].errors, 1, "{xml_text}");
+        assert!(xml_text.contains("kind is not on PATH"), "{xml_text}");
+        let fine = Report::new("kind", Vec::new(), 1);
+        assert!(serde_json::to_value(&fine).expect("json")["setup_error"].is_null());
     }
 }

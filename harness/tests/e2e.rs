@@ -10,7 +10,8 @@
 //! Opt-in, the same check trials run on a cluster: `MTLS_E2E_SUBSTRATE=kind`
 //! (with `MTLS_E2E_K8S_VERSION`, `MTLS_E2E_NIC_VERSION`, `MTLS_E2E_CLUSTER`,
 //! `MTLS_E2E_KEEP=1`) or `MTLS_E2E_SUBSTRATE=existing` (with `MTLS_E2E_CONTEXT`,
-//! `MTLS_E2E_IMAGE`, `MTLS_E2E_NIC_VERSION`). Mutations stay local-only, and
+//! `MTLS_E2E_IMAGE`, `MTLS_E2E_NIC_VERSION`, `MTLS_E2E_NIC_NAMESPACE`,
+//! `MTLS_E2E_CERT_MANAGER_NAMESPACE`). Mutations stay local-only, and
 //! scenarios needing a newer NIC are ignored.
 
 use std::fmt::Write as _;
@@ -65,8 +66,9 @@ impl Suite {
                 Some(options) => {
                     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_mtls-e2e"));
                     let progress: mtls_e2e::engine::Progress = Arc::new(|m: &str| eprintln!("{m}"));
+                    let wanted: Vec<&Scenario> = self.wanted.iter().collect();
                     self.runtime
-                        .block_on(Engine::cluster(options.clone(), binary, progress))
+                        .block_on(Engine::cluster(options.clone(), &wanted, binary, progress))
                         .map_err(|e| e.to_string())?
                 }
             };
@@ -352,6 +354,10 @@ fn cluster_from_env() -> Result<Option<ClusterOptions>, String> {
     flag("--nic-version", "MTLS_E2E_NIC_VERSION");
     flag("--context", "MTLS_E2E_CONTEXT");
     flag("--nic-namespace", "MTLS_E2E_NIC_NAMESPACE");
+    flag(
+        "--cert-manager-namespace",
+        "MTLS_E2E_CERT_MANAGER_NAMESPACE",
+    );
     flag("--image", "MTLS_E2E_IMAGE");
     if var("MTLS_E2E_KEEP").as_deref() == Some("1") {
         words.push("--keep".into());

@@ -71,6 +71,14 @@ pub(crate) enum Command {
         #[arg(long, num_args = 1..)]
         from: Vec<PathBuf>,
     },
+    /// Download every pinned release file (cert-manager's manifest, NIC 5.5.4's
+    /// and 5.3.4's), each sha256-checked, into the cache: what the kind
+    /// substrate installs, and where the tests read the CRD schemas from.
+    Download {
+        /// Downloads, kubeconfigs and cluster markers (default: ~/.cache/mtls-e2e).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
     /// Serve one of our mock components (what the container image runs).
     Serve {
         #[command(subcommand)]
@@ -112,16 +120,19 @@ pub(crate) enum SubstrateName {
     Existing,
 }
 
+/// Options left out stay `None` (their defaults applied below), so that one
+/// given for a substrate it does not apply to is refused even when it names
+/// the default value.
 #[derive(clap::Args)]
 pub(crate) struct SubstrateArgs {
     #[arg(long, value_enum, default_value = "local")]
     substrate: SubstrateName,
-    /// kind: the cluster's name (reused when it exists and answers).
-    #[arg(long, default_value = "mtls-e2e")]
-    cluster: String,
-    /// kind: the Kubernetes version (a node image pinned by digest).
-    #[arg(long, default_value = cluster::kind::DEFAULT_K8S)]
-    k8s_version: String,
+    /// kind: the cluster's name, reused when it exists and answers [default: mtls-e2e].
+    #[arg(long)]
+    cluster: Option<String>,
+    /// kind: the Kubernetes version, a node image pinned by digest [default: 1.34].
+    #[arg(long)]
+    k8s_version: Option<String>,
     /// kind: the NIC release to install (5.5.4, 5.3.4); existing: override the
     /// version read from NIC's image.
     #[arg(long)]
@@ -129,13 +140,18 @@ pub(crate) struct SubstrateArgs {
     /// existing: the kubeconfig context (default: the current one).
     #[arg(long)]
     context: Option<String>,
-    /// existing: the namespace NIC runs in.
-    #[arg(long, default_value = cluster::install::NIC_NAMESPACE)]
-    nic_namespace: String,
+    /// existing: the namespace NIC runs in (default: found from its Deployment
+    /// or DaemonSet, by its label or image).
+    #[arg(long)]
+    nic_namespace: Option<String>,
+    /// existing: the namespace cert-manager runs in (default: found from its
+    /// Deployments, by their labels or images).
+    #[arg(long)]
+    cert_manager_namespace: Option<String>,
     /// The image our Deployments run (kind: built here and loaded; existing:
-    /// one your cluster can pull).
-    #[arg(long, default_value = cluster::image::DEFAULT_IMAGE)]
-    image: String,
+    /// one your cluster can pull, or already has) [default: mtls-e2e:e2e].
+    #[arg(long)]
+    image: Option<String>,
     /// kind: delete the cluster `--cluster` and create it anew, when this
     /// tool created it (its marker says so); for one that exists but does not
     /// fit (another Kubernetes version, no 80/443 mappings or ingress label).
@@ -148,9 +164,9 @@ pub(crate) struct SubstrateArgs {
     /// (Kind/name or Kind/namespace/name); it is never deleted. Repeatable.
     #[arg(long, value_name = "KIND/[NAMESPACE/]NAME")]
     adopt: Vec<String>,
-    /// Where failing scenarios' evidence goes (cluster substrates).
-    #[arg(long, default_value = "mtls-e2e-artifacts")]
-    artifacts: PathBuf,
+    /// kind, existing: where failing scenarios' evidence goes [default: mtls-e2e-artifacts].
+    #[arg(long)]
+    artifacts: Option<PathBuf>,
     /// Downloads, kubeconfigs and cluster markers (default: ~/.cache/mtls-e2e).
     #[arg(long)]
     cache: Option<PathBuf>,
@@ -158,84 +174,104 @@ pub(crate) struct SubstrateArgs {
 
 impl SubstrateArgs {
     /// The cluster options, or `None` for the local substrate. Options that do
-    /// not apply to the chosen substrate are refused rather than ignored.
+    /// not apply to the chosen substrate are refused rather than ignored, each
+    /// one given, whatever its value.
     pub(crate) fn cluster_options(&self) -> Result<Option<ClusterOptions>, Error> {
         let kind_only = [
-            ("--cluster", self.cluster != "mtls-e2e"),
-            (
-                "--k8s-version",
-                self.k8s_version != cluster::kind::DEFAULT_K8S,
-            ),
+            ("--cluster", self.cluster.is_some()),
+            ("--k8s-version", self.k8s_version.is_some()),
             ("--recreate", self.recreate),
         ];
         let existing_only = [
             ("--context", self.context.is_some()),
+            ("--nic-namespace", self.nic_namespace.is_some()),
             (
-                "--nic-namespace",
-                self.nic_namespace != cluster::install::NIC_NAMESPACE,
+                "--cert-manager-namespace",
+                self.cert_manager_namespace.is_some(),
             ),
         ];
         let cluster_only = [
             ("--nic-version", self.nic_version.is_some()),
-            ("--image", self.image != cluster::image::DEFAULT_IMAGE),
+            ("--image", self.image.is_some()),
             ("--keep", self.keep),
             ("--adopt", !self.adopt.is_empty()),
             ("--cache", self.cache.is_some()),
-            (
-                "--artifacts",
-                self.artifacts != std::path::Path::new("mtls-e2e-artifacts"),
-            ),
+            ("--artifacts", self.artifacts.is_some()),
         ];
-        let refuse = |flags: &[(&str, bool)], what: &str| -> Result<(), Error> {
-            match flags.iter().find(|(_, set)| *set) {
-                Some((flag, _)) => Err(Error::Input(format!("{flag} applies to {what} only"))),
-                None => Ok(()),
-            }
+        let refuse = |flags: &[(&str, bool)], what: &str, chosen: &str| -> Vec<String> {
+            flags
+                .iter()
+                .filter(|(_, set)| *set)
+                .map(|(flag, _)| {
+                    format!("{flag} applies to {what} only, not to --substrate {chosen}")
+                })
+                .collect()
         };
+        let refused = match self.substrate {
+            SubstrateName::Local => [
+                refuse(&kind_only, "--substrate kind", "local"),
+                refuse(&existing_only, "--substrate existing", "local"),
+                refuse(&cluster_only, "--substrate kind or existing", "local"),
+            ]
+            .concat(),
+            SubstrateName::Kind => refuse(&existing_only, "--substrate existing", "kind"),
+            SubstrateName::Existing => refuse(&kind_only, "--substrate kind", "existing"),
+        };
+        if !refused.is_empty() {
+            return Err(Error::Input(refused.join("; ")));
+        }
+        let image = self
+            .image
+            .clone()
+            .unwrap_or_else(|| cluster::image::DEFAULT_IMAGE.to_string());
         let mode = match self.substrate {
-            SubstrateName::Local => {
-                refuse(&kind_only, "--substrate kind")?;
-                refuse(&existing_only, "--substrate existing")?;
-                refuse(&cluster_only, "--substrate kind or existing")?;
-                return Ok(None);
-            }
+            SubstrateName::Local => return Ok(None),
             SubstrateName::Kind => {
-                refuse(&existing_only, "--substrate existing")?;
-                if !self.cluster.starts_with(cluster::kind::CLUSTER_PREFIX) {
+                let name = self
+                    .cluster
+                    .clone()
+                    .unwrap_or_else(|| cluster::kind::CLUSTER_PREFIX.to_string());
+                if !name.starts_with(cluster::kind::CLUSTER_PREFIX) {
                     return Err(Error::Input(format!(
                         "--cluster must start with `{}` so that the stale-cluster sweep can tell our clusters from yours",
                         cluster::kind::CLUSTER_PREFIX
                     )));
                 }
-                cluster::kind::node_image(&self.k8s_version).map_err(|e| Error::from(&e))?;
+                let k8s = self
+                    .k8s_version
+                    .clone()
+                    .unwrap_or_else(|| cluster::kind::DEFAULT_K8S.to_string());
+                cluster::kind::node_image(&k8s).map_err(|e| Error::from(&e))?;
                 if let Some(v) = &self.nic_version {
                     cluster::install::nic_release(v).map_err(|e| Error::from(&e))?;
                 }
                 Mode::Kind {
-                    name: self.cluster.clone(),
-                    k8s: self.k8s_version.clone(),
+                    name,
+                    k8s,
                     recreate: self.recreate,
                 }
             }
-            SubstrateName::Existing => {
-                refuse(&kind_only, "--substrate kind")?;
-                Mode::Existing {
-                    context: self.context.clone(),
-                    nic_namespace: self.nic_namespace.clone(),
-                }
-            }
+            SubstrateName::Existing => Mode::Existing {
+                context: self.context.clone(),
+                nic_namespace: self.nic_namespace.clone(),
+                cert_manager_namespace: self.cert_manager_namespace.clone(),
+            },
         };
-        let artifacts = if self.artifacts.is_absolute() {
-            self.artifacts.clone()
+        let artifacts = self
+            .artifacts
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("mtls-e2e-artifacts"));
+        let artifacts = if artifacts.is_absolute() {
+            artifacts
         } else {
             std::env::current_dir()
                 .map_err(|e| Error::Substrate(format!("reading the current folder: {e}")))?
-                .join(&self.artifacts)
+                .join(artifacts)
         };
         Ok(Some(ClusterOptions {
             mode,
             nic: self.nic_version.clone(),
-            image: self.image.clone(),
+            image,
             keep: self.keep,
             adopt: self
                 .adopt
@@ -321,5 +357,53 @@ mod tests {
             .flatten()
             .expect("kind options");
         assert!(kind.is_kind() && kind.keep);
+    }
+
+    /// An option for another substrate is refused even when it names the
+    /// default value (it would otherwise be accepted and do nothing), and
+    /// every such option is named at once.
+    #[test]
+    fn options_for_another_substrate_are_refused_whatever_their_value() {
+        for given in [
+            &["--artifacts", "mtls-e2e-artifacts"][..],
+            &["--image", cluster::image::DEFAULT_IMAGE],
+            &["--cluster", "mtls-e2e"],
+            &["--k8s-version", cluster::kind::DEFAULT_K8S],
+            &["--nic-namespace", "nginx-ingress"],
+            &["--cert-manager-namespace", "cert-manager"],
+        ] {
+            let refused = cluster_options_from_words(&words(given));
+            assert!(
+                matches!(&refused, Err(Error::Input(m)) if m.contains(given[0]) && m.contains("not to --substrate local")),
+                "{given:?}: {:?}",
+                refused.err()
+            );
+        }
+        let both = cluster_options_from_words(&words(&[
+            "--substrate",
+            "kind",
+            "--context",
+            "x",
+            "--nic-namespace",
+            "nginx-ingress",
+        ]));
+        assert!(
+            matches!(&both, Err(Error::Input(m)) if m.contains("--context") && m.contains("--nic-namespace")),
+            "{:?}",
+            both.err()
+        );
+        let existing = cluster_options_from_words(&words(&[
+            "--substrate",
+            "existing",
+            "--cluster",
+            "mtls-e2e",
+        ]));
+        assert!(matches!(existing, Err(Error::Input(_))));
+        let defaults = cluster_options_from_words(&words(&["--substrate", "kind"]))
+            .ok()
+            .flatten()
+            .expect("kind options");
+        assert_eq!(defaults.image, cluster::image::DEFAULT_IMAGE);
+        assert!(defaults.artifacts.ends_with("mtls-e2e-artifacts"));
     }
 }

@@ -3,6 +3,7 @@
 //! here; [`Error::exit`] is the only mapping from a failure to an exit code.
 
 pub mod args;
+mod download;
 pub mod load;
 mod run;
 mod signals;
@@ -107,6 +108,7 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
             print!("{summary}");
             Exit::Ok
         }),
+        Command::Download { cache } => download::command(cache).await,
         Command::Serve { what } => tokio::select! {
             result = crate::mock::serve_standalone(&what) => result
                 .map(|()| Exit::Ok)

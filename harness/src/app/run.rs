@@ -8,7 +8,7 @@ use crate::exit::Exit;
 use crate::report::{self, Report, ScenarioOutcome};
 use crate::scenario::Scenario;
 use crate::selection::Selection;
-use crate::substrate::cluster;
+use crate::substrate::cluster::{self, ClusterOptions};
 
 use super::args::{RunArgs, check_writable};
 use super::signals::Stop;
@@ -31,6 +31,38 @@ pub(crate) async fn command(args: RunArgs, stop: &mut Stop) -> Result<Exit, Erro
                 .map_err(|e| Error::Input(format!("{flag} {}: {e}", path.display())))?;
         }
     }
+    let started = std::time::Instant::now();
+    let (json, junit) = (args.report.as_deref(), args.junit.as_deref());
+    match load_and_run(&args, options.as_ref(), selection, stop).await {
+        Ok(report) => {
+            write_outputs(&report, json, junit)?;
+            Ok(exit_of(&report))
+        }
+        // Whatever ended the run, the reports say so (CI uploads them).
+        Err(e) => {
+            let substrate = options.as_ref().map_or("local", ClusterOptions::label);
+            let report = Report::not_run(
+                substrate,
+                &e.to_string(),
+                e.exit().code(),
+                crate::probe::millis(started.elapsed()),
+            );
+            if let Err(w) = write_outputs(&report, json, junit) {
+                tracing::warn!("{w}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Load the scenarios, bring the substrate up, run: the report, or what
+/// kept the run from giving one.
+async fn load_and_run(
+    args: &RunArgs,
+    options: Option<&ClusterOptions>,
+    selection: Selection,
+    stop: &mut Stop,
+) -> Result<Report, Error> {
     let mut scenarios = load::scenarios(&args.dirs)?;
     // Scenarios none of whose checks are selected are not brought up.
     scenarios.retain(|s| {
@@ -44,8 +76,8 @@ pub(crate) async fn command(args: RunArgs, stop: &mut Stop) -> Result<Exit, Erro
                 .into(),
         ));
     }
-    load::check_for_cluster(options.as_ref(), &scenarios)?;
-    let mut engine = start::engine(options.as_ref(), stop).await?;
+    load::check_for_cluster(options, &scenarios)?;
+    let mut engine = start::engine(options, &scenarios, stop).await?;
     engine.selection = selection;
     for s in &engine.swept {
         tracing::info!("cleaned up {s}");
@@ -62,9 +94,7 @@ pub(crate) async fn command(args: RunArgs, stop: &mut Stop) -> Result<Exit, Erro
         start::cleanup_after_interrupt(&engine, &scenarios).await;
     }
     engine.close().await;
-    let report = result?;
-    write_outputs(&report, args.report.as_deref(), args.junit.as_deref())?;
-    Ok(exit_of(&report))
+    result
 }
 
 async fn run(engine: &Engine, scenarios: &[Scenario], mutations: bool) -> Result<Report, Error> {

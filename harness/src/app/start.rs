@@ -12,6 +12,7 @@ use super::signals::Stop;
 /// The engine for the chosen substrate (`None`: local).
 pub(crate) async fn engine(
     options: Option<&ClusterOptions>,
+    scenarios: &[Scenario],
     stop: &mut Stop,
 ) -> Result<Engine, Error> {
     let Some(options) = options else {
@@ -22,8 +23,9 @@ pub(crate) async fn engine(
     // Cluster steps take minutes: their progress lines carry the time.
     let progress: Progress = Arc::new(|m: &str| tracing::info!("[{}] {m}", clock()));
     tracing::info!("[{}] preparing the {} substrate", clock(), options.label());
+    let scenarios: Vec<&Scenario> = scenarios.iter().collect();
     tokio::select! {
-        engine = Engine::cluster(options.clone(), &binary, progress.clone()) => engine.map_err(|e| Error::from(&e)),
+        engine = Engine::cluster(options.clone(), &scenarios, &binary, progress.clone()) => engine.map_err(|e| Error::from(&e)),
         () = stop.wait() => {
             tracing::warn!("interrupted while preparing the cluster");
             cluster::stop_running_tools();

@@ -25,7 +25,7 @@ pub(crate) async fn command(
         Some(name) => mutated(&scenario, name)?,
     };
     load::check_for_cluster(options.as_ref(), std::slice::from_ref(&scenario))?;
-    let engine = start::engine(options.as_ref(), stop).await?;
+    let engine = start::engine(options.as_ref(), std::slice::from_ref(&scenario), stop).await?;
     let result = up(&engine, &scenario, &breaks, stop).await;
     engine.close().await;
     result

@@ -33,6 +33,9 @@ struct Case {
     files: Vec<(&'static str, Vec<&'static str>)>,
     /// Run with a TMPDIR of at least this many characters.
     tmpdir_length: Option<usize>,
+    /// Stand-ins for kind, docker, kubectl: (name, shell script), run through
+    /// `MTLS_E2E_<NAME>`; `{work}` in the script is the case's folder.
+    tools: Vec<(&'static str, &'static str)>,
 }
 
 fn case(name: &'static str) -> Case {
@@ -50,6 +53,7 @@ fn case(name: &'static str) -> Case {
         absent: Vec::new(),
         files: Vec::new(),
         tmpdir_length: None,
+        tools: Vec::new(),
     }
 }
 
@@ -110,6 +114,12 @@ impl Case {
         self
     }
 
+    /// A stand-in for the tool `name`: a shell script, found through `MTLS_E2E_<NAME>`.
+    fn tool(mut self, name: &'static str, script: &'static str) -> Self {
+        self.tools.push((name, script));
+        self
+    }
+
     fn absent(mut self, paths: &[&'static str]) -> Self {
         self.absent = paths.to_vec();
         self
@@ -164,6 +174,17 @@ impl Case {
             .env_remove("RUST_LOG");
         for (k, v) in &self.env {
             command.env(k, expand(v));
+        }
+        for (name, script) in &self.tools {
+            use std::os::unix::fs::PermissionsExt;
+            let bin = work.path().join("bin");
+            std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
+            let path = bin.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{}", expand(script)))
+                .map_err(|e| e.to_string())?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| e.to_string())?;
+            command.env(format!("MTLS_E2E_{}", name.to_uppercase()), &path);
         }
         let output = command
             .output()
@@ -450,6 +471,7 @@ pub fn trials() -> Vec<Trial> {
                     "--image",
                     "registry.example.com/mtls-e2e:1.0",
                     "scenarios/ingress-mtls-annotation",
+                    "scenarios/aigw-egress-mtls",
                 ],
             )
         },
@@ -522,6 +544,53 @@ fn cases() -> Vec<Trial> {
                 "kubectl is not on PATH",
             ])
             .absent(&["home", "mtls-e2e-artifacts"]),
+        case("kind-without-its-tools-still-writes-the-reports")
+            .env("PATH", "{empty}")
+            .env("HOME", "{work}/home")
+            .run(&["run", "--substrate", "kind", "--report", "{work}/report.json", "--junit", "{work}/junit.xml", "{scenario}"])
+            .code(3)
+            .stderr(&["(exit 3) kind is not on PATH", "(exit 3) openssl is not on PATH"])
+            .file("report.json", &["\"setup_exit_code\": 3", "kind is not on PATH", "docker is not on PATH"])
+            .file("junit.xml", &["errors=\"1\"", "kind is not on PATH"])
+            .absent(&["home"]),
+        // kind answers, but creating the cluster fails: the ownership marker was
+        // there before `kind create` ran, the reports hold the failure.
+        case("a-failing-kind-create-still-writes-the-reports")
+            .env("HOME", "{work}/home")
+            .env("XDG_CACHE_HOME", "{work}/cache")
+            .tool("kind", "case \"$1 $2\" in\n\
+                'get clusters') echo 'No kind clusters found.' ;;\n\
+                'create cluster') if [ -s {work}/cache/mtls-e2e/clusters/mtls-e2e.owner ]; then echo 'marker present' > {work}/kind-saw; else echo 'no marker' > {work}/kind-saw; fi\n\
+                  echo 'ERROR: failed to create cluster: node image unavailable' >&2; exit 1 ;;\n\
+                esac\n")
+            .tool("docker", "echo 27.0.0\n")
+            .tool("kubectl", "exit 0\n")
+            .run(&["run", "--substrate", "kind", "--report", "{work}/report.json", "--junit", "{work}/junit.xml", "{scenario}"])
+            .code(4)
+            .stderr(&["failed to create cluster: node image unavailable"])
+            .file("kind-saw", &["marker present"])
+            .file("report.json", &["\"setup_exit_code\": 4", "node image unavailable"])
+            .file("junit.xml", &["errors=\"1\"", "node image unavailable"])
+            .absent(&["cache/mtls-e2e/clusters/mtls-e2e.owner"]),
+        case("options-of-other-substrates-are-refused-whatever-their-value")
+            .run(&["run", "--artifacts", "mtls-e2e-artifacts", "--image", "mtls-e2e:e2e", "{scenario}"])
+            .code(2)
+            .stderr(&[
+                "--image applies to --substrate kind or existing only, not to --substrate local",
+                "--artifacts applies to --substrate kind or existing only, not to --substrate local",
+            ]),
+        case("existing-lists-everything-missing-at-once")
+            .env("PATH", "{empty}")
+            .env("HOME", "{work}/home")
+            .env("KUBECONFIG", "{work}/no-such-kubeconfig")
+            .run(&["run", "--substrate", "existing", "--image", "mtls-e2e:e2e", "{scenario}"])
+            .code(3)
+            .stderr(&[
+                "(exit 3) kubectl is not on PATH",
+                "(exit 3) openssl is not on PATH",
+                "(exit 3) no usable kubeconfig",
+            ])
+            .stderr_lacks(&["--image", "exists only on this machine"]),
         case("existing-without-kubectl-does-nothing")
             .env("PATH", "{empty}")
             .env("HOME", "{work}/home")

@@ -1,111 +1,108 @@
 //! Every manifest the kind path would apply, validated here as the API server
 //! would with `--validate=strict`: custom resources against the real CRD
-//! schemas (../shared/crds: cert-manager v1.19, NIC 5.5.4), core objects
-//! against the Kubernetes types.
+//! schemas, core objects against the Kubernetes types.
 //!
 //! - `manifests/<scenario>`: the scenario's objects as sent (namespace explicit,
 //!   our image), the Secrets its tutorial steps create, and the Secrets
 //!   cert-manager would write.
 //! - `manifests/installs`: cert-manager's release manifest and NIC's manifests
 //!   with our kind patch, for each pinned NIC release.
-//!   They come from the download cache (sha256-verified); not cached: ignored.
 //! - `manifests/scenarios-on-nic-5.3.4`: the scenarios that run on NIC 5.3.4,
-//!   against that release's own CRDs (from the cache).
+//!   against that release's own CRDs.
 //!
-//! Without ../shared/crds the scenario trials are ignored and say so.
+//! The schemas come from the pinned, sha256-checked release files in the
+//! download cache (`mtls-e2e download` fills it), else `../shared/crds`; the
+//! last two trials need the release files themselves. A trial whose inputs
+//! are absent is ignored, saying which and the command that un-skips it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::validate::Schemas;
-use libtest_mimic::{Failed, Trial};
+use crate::validate::{self, CrdPlaces, Crds};
+use libtest_mimic::{Completion, Failed, Trial};
 use mtls_e2e::engine::Engine;
 use mtls_e2e::scenario::Scenario;
 use mtls_e2e::substrate::cluster::{self, apply, download, image, install};
 use serde_json::Value;
 
-fn crds_dir() -> PathBuf {
-    std::env::var_os("MTLS_E2E_CRDS").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/crds"),
-        PathBuf::from,
-    )
-}
-
 pub fn trials(scenarios: &[Scenario]) -> Vec<Trial> {
-    let crds = crds_dir();
-    let have_crds = crds.is_dir();
-    if !have_crds {
+    let places = CrdPlaces::here();
+    // Said once up front too: each ignored trial also says why on its line.
+    if matches!(validate::default_crds(), Ok(None)) {
         eprintln!(
-            "note: {} is absent: custom resources cannot be validated against the CRD schemas; the manifests/* trials are ignored",
-            crds.display()
+            "note: the manifests/* and validate/* trials that need CRD schemas are ignored: {}",
+            places.absent()
         );
     }
     let mut trials = Vec::new();
     for s in scenarios {
-        let (scenario, crds) = (s.clone(), crds.clone());
-        trials.push(
-            Trial::test(format!("manifests/{}", s.name), move || {
-                validate_all(shared_schemas(&crds)?, &scenario_manifests(&scenario)?)
-            })
-            .with_ignored_flag(!have_crds),
-        );
+        let scenario = s.clone();
+        trials.push(validate::with_crds(
+            format!("manifests/{}", s.name),
+            move |crds| validate_all(crds, &scenario_manifests(&scenario)?),
+        ));
     }
-    let cache = cluster::default_cache();
-    let cached = |d: &download::Download| {
-        std::fs::read(d.cached(&cache)).is_ok_and(|b| download::sha256_hex(&b) == d.sha256)
-    };
-    let mut needed = vec![install::cert_manager()];
-    for r in install::NIC_RELEASES {
-        needed.extend(install::nic_downloads(r.version).unwrap_or_default());
-    }
-    let missing: Vec<String> = needed
-        .iter()
-        .filter(|d| !cached(d))
-        .map(|d| d.url.clone())
-        .collect();
-    if !missing.is_empty() {
+    let cache = places.cache.clone();
+    let missing = missing_downloads(&cache);
+    if let Ok(Some(why)) = &missing {
         eprintln!(
-            "note: manifests/installs and manifests/scenarios-on-nic-5.3.4 are ignored: {} pinned download(s) are not in {} \
-             (one `mtls-e2e run --substrate kind` fills it; or place the files there, named as `mtls-e2e plan --substrate kind` shows)",
-            missing.len(),
-            cache.join("downloads").display()
+            "note: manifests/installs and manifests/scenarios-on-nic-5.3.4 are ignored: {why}"
         );
     }
-    let ready = missing.is_empty() && have_crds;
-    let (c, k) = (cache.clone(), crds.clone());
-    trials.push(
-        Trial::test("manifests/installs", move || installs(&c, &k)).with_ignored_flag(!ready),
-    );
+    let c = cache.clone();
+    let absent = missing.clone();
+    trials.push(Trial::ignorable_test("manifests/installs", move || {
+        if let Some(why) = absent? {
+            return validate::unavailable(&why, "MTLS_E2E_REQUIRE_DOWNLOADS");
+        }
+        let crds = validate::default_crds()?.ok_or("the cached CRDs vanished")?;
+        installs(&c, crds).map(|()| Completion::Completed)
+    }));
     let on_534: Vec<Scenario> = scenarios
         .iter()
         .filter(|s| cluster::skip_reason(s, "5.3.4").is_none())
         .cloned()
         .collect();
-    trials.push(
-        Trial::test("manifests/scenarios-on-nic-5.3.4", move || {
-            let mut schemas = Schemas::load_dir(&crds)?;
-            let nic = install::nic_downloads("5.3.4").map_err(|e| e.to_string())?;
-            let bytes = std::fs::read(nic[0].cached(&cache)).map_err(|e| e.to_string())?;
-            schemas.add_documents(
-                &install::documents(&bytes, &nic[0].name).map_err(|e| e.to_string())?,
-            )?;
+    trials.push(Trial::ignorable_test(
+        "manifests/scenarios-on-nic-5.3.4",
+        move || {
+            if let Some(why) = missing? {
+                return validate::unavailable(&why, "MTLS_E2E_REQUIRE_DOWNLOADS");
+            }
+            let on_cache = CrdPlaces {
+                named: None,
+                ..CrdPlaces::here()
+            };
+            let crds = on_cache.find("5.3.4")?.ok_or("the cached CRDs vanished")?;
             let mut all = Vec::new();
             for s in &on_534 {
                 all.extend(scenario_manifests(s)?);
             }
-            validate_all(&schemas, &all)
-        })
-        .with_ignored_flag(!ready),
-    );
+            validate_all(&crds, &all).map(|()| Completion::Completed)
+        },
+    ));
     trials
 }
 
-/// ../shared/crds, loaded once for all trials.
-fn shared_schemas(dir: &Path) -> Result<&'static Schemas, Failed> {
-    static SCHEMAS: std::sync::OnceLock<Result<Schemas, String>> = std::sync::OnceLock::new();
-    SCHEMAS
-        .get_or_init(|| Schemas::load_dir(dir))
-        .as_ref()
-        .map_err(|e| Failed::from(e.as_str()))
+/// Why the trials that read the release files themselves cannot run: the
+/// pinned files not in the cache (`None`: all there, each with its digest).
+/// A cached file with another digest is refused (an error), never skipped.
+fn missing_downloads(cache: &Path) -> Result<Option<String>, String> {
+    let mut missing = 0;
+    for d in install::pinned_downloads() {
+        if download::read_cached(&d, cache)
+            .map_err(|e| e.to_string())?
+            .is_none()
+        {
+            missing += 1;
+        }
+    }
+    Ok((missing > 0).then(|| {
+        format!(
+            "{missing} of the pinned release files are not in {}; `{}` fetches them",
+            cache.join("downloads").display(),
+            validate::DOWNLOAD
+        )
+    }))
 }
 
 /// (where it comes from, manifest) for everything a scenario sends a cluster.
@@ -141,10 +138,10 @@ fn scenario_manifests(scenario: &Scenario) -> Result<Vec<(String, Value)>, Faile
     Ok(out)
 }
 
-fn validate_all(schemas: &Schemas, manifests: &[(String, Value)]) -> Result<(), Failed> {
+fn validate_all(crds: &Crds, manifests: &[(String, Value)]) -> Result<(), Failed> {
     let mut problems = Vec::new();
     for (origin, manifest) in manifests {
-        match schemas.validate(manifest) {
+        match crds.schemas.validate(manifest) {
             Ok(v) if v.is_empty() => {}
             Ok(violations) => {
                 for v in violations {
@@ -158,15 +155,16 @@ fn validate_all(schemas: &Schemas, manifests: &[(String, Value)]) -> Result<(), 
         Ok(())
     } else {
         Err(format!(
-            "{} problem(s), as the API server would refuse them:\n  {}",
+            "{} problem(s), as the API server would refuse them (CRD schemas from {}):\n  {}",
             problems.len(),
+            crds.from,
             problems.join("\n  ")
         )
         .into())
     }
 }
 
-fn installs(cache: &Path, crds: &Path) -> Result<(), Failed> {
+fn installs(cache: &Path, crds: &Crds) -> Result<(), Failed> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -204,5 +202,5 @@ fn installs(cache: &Path, crds: &Path) -> Result<(), Failed> {
             (format!("{id} from {from}"), o)
         })
         .collect();
-    validate_all(shared_schemas(crds)?, &labelled)
+    validate_all(crds, &labelled)
 }

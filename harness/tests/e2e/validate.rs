@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use k8s_openapi::Resource;
 use k8s_openapi::api::admissionregistration::v1 as admission;
@@ -17,6 +17,8 @@ use k8s_openapi::api::policy::v1 as policy;
 use k8s_openapi::api::rbac::v1 as rbac;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use libtest_mimic::{Completion, Failed, Trial};
+use mtls_e2e::substrate::cluster::install;
 use regex::Regex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -122,29 +124,6 @@ impl Schemas {
             }
         }
         Ok(added)
-    }
-
-    /// Load every `*.yaml` / `*.yml` file in `dir` (files without CRDs add nothing).
-    pub fn load_dir(dir: &Path) -> Result<Schemas, String> {
-        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut files = Vec::new();
-        for entry in entries {
-            let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
-            let ext = path.extension().and_then(|e| e.to_str());
-            if matches!(ext, Some("yaml" | "yml")) && path.is_file() {
-                files.push(path);
-            }
-        }
-        files.sort(); // deterministic: on a duplicate, the later file wins
-        let mut schemas = Schemas::new();
-        for file in files {
-            let docs = mtls_e2e::yaml::load_file(&file).map_err(|e| e.to_string())?;
-            let json: Vec<Value> = docs.iter().map(mtls_e2e::yaml::Document::to_json).collect();
-            schemas
-                .add_documents(&json)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
-        }
-        Ok(schemas)
     }
 
     /// True when `validate` has a schema for this apiVersion/kind: a loaded CRD or a
@@ -660,73 +639,207 @@ pub fn validate_core(api_version: &str, kind: &str, manifest: &Value) -> Option<
     core_checker(api_version, kind).map(|check| check(manifest))
 }
 
-/// The validator's own trials (`validate/*`); those that need the CRD
-/// schemas are ignored when `../shared` is absent (a GitHub checkout), unless
-/// `MTLS_E2E_REQUIRE_CRDS=1` (our CI) makes that a failure.
-pub(crate) fn trials() -> Vec<libtest_mimic::Trial> {
-    let absent = !Path::new(cases::CRDS).is_dir()
-        && std::env::var("MTLS_E2E_REQUIRE_CRDS").as_deref() != Ok("1");
-    let trial = |name: &str, needs_crds: bool, f: fn()| {
-        libtest_mimic::Trial::test(format!("validate/{name}"), move || {
+/// The command that puts the pinned release files (and so the CRD schemas)
+/// into the download cache.
+pub const DOWNLOAD: &str = "cargo run -p mtls-e2e -- download";
+
+/// The CRD schemas custom resources are validated against, and where they came from.
+pub struct Crds {
+    /// Where they were read, for messages.
+    pub from: String,
+    /// Each CustomResourceDefinition, with where it came from.
+    pub documents: Vec<(String, Value)>,
+    pub schemas: Schemas,
+}
+
+impl Crds {
+    fn new(from: String, documents: Vec<(String, Value)>) -> Result<Crds, String> {
+        let mut schemas = Schemas::new();
+        let crds: Vec<Value> = documents.iter().map(|(_, d)| d.clone()).collect();
+        schemas
+            .add_documents(&crds)
+            .map_err(|e| format!("{from}: {e}"))?;
+        Ok(Crds {
+            from,
+            documents,
+            schemas,
+        })
+    }
+
+    /// Every `*.yaml` / `*.yml` file of a folder (files without CRDs add nothing).
+    fn from_dir(dir: &Path) -> Result<Crds, String> {
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut files = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+            let ext = path.extension().and_then(|e| e.to_str());
+            if matches!(ext, Some("yaml" | "yml")) && path.is_file() {
+                files.push(path);
+            }
+        }
+        files.sort(); // deterministic: on a duplicate, the later file wins
+        let mut documents = Vec::new();
+        for file in files {
+            let docs = mtls_e2e::yaml::load_file(&file).map_err(|e| e.to_string())?;
+            documents.extend(
+                docs.iter()
+                    .map(|d| (file.display().to_string(), d.to_json())),
+            );
+        }
+        Crds::new(dir.display().to_string(), documents)
+    }
+}
+
+/// Where the CRD schemas are looked for, best first.
+pub struct CrdPlaces {
+    /// `MTLS_E2E_CRDS`: a folder the user named.
+    pub named: Option<PathBuf>,
+    /// The download cache (`mtls-e2e download` fills it): cert-manager's
+    /// release manifest and NIC's `deploy/crds.yaml`, each sha256-checked.
+    pub cache: PathBuf,
+    /// `../shared/crds` beside the clone: the offline fallback.
+    pub shared: PathBuf,
+}
+
+impl CrdPlaces {
+    /// Where this machine keeps them.
+    pub fn here() -> CrdPlaces {
+        CrdPlaces {
+            named: std::env::var_os("MTLS_E2E_CRDS")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            cache: mtls_e2e::substrate::cluster::default_cache(),
+            shared: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/crds"),
+        }
+    }
+
+    /// The schemas for NIC `nic`: from the named folder, else the cache, else
+    /// `../shared/crds`; `None` when none has them. A cached file with another
+    /// digest than the pinned one is refused (an error), never passed over.
+    pub fn find(&self, nic: &str) -> Result<Option<Crds>, String> {
+        if let Some(dir) = &self.named {
+            return Crds::from_dir(dir).map(Some);
+        }
+        let cached = install::pinned_crds(nic, &self.cache).map_err(|e| e.to_string())?;
+        if let Some(documents) = cached {
+            let from = format!(
+                "the pinned release files in {}",
+                self.cache.join("downloads").display()
+            );
+            let documents = documents.into_iter().map(|d| (from.clone(), d)).collect();
+            return Crds::new(from, documents).map(Some);
+        }
+        if self.shared.is_dir() {
+            return Crds::from_dir(&self.shared).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Why trials needing the schemas cannot run, and the one command that un-skips them.
+    pub fn absent(&self) -> String {
+        format!(
+            "no CRD schemas: neither the download cache ({}) nor {} has them; `{DOWNLOAD}` fetches them",
+            self.cache.join("downloads").display(),
+            self.shared.display()
+        )
+    }
+}
+
+/// Which `MTLS_E2E_REQUIRE_*=1` makes a missing prerequisite fail the
+/// suite rather than ignore the trials that need it: `require` itself, or
+/// `MTLS_E2E_REQUIRE_DOWNLOADS=1` (ci.yml, after `mtls-e2e download`), which
+/// implies the CRD schemas too.
+pub fn required_by(require: &'static str) -> Option<&'static str> {
+    let set = |name: &str| std::env::var(name).as_deref() == Ok("1");
+    ["MTLS_E2E_REQUIRE_DOWNLOADS", require]
+        .into_iter()
+        .find(|name| set(name))
+}
+
+/// A trial skipped at run time, saying why and how to un-skip it; a failure
+/// instead when `require` (an `MTLS_E2E_REQUIRE_*` name) is set.
+pub fn unavailable(why: &str, require: &'static str) -> Result<Completion, Failed> {
+    match required_by(require) {
+        Some(name) => Err(format!("{why} ({name}=1 makes that a failure)").into()),
+        None => Ok(Completion::ignored_with(why)),
+    }
+}
+
+/// The schemas for NIC 5.5.4 (what the local substrate renders), found once for all trials.
+pub fn default_crds() -> Result<Option<&'static Crds>, Failed> {
+    static CRDS: std::sync::OnceLock<Result<Option<Crds>, String>> = std::sync::OnceLock::new();
+    CRDS.get_or_init(|| CrdPlaces::here().find(install::DEFAULT_NIC))
+        .as_ref()
+        .map(Option::as_ref)
+        .map_err(|e| Failed::from(e.as_str()))
+}
+
+/// A trial that needs the default CRD schemas: ignored, saying why and how to
+/// un-skip it, when no place has them.
+pub fn with_crds(
+    name: impl Into<String>,
+    run: impl FnOnce(&Crds) -> Result<(), Failed> + Send + 'static,
+) -> Trial {
+    Trial::ignorable_test(name, move || match default_crds()? {
+        Some(crds) => run(crds).map(|()| Completion::Completed),
+        None => unavailable(&CrdPlaces::here().absent(), "MTLS_E2E_REQUIRE_CRDS"),
+    })
+}
+
+/// The validator's own trials (`validate/*`); those that need the CRD schemas
+/// are ignored when none is found (saying so), unless `MTLS_E2E_REQUIRE_CRDS=1`.
+pub(crate) fn trials() -> Vec<Trial> {
+    let with = |name: &str, f: fn(&Crds)| {
+        with_crds(format!("validate/{name}"), move |crds| {
+            f(crds);
+            Ok(())
+        })
+    };
+    let without = |name: &str, f: fn()| {
+        Trial::test(format!("validate/{name}"), move || {
             f();
             Ok(())
         })
-        .with_ignored_flag(needs_crds && absent)
     };
     vec![
-        trial(
+        with(
             "loads_all_served_versions",
-            true,
             cases::loads_all_served_versions,
         ),
-        trial(
+        without(
             "add_documents_counts_versions",
-            false,
             cases::add_documents_counts_versions,
         ),
-        trial("certificate", true, cases::certificate),
-        trial("nic_policy", true, cases::nic_policy),
-        trial("nic_virtual_server", true, cases::nic_virtual_server),
-        trial(
+        with("certificate", cases::certificate),
+        with("nic_policy", cases::nic_policy),
+        with("nic_virtual_server", cases::nic_virtual_server),
+        with(
             "crd_files_are_valid_core_objects",
-            true,
             cases::crd_files_are_valid_core_objects,
         ),
-        trial("core_deployment", false, cases::core_deployment),
-        trial("core_kinds_pass", false, cases::core_kinds_pass),
-        trial(
-            "core_secret_bad_base64",
-            false,
-            cases::core_secret_bad_base64,
+        with(
+            "the_webhook_probe_passes_the_schema",
+            cases::the_webhook_probe_passes_the_schema,
         ),
-        trial("core_required_fields", false, cases::core_required_fields),
-        trial("core_missing_name", false, cases::core_missing_name),
+        without(
+            "crd_places_refuse_a_wrong_cache",
+            cases::crd_places_refuse_a_wrong_cache,
+        ),
+        without("core_deployment", cases::core_deployment),
+        without("core_kinds_pass", cases::core_kinds_pass),
+        without("core_secret_bad_base64", cases::core_secret_bad_base64),
+        without("core_required_fields", cases::core_required_fields),
+        without("core_missing_name", cases::core_missing_name),
     ]
 }
 
 mod cases {
-    use super::{Path, Schemas, Value, Violation, validate_core};
-
-    pub(super) const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/crds");
+    use super::{CrdPlaces, Crds, Path, Schemas, Value, Violation, validate_core};
 
     fn doc(yaml: &str) -> Value {
         let docs =
             mtls_e2e::yaml::parse_documents(yaml, Path::new("test.yaml")).expect("valid YAML");
         docs[0].to_json()
-    }
-
-    fn schemas() -> Option<Schemas> {
-        if !Path::new(CRDS).is_dir() {
-            // Our CI (.ci/run) has ../shared beside the clone and says so: there,
-            // skipping would hide a failure. GitHub's checkout has no ../shared.
-            assert!(
-                std::env::var("MTLS_E2E_REQUIRE_CRDS").as_deref() != Ok("1"),
-                "{CRDS} is absent, and MTLS_E2E_REQUIRE_CRDS=1 asks to validate against it"
-            );
-            println!("skipping: {CRDS} is absent");
-            return None;
-        }
-        Some(Schemas::load_dir(Path::new(CRDS)).expect("CRDs load"))
     }
 
     fn paths(violations: &[Violation]) -> Vec<&str> {
@@ -765,8 +878,8 @@ spec:
   usages: [\"client auth\"]
 ";
 
-    pub(super) fn loads_all_served_versions() {
-        let Some(s) = schemas() else { return };
+    pub(super) fn loads_all_served_versions(crds: &Crds) {
+        let s = &crds.schemas;
         assert!(s.knows("cert-manager.io/v1", "Certificate"));
         assert!(s.knows("k8s.nginx.org/v1", "VirtualServerRoute"));
         assert!(s.knows("apps/v1", "Deployment"));
@@ -819,11 +932,11 @@ spec:
         );
     }
 
-    pub(super) fn certificate() {
-        let Some(s) = schemas() else { return };
-        assert_valid(&s, CERTIFICATE);
+    pub(super) fn certificate(crds: &Crds) {
+        let s = &crds.schemas;
+        assert_valid(s, CERTIFICATE);
         let bad_usage = CERTIFICATE.replace("client auth", "client-auth");
-        assert_fails_at(&s, &bad_usage, ".spec.usages[0]");
+        assert_fails_at(s, &bad_usage, ".spec.usages[0]");
         let unknown = CERTIFICATE.replace("secretName", "secretname");
         let violations = s.validate(&doc(&unknown)).expect("known kind");
         assert!(
@@ -848,11 +961,11 @@ spec:
     verifyDepth: 1
 ";
 
-    pub(super) fn nic_policy() {
-        let Some(s) = schemas() else { return };
-        assert_valid(&s, INGRESS_MTLS);
+    pub(super) fn nic_policy(crds: &Crds) {
+        let s = &crds.schemas;
+        assert_valid(s, INGRESS_MTLS);
         assert_valid(
-            &s,
+            s,
             "
 apiVersion: k8s.nginx.org/v1
 kind: Policy
@@ -867,7 +980,7 @@ spec:
 ",
         );
         let string_depth = INGRESS_MTLS.replace("verifyDepth: 1", "verifyDepth: \"1\"");
-        assert_fails_at(&s, &string_depth, ".spec.ingressMTLS.verifyDepth");
+        assert_fails_at(s, &string_depth, ".spec.ingressMTLS.verifyDepth");
     }
 
     const VIRTUAL_SERVER: &str = "
@@ -892,25 +1005,77 @@ spec:
       pass: backend
 ";
 
-    pub(super) fn nic_virtual_server() {
-        let Some(s) = schemas() else { return };
-        assert_valid(&s, VIRTUAL_SERVER);
+    pub(super) fn nic_virtual_server(crds: &Crds) {
+        let s = &crds.schemas;
+        assert_valid(s, VIRTUAL_SERVER);
         let string_port = VIRTUAL_SERVER.replace("port: 8080", "port: \"8080\"");
-        assert_fails_at(&s, &string_port, ".spec.upstreams[0].port");
+        assert_fails_at(s, &string_port, ".spec.upstreams[0].port");
     }
 
-    pub(super) fn crd_files_are_valid_core_objects() {
-        let Some(s) = schemas() else { return };
-        for entry in std::fs::read_dir(CRDS).expect("readable") {
-            let path = entry.expect("entry").path();
-            if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
-                continue;
-            }
-            for d in mtls_e2e::yaml::load_file(&path).expect("YAML") {
-                let violations = s.validate(&d.to_json()).expect("CRD is a core kind");
-                assert!(violations.is_empty(), "{}: {violations:?}", path.display());
-            }
+    pub(super) fn crd_files_are_valid_core_objects(crds: &Crds) {
+        for (from, crd) in &crds.documents {
+            let violations = crds.schemas.validate(crd).expect("CRD is a core kind");
+            assert!(violations.is_empty(), "{from}: {violations:?}");
         }
+    }
+
+    /// The readiness probe must pass the CRD's schema, so that only
+    /// cert-manager's webhook can refuse it (the refusal is the sign it serves).
+    pub(super) fn the_webhook_probe_passes_the_schema(crds: &Crds) {
+        let probe = mtls_e2e::substrate::cluster::install::webhook_probe();
+        let violations = crds.schemas.validate(&probe).expect("a cert-manager kind");
+        assert!(violations.is_empty(), "{probe}: {violations:?}");
+    }
+
+    /// Where the schemas are looked for: a cached file with another digest is
+    /// refused, even with `../shared/crds` there (it is never passed over); an
+    /// empty cache falls back to the shared folder; neither is `None`, and the
+    /// message names the command that fills the cache.
+    pub(super) fn crd_places_refuse_a_wrong_cache() {
+        use mtls_e2e::substrate::cluster::install;
+        let cache = tempfile::tempdir().expect("tempdir");
+        let shared = tempfile::tempdir().expect("tempdir");
+        let places = CrdPlaces {
+            named: None,
+            cache: cache.path().to_path_buf(),
+            shared: shared.path().join("crds"),
+        };
+        assert!(matches!(places.find(install::DEFAULT_NIC), Ok(None)));
+        assert!(
+            places.absent().contains(super::DOWNLOAD),
+            "{}",
+            places.absent()
+        );
+        std::fs::create_dir(&places.shared).expect("mkdir");
+        std::fs::write(
+            places.shared.join("things.yaml"),
+            "
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: things.example.com}
+spec:
+  group: example.com
+  names: {kind: Thing, plural: things}
+  scope: Namespaced
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}
+",
+        )
+        .expect("write");
+        let found = places
+            .find(install::DEFAULT_NIC)
+            .expect("the shared folder")
+            .expect("found");
+        assert!(found.schemas.knows("example.com/v1", "Thing"));
+        let cert_manager = install::cert_manager();
+        let cached = cert_manager.cached(&places.cache);
+        std::fs::create_dir_all(cached.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&cached, "not cert-manager's manifest\n").expect("write");
+        let refused = places.find(install::DEFAULT_NIC).err().expect("refused");
+        assert!(
+            refused.contains(cert_manager.sha256) && refused.contains("mtls-e2e download"),
+            "{refused}"
+        );
     }
 
     const DEPLOYMENT: &str = "

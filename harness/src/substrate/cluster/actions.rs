@@ -58,9 +58,12 @@ pub(crate) enum Action<'a> {
     PortForward(ServicePort),
     /// `nginx -T` in NIC's pod, for the checks that share state.
     ReadServedConf(NicPod<'a>),
+    /// The Secrets the probes' identities and trust read (`ns/name` each).
+    ReadProbeSecrets(Vec<&'a str>),
 }
 
-/// Where `kubectl exec` finds NIC.
+/// Where `kubectl exec` finds NIC: the run uses the place the preflight
+/// found (`Cluster::nic`); the plan says how it is found.
 #[derive(Clone, Copy)]
 pub(crate) enum NicPod<'a> {
     /// kind: the Deployment the install made.
@@ -68,11 +71,9 @@ pub(crate) enum NicPod<'a> {
         namespace: &'static str,
         name: &'static str,
     },
-    /// An existing cluster: the first running pod NIC's label selects.
-    FirstRunning {
-        namespace: &'a str,
-        selector: &'static str,
-    },
+    /// An existing cluster: a running pod of the workload the preflight
+    /// found, in this namespace if given.
+    Found { namespace: Option<&'a str> },
 }
 
 /// What taking a scenario down does (`--keep` skips all of it).
@@ -177,6 +178,7 @@ pub(crate) fn up<'a>(scenario: &'a Scenario, options: &'a ClusterOptions) -> Vec
         list.push(Action::PortForward(service));
     }
     list.push(Action::ReadServedConf(pod));
+    list.push(Action::ReadProbeSecrets(probe_secret_keys(scenario)));
     list
 }
 
@@ -187,24 +189,46 @@ fn nic_pod(options: &ClusterOptions) -> NicPod<'_> {
             namespace: install::NIC_NAMESPACE,
             name: install::NIC_DEPLOYMENT,
         },
-        Mode::Existing { nic_namespace, .. } => NicPod::FirstRunning {
-            namespace: nic_namespace,
-            selector: install::NIC_POD_SELECTOR,
+        Mode::Existing { nic_namespace, .. } => NicPod::Found {
+            namespace: nic_namespace.as_deref(),
         },
     }
 }
 
 impl NicPod<'_> {
-    /// `kubectl exec`'s words for it.
+    /// `kubectl exec`'s words for it, in the plan.
     fn shown(&self) -> String {
         match self {
             NicPod::Deployment { namespace, name } => format!("-n {namespace} deployment/{name}"),
-            NicPod::FirstRunning {
-                namespace,
-                selector,
-            } => format!("-n {namespace} pod/<the first running pod labelled {selector}>"),
+            NicPod::Found { namespace } => format!(
+                "-n {} pod/<a running pod of NIC's Deployment or DaemonSet, found in the preflight>",
+                namespace.unwrap_or("<NIC's namespace>")
+            ),
         }
     }
+}
+
+/// The Secrets a scenario's identities and trust read, `ns/name`, once each.
+pub(crate) fn probe_secret_keys(scenario: &Scenario) -> Vec<&str> {
+    let mut keys: Vec<&str> = Vec::new();
+    for id in scenario.spec.identities.values() {
+        keys.extend(id.secret.as_deref());
+        keys.extend(
+            id.issue
+                .as_ref()
+                .and_then(|i| i.signed_by.secret.as_deref()),
+        );
+    }
+    keys.extend(
+        scenario
+            .spec
+            .trust
+            .values()
+            .filter_map(|t| t.secret.as_deref()),
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    keys.retain(|k| seen.insert(*k));
+    keys
 }
 
 /// Taking `scenario` down: namespaces are not waited for (namespace deletion
@@ -236,7 +260,7 @@ impl Action<'_> {
                 Phase::Controller
             }
             Action::PortForward(_) => Phase::PortForwards,
-            Action::ReadServedConf(_) => Phase::Untimed,
+            Action::ReadServedConf(_) | Action::ReadProbeSecrets(_) => Phase::Untimed,
         }
     }
 
@@ -279,10 +303,7 @@ impl Action<'_> {
                 }
             }
             Action::RunStep { step, .. } => {
-                let _ = writeln!(
-                    w,
-                    "  step (Secrets read from the cluster, waiting for cert-manager to write them; results applied):"
-                );
+                let _ = writeln!(w, "  step ({}):", step_heading(step));
                 for line in steps::describe(step).lines() {
                     let _ = writeln!(w, "    {line}");
                 }
@@ -366,6 +387,20 @@ impl Action<'_> {
                     pod.shown()
                 );
             }
+            Action::ReadProbeSecrets(keys) => {
+                if keys.is_empty() {
+                    let _ = writeln!(
+                        w,
+                        "  the probes read no Secret (their identities and trust are files or issued here)"
+                    );
+                } else {
+                    let _ = writeln!(
+                        w,
+                        "  read the Secrets the probes' identities and trust use: {}",
+                        keys.join(", ")
+                    );
+                }
+            }
         }
     }
 }
@@ -430,6 +465,173 @@ pub(crate) fn narrate_down(actions: &[Teardown], w: &mut String) {
     }
 }
 
+/// What a step does with the cluster, for its heading in the plan: only a
+/// step that reads a Secret waits for cert-manager to write it.
+fn step_heading(step: &StepSpec) -> String {
+    if step.openssl.is_some() {
+        "openssl, in the scenario's work folder".into()
+    } else if step.write_file.is_some() {
+        "a file in the scenario's work folder".into()
+    } else if let Some(c) = &step.create_secret {
+        format!(
+            "Secret {} made from work-folder files, then applied",
+            c.name
+        )
+    } else if let Some(c) = &step.copy_secret {
+        format!(
+            "reads Secret {} from the cluster, waiting for cert-manager to write it; Secret {} applied",
+            c.from, c.to
+        )
+    } else {
+        "nothing".into()
+    }
+}
+
+/// What is checked before a run does anything, in the order the run needs
+/// it. All of it runs and everything missing is listed at once.
+pub(crate) enum Preflight<'a> {
+    /// A tool on PATH (or `$MTLS_E2E_<NAME>`).
+    Tool(&'static str),
+    /// The Docker daemon answers `docker info`.
+    DockerDaemon,
+    /// The kubeconfig's context reaches its API server.
+    Cluster { context: Option<&'a str> },
+    /// cert-manager's Deployments, and its webhook refusing an invalid
+    /// ClusterIssuer (the sign it serves).
+    CertManager { namespace: Option<&'a str> },
+    /// NIC's Deployment or DaemonSet with a pod available, its version and
+    /// the namespaces it watches.
+    Nic {
+        namespace: Option<&'a str>,
+        version: Option<&'a str>,
+    },
+    /// Each scenario's namespaces are ones NIC watches.
+    WatchedNamespaces(Vec<(&'a str, Vec<String>)>),
+    /// Where the image our Deployments run comes from.
+    Image(&'a str),
+}
+
+/// The preflight of `options`' substrate for `scenarios`.
+pub(crate) fn preflight<'a>(
+    options: &'a ClusterOptions,
+    scenarios: &[&'a Scenario],
+) -> Vec<Preflight<'a>> {
+    match &options.mode {
+        Mode::Kind { .. } => vec![
+            Preflight::Tool("kind"),
+            Preflight::Tool("docker"),
+            Preflight::DockerDaemon,
+            Preflight::Tool("kubectl"),
+            Preflight::Tool("openssl"),
+        ],
+        Mode::Existing {
+            context,
+            nic_namespace,
+            cert_manager_namespace,
+        } => vec![
+            Preflight::Tool("kubectl"),
+            Preflight::Tool("openssl"),
+            Preflight::Cluster {
+                context: context.as_deref(),
+            },
+            Preflight::CertManager {
+                namespace: cert_manager_namespace.as_deref(),
+            },
+            Preflight::Nic {
+                namespace: nic_namespace.as_deref(),
+                version: options.nic.as_deref(),
+            },
+            Preflight::WatchedNamespaces(
+                scenarios
+                    .iter()
+                    .filter(|s| runs_here(s, options, options.nic.as_deref()))
+                    .map(|s| {
+                        let needed = super::controllers::needed(s);
+                        (
+                            s.name.as_str(),
+                            needed.into_iter().map(|n| n.namespace).collect(),
+                        )
+                    })
+                    .collect(),
+            ),
+            Preflight::Image(&options.image),
+        ],
+    }
+}
+
+/// Whether `scenario` runs on `options`' substrate (with NIC `nic`, when
+/// known): a skipped one needs nothing of the cluster.
+pub(crate) fn runs_here(scenario: &Scenario, options: &ClusterOptions, nic: Option<&str>) -> bool {
+    scenario.substrate_skip(options.label()).is_none()
+        && nic.is_none_or(|v| super::skip_reason(scenario, v).is_none())
+}
+
+impl Preflight<'_> {
+    /// The check's lines in the plan.
+    pub(crate) fn describe(&self, w: &mut String) {
+        let found = |namespace: Option<&str>| {
+            namespace.map_or_else(|| "found".to_string(), |ns| format!("in namespace {ns}"))
+        };
+        match self {
+            Preflight::Tool(name) => {
+                let _ = writeln!(
+                    w,
+                    "  {name} on PATH (or MTLS_E2E_{}); else exit 3, saying how to install it",
+                    name.to_uppercase()
+                );
+            }
+            Preflight::DockerDaemon => {
+                let _ = writeln!(
+                    w,
+                    "  $ docker info --format {{{{.ServerVersion}}}}   (the daemon answers; else exit 3)"
+                );
+            }
+            Preflight::Cluster { context } => {
+                let _ = writeln!(
+                    w,
+                    "  the kubeconfig (KUBECONFIG or ~/.kube/config), context {}, reaches its API server; else exit 3 without a kubeconfig, 4 when it does not answer",
+                    context.unwrap_or("(current)")
+                );
+            }
+            Preflight::CertManager { namespace } => {
+                let _ = writeln!(
+                    w,
+                    "  cert-manager: its Deployments {} (labelled app.kubernetes.io/name=cert-manager or running a cert-manager-* image; else exit 3), and its webhook serving: \
+                     this server-side dry-run create must be refused by the webhook, not accepted (<= {} s; else exit 3):\n    {}",
+                    found(*namespace),
+                    install::EXISTING_WEBHOOK_DEADLINE.as_secs(),
+                    install::webhook_probe()
+                );
+            }
+            Preflight::Nic { namespace, version } => {
+                let _ = writeln!(
+                    w,
+                    "  NIC: its Deployment or DaemonSet {} (labelled {} or running the nginx/nginx-ingress image; else exit 3) with a pod available (else exit 4); \
+                     its version {}; the namespaces it watches from its -watch-namespace, -watch-namespace-label and -watch-secret-namespace arguments",
+                    found(*namespace),
+                    install::NIC_POD_SELECTOR,
+                    version
+                        .map_or_else(|| "from its image".to_string(), |v| format!("{v} (given)"))
+                );
+            }
+            Preflight::WatchedNamespaces(scenarios) => {
+                let _ = writeln!(
+                    w,
+                    "  NIC must watch (and read Secrets in) the namespaces of each scenario that runs; else the run is refused before anything is applied (exit 2):"
+                );
+                for (name, namespaces) in scenarios {
+                    let _ = writeln!(w, "    {name}: {}", namespaces.join(", "));
+                }
+            }
+            Preflight::Image(image) => {
+                let how = super::controllers::image_note(image)
+                    .unwrap_or_else(|| "your cluster must be able to pull it".into());
+                let _ = writeln!(w, "  our Deployments run image {image}: {how}");
+            }
+        }
+    }
+}
+
 /// A release the kind substrate installs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Release<'a> {
@@ -443,7 +645,7 @@ pub(crate) enum Install<'a> {
     /// Every object of the release's downloads: CRDs first, waited for until
     /// Established, then the rest.
     Apply(Release<'a>),
-    /// Until cert-manager's webhook accepts a server-side dry-run create.
+    /// Until cert-manager's webhook refuses an invalid server-side dry-run create.
     WaitWebhook { deadline: Duration },
     /// Until a Deployment has its replicas available.
     WaitAvailable {
@@ -518,7 +720,7 @@ impl Install<'_> {
             Install::WaitWebhook { deadline } => {
                 let _ = writeln!(
                     w,
-                    "    wait (<= {} s): server-side dry-run create accepted by cert-manager's webhook:\n    {}",
+                    "    wait (<= {} s): cert-manager's webhook refuses this server-side dry-run create (\"at least one issuer must be configured\"; accepted would mean no webhook checked it):\n    {}",
                     deadline.as_secs(),
                     install::webhook_probe()
                 );
@@ -574,7 +776,8 @@ mod tests {
     /// The order a run depends on: ownership before anything, namespaces
     /// before what lives in them, steps after the applies (they read the
     /// Secrets cert-manager writes), waits after both, NIC's configuration
-    /// read last; and phases never go back (their timings assume it).
+    /// and the probes' Secrets read last; and phases never go back (their
+    /// timings assume it).
     #[test]
     fn bring_up_runs_in_the_order_the_cluster_needs() {
         let opts = options(kind_mode());
@@ -626,8 +829,11 @@ mod tests {
                 "{name}: forwards after waits"
             );
             assert!(
-                matches!(list.last(), Some(Action::ReadServedConf(_))),
-                "{name}"
+                matches!(
+                    list[list.len() - 2..],
+                    [Action::ReadServedConf(_), Action::ReadProbeSecrets(_)]
+                ),
+                "{name}: NIC's configuration and the probes' Secrets read last"
             );
             assert!(
                 list.windows(2).all(|p| p[0].phase() <= p[1].phase()),
@@ -648,7 +854,8 @@ mod tests {
             kind_mode(),
             Mode::Existing {
                 context: None,
-                nic_namespace: "nginx-ingress".into(),
+                nic_namespace: None,
+                cert_manager_namespace: None,
             },
         ] {
             let mut opts = options(mode);
@@ -667,8 +874,20 @@ mod tests {
                 a.describe(&mut one);
                 assert!(!one.trim().is_empty(), "a teardown action without a line");
             }
+            for check in preflight(&opts, &[&s]) {
+                check.describe(&mut lines);
+            }
+            assert!(
+                plan.contains(&lines),
+                "the plan prints the preflight the run executes, in its order"
+            );
+            lines.clear();
             narrate_up(&ups, &mut lines);
             assert!(plan.contains(&lines), "the plan prints the bring-up list");
+            assert!(
+                !plan.contains("mutation "),
+                "mutations run on the local substrate only"
+            );
             lines.clear();
             narrate_down(&downs, &mut lines);
             assert!(plan.contains(&lines), "the plan prints the teardown list");

@@ -509,6 +509,7 @@ pub(crate) async fn up(
     let mut states = Vec::new();
     let mut services = BTreeMap::new();
     let mut nginx_conf = None;
+    let mut probe_secrets = BTreeMap::new();
     for action in actions::up(scenario, &cluster.options) {
         time_phases(&mut phases, &mut clock, &mut phase, action.phase());
         match action {
@@ -624,6 +625,11 @@ pub(crate) async fn up(
             Action::ReadServedConf(pod) => {
                 nginx_conf = served_conf(cluster, &pod, progress).await;
             }
+            Action::ReadProbeSecrets(keys) => {
+                probe_secrets = read_probe_secrets(&cluster.client, &keys)
+                    .await
+                    .map_err(to_substrate)?;
+            }
         }
     }
     time_phases(&mut phases, &mut clock, &mut phase, Phase::Untimed);
@@ -639,6 +645,7 @@ pub(crate) async fn up(
         ingress,
         phases,
         nginx_conf,
+        probe_secrets,
     })
 }
 
@@ -802,10 +809,9 @@ async fn nic_exec_target(cluster: &Cluster, pod: &NicPod<'_>) -> Result<(String,
         NicPod::Deployment { namespace, name } => {
             Ok((namespace.to_string(), format!("deployment/{name}")))
         }
-        NicPod::FirstRunning {
-            namespace,
-            selector,
-        } => {
+        // The place the preflight found (a given namespace was checked there).
+        NicPod::Found { .. } => {
+            let (namespace, selector) = (&cluster.nic.namespace, &cluster.nic.selector);
             let pods: kube::Api<Pod> = kube::Api::namespaced(cluster.client.clone(), namespace);
             let list = pods
                 .list(&kube::api::ListParams::default().labels(selector))
@@ -815,7 +821,7 @@ async fn nic_exec_target(cluster: &Cluster, pod: &NicPod<'_>) -> Result<(String,
                 .iter()
                 .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
                 .and_then(|p| p.metadata.name.clone())
-                .map(|name| (namespace.to_string(), format!("pod/{name}")))
+                .map(|name| (namespace.clone(), format!("pod/{name}")))
                 .ok_or_else(|| format!("no running pod {selector} in {namespace}"))
         }
     }
@@ -835,6 +841,10 @@ pub(crate) fn to_substrate(e: ClusterError) -> crate::substrate::SubstrateError 
             })
         }
         ClusterError::Failed(m) => crate::substrate::SubstrateError::Failed(m),
+        // Only the preflight lists problems, before any bring-up.
+        e @ ClusterError::Preflight { .. } => {
+            crate::substrate::SubstrateError::Failed(e.to_string())
+        }
     }
 }
 
@@ -1073,33 +1083,15 @@ async fn latest_event(
     Ok(waits::ingress_state(&events.items, uid.as_deref()))
 }
 
-/// The Secrets a scenario's identities and trust read, from the cluster.
-pub(crate) async fn probe_secrets(
-    cluster: &Cluster,
-    scenario: &Scenario,
-) -> Result<Secrets, ClusterError> {
-    let mut keys: Vec<&str> = Vec::new();
-    for id in scenario.spec.identities.values() {
-        keys.extend(id.secret.as_deref());
-        keys.extend(
-            id.issue
-                .as_ref()
-                .and_then(|i| i.signed_by.secret.as_deref()),
-        );
-    }
-    keys.extend(
-        scenario
-            .spec
-            .trust
-            .values()
-            .filter_map(|t| t.secret.as_deref()),
-    );
+/// The Secrets the probes read (`ns/name` each), from the cluster; one that
+/// does not exist is left out (the identity that needs it says so).
+async fn read_probe_secrets(client: &kube::Client, keys: &[&str]) -> Result<Secrets, ClusterError> {
     let mut out = BTreeMap::new();
     for key in keys {
         let Some((ns, name)) = key.split_once('/') else {
             continue;
         };
-        if let Some(secret) = read_secret(&cluster.client, ns, name).await? {
+        if let Some(secret) = read_secret(client, ns, name).await? {
             out.insert(NamespacedName::new(ns, name), secret);
         }
     }
@@ -1405,6 +1397,7 @@ mod wait_tests {
                 https: "127.0.0.1:443".parse().expect("address"),
             },
             run_id: "test".into(),
+            nic: super::super::controllers::NicPlace::installed(),
         }
     }
 

@@ -65,7 +65,9 @@ impl NicLocation {
         match mode {
             Mode::Kind { .. } => NicLocation::installed(),
             Mode::Existing { nic_namespace, .. } => NicLocation {
-                namespace: nic_namespace.clone(),
+                namespace: nic_namespace
+                    .clone()
+                    .unwrap_or_else(|| "<NIC's namespace, found in the preflight>".into()),
                 workload: "<the workload owning NIC's pod>".into(),
             },
         }
@@ -261,7 +263,11 @@ pub(crate) async fn collect(cluster: &Cluster, scenario: &Scenario, why: &str) -
         format!("{}\n\n{why}\n", scenario.name),
     );
     let base = cluster.kubectl_args();
-    let expected = NicLocation::expected(&cluster.options.mode);
+    // Where the preflight found NIC; its pods are read again in case it moved.
+    let expected = NicLocation {
+        namespace: cluster.nic.namespace.clone(),
+        workload: cluster.nic.workload.clone(),
+    };
     let nic = match find_nic(cluster, &expected.namespace).await {
         Ok(found) => found,
         Err(e) => {

@@ -39,6 +39,37 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The verified file's bytes from the cache alone: `None` when it is not
+/// there. A file there with another digest is refused, never used.
+///
+/// # Errors
+///
+/// [`ClusterError::Failed`] when the cached file cannot be read or does not
+/// match its pinned sha256 (the message says how to replace it).
+pub fn read_cached(download: &Download, cache: &Path) -> Result<Option<Vec<u8>>, ClusterError> {
+    let path = download.cached(cache);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ClusterError::Failed(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    let got = sha256_hex(&bytes);
+    if got != download.sha256 {
+        return Err(ClusterError::Failed(format!(
+            "{} has sha256 {got}, not the pinned {} of {}; delete it and run `mtls-e2e download`, which fetches the pinned file again",
+            path.display(),
+            download.sha256,
+            download.url
+        )));
+    }
+    Ok(Some(bytes))
+}
+
 /// The verified file's bytes: from the cache, or downloaded, verified and cached.
 pub(crate) async fn fetch(
     download: &Download,
@@ -226,6 +257,36 @@ mod tests {
             }
         });
         format!("http://{addr}/start")
+    }
+
+    /// The cache alone, as the tests read the CRD schemas: a file with the
+    /// pinned digest is used, none is `None`, any other content is refused.
+    #[test]
+    fn the_cache_gives_only_files_with_the_pinned_digest() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let body = b"kind: CustomResourceDefinition\n";
+        let digest: &'static str = Box::leak(sha256_hex(body).into_boxed_str());
+        let pinned = Download {
+            url: "https://example.invalid/crds.yaml".into(),
+            sha256: digest,
+            size: body.len() as u64,
+            name: "crds.yaml".into(),
+        };
+        assert!(matches!(read_cached(&pinned, cache.path()), Ok(None)));
+        let path = pinned.cached(cache.path());
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, body).expect("write");
+        assert_eq!(
+            read_cached(&pinned, cache.path()).expect("verified"),
+            Some(body.to_vec())
+        );
+        std::fs::write(&path, b"kind: Something else\n").expect("write");
+        let refused = read_cached(&pinned, cache.path()).expect_err("another digest");
+        let text = refused.to_string();
+        assert!(
+            text.contains(digest) && text.contains("mtls-e2e download"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

@@ -162,6 +162,44 @@ pub fn nic_downloads(version: &str) -> Result<Vec<Download>, ClusterError> {
         .collect())
 }
 
+/// Every file the kind substrate installs from, for every pinned release:
+/// what `mtls-e2e download` puts into the cache.
+#[must_use]
+pub fn pinned_downloads() -> Vec<Download> {
+    let mut all = vec![cert_manager()];
+    for release in NIC_RELEASES {
+        all.extend(nic_downloads(release.version).unwrap_or_default());
+    }
+    all
+}
+
+/// The CustomResourceDefinitions of cert-manager's release manifest and of
+/// NIC `nic_version`'s `deploy/crds.yaml`, from the cache alone (each
+/// sha256-checked): `None` when either file is not there.
+///
+/// # Errors
+///
+/// `nic_version` is not pinned, or a cached file does not match its digest or
+/// cannot be read.
+pub fn pinned_crds(nic_version: &str, cache: &Path) -> Result<Option<Vec<Value>>, ClusterError> {
+    let nic_crds = nic_downloads(nic_version)?
+        .into_iter()
+        .find(|d| d.url.ends_with("/deploy/crds.yaml"))
+        .ok_or_else(|| ClusterError::Input(format!("NIC {nic_version} pins no CRDs")))?;
+    let mut crds = Vec::new();
+    for d in [cert_manager(), nic_crds] {
+        let Some(bytes) = download::read_cached(&d, cache)? else {
+            return Ok(None);
+        };
+        crds.extend(
+            documents(&bytes, &d.name)?
+                .into_iter()
+                .filter(|o| o["kind"] == "CustomResourceDefinition"),
+        );
+    }
+    Ok(Some(crds))
+}
+
 /// Every object of a multi-document manifest, as JSON, in file order.
 ///
 /// # Errors
@@ -329,16 +367,38 @@ async fn apply_set(
     Ok(())
 }
 
-/// A throwaway Issuer: creating it (dry-run) passes through cert-manager's
-/// webhooks, which is the only reliable sign they are serving.
+/// A ClusterIssuer with no issuer type: its schema lets it through, and only
+/// cert-manager's validating webhook refuses it ("at least one issuer must be
+/// configured"). So a server-side dry-run create that is refused with that is
+/// the sign the webhook serves; one that is accepted means no webhook looked
+/// at it (cert-manager's CRDs without its webhook). Cluster-scoped, so no
+/// namespace selector of the webhook can skip it.
 #[must_use]
 pub fn webhook_probe() -> Value {
     json!({
         "apiVersion": "cert-manager.io/v1",
-        "kind": "Issuer",
-        "metadata": {"name": "mtls-e2e-webhook-check", "namespace": "cert-manager"},
-        "spec": {"selfSigned": {}}
+        "kind": "ClusterIssuer",
+        "metadata": {"name": "mtls-e2e-webhook-check"},
+        "spec": {}
     })
+}
+
+/// What cert-manager's webhook refuses [`webhook_probe`] with (its
+/// `ValidateIssuerConfig`).
+const WEBHOOK_REFUSAL: &str = "at least one issuer must be configured";
+
+/// Whether a dry-run create of [`webhook_probe`] shows cert-manager's webhook
+/// serving: only its own refusal does.
+pub(crate) fn webhook_answered(dry_run: &Result<(), String>) -> Poll<()> {
+    match dry_run {
+        Err(e) if e.contains("denied the request") && e.contains(WEBHOOK_REFUSAL) => Poll::Done(()),
+        Err(e) => Poll::Pending(e.clone()),
+        Ok(()) => Poll::Pending(
+            "the dry-run was accepted, so no webhook checked it: cert-manager's ValidatingWebhookConfiguration \
+             (cert-manager-webhook) is missing"
+                .into(),
+        ),
+    }
 }
 
 pub(crate) async fn wait_cert_manager(
@@ -349,15 +409,10 @@ pub(crate) async fn wait_cert_manager(
     let probe = webhook_probe();
     // Polled: a dry-run create is a request to repeat, not an object to watch.
     wait_for(
-        "cert-manager's webhook to accept a server-side dry-run",
+        "cert-manager's webhook to refuse an invalid ClusterIssuer (server-side dry-run)",
         deadline,
         progress,
-        || async {
-            Ok(match applier.dry_run_create(&probe).await {
-                Ok(()) => Poll::Done(()),
-                Err(e) => Poll::Pending(e),
-            })
-        },
+        || async { Ok(webhook_answered(&applier.dry_run_create(&probe).await)) },
     )
     .await
 }
@@ -428,50 +483,6 @@ pub(crate) fn version_from_image(image: &str) -> Option<String> {
     (parts >= 2).then(|| version.trim_end_matches('.').to_string())
 }
 
-/// An existing cluster must already run cert-manager and NIC: check both
-/// answer, and find NIC's version (from its image, unless --nic-version says).
-pub(crate) async fn check_existing(
-    cluster: &Cluster,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Result<String, ClusterError> {
-    use k8s_openapi::api::core::v1::Pod;
-    let super::Mode::Existing { nic_namespace, .. } = &cluster.options.mode else {
-        return Err(ClusterError::Input("not an existing cluster".into()));
-    };
-    let applier = Applier::new(cluster.client.clone());
-    wait_cert_manager(&applier, EXISTING_WEBHOOK_DEADLINE, progress)
-        .await
-        .map_err(|e| {
-        ClusterError::Missing(format!(
-            "cert-manager does not answer on this cluster ({e}); install it with `kubectl apply -f {}`",
-            cert_manager().url
-        ))
-    })?;
-    let pods: kube::Api<Pod> = kube::Api::namespaced(cluster.client.clone(), nic_namespace);
-    let list = pods
-        .list(&kube::api::ListParams::default().labels(NIC_POD_SELECTOR))
-        .await?;
-    let image = list
-        .items
-        .iter()
-        .flat_map(|p| p.spec.iter().flat_map(|s| s.containers.iter()))
-        .find_map(|c| c.image.clone())
-        .ok_or_else(|| {
-            ClusterError::Missing(format!(
-                "no NGINX Ingress Controller pod ({NIC_POD_SELECTOR}) in namespace {nic_namespace}; install NIC 5.5 \
-                 (https://docs.nginx.com/nginx-ingress-controller/install/) or pass --nic-namespace"
-            ))
-        })?;
-    match &cluster.options.nic {
-        Some(v) => Ok(v.clone()),
-        None => version_from_image(&image).ok_or_else(|| {
-            ClusterError::Input(format!(
-                "cannot tell NIC's version from its image {image}; pass --nic-version (e.g. 5.5.4)"
-            ))
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,6 +528,28 @@ mod tests {
         );
         let mut other = json!({"spec": {"template": {"spec": {"containers": [{"name": "x"}]}}}});
         assert!(patch_nic_deployment(&mut other).is_err());
+    }
+
+    /// Only cert-manager's own refusal of the probe means its webhook serves:
+    /// an accepted dry-run (CRDs without a webhook) or a failed call does not.
+    #[test]
+    fn cert_manager_is_ready_only_when_its_webhook_refuses_the_probe() {
+        let refused = Err(format!(
+            "ApiError: admission webhook \"webhook.cert-manager.io\" denied the request: spec: Required value: {WEBHOOK_REFUSAL}: Forbidden (403)"
+        ));
+        assert!(matches!(webhook_answered(&refused), Poll::Done(())));
+        assert!(
+            matches!(webhook_answered(&Ok(())), Poll::Pending(why) if why.contains("ValidatingWebhookConfiguration"))
+        );
+        let down = Err(
+            "Internal error occurred: failed calling webhook \"webhook.cert-manager.io\": \
+                        no endpoints available for service \"cert-manager-webhook\""
+                .to_string(),
+        );
+        assert!(
+            matches!(webhook_answered(&down), Poll::Pending(why) if why.contains("no endpoints"))
+        );
+        assert_eq!(webhook_probe()["spec"], json!({}));
     }
 
     /// The kind install and the local render model NIC's default server the

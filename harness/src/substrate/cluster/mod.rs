@@ -8,12 +8,14 @@
 pub(crate) mod actions;
 pub mod apply;
 pub(crate) mod artifacts;
+pub(crate) mod controllers;
 pub mod download;
 pub(crate) mod forward;
 pub mod image;
 pub mod install;
 pub(crate) mod kind;
 pub(crate) mod ownership;
+pub(crate) mod preflight;
 pub(crate) mod readiness;
 pub(crate) mod waits;
 
@@ -41,6 +43,14 @@ pub enum ClusterError {
     /// A cluster operation failed or timed out (exit code 4).
     #[error("{0}")]
     Failed(String),
+    /// Everything that keeps a run from starting, found before anything is
+    /// done, in the order the run needs it (error.rs gives each its exit code
+    /// and the whole the lowest of them).
+    #[error("the {substrate} substrate cannot start:\n  - {}", .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  - "))]
+    Preflight {
+        substrate: &'static str,
+        problems: Vec<ClusterError>,
+    },
 }
 
 impl From<kube::Error> for ClusterError {
@@ -64,6 +74,9 @@ fn install_hint(name: &str) -> &'static str {
             "install kubectl (https://kubernetes.io/docs/tasks/tools/), e.g. \
              `curl -LO https://dl.k8s.io/release/v1.34.3/bin/linux/amd64/kubectl && chmod +x kubectl && sudo mv kubectl /usr/local/bin/`"
         }
+        "openssl" => {
+            "install it with `sudo apt-get install openssl` (Debian/Ubuntu), or point MTLS_E2E_OPENSSL at an openssl binary"
+        }
         _ => "install it and put it on PATH",
     }
 }
@@ -78,43 +91,6 @@ pub fn tool(name: &str) -> Result<PathBuf, ClusterError> {
     find_program(name, &env).ok_or_else(|| {
         ClusterError::Missing(format!("{name} is not on PATH; {}", install_hint(name)))
     })
-}
-
-/// Check every tool before doing anything; one message lists all that is missing.
-pub(crate) fn preflight(needs_kind: bool) -> Result<(), ClusterError> {
-    let wanted: &[&str] = if needs_kind {
-        &["kind", "docker", "kubectl"]
-    } else {
-        &["kubectl"]
-    };
-    let mut missing: Vec<String> = wanted
-        .iter()
-        .filter_map(|t| tool(t).err())
-        .map(|e| e.to_string())
-        .collect();
-    if needs_kind
-        && missing.is_empty()
-        && let Ok(docker) = tool("docker")
-        && run_tool(
-            &docker,
-            &["info", "--format", "{{.ServerVersion}}"],
-            Duration::from_secs(20),
-        )
-        .is_err()
-    {
-        missing.push(
-            "the docker daemon does not answer `docker info`; start it (or set DOCKER_HOST)".into(),
-        );
-    }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(ClusterError::Missing(format!(
-            "the {} substrate cannot start:\n  - {}",
-            if needs_kind { "kind" } else { "existing" },
-            missing.join("\n  - ")
-        )))
-    }
 }
 
 /// Run a tool to completion (killed after `timeout`); stdout on success. For
@@ -325,7 +301,10 @@ pub enum Mode {
     /// A cluster from a kubeconfig, with cert-manager and NIC installed.
     Existing {
         context: Option<String>,
-        nic_namespace: String,
+        /// Where NIC runs; `None`: found from its workload.
+        nic_namespace: Option<String>,
+        /// Where cert-manager runs; `None`: found from its Deployments.
+        cert_manager_namespace: Option<String>,
     },
 }
 
@@ -459,6 +438,8 @@ pub struct Cluster {
     pub ingress: IngressAccess,
     /// This run's identity, in the `mtls-e2e.io/run` label of what it applies.
     pub run_id: String,
+    /// Where NIC runs and what it watches.
+    pub(crate) nic: controllers::NicPlace,
 }
 
 /// 12 random hex digits: which run applied an object.
@@ -501,20 +482,27 @@ impl IngressAccess {
 }
 
 impl Cluster {
-    /// Ensure (kind) or reach (existing) the cluster, and connect to it.
+    /// Ensure (kind) or reach (existing) the cluster, after the preflight
+    /// found nothing missing: on kind the cluster is created or reused here;
+    /// on an existing cluster the preflight's connection is used, and probes
+    /// reach the NIC it found through port-forwards.
     pub(crate) async fn connect(
         options: ClusterOptions,
+        ready: preflight::Ready,
         progress: Progress,
     ) -> Result<Cluster, ClusterError> {
         std::fs::create_dir_all(&options.cache).map_err(|e| {
             ClusterError::Failed(format!("cannot create {}: {e}", options.cache.display()))
         })?;
-        let (kubeconfig, context, created) = match &options.mode {
-            Mode::Kind {
-                name,
-                k8s,
-                recreate,
-            } => {
+        let (kubeconfig, context, created, client) = match (&options.mode, ready.client) {
+            (
+                Mode::Kind {
+                    name,
+                    k8s,
+                    recreate,
+                },
+                _,
+            ) => {
                 let (name, k8s, cache) = (name.clone(), k8s.clone(), options.cache.clone());
                 let kubeconfig = options.cache.join(format!("{name}.kubeconfig"));
                 let path = kubeconfig.clone();
@@ -522,34 +510,33 @@ impl Cluster {
                 let report = |m: &str| progress(m);
                 kind::sweep_stale(&cache, &report).await?;
                 let created = kind::ensure(&name, &k8s, *recreate, &cache, &path, &report).await?;
-                (
-                    Some(kubeconfig),
-                    Some(format!("kind-{}", options.cluster_name())),
-                    created,
-                )
+                let context = format!("kind-{}", options.cluster_name());
+                let client = client(Some(&kubeconfig), Some(&context)).await?;
+                (Some(kubeconfig), Some(context), created, client)
             }
-            // The user's kubeconfig, as kubectl finds it (KUBECONFIG, or ~/.kube/config).
-            Mode::Existing { context, .. } => (None, context.clone(), false),
+            (Mode::Existing { context, .. }, Some(client)) => {
+                (None, context.clone(), false, client)
+            }
+            (Mode::Existing { context, .. }, None) => (
+                None,
+                context.clone(),
+                false,
+                client(None, context.as_deref()).await?,
+            ),
         };
-        let client = client(kubeconfig.as_deref(), context.as_deref()).await?;
         let ingress = match &options.mode {
             Mode::Kind { .. } => IngressAccess::HostPorts {
                 http: SocketAddr::from(([127, 0, 0, 1], 80)),
                 https: SocketAddr::from(([127, 0, 0, 1], 443)),
             },
-            Mode::Existing { nic_namespace, .. } => {
-                let pod = forward::Target::Selector {
-                    namespace: nic_namespace.clone(),
-                    selector: install::NIC_POD_SELECTOR.into(),
-                    port: 80,
+            Mode::Existing { .. } => {
+                let pod = |port| forward::Target::Selector {
+                    namespace: ready.nic.namespace.clone(),
+                    selector: ready.nic.selector.clone(),
+                    port,
                 };
-                let http = forward::Forward::start(client.clone(), pod).await?;
-                let pod = forward::Target::Selector {
-                    namespace: nic_namespace.clone(),
-                    selector: install::NIC_POD_SELECTOR.into(),
-                    port: 443,
-                };
-                let https = forward::Forward::start(client.clone(), pod).await?;
+                let http = forward::Forward::start(client.clone(), pod(80)).await?;
+                let https = forward::Forward::start(client.clone(), pod(443)).await?;
                 IngressAccess::Forwarded { http, https }
             }
         };
@@ -561,6 +548,7 @@ impl Cluster {
             created,
             ingress,
             run_id: new_run_id(),
+            nic: ready.nic,
         })
     }
 
@@ -609,7 +597,7 @@ impl Cluster {
     }
 }
 
-async fn client(
+pub(crate) async fn client(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
 ) -> Result<kube::Client, ClusterError> {
@@ -647,6 +635,8 @@ pub struct ClusterDeployment {
     pub phases: crate::report::Phases,
     /// `nginx -T` of NIC once the scenario was served, when it could be read.
     pub nginx_conf: Option<String>,
+    /// The Secrets the probes' identities and trust read, by `ns/name`.
+    pub probe_secrets: crate::scenario::steps::Secrets,
 }
 
 impl ClusterDeployment {
