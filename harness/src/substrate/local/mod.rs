@@ -16,9 +16,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::manifest::{Kind, ManifestError, Object};
+use crate::manifest::{ControllerState, Kind, ManifestError, Object};
 use crate::pki::KeyPool;
-use crate::report::Phases;
+use crate::report::{Phases, ResourceState};
 use crate::scenario::steps::{self, SecretData, SecretSource, StepRunner};
 use crate::scenario::{Scenario, Target};
 use nginx::{NginxBinary, NginxProcess};
@@ -36,6 +36,7 @@ pub struct Local {
 }
 
 /// A scenario applied to the in-memory cluster: everything but processes.
+#[derive(Clone)]
 pub struct Prepared {
     pub scenario: Scenario,
     pub objects: Vec<Object>,
@@ -181,6 +182,23 @@ impl Local {
         Ok(out)
     }
 
+    /// NIC's configuration for `objects` with the secrets of `prepared`, as
+    /// `plan` shows it: example listeners, and an example endpoint per Service
+    /// port. Nothing is started.
+    pub(crate) fn planned(
+        &self,
+        prepared: &Prepared,
+        objects: &[Object],
+        nginx_dir: &Path,
+    ) -> Result<NicOutput, ManifestError> {
+        nic::configure(
+            objects,
+            &prepared.secrets,
+            &PlannedEndpoints(objects),
+            &planned_env(nginx_dir),
+        )
+    }
+
     pub(crate) fn main_conf(&self, env: &RenderEnv, dir: &Path) -> String {
         let text = |p: PathBuf| p.display().to_string();
         nic::render::MainConf {
@@ -322,23 +340,58 @@ async fn issue(
     Ok(result?)
 }
 
+/// NIC's environment as `plan` shows it: example listeners nothing listens on.
+pub(crate) fn planned_env(nginx_dir: &Path) -> RenderEnv {
+    let at = |port| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+    local_env(nginx_dir, at(18080), at(18443))
+}
+
+/// The resources whose state is not the one the scenario expects (default Valid).
+pub(crate) fn unexpected_states<'a>(
+    scenario: &Scenario,
+    states: &'a [ResourceState],
+) -> Vec<&'a ResourceState> {
+    states
+        .iter()
+        .filter(|s| s.state != scenario.expected_state(&s.id()))
+        .collect()
+}
+
+/// Two renders nginx would serve alike: the same configuration files, the
+/// same secret files among those the configuration names (nginx reads no
+/// other), the same hosts and resource states (their messages aside).
+pub(crate) fn renders_alike(a: &NicOutput, b: &NicOutput) -> bool {
+    let states = |o: &NicOutput| -> Vec<(String, ControllerState)> {
+        o.states.iter().map(|s| (s.id(), s.state)).collect()
+    };
+    let read = |o: &NicOutput| -> Vec<nic::secrets::SecretFile> {
+        o.secret_files
+            .iter()
+            .filter(|f| o.conf_files.iter().any(|(_, text)| text.contains(&f.name)))
+            .cloned()
+            .collect()
+    };
+    a.conf_files == b.conf_files
+        && read(a) == read(b)
+        && a.hosts == b.hosts
+        && states(a) == states(b)
+}
+
 /// Every resource must be in the state the scenario expects (default Valid).
 pub(crate) fn check_states(scenario: &Scenario, nic: &NicOutput) -> Result<(), ManifestError> {
-    for state in &nic.states {
-        let expected = scenario.expected_state(&state.id());
-        if state.state != expected {
-            return Err(ManifestError {
-                origin: state.origin.clone(),
-                message: format!(
-                    "{} would be {}, not {expected}: {} (if that is what the scenario tests, declare it under resourceStates)",
-                    state.id(),
-                    state.state,
-                    state.message
-                ),
-            });
-        }
+    match unexpected_states(scenario, &nic.states).first() {
+        Some(state) => Err(ManifestError {
+            origin: state.origin.clone(),
+            message: format!(
+                "{} would be {}, not {}: {} (if that is what the scenario tests, declare it under resourceStates)",
+                state.id(),
+                state.state,
+                scenario.expected_state(&state.id()),
+                state.message
+            ),
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// nginx's runtime folder, relative to the folder nginx runs in.
