@@ -364,10 +364,19 @@ pub(crate) fn renders_alike(a: &NicOutput, b: &NicOutput) -> bool {
     let states = |o: &NicOutput| -> Vec<(String, ControllerState)> {
         o.states.iter().map(|s| (s.id(), s.state)).collect()
     };
+    // The files a configuration names: the last part of each path in it.
+    let named = |o: &NicOutput| -> std::collections::BTreeSet<String> {
+        o.conf_files
+            .iter()
+            .flat_map(|(_, text)| text.split(|c: char| c.is_whitespace() || c == ';' || c == '"'))
+            .filter_map(|word| word.rsplit_once('/').map(|(_, file)| file.to_string()))
+            .collect()
+    };
     let read = |o: &NicOutput| -> Vec<nic::secrets::SecretFile> {
+        let named = named(o);
         o.secret_files
             .iter()
-            .filter(|f| o.conf_files.iter().any(|(_, text)| text.contains(&f.name)))
+            .filter(|f| named.contains(&f.name))
             .cloned()
             .collect()
     };
@@ -511,5 +520,46 @@ impl LocalDeployment {
     pub(crate) async fn stop(mut self) {
         self.nginx.stop().await;
         self.pods.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nic::secrets::SecretFile;
+
+    fn output(conf: &str, files: &[(&str, &str)]) -> NicOutput {
+        NicOutput {
+            conf_files: vec![("vs_ns_a.conf".into(), conf.into())],
+            secret_files: files
+                .iter()
+                .map(|(name, content)| SecretFile {
+                    name: (*name).into(),
+                    content: content.as_bytes().to_vec(),
+                    private: false,
+                })
+                .collect(),
+            states: Vec::new(),
+            hosts: BTreeMap::new(),
+            upstreams: Vec::new(),
+        }
+    }
+
+    /// Renders are alike when nginx would read the same: a secret file the
+    /// configuration does not name (even one whose name begins another's)
+    /// does not count; a named one, or any configuration text, does.
+    #[test]
+    fn renders_alike_compares_what_nginx_reads() {
+        let conf = "ssl_client_certificate $secret_dir_path/ns-ca-nginx-ca.crt;\n";
+        let base = output(conf, &[("ns-ca-nginx-ca.crt", "A")]);
+        let unread = output(conf, &[("ns-ca-nginx-ca.crt", "A"), ("ns-ca", "B")]);
+        assert!(renders_alike(&base, &unread));
+        let other_ca = output(conf, &[("ns-ca-nginx-ca.crt", "C")]);
+        assert!(!renders_alike(&base, &other_ca));
+        let other_conf = output(
+            "ssl_verify_client optional;\n",
+            &[("ns-ca-nginx-ca.crt", "A")],
+        );
+        assert!(!renders_alike(&base, &other_conf));
     }
 }
