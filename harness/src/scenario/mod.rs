@@ -372,7 +372,8 @@ impl Scenario {
 
     /// Why the scenario does not run the built-in mutation `name`, if it
     /// declares so (`skipBuiltinMutations`).
-    pub(crate) fn builtin_exception(&self, name: &str) -> Option<&spec::SkipSpec> {
+    #[must_use]
+    pub fn builtin_exception(&self, name: &str) -> Option<&spec::SkipSpec> {
         self.spec
             .skip_builtin_mutations
             .iter()
