@@ -1089,7 +1089,7 @@ impl Engine {
 
     /// Bring `scenario` up with `mutation` applied, on the local substrate,
     /// and run its selected checks; unless NIC renders it exactly as the
-    /// scenario (a Policy, VirtualServer or Ingress change that changes nothing).
+    /// scenario (a Policy, `VirtualServer` or Ingress change that changes nothing).
     async fn mutant(
         &self,
         scenario: &Scenario,

@@ -1,30 +1,14 @@
 //! Built-in mutation operators: from a scenario's own objects, the breakages a
 //! user's checks should notice, each an RFC 7386 merge patch on one object (as
-//! a hand-written `mutations:` entry is). Pure: objects in, mutations out.
+//! a hand-written `mutations:` entry is). Pure: objects in, mutations out. The
+//! README's "Mutations" section has the table of operators and what each does.
 //!
-//! What each operator weakens, and NIC's defaults it starts from
-//! (`internal/configs/policy.go` at v5.5.4: verifyClient `on` and verifyDepth 1
-//! at lines 490-496; egress protocols "TLSv1 TLSv1.1 TLSv1.2" at line 610):
-//!
-//! | operator | object | the mutation |
-//! |---|---|---|
-//! | `verify-client-optional`, `verify-client-optional-no-ca`, `verify-client-off` | ingressMTLS Policy | `verifyClient` one step weaker (on → optional → optional_no_ca), and `off` |
-//! | `client-ca-swapped` / `client-ca-missing` | ingressMTLS Policy | `clientCertSecret` names another CA's `nginx.org/ca` Secret of the namespace, or (none there) a Secret that does not exist |
-//! | `verify-depth-lowered` | ingressMTLS Policy | `verifyDepth` one lower, where the Policy sets it above 0 |
-//! | `ssl-name-changed` | egressMTLS Policy with `verifyServer` | `sslName` a name the upstream's certificate does not carry |
-//! | `tls13-removed` | egressMTLS Policy | TLSv1.3 taken out of `protocols` (none left: NIC's default) |
-//! | `trusted-ca-swapped` / `trusted-ca-missing` | egressMTLS Policy with `verifyServer` | `trustedCertSecret` as for the client CA |
-//! | `client-cert-dropped` | egressMTLS Policy | no `tlsSecret`: NGINX presents no client certificate upstream |
-//! | `policy-dropped`, `route-policy-dropped` | VirtualServer | one reference in `spec.policies` or a route's `policies` removed |
-//! | `tls-removed`, `tls-redirect-removed` | VirtualServer | `spec.tls`, or its `redirect`, removed |
-//! | `upstream-tls-off` | VirtualServer | an upstream's `tls.enable` removed |
-//! | `annotation-policy-dropped`, `ssl-services-removed`, `ingress-tls-removed` | Ingress | one name out of `nginx.org/policies`; `nginx.org/ssl-services` removed; `spec.tls` removed |
-//! | `client-auth-dropped`, `server-auth-dropped` | Certificate (not a CA) | the usage `client auth` (or `server auth`) replaced by the other, so the certificate's extended key usage no longer allows its job |
-//!
-//! Not generated: `verifyServer` off (while the upstream presents a valid
-//! certificate no probe can tell a verified upstream from an unverified one;
-//! `trusted-ca-swapped` and `ssl-name-changed` show that verification bites),
-//! and the egress `verifyDepth` (the same reason).
+//! They start from NIC's defaults where a field is unset
+//! (`internal/configs/policy.go` at v5.5.4, lines 490-496: `verifyClient` on,
+//! `verifyDepth` 1; line 610: egress `protocols` "TLSv1 TLSv1.1 TLSv1.2").
+//! Not generated: `verifyServer` off and the egress `verifyDepth`: while the
+//! upstream presents a valid certificate no probe can tell them apart, and
+//! `trusted-ca-swapped` and `ssl-name-changed` show that verification bites.
 
 use serde_json::{Value, json};
 
@@ -194,24 +178,22 @@ impl Mutations<'_> {
             .filter(|c| c.namespace == ns && c.name != current && c.source != source)
             .map(|c| c.name.as_str())
             .min();
-        match other {
-            Some(other) => (
+        if let Some(other) = other {
+            return (
                 "swapped",
                 format!("Secret {ns}/{other} (another CA) instead of {ns}/{current}"),
                 other.to_string(),
-            ),
-            None => {
-                let missing = format!("{current}-missing");
-                (
-                    "missing",
-                    format!(
-                        "Secret {ns}/{missing}, which does not exist, instead of {ns}/{current} \
-                         (the scenario makes no other {what} Secret in {ns} to swap in)"
-                    ),
-                    missing,
-                )
-            }
+            );
         }
+        let missing = format!("{current}-missing");
+        (
+            "missing",
+            format!(
+                "Secret {ns}/{missing}, which does not exist, instead of {ns}/{current} \
+                 (the scenario makes no other {what} Secret in {ns} to swap in)"
+            ),
+            missing,
+        )
     }
 
     fn egress_mtls(&mut self, cas: &[CaSecret]) {
@@ -360,9 +342,9 @@ impl Mutations<'_> {
     }
 
     fn ingress(&mut self) {
-        let id = self.object.id.to_string();
         const POLICIES: &str = "nginx.org/policies";
         const SSL_SERVICES: &str = "nginx.org/ssl-services";
+        let id = self.object.id.to_string();
         if let Some(list) = self.object.annotations.get(POLICIES) {
             // NIC splits the annotation on commas (ParseStringList).
             let names: Vec<&str> = list
