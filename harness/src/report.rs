@@ -807,7 +807,42 @@ mod tests {
             survivors: vec!["good-client-200".into()],
             setup_error: None,
             checks: vec![check],
+            builtin: false,
+            outcome: MutationOutcome::Survived,
+            killed_by: Vec::new(),
+            not_applied: None,
         }];
+        let builtin = MutationReport {
+            name: "builtin/verify-client-optional/open-webui/open-webui-mtls".into(),
+            why: Some("Policy open-webui/open-webui-mtls sets ingressMTLS verifyClient `optional` instead of `on`".into()),
+            object: "Policy open-webui/open-webui-mtls".into(),
+            patch: serde_json::json!({"spec": {"ingressMTLS": {"verifyClient": "optional"}}}),
+            breaks: Vec::new(),
+            killed: true,
+            survivors: Vec::new(),
+            setup_error: None,
+            checks: Vec::new(),
+            builtin: true,
+            outcome: MutationOutcome::Killed,
+            killed_by: vec![
+                "no-cert-400".into(),
+                "the state of VirtualServer open-webui/webui: Warning, not the declared Valid".into(),
+            ],
+            not_applied: None,
+        };
+        full.mutations.push(builtin.clone());
+        full.mutations.push(MutationReport {
+            name: "builtin/tls-removed/open-webui/webui".into(),
+            why: Some("VirtualServer open-webui/webui has no spec.tls".into()),
+            object: "VirtualServer open-webui/webui".into(),
+            patch: serde_json::json!({"spec": {"tls": null}}),
+            killed: false,
+            killed_by: Vec::new(),
+            outcome: MutationOutcome::Excepted,
+            not_applied: Some("why no check can notice it".into()),
+            ..builtin
+        });
+        full.mutation_score = Some(MutationScore::of(&full.mutations));
         let mut skipped = scenario("ingress-mergeable");
         skipped.outcome =
             ScenarioOutcome::Skipped("needs NGINX Ingress Controller 5.5 or newer".into());
