@@ -454,6 +454,10 @@ pub fn trials() -> Vec<Trial> {
             )
         },
     ));
+    trials.push(Trial::test(
+        "cli/up-with-a-builtin-mutation-runs-the-mutated-scenario",
+        up_with_a_builtin_mutation,
+    ));
     trials
 }
 
@@ -1067,4 +1071,38 @@ fn golden(file: &str, args: &[&str]) -> Result<(), Failed> {
         around(&got_lines)
     )
     .into())
+}
+
+/// `up --mutation builtin/...`: a built-in mutation, by the name `list` and a
+/// survivor give, comes up as a hand-written one does.
+fn up_with_a_builtin_mutation() -> Result<(), Failed> {
+    const NAME: &str = "builtin/verify-depth-lowered/open-webui/open-webui-mtls";
+    up_then_ctrl_c(
+        true,
+        std::time::Duration::default(),
+        &["--mutation", NAME],
+        &|stdout| {
+            let said = |needle: &str| stdout.iter().any(|l| l.contains(needle));
+            if !said(&format!(
+                "mutation {NAME}: Policy open-webui/open-webui-mtls patched with {{\"spec\":{{\"ingressMTLS\":{{\"verifyDepth\":0}}}}}}"
+            )) {
+                return Err(format!("up did not say the mutation: {stdout:#?}"));
+            }
+            let dir = stdout
+                .iter()
+                .find_map(|l| l.strip_prefix("nginx configuration: "))
+                .ok_or("no nginx configuration line")?;
+            let mut conf = String::new();
+            for entry in std::fs::read_dir(Path::new(dir).join("conf.d"))
+                .map_err(|e| format!("{dir}: {e}"))?
+                .flatten()
+            {
+                conf += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+            }
+            if !conf.contains("ssl_verify_depth 0;") {
+                return Err(format!("the running nginx is not the mutated one:\n{conf}"));
+            }
+            Ok(())
+        },
+    )
 }
