@@ -921,6 +921,8 @@ impl Engine {
         kinds: MutationKinds,
     ) -> Vec<(String, MutationReport)> {
         type Job<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = MutationReport> + 'a>>;
+        // Bring-ups are CPU-bound (keys, TLS, nginx): one per core; twice as
+        // many measured no faster on two cores.
         let limit = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let permits = tokio::sync::Semaphore::new(limit);
         let permits = &permits;
@@ -1178,7 +1180,13 @@ impl Engine {
             .filter(|c| self.selection.includes(&scenario.name, &c.name))
             .collect();
         let checks = self.checks(&live, &checks).await;
+        let dir = live.dir.clone();
         self.finish(live.deployment).await;
+        // Removed now rather than with the run's folder: hundreds of mutants
+        // leave thousands of files, and this overlaps with the other mutants.
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+            tracing::debug!("could not remove {}: {e}", dir.display());
+        }
         Mutant::Ran { checks, states }
     }
 
