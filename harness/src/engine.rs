@@ -926,6 +926,7 @@ impl Engine {
         let limit = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let permits = tokio::sync::Semaphore::new(limit);
         let permits = &permits;
+        // Each job's scenario, by name, in the order of `jobs`.
         let mut names = Vec::new();
         let mut jobs: Vec<Job<'_>> = Vec::new();
         let mut brought_up = Vec::new();
@@ -963,8 +964,8 @@ impl Engine {
                     {
                         brought_up.push(s);
                     }
-                    let (passed, name) = (passed.clone(), s.name.clone());
-                    names.push(name);
+                    names.push(s.name.clone());
+                    let passed = passed.clone();
                     jobs.push(Box::pin(async move {
                         let _permit = permits.acquire().await;
                         self.builtin_mutation(s, m, &passed).await
