@@ -12,10 +12,12 @@ use bytes::Bytes;
 
 use crate::check;
 use crate::hazard::{self, SharedState};
+use crate::manifest::Kind;
 use crate::pki::{KeyAlgorithm, KeyPool};
 use crate::probe::{self, HttpRequest, Identity, Observation, TlsOptions, Trust};
 use crate::report::{
-    CheckReport, MutationReport, Phases, Report, ResourceState, ScenarioOutcome, ScenarioReport,
+    CheckReport, MutationOutcome, MutationReport, Phases, Report, ResourceState, ScenarioOutcome,
+    ScenarioReport,
 };
 use crate::scenario::{Check, Probe, Scenario, Target, steps};
 use crate::substrate::SubstrateError;
@@ -25,7 +27,9 @@ use crate::substrate::cluster::{
 use crate::substrate::identities::{self, Probes};
 use crate::substrate::local::nginx::{NginxBinary, find_program};
 use crate::substrate::local::nic::routing::Routing;
-use crate::substrate::local::{Local, LocalDeployment, certmanager};
+use crate::substrate::local::{
+    Local, LocalDeployment, Prepared, certmanager, renders_alike, unexpected_states,
+};
 use crate::substrate::rundir::{self, RunDir};
 
 #[derive(Debug, thiserror::Error)]
@@ -291,7 +295,13 @@ pub struct Engine {
     pub progress: Progress,
     /// Which checks `run` reports (all by default).
     pub selection: crate::selection::Selection,
+    /// Per scenario, its certificates issued and steps run once (local), for
+    /// the mutations that change only what NIC reads.
+    prepared: std::sync::Mutex<BTreeMap<String, PreparedCell>>,
 }
+
+/// A scenario prepared once, or why it could not be.
+type PreparedCell = Arc<tokio::sync::OnceCell<Result<Arc<Prepared>, String>>>;
 
 impl Engine {
     /// An engine on the local substrate: finds nginx and openssl, cleans up after
@@ -332,6 +342,7 @@ impl Engine {
             setup: Phases::default(),
             progress: Arc::new(|m: &str| tracing::info!("{m}")),
             selection: crate::selection::Selection::default(),
+            prepared: std::sync::Mutex::default(),
         })
     }
 
@@ -438,6 +449,7 @@ impl Engine {
             setup,
             progress,
             selection: crate::selection::Selection::default(),
+            prepared: std::sync::Mutex::default(),
         })
     }
 
@@ -559,8 +571,6 @@ impl Engine {
         let dir = self
             .scenario_dir(scenario)
             .map_err(|e| SubstrateError::Failed(e.to_string()))?;
-        let probe_dir = dir.join("probes");
-        std::fs::create_dir_all(&probe_dir).map_err(|e| SubstrateError::Failed(e.to_string()))?;
         let (deployment, secrets, workdir) = match &self.substrate {
             Substrate::Local(local) => {
                 let prepared = local.prepare(scenario, &dir).await?;
@@ -592,12 +602,33 @@ impl Engine {
                 (Deployment::Cluster(Box::new(deployment)), secrets, workdir)
             }
         };
+        self.with_identities(deployment, scenario, &secrets, &workdir, dir, started)
+            .await
+    }
+
+    /// A deployment made live: the identities its checks present resolved
+    /// into `dir/probes` (taken down again when that fails).
+    async fn with_identities(
+        &self,
+        deployment: Deployment,
+        scenario: &Scenario,
+        secrets: &BTreeMap<crate::manifest::NamespacedName, crate::scenario::steps::SecretData>,
+        workdir: &Path,
+        dir: PathBuf,
+        started: Instant,
+    ) -> Result<Live, SubstrateError> {
         let mut clock = Instant::now();
-        let probes = match identities::resolve(scenario, &secrets, &workdir, &probe_dir) {
+        let probe_dir = dir.join("probes");
+        let resolved = std::fs::create_dir_all(&probe_dir)
+            .map_err(|e| SubstrateError::Failed(e.to_string()))
+            .and_then(|()| {
+                identities::resolve(scenario, secrets, workdir, &probe_dir).map_err(Into::into)
+            });
+        let probes = match resolved {
             Ok(p) => p,
             Err(e) => {
                 self.finish(deployment).await;
-                return Err(e.into());
+                return Err(e);
             }
         };
         let mut phases = deployment.phases();
@@ -806,6 +837,7 @@ impl Engine {
             checks: Vec::new(),
             artifacts: None,
             mutations: Vec::new(),
+            mutation_score: None,
         };
         if let Some(reason) = self.skip_reason(scenario) {
             report.outcome = ScenarioOutcome::Skipped(reason);
@@ -891,38 +923,309 @@ impl Engine {
         )
     }
 
-    /// Run every scenario's mutations, one after another, as results.
-    pub(crate) async fn mutations(&self, scenarios: &[Scenario]) -> Vec<(String, MutationReport)> {
-        let mut out = Vec::new();
+    /// Run the mutations of every scenario that ran (`baseline`), a few at a
+    /// time, as results in scenario order: the hand-written ones, then the
+    /// built-in ones of scenarios that came up.
+    pub(crate) async fn mutations(
+        &self,
+        scenarios: &[Scenario],
+        baseline: &Report,
+        kinds: MutationKinds,
+    ) -> Vec<(String, MutationReport)> {
+        type Job<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = MutationReport> + 'a>>;
+        // Bring-ups are CPU-bound (keys, TLS, nginx): one per core; twice as
+        // many measured no faster on two cores.
+        let limit = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let permits = tokio::sync::Semaphore::new(limit);
+        let permits = &permits;
+        // Each job's scenario, by name, in the order of `jobs`.
+        let mut names = Vec::new();
+        let mut jobs: Vec<Job<'_>> = Vec::new();
+        let mut brought_up = Vec::new();
         for s in scenarios {
-            for m in &s.spec.mutations {
-                let mut report = MutationReport {
-                    name: m.name.clone(),
-                    why: m.why.clone(),
-                    object: m.patch.object.clone(),
-                    patch: m.patch.merge.clone(),
-                    breaks: m.breaks.clone(),
-                    killed: false,
-                    survivors: Vec::new(),
-                    setup_error: None,
-                    checks: Vec::new(),
-                };
-                match self.run_mutation(s, m).await {
-                    Err(e) => report.setup_error = Some(e.to_string()),
-                    Ok(checks) => {
-                        report.survivors = checks
+            let Some(ran) = baseline.scenarios.iter().find(|r| r.name == s.name) else {
+                continue;
+            };
+            if matches!(ran.outcome, ScenarioOutcome::Skipped(_)) {
+                continue;
+            }
+            if kinds.declared {
+                for m in &s.spec.mutations {
+                    names.push(s.name.clone());
+                    brought_up.push(s);
+                    jobs.push(Box::pin(async move {
+                        let _permit = permits.acquire().await;
+                        self.declared_mutation(s, m).await
+                    }));
+                }
+            }
+            if kinds.builtin && ran.outcome == ScenarioOutcome::Ran {
+                let passed: std::sync::Arc<std::collections::BTreeSet<String>> =
+                    std::sync::Arc::new(
+                        ran.checks
                             .iter()
                             .filter(|c| c.passed)
                             .map(|c| c.name.clone())
-                            .collect();
-                        report.killed = report.survivors.is_empty();
-                        report.checks = checks;
+                            .collect(),
+                    );
+                // One preparation for the scenario, one per mutation of what
+                // cert-manager or the steps read (see `mutant`).
+                brought_up.push(s);
+                for m in &s.builtin {
+                    if s.builtin_exception(&m.name).is_none() && !read_by_nic_only(&m.patch.object)
+                    {
+                        brought_up.push(s);
                     }
+                    names.push(s.name.clone());
+                    let passed = passed.clone();
+                    jobs.push(Box::pin(async move {
+                        let _permit = permits.acquire().await;
+                        self.builtin_mutation(s, m, &passed).await
+                    }));
                 }
-                out.push((s.name.clone(), report));
             }
         }
-        out
+        self.prefetch_keys(&brought_up);
+        names.into_iter().zip(join_all(jobs).await).collect()
+    }
+
+    /// A hand-written mutation: killed when every check it names is red.
+    async fn declared_mutation(
+        &self,
+        s: &Scenario,
+        m: &crate::scenario::spec::MutationSpec,
+    ) -> MutationReport {
+        let mut report = MutationReport {
+            name: m.name.clone(),
+            why: m.why.clone(),
+            object: m.patch.object.clone(),
+            patch: m.patch.merge.clone(),
+            breaks: m.breaks.clone(),
+            killed: false,
+            survivors: Vec::new(),
+            setup_error: None,
+            checks: Vec::new(),
+            builtin: false,
+            outcome: MutationOutcome::Survived,
+            killed_by: Vec::new(),
+            not_applied: None,
+        };
+        match self.run_mutation(s, m).await {
+            Err(e) => {
+                report.setup_error = Some(e.to_string());
+                report.outcome = MutationOutcome::SetupFailed;
+            }
+            Ok(checks) => {
+                report.survivors = checks
+                    .iter()
+                    .filter(|c| c.passed)
+                    .map(|c| c.name.clone())
+                    .collect();
+                report.killed = report.survivors.is_empty();
+                if report.killed {
+                    report.outcome = MutationOutcome::Killed;
+                    report.killed_by.clone_from(&report.breaks);
+                }
+                report.checks = checks;
+            }
+        }
+        report
+    }
+
+    /// A built-in mutation (see `scenario::operators`): killed when a check
+    /// that passed without it (`passed`) turns red, or a resource's state is
+    /// not the one the scenario declares (a plain run would stop on it). NIC
+    /// rendering the same configuration makes it equivalent; a scenario that
+    /// does not come up with it, and shows no changed state, is not a kill.
+    pub async fn builtin_mutation(
+        &self,
+        scenario: &Scenario,
+        mutation: &crate::scenario::spec::MutationSpec,
+        passed: &std::collections::BTreeSet<String>,
+    ) -> MutationReport {
+        let mut report = MutationReport {
+            name: mutation.name.clone(),
+            why: mutation.why.clone(),
+            object: mutation.patch.object.clone(),
+            patch: mutation.patch.merge.clone(),
+            breaks: Vec::new(),
+            killed: false,
+            survivors: Vec::new(),
+            setup_error: None,
+            checks: Vec::new(),
+            builtin: true,
+            outcome: MutationOutcome::Survived,
+            killed_by: Vec::new(),
+            not_applied: None,
+        };
+        if let Some(skip) = scenario.builtin_exception(&mutation.name) {
+            report.outcome = MutationOutcome::Excepted;
+            report.not_applied = Some(skip.why.split_whitespace().collect::<Vec<_>>().join(" "));
+            return report;
+        }
+        let states = match self.mutant(scenario, mutation).await {
+            Mutant::Equivalent => {
+                report.outcome = MutationOutcome::Equivalent;
+                report.not_applied = Some(
+                    "NIC renders the same configuration, secrets and resource states with it as without it, \
+                     so no probe can tell"
+                        .into(),
+                );
+                return report;
+            }
+            Mutant::Failed { error, states } => {
+                report.setup_error = Some(error);
+                states
+            }
+            Mutant::Ran { checks, states } => {
+                report.killed_by = checks
+                    .iter()
+                    .filter(|c| !c.passed && passed.contains(&c.name))
+                    .map(|c| c.name.clone())
+                    .collect();
+                report.survivors = checks
+                    .iter()
+                    .filter(|c| c.passed)
+                    .map(|c| c.name.clone())
+                    .collect();
+                report.checks = checks;
+                states
+            }
+        };
+        report.killed_by.extend(states);
+        report.killed = !report.killed_by.is_empty();
+        report.outcome = match (report.killed, &report.setup_error) {
+            (true, _) => MutationOutcome::Killed,
+            (false, Some(_)) => MutationOutcome::SetupFailed,
+            (false, None) => MutationOutcome::Survived,
+        };
+        report
+    }
+
+    /// Bring `scenario` up with `mutation` applied, on the local substrate,
+    /// and run its selected checks; unless NIC renders it exactly as the
+    /// scenario (a Policy, `VirtualServer` or Ingress change that changes nothing).
+    async fn mutant(
+        &self,
+        scenario: &Scenario,
+        mutation: &crate::scenario::spec::MutationSpec,
+    ) -> Mutant {
+        let failed = |error: String| Mutant::Failed {
+            error,
+            states: Vec::new(),
+        };
+        let started = Instant::now();
+        let Some(local) = self.local_substrate() else {
+            return failed("mutations run on the local substrate only".into());
+        };
+        let mutated = match scenario.mutated(mutation) {
+            Ok(m) => m,
+            Err(e) => return failed(e.to_string()),
+        };
+        let dir = match self.scenario_dir(&mutated) {
+            Ok(d) => d,
+            Err(e) => return failed(e.to_string()),
+        };
+        let planned_dir = dir.join("nginx");
+        let nic_only = crate::scenario::spec::parse_object_ref(&mutation.patch.object)
+            .ok()
+            .filter(|id| read_by_nic_only(&id.to_string()))
+            .and_then(|id| mutated.object(&id).map(|o| (id, o.clone())));
+        let prepared = match &nic_only {
+            // Only NIC reads the changed object: the scenario's certificates,
+            // steps and pods, prepared once, with that object swapped in.
+            Some((id, changed)) => {
+                let base = match self.prepared_once(local, scenario).await {
+                    Ok(base) => base,
+                    Err(e) => return failed(e),
+                };
+                let mut prepared = (*base).clone();
+                prepared.scenario = mutated.clone();
+                if let Some(slot) = prepared.objects.iter_mut().find(|o| &o.id == id) {
+                    *slot = changed.clone();
+                }
+                // The same render is the same behaviour.
+                let before = local.planned(&base, &base.objects, &planned_dir);
+                let after = local.planned(&prepared, &prepared.objects, &planned_dir);
+                if let (Ok(before), Ok(after)) = (&before, &after)
+                    && renders_alike(before, after)
+                {
+                    return Mutant::Equivalent;
+                }
+                prepared
+            }
+            None => match local.prepare(&mutated, &dir).await {
+                Ok(p) => p,
+                Err(e) => return failed(e.to_string()),
+            },
+        };
+        let planned = match local.planned(&prepared, &prepared.objects, &planned_dir) {
+            Ok(out) => out,
+            Err(e) => return failed(e.to_string()),
+        };
+        let planned_states = changed_states(&mutated, &planned.states);
+        let (secrets, workdir) = (prepared.secrets.clone(), prepared.workdir.clone());
+        let deployment = match local.start(prepared, &dir, false).await {
+            Ok(d) => Deployment::Local(Box::new(d)),
+            Err(e) => {
+                return Mutant::Failed {
+                    error: e.to_string(),
+                    states: planned_states,
+                };
+            }
+        };
+        let live = match self
+            .with_identities(deployment, &mutated, &secrets, &workdir, dir, started)
+            .await
+        {
+            Ok(live) => live,
+            Err(e) => {
+                return Mutant::Failed {
+                    error: e.to_string(),
+                    states: planned_states,
+                };
+            }
+        };
+        let states = changed_states(&mutated, live.deployment.states());
+        let checks: Vec<&Check> = mutated
+            .checks
+            .iter()
+            .filter(|c| self.selection.includes(&scenario.name, &c.name))
+            .collect();
+        let checks = self.checks(&live, &checks).await;
+        let dir = live.dir.clone();
+        self.finish(live.deployment).await;
+        // Removed now rather than with the run's folder: hundreds of mutants
+        // leave thousands of files, and this overlaps with the other mutants.
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+            tracing::debug!("could not remove {}: {e}", dir.display());
+        }
+        Mutant::Ran { checks, states }
+    }
+
+    /// `scenario` prepared on the local substrate, once per engine.
+    async fn prepared_once(
+        &self,
+        local: &Local,
+        scenario: &Scenario,
+    ) -> Result<Arc<Prepared>, String> {
+        let cell = self
+            .prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(scenario.name.clone())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async {
+            let dir = self.scenario_dir(scenario).map_err(|e| e.to_string())?;
+            local
+                .prepare(scenario, &dir)
+                .await
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .clone()
     }
 
     /// Check that each mutation breaks the checks it names. Returns, per
@@ -946,6 +1249,58 @@ impl Engine {
         self.finish(live.deployment).await;
         Ok(reports)
     }
+}
+
+/// Whether `Kind ns/name` is of a kind only NIC reads (not cert-manager, the
+/// steps or the pods).
+fn read_by_nic_only(object: &str) -> bool {
+    crate::scenario::spec::parse_object_ref(object).is_ok_and(|id| {
+        matches!(
+            id.kind,
+            Kind::Policy | Kind::VirtualServer | Kind::VirtualServerRoute | Kind::Ingress
+        )
+    })
+}
+
+/// Which mutations `run --mutations` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MutationKinds {
+    /// The scenario's `mutations:`.
+    pub declared: bool,
+    /// The ones the operators derive from its objects.
+    pub builtin: bool,
+}
+
+/// A scenario brought up with a mutation, or why not.
+enum Mutant {
+    /// NIC renders it as without the mutation.
+    Equivalent,
+    Ran {
+        checks: Vec<CheckReport>,
+        /// Resources not in the state the scenario declares.
+        states: Vec<String>,
+    },
+    Failed {
+        error: String,
+        /// Resources not in the declared state, as NIC would render them.
+        states: Vec<String>,
+    },
+}
+
+/// `Kind ns/name is Valid, not the declared Warning`, for each resource whose
+/// state the scenario does not expect.
+fn changed_states(scenario: &Scenario, states: &[ResourceState]) -> Vec<String> {
+    unexpected_states(scenario, states)
+        .into_iter()
+        .map(|s| {
+            format!(
+                "the state of {}: {}, not the declared {}",
+                s.id(),
+                s.state,
+                scenario.expected_state(&s.id())
+            )
+        })
+        .collect()
 }
 
 /// The command a person would type for `check` against a live scenario

@@ -14,9 +14,8 @@ use crate::substrate::cluster::{
     self, ClusterError, ClusterOptions, Mode, actions, apply, artifacts, image, install, kind,
 };
 use crate::substrate::identities;
-use crate::substrate::local::nic::RenderEnv;
 use crate::substrate::local::nic::routing::Routing;
-use crate::substrate::local::{PlannedEndpoints, local_env};
+use crate::substrate::local::planned_env;
 
 pub(crate) async fn local(engine: &Engine, scenario: &Scenario) -> Result<String, SubstrateError> {
     let local = engine
@@ -27,14 +26,8 @@ pub(crate) async fn local(engine: &Engine, scenario: &Scenario) -> Result<String
         .map_err(|e| SubstrateError::Failed(e.to_string()))?;
     let prepared = local.prepare(scenario, &dir).await?;
     let nginx_dir = dir.join("nginx");
-    let http = "127.0.0.1:18080"
-        .parse()
-        .map_err(|_| SubstrateError::Failed("address".into()))?;
-    let https = "127.0.0.1:18443"
-        .parse()
-        .map_err(|_| SubstrateError::Failed("address".into()))?;
-    let env: RenderEnv = local_env(&nginx_dir, http, https);
-    let nic = local.render(&prepared, &env, &PlannedEndpoints(&prepared.objects))?;
+    let env = planned_env(&nginx_dir);
+    let nic = local.planned(&prepared, &prepared.objects, &nginx_dir)?;
 
     let mut out = String::new();
     let w = &mut out;
@@ -170,7 +163,9 @@ pub(crate) async fn local(engine: &Engine, scenario: &Scenario) -> Result<String
     let _ = writeln!(w, "\n## 7. nginx.conf");
     let _ = writeln!(
         w,
-        "# Ports are examples: each run binds free loopback ports (NIC's 80 -> {http}, 443 -> {https})."
+        "# Ports are examples: each run binds free loopback ports (NIC's 80 -> {}, 443 -> {}).",
+        env.http_listen.join(" "),
+        env.https_listen.join(" ")
     );
     let _ = writeln!(w, "{}", local.main_conf(&env, &nginx_dir));
     for (name, text) in &nic.conf_files {

@@ -101,10 +101,15 @@ pub(crate) struct Summary {
     pub setup_failed: usize,
     /// Scenarios skipped (a newer NIC needed), with no checks run.
     pub skipped: usize,
-    /// Mutations applied (`run --mutations`), and how many of them turned
-    /// every check they name red.
+    /// Mutations applied (`run --mutations`), and how many of them were
+    /// killed: every check a hand-written one names turned red, or (a built-in
+    /// one) any check or resource state did.
     pub mutations: usize,
     pub mutations_killed: usize,
+    /// Built-in mutations not applied: NIC renders them the same, or the
+    /// scenario declares why no check can notice them.
+    pub mutations_equivalent: usize,
+    pub mutations_excepted: usize,
 }
 
 impl Summary {
@@ -122,8 +127,11 @@ impl Summary {
             summary.checks += s.checks.len();
             summary.passed += s.checks.iter().filter(|c| c.passed).count();
             summary.failed += s.checks.iter().filter(|c| !c.passed).count();
-            summary.mutations += s.mutations.len();
-            summary.mutations_killed += s.mutations.iter().filter(|m| m.killed).count();
+            let score = MutationScore::of(&s.mutations);
+            summary.mutations += score.applied;
+            summary.mutations_killed += score.killed;
+            summary.mutations_equivalent += score.equivalent;
+            summary.mutations_excepted += score.excepted;
         }
         summary
     }
@@ -147,6 +155,77 @@ pub(crate) struct ScenarioReport {
     pub artifacts: Option<String>,
     /// The scenario's mutations, when they ran (`run --mutations`).
     pub mutations: Vec<MutationReport>,
+    /// Killed of applied mutations, when they ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mutation_score: Option<MutationScore>,
+}
+
+/// A scenario's mutation score: `killed` of `applied` (killed, survived, or
+/// could not be set up); equivalent and excepted mutations are not applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct MutationScore {
+    pub killed: usize,
+    pub applied: usize,
+    pub equivalent: usize,
+    pub excepted: usize,
+}
+
+impl MutationScore {
+    pub(crate) fn of(mutations: &[MutationReport]) -> MutationScore {
+        let mut score = MutationScore::default();
+        for m in mutations {
+            match m.outcome {
+                MutationOutcome::Killed => {
+                    score.killed += 1;
+                    score.applied += 1;
+                }
+                MutationOutcome::Survived | MutationOutcome::SetupFailed => score.applied += 1,
+                MutationOutcome::Equivalent => score.equivalent += 1,
+                MutationOutcome::Excepted => score.excepted += 1,
+            }
+        }
+        score
+    }
+
+    /// `7 of 8 mutations killed (87%)`, rounded down so that only all is 100%.
+    pub(crate) fn describe(&self) -> String {
+        let mut text = match (self.killed * 100).checked_div(self.applied) {
+            Some(percent) => format!(
+                "{} of {} mutations killed ({percent}%)",
+                self.killed, self.applied
+            ),
+            None => "no mutation applied".to_string(),
+        };
+        let mut aside = Vec::new();
+        if self.equivalent > 0 {
+            aside.push(format!("{} equivalent", self.equivalent));
+        }
+        if self.excepted > 0 {
+            aside.push(format!("{} excepted in scenario.yaml", self.excepted));
+        }
+        if !aside.is_empty() {
+            let _ = write!(text, "; not applied: {}", aside.join(", "));
+        }
+        text
+    }
+}
+
+/// What became of a mutation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MutationOutcome {
+    /// The checks noticed it.
+    Killed,
+    /// No check noticed it.
+    Survived,
+    /// The mutated scenario could not be brought up, and no check or
+    /// resource state showed the change.
+    SetupFailed,
+    /// NIC renders the same configuration with it as without: nothing a probe
+    /// sees can differ (built-in mutations only).
+    Equivalent,
+    /// The scenario declares why no check can notice it (`skipBuiltinMutations`).
+    Excepted,
 }
 
 /// How far a scenario got.
@@ -200,7 +279,7 @@ impl Serialize for ScenarioOutcome {
 
 /// One deliberate breakage and whether the checks noticed it.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct MutationReport {
+pub struct MutationReport {
     pub name: String,
     pub why: Option<String>,
     /// `Kind ns/name` the patch is applied to, and the RFC 7386 merge patch.
@@ -214,31 +293,104 @@ pub(crate) struct MutationReport {
     pub survivors: Vec<String>,
     /// The mutated scenario could not be brought up.
     pub setup_error: Option<String>,
-    /// The named checks as they ran on the mutated scenario.
+    /// The named checks as they ran on the mutated scenario (a built-in
+    /// mutation: every check).
     pub checks: Vec<CheckReport>,
+    /// Derived from the scenario's objects (`builtin/...`): killed when any
+    /// check that passed without it turns red, or a resource state changes.
+    pub builtin: bool,
+    pub outcome: MutationOutcome,
+    /// What noticed it: checks turned red, resource states not as declared.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub killed_by: Vec<String>,
+    /// Why it was not applied (equivalent or excepted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_applied: Option<String>,
 }
 
 impl MutationReport {
     /// `PASS scenario/mutation/name (breaks a, b)`, or why it failed.
-    pub(crate) fn line(&self, scenario: &str) -> String {
+    #[must_use]
+    pub fn line(&self, scenario: &str) -> String {
         let name = format!("{scenario}/mutation/{}", self.name);
-        match (&self.setup_error, self.killed) {
-            (Some(e), _) => format!("FAIL {name}: could not be set up: {e}"),
-            (None, true) => format!("PASS {name} (breaks {})", self.breaks.join(", ")),
-            (None, false) => format!(
+        let does = self.why.as_deref().unwrap_or(&self.object);
+        let not_applied = self.not_applied.as_deref().unwrap_or_default();
+        match (self.outcome, self.builtin) {
+            (MutationOutcome::SetupFailed, _) => format!(
+                "FAIL {name}: could not be set up: {}",
+                self.setup_error.as_deref().unwrap_or_default()
+            ),
+            (MutationOutcome::Killed, false) => {
+                format!("PASS {name} (breaks {})", self.breaks.join(", "))
+            }
+            (MutationOutcome::Killed, true) => {
+                format!("PASS {name} (killed by {})", self.killed_by.join(", "))
+            }
+            (MutationOutcome::Survived, false) => format!(
                 "FAIL {name}: with the patch on {}, these checks still pass, so they cannot tell the difference: {}",
                 self.object,
                 self.survivors.join(", ")
             ),
+            (MutationOutcome::Survived, true) => {
+                format!("FAIL {name}: no check notices when {does}")
+            }
+            (MutationOutcome::Equivalent, _) => format!("SKIP {name}: equivalent: {not_applied}"),
+            (MutationOutcome::Excepted, _) => {
+                format!("SKIP {name}: not run, as scenario.yaml says: {not_applied}")
+            }
         }
     }
 
-    /// What each surviving check saw on the mutated scenario.
-    pub(crate) fn details(&self) -> String {
+    /// What each surviving check saw on the mutated scenario; for a built-in
+    /// mutation no check noticed, the mutation to paste.
+    #[must_use]
+    pub fn details(&self) -> String {
         let mut out = String::new();
+        if self.builtin {
+            if self.outcome == MutationOutcome::Survived {
+                out.push_str(&self.to_paste());
+            }
+            return out;
+        }
         for c in self.checks.iter().filter(|c| c.passed) {
             let _ = writeln!(out, "    still passing: {}", c.name);
             out.push_str(&failure_details(c));
+        }
+        out
+    }
+
+    /// The mutation as scenario.yaml's `mutations:` takes it, and as
+    /// `kubectl patch` applies it to a cluster.
+    pub(crate) fn to_paste(&self) -> String {
+        let patch = serde_json::to_string(&self.patch).unwrap_or_default();
+        let name = self
+            .name
+            .strip_prefix(crate::scenario::operators::PREFIX)
+            .unwrap_or(&self.name)
+            .replace('/', "-");
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "    add a check that fails with this change; then keep it under `mutations:` in scenario.yaml:"
+        );
+        let _ = writeln!(out, "      - name: {name}");
+        let _ = writeln!(out, "        patch:");
+        let _ = writeln!(out, "          object: {}", self.object);
+        let _ = writeln!(out, "          merge: {patch}");
+        let _ = writeln!(out, "        breaks: [THE-NEW-CHECK]");
+        if let Some((kind, key)) = self.object.split_once(' ') {
+            let (namespace, object) = key.split_once('/').unwrap_or(("", key));
+            let namespace = if namespace.is_empty() {
+                String::new()
+            } else {
+                format!(" -n {namespace}")
+            };
+            let _ = writeln!(
+                out,
+                "    or try it on a cluster: kubectl patch {} {object}{namespace} --type merge -p '{}'",
+                kind.to_lowercase(),
+                patch.replace('\'', "'\\''")
+            );
         }
         out
     }
@@ -294,11 +446,17 @@ impl Report {
         }
     }
 
-    /// Add each scenario's mutation results (by scenario name) and count them.
+    /// Add each scenario's mutation results (by scenario name), score them
+    /// and count them.
     pub(crate) fn add_mutations(&mut self, results: Vec<(String, MutationReport)>) {
         for (scenario, m) in results {
             if let Some(s) = self.scenarios.iter_mut().find(|s| s.name == scenario) {
                 s.mutations.push(m);
+            }
+        }
+        for s in &mut self.scenarios {
+            if !s.mutations.is_empty() {
+                s.mutation_score = Some(MutationScore::of(&s.mutations));
             }
         }
         self.summary = Summary::of(&self.scenarios);
@@ -334,6 +492,14 @@ impl Report {
                 line,
                 "; mutations: {} of {} break their checks",
                 s.mutations_killed, s.mutations
+            );
+        }
+        let not_applied = s.mutations_equivalent + s.mutations_excepted;
+        if not_applied > 0 {
+            let _ = write!(
+                line,
+                " ({not_applied} built-in ones not applied: {} equivalent, {} excepted)",
+                s.mutations_equivalent, s.mutations_excepted
             );
         }
         let _ = write!(
@@ -481,6 +647,9 @@ pub(crate) fn render_human(report: &Report) -> String {
             let _ = writeln!(out, "{}", m.line(&s.name));
             out.push_str(&m.details());
         }
+        if let Some(score) = &s.mutation_score {
+            let _ = writeln!(out, "SCORE {}: {}", s.name, score.describe());
+        }
     }
     for s in &report.scenarios {
         if let (Some(dir), None) = (&s.artifacts, s.outcome.setup_error()) {
@@ -563,16 +732,32 @@ pub(crate) fn junit(report: &Report) -> Result<String, quick_junit::SerializeErr
             suite.add_test_case(check);
         }
         for m in &scenario.mutations {
-            let status = if m.killed {
-                TestCaseStatus::success()
-            } else {
-                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                status
-                    .set_message(m.line(&scenario.name))
-                    .set_description(m.details());
-                status
+            let status = match m.outcome {
+                MutationOutcome::Killed => TestCaseStatus::success(),
+                MutationOutcome::Equivalent | MutationOutcome::Excepted => {
+                    let mut status = TestCaseStatus::skipped();
+                    status.set_message(m.line(&scenario.name));
+                    status
+                }
+                MutationOutcome::Survived | MutationOutcome::SetupFailed => {
+                    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    status
+                        .set_message(m.line(&scenario.name))
+                        .set_description(m.details());
+                    status
+                }
             };
             suite.add_test_case(case(&format!("mutation/{}", m.name), status));
+        }
+        if let Some(score) = &scenario.mutation_score {
+            suite.add_property(quick_junit::Property::new(
+                "mutation-score",
+                format!("{}/{}", score.killed, score.applied),
+            ));
+            suite.add_property(quick_junit::Property::new(
+                "mutation-score-text",
+                score.describe(),
+            ));
         }
         out.add_test_suite(suite);
     }
@@ -595,6 +780,7 @@ mod tests {
             checks: Vec::new(),
             artifacts: None,
             mutations: Vec::new(),
+            mutation_score: None,
         }
     }
 
@@ -675,7 +861,42 @@ mod tests {
             survivors: vec!["good-client-200".into()],
             setup_error: None,
             checks: vec![check],
+            builtin: false,
+            outcome: MutationOutcome::Survived,
+            killed_by: Vec::new(),
+            not_applied: None,
         }];
+        let builtin = MutationReport {
+            name: "builtin/verify-client-optional/open-webui/open-webui-mtls".into(),
+            why: Some("Policy open-webui/open-webui-mtls sets ingressMTLS verifyClient `optional` instead of `on`".into()),
+            object: "Policy open-webui/open-webui-mtls".into(),
+            patch: serde_json::json!({"spec": {"ingressMTLS": {"verifyClient": "optional"}}}),
+            breaks: Vec::new(),
+            killed: true,
+            survivors: Vec::new(),
+            setup_error: None,
+            checks: Vec::new(),
+            builtin: true,
+            outcome: MutationOutcome::Killed,
+            killed_by: vec![
+                "no-cert-400".into(),
+                "the state of VirtualServer open-webui/webui: Warning, not the declared Valid".into(),
+            ],
+            not_applied: None,
+        };
+        full.mutations.push(builtin.clone());
+        full.mutations.push(MutationReport {
+            name: "builtin/tls-removed/open-webui/webui".into(),
+            why: Some("VirtualServer open-webui/webui has no spec.tls".into()),
+            object: "VirtualServer open-webui/webui".into(),
+            patch: serde_json::json!({"spec": {"tls": null}}),
+            killed: false,
+            killed_by: Vec::new(),
+            outcome: MutationOutcome::Excepted,
+            not_applied: Some("why no check can notice it".into()),
+            ..builtin
+        });
+        full.mutation_score = Some(MutationScore::of(&full.mutations));
         let mut skipped = scenario("ingress-mergeable");
         skipped.outcome =
             ScenarioOutcome::Skipped("needs NGINX Ingress Controller 5.5 or newer".into());
@@ -725,11 +946,16 @@ mod tests {
             survivors: vec!["no-cert-400".into()],
             setup_error: None,
             checks: Vec::new(),
+            builtin: false,
+            outcome: MutationOutcome::Survived,
+            killed_by: Vec::new(),
+            not_applied: None,
         };
         let killed = MutationReport {
             name: "other".into(),
             killed: true,
             survivors: Vec::new(),
+            outcome: MutationOutcome::Killed,
             ..survivor.clone()
         };
         s.mutations = vec![survivor, killed];
@@ -892,5 +1118,145 @@ mod tests {
         assert!(xml_text.contains("kind is not on PATH"), "{xml_text}");
         let fine = Report::new("kind", Vec::new(), 1);
         assert!(serde_json::to_value(&fine).expect("json")["setup_error"].is_null());
+    }
+
+    fn builtin(name: &str, outcome: MutationOutcome) -> MutationReport {
+        MutationReport {
+            name: format!("builtin/{name}/open-webui/open-webui-mtls"),
+            why: Some(
+                "Policy open-webui/open-webui-mtls sets ingressMTLS verifyDepth 0 instead of 1"
+                    .into(),
+            ),
+            object: "Policy open-webui/open-webui-mtls".into(),
+            patch: serde_json::json!({"spec": {"ingressMTLS": {"verifyDepth": 0}}}),
+            breaks: Vec::new(),
+            killed: outcome == MutationOutcome::Killed,
+            survivors: Vec::new(),
+            setup_error: None,
+            checks: Vec::new(),
+            builtin: true,
+            outcome,
+            killed_by: if outcome == MutationOutcome::Killed {
+                vec!["no-cert-400".into()]
+            } else {
+                Vec::new()
+            },
+            not_applied: matches!(
+                outcome,
+                MutationOutcome::Equivalent | MutationOutcome::Excepted
+            )
+            .then(|| "the reason".to_string()),
+        }
+    }
+
+    /// Killed of applied: equivalent and excepted mutations are not applied,
+    /// one that could not be set up is (and is not killed).
+    #[test]
+    fn the_mutation_score_counts_applied_mutations_only() {
+        let mut s = scenario("openwebui-ingress-mtls");
+        s.mutations = vec![
+            builtin("killed", MutationOutcome::Killed),
+            builtin("survived", MutationOutcome::Survived),
+            builtin("equivalent", MutationOutcome::Equivalent),
+            builtin("excepted", MutationOutcome::Excepted),
+            MutationReport {
+                setup_error: Some("nginx did not start".into()),
+                ..builtin("broken", MutationOutcome::SetupFailed)
+            },
+        ];
+        let mut report = Report::new("local", vec![s], 10);
+        report.add_mutations(Vec::new());
+        let score = report.scenarios[0].mutation_score.expect("scored");
+        assert_eq!(
+            score,
+            MutationScore {
+                killed: 1,
+                applied: 3,
+                equivalent: 1,
+                excepted: 1
+            }
+        );
+        assert_eq!(
+            score.describe(),
+            "1 of 3 mutations killed (33%); not applied: 1 equivalent, 1 excepted in scenario.yaml"
+        );
+        assert_eq!(
+            (
+                report.summary.mutations,
+                report.summary.mutations_killed,
+                report.summary.mutations_equivalent,
+                report.summary.mutations_excepted
+            ),
+            (3, 1, 1, 1)
+        );
+        assert!(!report.ok());
+        let json = serde_json::to_value(&report).expect("json");
+        assert_eq!(json["scenarios"][0]["mutation_score"]["applied"], 3);
+        assert_eq!(json["scenarios"][0]["mutations"][1]["outcome"], "survived");
+        assert_eq!(
+            json["scenarios"][0]["mutations"][2]["outcome"],
+            "equivalent"
+        );
+        assert_eq!(
+            json["scenarios"][0]["mutations"][0]["killed_by"][0],
+            "no-cert-400"
+        );
+        let human = render_human(&report);
+        for line in [
+            "PASS openwebui-ingress-mtls/mutation/builtin/killed/open-webui/open-webui-mtls (killed by no-cert-400)",
+            "FAIL openwebui-ingress-mtls/mutation/builtin/survived/open-webui/open-webui-mtls: no check notices when Policy open-webui/open-webui-mtls sets ingressMTLS verifyDepth 0 instead of 1",
+            "SKIP openwebui-ingress-mtls/mutation/builtin/equivalent/open-webui/open-webui-mtls: equivalent: the reason",
+            "SKIP openwebui-ingress-mtls/mutation/builtin/excepted/open-webui/open-webui-mtls: not run, as scenario.yaml says: the reason",
+            "FAIL openwebui-ingress-mtls/mutation/builtin/broken/open-webui/open-webui-mtls: could not be set up: nginx did not start",
+            "SCORE openwebui-ingress-mtls: 1 of 3 mutations killed (33%)",
+        ] {
+            assert!(human.contains(line), "{line}\n{human}");
+        }
+        let xml_text = junit(&report).expect("junit");
+        let parsed = quick_junit::Report::deserialize_from_str(&xml_text).expect("parse");
+        let suite = &parsed.test_suites[0];
+        assert_eq!(
+            (suite.tests, suite.failures, suite.skipped),
+            (5, 2, 2),
+            "{xml_text}"
+        );
+        assert!(
+            suite
+                .properties
+                .iter()
+                .any(|p| p.name.as_str() == "mutation-score" && p.value.as_str() == "1/3"),
+            "{xml_text}"
+        );
+    }
+
+    /// A survivor is shown as the mutation a user can paste: under
+    /// `mutations:` in scenario.yaml, and as `kubectl patch`.
+    #[test]
+    fn a_builtin_survivor_shows_its_patch_to_paste() {
+        let survivor = builtin("verify-depth-lowered", MutationOutcome::Survived);
+        let text = survivor.details();
+        let yaml_part: String = text
+            .lines()
+            .skip(1)
+            .take(5)
+            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+            .collect();
+        assert_eq!(
+            yaml_part,
+            "  - name: verify-depth-lowered-open-webui-open-webui-mtls\n    patch:\n      object: Policy open-webui/open-webui-mtls\n      merge: {\"spec\":{\"ingressMTLS\":{\"verifyDepth\":0}}}\n    breaks: [THE-NEW-CHECK]\n"
+        );
+        // What the user pastes is a mutation scenario.yaml accepts.
+        let pasted: Vec<crate::scenario::spec::MutationSpec> =
+            crate::yaml::parse_one(&yaml_part, std::path::Path::new("scenario.yaml"))
+                .expect("yaml");
+        assert_eq!(pasted[0].patch.merge, survivor.patch);
+        assert!(
+            text.contains(
+                "kubectl patch policy open-webui-mtls -n open-webui --type merge -p '{\"spec\":{\"ingressMTLS\":{\"verifyDepth\":0}}}'"
+            ),
+            "{text}"
+        );
+        // A killed one shows nothing more than its line.
+        assert!(builtin("x", MutationOutcome::Killed).details().is_empty());
     }
 }

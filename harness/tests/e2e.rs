@@ -1,6 +1,7 @@
 //! The end-to-end suite: one trial per scenario check (`scenario/check`), one per
-//! mutation (`scenario/mutation/name`: the named checks must fail), and the
-//! command-line cases in `e2e/cli.rs`. Filter like any test:
+//! mutation (`scenario/mutation/name`: the named checks must fail), one per
+//! built-in mutation (`scenario/mutation/builtin/...`: some check must fail),
+//! and the command-line cases in `e2e/cli.rs`. Filter like any test:
 //! `cargo test --test e2e -- aigw`.
 //!
 //! Scenarios run on the local substrate. Under `cargo test` each scenario is
@@ -240,6 +241,16 @@ fn main() -> std::process::ExitCode {
                 Err(message.into())
             }).with_ignored_flag(on_cluster || skipped.is_some()));
         }
+        for m in &s.builtin {
+            let (suite, scenario, mutation) = (suite.clone(), s.clone(), m.clone());
+            let excepted = s.builtin_exception(&m.name).is_some();
+            trials.push(
+                Trial::test(format!("{}/mutation/{}", s.name, m.name), move || {
+                    builtin_mutation(&suite, &scenario, &mutation)
+                })
+                .with_ignored_flag(on_cluster || skipped.is_some() || excepted),
+            );
+        }
     }
     if !on_cluster {
         let suite = suite.clone();
@@ -276,6 +287,31 @@ fn main() -> std::process::ExitCode {
         runtime.block_on(engine.close());
     }
     conclusion.exit_code()
+}
+
+/// A built-in mutation must be killed (some check that passes on the scenario
+/// turns red, or a resource state changes) or be equivalent (NIC renders the
+/// same configuration); one the scenario excepts is an ignored trial.
+fn builtin_mutation(
+    suite: &Suite,
+    scenario: &Scenario,
+    mutation: &mtls_e2e::scenario::MutationSpec,
+) -> Result<(), Failed> {
+    let engine = suite.engine()?;
+    let live = suite.live(scenario)?;
+    let passed: BTreeSet<String> = scenario
+        .checks
+        .iter()
+        .filter(|c| suite.runtime.block_on(engine.check(&live, c)).passed)
+        .map(|c| c.name.clone())
+        .collect();
+    let report = suite
+        .runtime
+        .block_on(engine.builtin_mutation(scenario, mutation, &passed));
+    match report.outcome {
+        report::MutationOutcome::Killed | report::MutationOutcome::Equivalent => Ok(()),
+        _ => Err(format!("{}\n{}", report.line(&scenario.name), report.details()).into()),
+    }
 }
 
 /// Ask for the shared-upstream checks in the worst order (the good route first,
@@ -331,6 +367,7 @@ fn trial_names(scenarios: &[Scenario]) -> Vec<(String, String)> {
             s.spec
                 .mutations
                 .iter()
+                .chain(&s.builtin)
                 .map(|m| (format!("{}/mutation/{}", s.name, m.name), s.name.clone())),
         );
     }

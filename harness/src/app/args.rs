@@ -90,9 +90,18 @@ pub(crate) enum Command {
 pub(crate) struct RunArgs {
     /// Scenario folders, or folders of scenarios.
     pub dirs: Vec<PathBuf>,
-    /// Also prove the checks bite: run each scenario's mutations (local substrate).
-    #[arg(long)]
-    pub mutations: bool,
+    /// Also prove the checks bite (local substrate): run each scenario's
+    /// mutations, the hand-written ones (`declared`), the ones derived from its
+    /// objects (`builtin`), or both (`all`, the default).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHICH",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "all"
+    )]
+    pub mutations: Option<MutationsArg>,
     /// Write the machine-readable report (JSON) here.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -108,6 +117,26 @@ pub(crate) struct RunArgs {
     pub skip: Vec<String>,
     #[command(flatten)]
     pub substrate: SubstrateArgs,
+}
+
+/// `--mutations=WHICH`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum MutationsArg {
+    /// The scenario's `mutations:` and the built-in ones.
+    All,
+    /// The scenario's `mutations:` only.
+    Declared,
+    /// The built-in ones only (derived from the scenario's objects).
+    Builtin,
+}
+
+impl MutationsArg {
+    pub(crate) fn kinds(self) -> crate::engine::MutationKinds {
+        crate::engine::MutationKinds {
+            declared: self != MutationsArg::Builtin,
+            builtin: self != MutationsArg::Declared,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

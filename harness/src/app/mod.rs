@@ -147,6 +147,18 @@ fn list(dirs: &[PathBuf]) -> Result<Exit, Error> {
                 m.breaks.join(", ")
             );
         }
+        for m in &s.builtin {
+            let does = m.why.as_deref().unwrap_or_default();
+            match s.builtin_exception(&m.name) {
+                Some(skip) => println!(
+                    "    {}/mutation/{} (not run: {})",
+                    s.name,
+                    m.name,
+                    skip.why.split_whitespace().collect::<Vec<_>>().join(" ")
+                ),
+                None => println!("    {}/mutation/{} ({does})", s.name, m.name),
+            }
+        }
     }
     Ok(Exit::Ok)
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, MutationKinds};
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::report::{self, Report, ScenarioOutcome};
@@ -10,7 +10,7 @@ use crate::scenario::Scenario;
 use crate::selection::Selection;
 use crate::substrate::cluster::{self, ClusterOptions};
 
-use super::args::{RunArgs, check_writable};
+use super::args::{MutationsArg, RunArgs, check_writable};
 use super::signals::Stop;
 use super::{load, start};
 
@@ -18,7 +18,7 @@ pub(crate) async fn command(args: RunArgs, stop: &mut Stop) -> Result<Exit, Erro
     let selection = Selection::new(&args.check, &args.skip)
         .map_err(|e| Error::Input(format!("--check/--skip: {e}")))?;
     let options = args.substrate.cluster_options()?;
-    if args.mutations && options.is_some() {
+    if args.mutations.is_some() && options.is_some() {
         return Err(Error::Input(
             "--mutations runs on the local substrate only (each mutation is a fresh bring-up)"
                 .into(),
@@ -83,7 +83,7 @@ async fn load_and_run(
         tracing::info!("cleaned up {s}");
     }
     let result = tokio::select! {
-        result = run(&engine, &scenarios, args.mutations) => result,
+        result = run(&engine, &scenarios, args.mutations.map(MutationsArg::kinds)) => result,
         () = stop.wait() => {
             tracing::warn!("interrupted: stopping everything this run started");
             cluster::stop_running_tools();
@@ -97,7 +97,11 @@ async fn load_and_run(
     result
 }
 
-async fn run(engine: &Engine, scenarios: &[Scenario], mutations: bool) -> Result<Report, Error> {
+async fn run(
+    engine: &Engine,
+    scenarios: &[Scenario],
+    mutations: Option<MutationKinds>,
+) -> Result<Report, Error> {
     tracing::info!(
         "running {} scenarios on the {}",
         scenarios.len(),
@@ -121,8 +125,15 @@ async fn run(engine: &Engine, scenarios: &[Scenario], mutations: bool) -> Result
             ),
         })
         .await;
-    if mutations {
-        report.add_mutations(engine.mutations(scenarios).await);
+    if let Some(kinds) = mutations {
+        let started = std::time::Instant::now();
+        let results = engine.mutations(scenarios, &report, kinds).await;
+        tracing::info!(
+            "{} mutations in {:.1} s",
+            results.len(),
+            started.elapsed().as_secs_f64()
+        );
+        report.add_mutations(results);
     }
     print!("{}", report::render_human(&report));
     Ok(report)

@@ -31,9 +31,16 @@ pub(crate) async fn command(
     result
 }
 
-/// The scenario with its mutation `name` applied, and the checks it must break.
+/// The scenario with its mutation `name` (hand-written or built-in) applied,
+/// and the checks it must break (a built-in one names none: any may turn red).
 fn mutated(scenario: &Scenario, name: &str) -> Result<(Scenario, Vec<String>), Error> {
-    let Some(mutation) = scenario.spec.mutations.iter().find(|m| m.name == name) else {
+    let Some(mutation) = scenario
+        .spec
+        .mutations
+        .iter()
+        .chain(&scenario.builtin)
+        .find(|m| m.name == name)
+    else {
         let known: Vec<&str> = scenario
             .spec
             .mutations
@@ -41,12 +48,20 @@ fn mutated(scenario: &Scenario, name: &str) -> Result<(Scenario, Vec<String>), E
             .map(|m| m.name.as_str())
             .collect();
         return Err(Error::Input(format!(
-            "{}: no mutation `{name}`; it has {}",
+            "{}: no mutation `{name}`; it has {}{}",
             scenario.name,
             if known.is_empty() {
                 "none".to_string()
             } else {
                 known.join(", ")
+            },
+            if scenario.builtin.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", and {} built-in ones (`mtls-e2e list` names them)",
+                    scenario.builtin.len()
+                )
             }
         )));
     };

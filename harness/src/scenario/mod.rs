@@ -1,6 +1,7 @@
 //! A scenario: a folder of plain Kubernetes manifests plus `scenario.yaml`
 //! (what it reproduces, the components, identities, manual steps and checks).
 
+pub(crate) mod operators;
 pub(crate) mod spec;
 pub(crate) mod steps;
 
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::manifest::{self, ManifestError, Object, ObjectRef};
 use crate::yaml::{self, Document, Origin};
+pub use spec::MutationSpec;
 pub(crate) use spec::{Expect, ScenarioFile};
 
 /// Our mock components' manifests, kept once in `manifests/components/` and
@@ -44,6 +46,8 @@ pub struct Scenario {
     /// Manifests then components, in apply order.
     pub objects: Vec<Object>,
     pub checks: Vec<Check>,
+    /// The mutations the operators derive from the objects (`operators`).
+    pub builtin: Vec<spec::MutationSpec>,
 }
 
 /// A validated check.
@@ -323,9 +327,57 @@ impl Scenario {
             doc,
             objects,
             checks: Vec::new(),
+            builtin: Vec::new(),
         };
         scenario.checks = validate(&scenario)?;
+        scenario.builtin = operators::derive(&scenario.objects, &scenario.ca_secrets());
+        validate_skips(&scenario)?;
         Ok(scenario)
+    }
+
+    /// The `nginx.org/ca` Secrets the scenario makes, from its manifests and
+    /// its steps, each with where its CA comes from.
+    fn ca_secrets(&self) -> Vec<operators::CaSecret> {
+        let mut found = operators::ca_secrets_of(&self.objects);
+        for step in &self.spec.steps {
+            let made = match (&step.copy_secret, &step.create_secret) {
+                (Some(copy), _) if copy.type_ == operators::CA_SECRET_TYPE => {
+                    let source = spec::split_key(&copy.from).map_or_else(
+                        |_| copy.from.clone(),
+                        |(ns, name)| operators::copied_from(ns, name),
+                    );
+                    Some((copy.to.as_str(), source))
+                }
+                (_, Some(create)) if create.type_ == operators::CA_SECRET_TYPE => Some((
+                    create.name.as_str(),
+                    format!(
+                        "file {}",
+                        create.from_files.get("ca.crt").map_or("", String::as_str)
+                    ),
+                )),
+                _ => None,
+            };
+            if let Some((key, source)) = made
+                && let Ok((namespace, name)) = spec::split_key(key)
+            {
+                found.push(operators::CaSecret {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    source,
+                });
+            }
+        }
+        found
+    }
+
+    /// Why the scenario does not run the built-in mutation `name`, if it
+    /// declares so (`skipBuiltinMutations`).
+    #[must_use]
+    pub fn builtin_exception(&self, name: &str) -> Option<&spec::SkipSpec> {
+        self.spec
+            .skip_builtin_mutations
+            .iter()
+            .find(|skip| skip_matcher(&skip.name).is_ok_and(|m| m.is_match(name)))
     }
 
     /// Apply a mutation's patch, giving a scenario whose `breaks` checks must fail.
@@ -345,6 +397,53 @@ impl Scenario {
         copy.name = format!("{}~{}", self.name, mutation.name);
         Ok(copy)
     }
+}
+
+/// A `skipBuiltinMutations` name: the mutation's name, or a glob (`*`, `?`, `[]`).
+fn skip_matcher(name: &str) -> Result<globset::GlobMatcher, globset::Error> {
+    globset::Glob::new(name).map(|g| g.compile_matcher())
+}
+
+/// Every exception names built-in mutations the scenario has, and says why;
+/// hand-written mutations leave the `builtin/` names to the operators.
+fn validate_skips(s: &Scenario) -> Result<(), ScenarioError> {
+    for (i, m) in s.spec.mutations.iter().enumerate() {
+        if m.name.starts_with(operators::PREFIX) {
+            return Err(s.error(
+                &format!("mutations[{i}].name"),
+                format!(
+                    "`{}`: names starting with `{}` belong to the built-in mutations; choose another",
+                    m.name,
+                    operators::PREFIX
+                ),
+            ));
+        }
+    }
+    for (i, skip) in s.spec.skip_builtin_mutations.iter().enumerate() {
+        let path = format!("skipBuiltinMutations[{i}]");
+        let matcher = skip_matcher(&skip.name).map_err(|e| {
+            s.error(
+                &format!("{path}.name"),
+                format!("`{}` is not a mutation name or glob: {e}", skip.name),
+            )
+        })?;
+        if !s.builtin.iter().any(|m| matcher.is_match(&m.name)) {
+            return Err(s.error(
+                &format!("{path}.name"),
+                format!(
+                    "no built-in mutation of this scenario is named `{}`; `mtls-e2e list` shows them",
+                    skip.name
+                ),
+            ));
+        }
+        if skip.why.trim().is_empty() {
+            return Err(s.error(
+                &format!("{path}.why"),
+                "say why no check can notice this mutation",
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn valid_slug(name: &str) -> bool {

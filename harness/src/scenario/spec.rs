@@ -43,6 +43,19 @@ pub struct ScenarioFile {
     /// Deliberate breakages that prove the checks can fail.
     #[serde(default)]
     pub mutations: Vec<MutationSpec>,
+    /// Built-in mutations (`run --mutations`) the scenario does not run, each
+    /// with the reason no check can notice it.
+    #[serde(default)]
+    pub skip_builtin_mutations: Vec<SkipSpec>,
+}
+
+/// An exception to the built-in mutations: `name` is a mutation's name
+/// (`builtin/verify-client-off/ns/policy`) or a glob matching several.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkipSpec {
+    pub name: String,
+    pub why: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -301,8 +314,12 @@ pub struct MutationSpec {
     pub name: String,
     pub why: Option<String>,
     pub patch: PatchSpec,
-    /// Checks that must fail once the patch is applied.
+    /// Checks that must fail once the patch is applied (a built-in mutation
+    /// names none: any check turning red kills it).
     pub breaks: Vec<String>,
+    /// Derived from the scenario's objects (`scenario::operators`), not written.
+    #[serde(skip)]
+    pub builtin: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

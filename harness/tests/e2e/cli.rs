@@ -476,6 +476,10 @@ pub fn trials() -> Vec<Trial> {
             )
         },
     ));
+    trials.push(Trial::test(
+        "cli/up-with-a-builtin-mutation-runs-the-mutated-scenario",
+        up_with_a_builtin_mutation,
+    ));
     trials
 }
 
@@ -821,6 +825,70 @@ fn cases() -> Vec<Trial> {
             .run(&["run", "{scenario}"])
             .code(1)
             .stdout(&["FAIL openwebui-ingress-mtls/no-cert-400", "expected to contain `Welcome`", "No required SSL certificate was sent", "scenario.yaml:"]),
+        // Built-in mutations. Without the chain through an intermediate, nothing notices
+        // verifyDepth 1 lowered to 0: the survivor is reported with the patch to paste,
+        // in every output. A check already red without any mutation kills nothing.
+        case("a-builtin-survivor-shows-its-patch-and-the-score")
+            .base("ingress-mtls-annotation")
+            .replace("scenario.yaml", "    identity: chained-barista\n", "    identity: barista\n")
+            .replace("scenario.yaml", "  - name: tea-with-cert-200\n    get: https://cafe.example.com/tea\n    identity: barista\n    trust: cafe-ca\n    expect: {status: 200", "  - name: tea-with-cert-200\n    get: https://cafe.example.com/tea\n    identity: barista\n    trust: cafe-ca\n    expect: {status: 201")
+            .run(&["run", "--mutations=builtin", "--report", "{work}/report.json", "--junit", "{work}/junit.xml", "{scenario}"])
+            .code(1)
+            .stdout(&[
+                "FAIL ingress-mtls-annotation/mutation/builtin/verify-depth-lowered/cafe/ingress-mtls-policy: no check notices when Policy cafe/ingress-mtls-policy sets ingressMTLS verifyDepth 0 instead of 1",
+                "          object: Policy cafe/ingress-mtls-policy\n          merge: {\"spec\":{\"ingressMTLS\":{\"verifyDepth\":0}}}\n",
+                "kubectl patch policy ingress-mtls-policy -n cafe --type merge -p '{\"spec\":{\"ingressMTLS\":{\"verifyDepth\":0}}}'",
+                "PASS ingress-mtls-annotation/mutation/builtin/client-ca-missing/cafe/ingress-mtls-policy (killed by coffee-with-cert-200, ",
+                "PASS ingress-mtls-annotation/mutation/builtin/annotation-policy-dropped/cafe/cafe-ingress-tls-for-another-host/ingress-mtls-policy (killed by the state of Ingress cafe/cafe-ingress-tls-for-another-host: Valid, not the declared Warning)",
+                "SCORE ingress-mtls-annotation: 10 of 11 mutations killed (90%)",
+            ])
+            .stdout_lacks(&["(killed by tea-with-cert-200", "mutation/verify-client-off "])
+            .file("report.json", &["\"mutation_score\": {\n        \"killed\": 10,\n        \"applied\": 11,", "\"outcome\": \"survived\"", "\"builtin\": true"])
+            .file("junit.xml", &["<property name=\"mutation-score\" value=\"10/11\"/>", "<failure message=\"FAIL ingress-mtls-annotation/mutation/builtin/verify-depth-lowered/cafe/ingress-mtls-policy: no check notices when"]),
+        case("an-equivalent-builtin-mutation-is-not-applied")
+            .base("plain-http-port-80")
+            .write("25-unused-policy.yaml", "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {name: unused, namespace: bypass}\nspec:\n  ingressMTLS: {clientCertSecret: bypass-ca-nginx}\n")
+            .run(&["run", "--mutations=builtin", "--junit", "{work}/junit.xml", "{scenario}"])
+            .code(0)
+            .stdout(&[
+                "SKIP plain-http-port-80/mutation/builtin/verify-client-off/bypass/unused: equivalent: NIC renders",
+                "SCORE plain-http-port-80: 10 of 10 mutations killed (100%); not applied: 3 equivalent",
+                "(3 built-in ones not applied: 3 equivalent, 0 excepted)",
+            ])
+            .file("junit.xml", &["<skipped message=\"SKIP plain-http-port-80/mutation/builtin/client-ca-missing/bypass/unused: equivalent"]),
+        case("an-excepted-builtin-mutation-is-listed-and-not-run")
+            .base("access-control")
+            .run(&["run", "--mutations=builtin", "{scenario}"])
+            .code(0)
+            .stdout(&[
+                "SKIP access-control/mutation/builtin/policy-dropped/acl/webui/deny-test-net: not run, as scenario.yaml says: The deny-list names only a documentation range",
+                "SCORE access-control: 8 of 8 mutations killed (100%); not applied: 1 excepted in scenario.yaml",
+            ])
+            .stdout_lacks(&["mutation/deny-list-names-everyone"]),
+        case("list-shows-the-builtin-mutations")
+            .base("access-control")
+            .run(&["list", "{scenario}"])
+            .code(0)
+            .stdout(&[
+                "access-control/mutation/builtin/verify-client-off/acl/mtls (Policy acl/mtls sets ingressMTLS verifyClient `off` instead of `on`)",
+                "access-control/mutation/builtin/policy-dropped/acl/webui/deny-test-net (not run: The deny-list names only",
+            ]),
+        case("declared-mutations-only")
+            .base("plain-http-port-80")
+            .run(&["run", "--mutations=declared", "{scenario}"])
+            .code(0)
+            .stdout(&["PASS plain-http-port-80/mutation/redirect-on-the-first-host", "SCORE plain-http-port-80: 1 of 1 mutations killed (100%)"])
+            .stdout_lacks(&["builtin/"]),
+        case("a-skip-naming-no-builtin-mutation-is-refused")
+            .replace("scenario.yaml", "\nmutations:\n", "\nskipBuiltinMutations:\n  - name: builtin/verify-client-off/open-webui/no-such-policy\n    why: a typo\n\nmutations:\n")
+            .run(&["run", "--mutations", "{scenario}"])
+            .code(2)
+            .stderr(&["scenario.yaml:142", "no built-in mutation of this scenario is named `builtin/verify-client-off/open-webui/no-such-policy`; `mtls-e2e list` shows them"]),
+        case("a-hand-written-mutation-may-not-take-a-builtin-name")
+            .replace("scenario.yaml", "  - name: verify-client-off\n", "  - name: builtin/verify-client-off\n")
+            .run(&["list", "{scenario}"])
+            .code(2)
+            .stderr(&["scenario.yaml:", "`builtin/verify-client-off`: names starting with `builtin/` belong to the built-in mutations"]),
     ]
     .into_iter()
     .map(Case::trial)
@@ -1072,4 +1140,38 @@ fn golden(file: &str, args: &[&str]) -> Result<(), Failed> {
         around(&got_lines)
     )
     .into())
+}
+
+/// `up --mutation builtin/...`: a built-in mutation, by the name `list` and a
+/// survivor give, comes up as a hand-written one does.
+fn up_with_a_builtin_mutation() -> Result<(), Failed> {
+    const NAME: &str = "builtin/verify-depth-lowered/open-webui/open-webui-mtls";
+    up_then_ctrl_c(
+        true,
+        std::time::Duration::default(),
+        &["--mutation", NAME],
+        &|stdout| {
+            let said = |needle: &str| stdout.iter().any(|l| l.contains(needle));
+            if !said(&format!(
+                "mutation {NAME}: Policy open-webui/open-webui-mtls patched with {{\"spec\":{{\"ingressMTLS\":{{\"verifyDepth\":0}}}}}}"
+            )) {
+                return Err(format!("up did not say the mutation: {stdout:#?}"));
+            }
+            let dir = stdout
+                .iter()
+                .find_map(|l| l.strip_prefix("nginx configuration: "))
+                .ok_or("no nginx configuration line")?;
+            let mut conf = String::new();
+            for entry in std::fs::read_dir(Path::new(dir).join("conf.d"))
+                .map_err(|e| format!("{dir}: {e}"))?
+                .flatten()
+            {
+                conf += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+            }
+            if !conf.contains("ssl_verify_depth 0;") {
+                return Err(format!("the running nginx is not the mutated one:\n{conf}"));
+            }
+            Ok(())
+        },
+    )
 }

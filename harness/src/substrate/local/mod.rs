@@ -16,9 +16,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::manifest::{Kind, ManifestError, Object};
+use crate::manifest::{ControllerState, Kind, ManifestError, Object};
 use crate::pki::KeyPool;
-use crate::report::Phases;
+use crate::report::{Phases, ResourceState};
 use crate::scenario::steps::{self, SecretData, SecretSource, StepRunner};
 use crate::scenario::{Scenario, Target};
 use nginx::{NginxBinary, NginxProcess};
@@ -36,6 +36,7 @@ pub struct Local {
 }
 
 /// A scenario applied to the in-memory cluster: everything but processes.
+#[derive(Clone)]
 pub struct Prepared {
     pub scenario: Scenario,
     pub objects: Vec<Object>,
@@ -181,6 +182,23 @@ impl Local {
         Ok(out)
     }
 
+    /// NIC's configuration for `objects` with the secrets of `prepared`, as
+    /// `plan` shows it: example listeners, and an example endpoint per Service
+    /// port. Nothing is started.
+    pub(crate) fn planned(
+        &self,
+        prepared: &Prepared,
+        objects: &[Object],
+        nginx_dir: &Path,
+    ) -> Result<NicOutput, ManifestError> {
+        nic::configure(
+            objects,
+            &prepared.secrets,
+            &PlannedEndpoints(objects),
+            &planned_env(nginx_dir),
+        )
+    }
+
     pub(crate) fn main_conf(&self, env: &RenderEnv, dir: &Path) -> String {
         let text = |p: PathBuf| p.display().to_string();
         nic::render::MainConf {
@@ -322,23 +340,67 @@ async fn issue(
     Ok(result?)
 }
 
+/// NIC's environment as `plan` shows it: example listeners nothing listens on.
+pub(crate) fn planned_env(nginx_dir: &Path) -> RenderEnv {
+    let at = |port| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+    local_env(nginx_dir, at(18080), at(18443))
+}
+
+/// The resources whose state is not the one the scenario expects (default Valid).
+pub(crate) fn unexpected_states<'a>(
+    scenario: &Scenario,
+    states: &'a [ResourceState],
+) -> Vec<&'a ResourceState> {
+    states
+        .iter()
+        .filter(|s| s.state != scenario.expected_state(&s.id()))
+        .collect()
+}
+
+/// Two renders nginx would serve alike: the same configuration files, the
+/// same secret files among those the configuration names (nginx reads no
+/// other), the same hosts and resource states (their messages aside).
+pub(crate) fn renders_alike(a: &NicOutput, b: &NicOutput) -> bool {
+    let states = |o: &NicOutput| -> Vec<(String, ControllerState)> {
+        o.states.iter().map(|s| (s.id(), s.state)).collect()
+    };
+    // The files a configuration names: the last part of each path in it.
+    let named = |o: &NicOutput| -> std::collections::BTreeSet<String> {
+        o.conf_files
+            .iter()
+            .flat_map(|(_, text)| text.split(|c: char| c.is_whitespace() || c == ';' || c == '"'))
+            .filter_map(|word| word.rsplit_once('/').map(|(_, file)| file.to_string()))
+            .collect()
+    };
+    let read = |o: &NicOutput| -> Vec<nic::secrets::SecretFile> {
+        let named = named(o);
+        o.secret_files
+            .iter()
+            .filter(|f| named.contains(&f.name))
+            .cloned()
+            .collect()
+    };
+    a.conf_files == b.conf_files
+        && read(a) == read(b)
+        && a.hosts == b.hosts
+        && states(a) == states(b)
+}
+
 /// Every resource must be in the state the scenario expects (default Valid).
 pub(crate) fn check_states(scenario: &Scenario, nic: &NicOutput) -> Result<(), ManifestError> {
-    for state in &nic.states {
-        let expected = scenario.expected_state(&state.id());
-        if state.state != expected {
-            return Err(ManifestError {
-                origin: state.origin.clone(),
-                message: format!(
-                    "{} would be {}, not {expected}: {} (if that is what the scenario tests, declare it under resourceStates)",
-                    state.id(),
-                    state.state,
-                    state.message
-                ),
-            });
-        }
+    match unexpected_states(scenario, &nic.states).first() {
+        Some(state) => Err(ManifestError {
+            origin: state.origin.clone(),
+            message: format!(
+                "{} would be {}, not {}: {} (if that is what the scenario tests, declare it under resourceStates)",
+                state.id(),
+                state.state,
+                scenario.expected_state(&state.id()),
+                state.message
+            ),
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// nginx's runtime folder, relative to the folder nginx runs in.
@@ -458,5 +520,46 @@ impl LocalDeployment {
     pub(crate) async fn stop(mut self) {
         self.nginx.stop().await;
         self.pods.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nic::secrets::SecretFile;
+
+    fn output(conf: &str, files: &[(&str, &str)]) -> NicOutput {
+        NicOutput {
+            conf_files: vec![("vs_ns_a.conf".into(), conf.into())],
+            secret_files: files
+                .iter()
+                .map(|(name, content)| SecretFile {
+                    name: (*name).into(),
+                    content: content.as_bytes().to_vec(),
+                    private: false,
+                })
+                .collect(),
+            states: Vec::new(),
+            hosts: BTreeMap::new(),
+            upstreams: Vec::new(),
+        }
+    }
+
+    /// Renders are alike when nginx would read the same: a secret file the
+    /// configuration does not name (even one whose name begins another's)
+    /// does not count; a named one, or any configuration text, does.
+    #[test]
+    fn renders_alike_compares_what_nginx_reads() {
+        let conf = "ssl_client_certificate $secret_dir_path/ns-ca-nginx-ca.crt;\n";
+        let base = output(conf, &[("ns-ca-nginx-ca.crt", "A")]);
+        let unread = output(conf, &[("ns-ca-nginx-ca.crt", "A"), ("ns-ca", "B")]);
+        assert!(renders_alike(&base, &unread));
+        let other_ca = output(conf, &[("ns-ca-nginx-ca.crt", "C")]);
+        assert!(!renders_alike(&base, &other_ca));
+        let other_conf = output(
+            "ssl_verify_client optional;\n",
+            &[("ns-ca-nginx-ca.crt", "A")],
+        );
+        assert!(!renders_alike(&base, &other_conf));
     }
 }

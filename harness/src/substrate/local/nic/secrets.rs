@@ -32,7 +32,7 @@ pub(crate) struct SecretRef {
 }
 
 /// A file NIC would write, relative to its secrets folder.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretFile {
     pub name: String,
     pub content: Vec<u8>,
