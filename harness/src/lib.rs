@@ -6,6 +6,7 @@ pub mod engine;
 pub mod error;
 pub mod exit;
 pub mod hazard;
+pub mod lint;
 pub mod manifest;
 pub mod mock;
 pub mod net;

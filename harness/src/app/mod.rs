@@ -83,6 +83,7 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
         Command::List { dirs } => list(&dirs),
         Command::Plan { dirs, substrate } => plan(&dirs, &substrate).await,
         Command::Up { dir, substrate } => up::command(&dir, &substrate, &mut stop).await,
+        Command::Lint(args) => lint(&args),
         Command::Image { tag } => {
             let binary = std::env::current_exe()
                 .map_err(|e| Error::Substrate(format!("finding this binary: {e}")))?;
@@ -100,6 +101,33 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
             () = stop.wait() => Ok(Exit::Interrupted),
         },
     }
+}
+
+/// `lint`: the findings of every unit, printed in the chosen format; exit 1
+/// when one is at or above `--deny`.
+fn lint(args: &args::LintArgs) -> Result<Exit, Error> {
+    use crate::lint;
+    let linted: Vec<lint::Linted> = lint::units(&args.dirs)?.iter().map(lint::lint).collect();
+    let text = match args.format {
+        args::LintFormat::Human => lint::human(&linted, args.deny),
+        args::LintFormat::Json => pretty(&lint::json(&linted, args.deny))?,
+        args::LintFormat::Sarif => pretty(&lint::sarif(&linted))?,
+    };
+    print!("{text}");
+    Ok(if lint::denied(&linted, args.deny) {
+        Exit::ChecksFailed
+    } else {
+        Exit::Ok
+    })
+}
+
+fn pretty(value: &impl serde::Serialize) -> Result<String, Error> {
+    serde_json::to_string_pretty(value)
+        .map(|mut text| {
+            text.push('\n');
+            text
+        })
+        .map_err(|e| Error::Substrate(format!("writing the output: {e}")))
 }
 
 fn list(dirs: &[PathBuf]) -> Result<Exit, Error> {
