@@ -410,8 +410,9 @@ impl Lint<'_> {
             .into_iter()
             .find_map(|(field, name, _)| {
                 let key = format!("{}/{name}", o.namespace());
-                p.message
-                    .contains(&format!("secret {key} "))
+                [format!("secret {key} "), format!("secret {key}:")]
+                    .iter()
+                    .any(|named| p.message.contains(named.as_str()))
                     .then(|| (key, o.origin_of(&field), o.id.to_string()))
             })
     }
@@ -1108,11 +1109,17 @@ fn lenient<T: DeserializeOwned>(o: &Object, out: &mut Vec<Finding>) -> Option<T>
         match serde_path_to_error::deserialize::<_, T>(&json) {
             Ok(value) => return Some(value),
             Err(e) => {
-                let parent = e.path().to_string();
+                let at = e.path().to_string();
                 let inner = e.into_inner().to_string();
                 let Some(field) = yaml::unknown_field(&inner).map(str::to_string) else {
-                    out.push(not_linted(o, o.origin_of(&parent), &inner));
+                    out.push(not_linted(o, o.origin_of(&at), &inner));
                     return None;
+                };
+                // The path names the unknown field itself; its parent holds it.
+                let parent = match at.strip_suffix(field.as_str()) {
+                    Some(rest) if rest.is_empty() => ".".to_string(),
+                    Some(rest) => rest.trim_end_matches('.').to_string(),
+                    None => at.clone(),
                 };
                 let path = if parent == "." {
                     field.clone()
@@ -1120,7 +1127,11 @@ fn lenient<T: DeserializeOwned>(o: &Object, out: &mut Vec<Finding>) -> Option<T>
                     format!("{parent}.{field}")
                 };
                 if !remove_at(&mut json, &parent, &field) {
-                    out.push(not_linted(o, o.origin_of(&path), &inner));
+                    out.push(not_linted(
+                        o,
+                        o.origin_of(&path),
+                        &format!("{inner} [{parent}]"),
+                    ));
                     return None;
                 }
                 out.push(Finding::new(
@@ -1163,4 +1174,417 @@ fn remove_at(json: &mut serde_json::Value, parent: &str, field: &str) -> bool {
     }
     node.as_object_mut()
         .is_some_and(|m| m.remove(field).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Secrets the tests' steps and cert-manager would make.
+    fn made() -> BTreeMap<String, String> {
+        [
+            ("a/server-tls", TYPE_TLS),
+            ("a/ca", TYPE_CA),
+            ("a/other-ca", TYPE_CA),
+            ("a/client", TYPE_TLS),
+            ("a/cert-manager-ca", TYPE_TLS),
+        ]
+        .into_iter()
+        .map(|(k, t)| (k.to_string(), t.to_string()))
+        .collect()
+    }
+
+    const MTLS: &str = "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {name: mtls, namespace: a}\nspec:\n  ingressMTLS: {clientCertSecret: ca}\n";
+    const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: app, namespace: a}\nspec:\n  selector: {app: x}\n  ports: [{name: http, port: 80}]\n";
+
+    /// A VirtualServer; its upstream `u` (plain HTTP to app:80) unless `spec` has upstreams.
+    fn vs(spec: &str) -> String {
+        let upstreams = if spec.contains("upstreams:") {
+            ""
+        } else {
+            "  upstreams: [{name: u, service: app, port: 80}]\n"
+        };
+        format!(
+            "apiVersion: k8s.nginx.org/v1\nkind: VirtualServer\nmetadata: {{name: vs, namespace: a}}\nspec:\n  host: a.example.com\n{upstreams}{spec}"
+        )
+    }
+
+    fn ingress(annotations: &str, spec: &str) -> String {
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: ing\n  namespace: a\n  annotations: {{{annotations}}}\nspec:\n  ingressClassName: nginx\n{spec}"
+        )
+    }
+
+    const RULES_A: &str = "  rules:\n  - host: a.example.com\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: app, port: {number: 80}}}}\n";
+
+    fn egress(fields: &str) -> String {
+        format!(
+            "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {{name: egress, namespace: a}}\nspec:\n  egressMTLS: {{tlsSecret: client, {fields}}}\n"
+        )
+    }
+
+    const GOOD_EGRESS: &str =
+        "trustedCertSecret: ca, verifyServer: true, sslName: app.a.svc, protocols: TLSv1.3";
+
+    fn ids(docs: &[&str]) -> Vec<&'static str> {
+        let text = docs.join("---\n");
+        let objects = crate::manifest::load_text(&text, std::path::Path::new("t.yaml"), "default")
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let mut ids: Vec<&str> = find(&objects, &made()).iter().map(|f| f.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Each case: the trap (its id must be found) and the fixed variant (it must not).
+    fn fires(id: &str, trap: &[&str], fixed: &[&str]) {
+        let on_trap = ids(trap);
+        assert!(
+            on_trap.contains(&id),
+            "{id} not found on the trap; found {on_trap:?}"
+        );
+        let on_fixed = ids(fixed);
+        assert!(
+            !on_fixed.contains(&id),
+            "{id} found on the fixed variant: {on_fixed:?}"
+        );
+    }
+
+    #[test]
+    fn plain_http_bypasses_mtls() {
+        let tls = "  tls: {secret: server-tls}\n  policies: [{name: mtls}]\n  routes: [{path: /, action: {pass: u}}]\n";
+        let redirect = "  tls: {secret: server-tls, redirect: {enable: true}}\n  policies: [{name: mtls}]\n  routes: [{path: /, action: {pass: u}}]\n";
+        let on_xfp = "  tls: {secret: server-tls, redirect: {enable: true, basedOn: x-forwarded-proto}}\n  policies: [{name: mtls}]\n  routes: [{path: /, action: {pass: u}}]\n";
+        fires(
+            "plain-http-bypasses-mtls",
+            &[MTLS, &vs(tls)],
+            &[MTLS, &vs(redirect)],
+        );
+        fires(
+            "plain-http-bypasses-mtls",
+            &[MTLS, &vs(on_xfp)],
+            &[MTLS, &vs(redirect)],
+        );
+        let ing_tls =
+            format!("  tls: [{{hosts: [a.example.com], secretName: server-tls}}]\n{RULES_A}");
+        fires(
+            "plain-http-bypasses-mtls",
+            &[
+                MTLS,
+                &ingress(
+                    "nginx.org/policies: mtls, nginx.org/ssl-redirect: \"false\"",
+                    &ing_tls,
+                ),
+            ],
+            &[MTLS, &ingress("nginx.org/policies: mtls", &ing_tls)],
+        );
+    }
+
+    #[test]
+    fn ingress_mtls_on_a_route_a_subroute_or_a_minion() {
+        let on_route = "  tls: {secret: server-tls}\n  routes: [{path: /, policies: [{name: mtls}], action: {pass: u}}]\n";
+        let on_spec = "  tls: {secret: server-tls, redirect: {enable: true}}\n  policies: [{name: mtls}]\n  routes: [{path: /, action: {pass: u}}]\n";
+        fires(
+            "ingress-mtls-not-on-server",
+            &[MTLS, &vs(on_route)],
+            &[MTLS, &vs(on_spec)],
+        );
+        let vsr = |policies: &str| {
+            format!(
+                "apiVersion: k8s.nginx.org/v1\nkind: VirtualServerRoute\nmetadata: {{name: sub, namespace: a}}\nspec:\n  host: a.example.com\n  upstreams: [{{name: u, service: app, port: 80}}]\n  subroutes: [{{path: /sub, {policies}action: {{pass: u}}}}]\n"
+            )
+        };
+        fires(
+            "ingress-mtls-not-on-server",
+            &[MTLS, &vsr("policies: [{name: mtls}], ")],
+            &[MTLS, &vsr("")],
+        );
+        let master = |policies: &str| {
+            ingress(
+                &format!("nginx.org/mergeable-ingress-type: master{policies}"),
+                "  tls: [{hosts: [a.example.com], secretName: server-tls}]\n  rules: [{host: a.example.com}]\n",
+            )
+        };
+        let minion = |policies: &str| {
+            format!(
+                "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: minion\n  namespace: a\n  annotations: {{nginx.org/mergeable-ingress-type: minion{policies}}}\nspec:\n  ingressClassName: nginx\n{RULES_A}"
+            )
+        };
+        fires(
+            "ingress-mtls-not-on-server",
+            &[MTLS, &master(""), &minion(", nginx.org/policies: mtls")],
+            &[MTLS, &master(", nginx.org/policies: mtls"), &minion("")],
+        );
+    }
+
+    #[test]
+    fn ingress_mtls_without_tls() {
+        let no_tls = "  policies: [{name: mtls}]\n  routes: [{path: /, action: {pass: u}}]\n";
+        let tls = "  tls: {secret: server-tls, redirect: {enable: true}}\n  policies: [{name: mtls}]\n  routes: [{path: /, action: {pass: u}}]\n";
+        fires(
+            "ingress-mtls-without-tls",
+            &[MTLS, &vs(no_tls)],
+            &[MTLS, &vs(tls)],
+        );
+        fires(
+            "ingress-mtls-without-tls",
+            &[MTLS, &ingress("nginx.org/policies: mtls", RULES_A)],
+            &[
+                MTLS,
+                &ingress(
+                    "nginx.org/policies: mtls",
+                    &format!(
+                        "  tls: [{{hosts: [a.example.com], secretName: server-tls}}]\n{RULES_A}"
+                    ),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn ingress_mtls_ignored_for_a_host_without_tls() {
+        let other =
+            format!("  tls: [{{hosts: [b.example.com], secretName: server-tls}}]\n{RULES_A}");
+        let this =
+            format!("  tls: [{{hosts: [a.example.com], secretName: server-tls}}]\n{RULES_A}");
+        fires(
+            "ingress-mtls-ignored-for-host",
+            &[MTLS, &ingress("nginx.org/policies: mtls", &other)],
+            &[MTLS, &ingress("nginx.org/policies: mtls", &this)],
+        );
+    }
+
+    #[test]
+    fn ca_secret_of_the_wrong_type() {
+        let spec = "  tls: {secret: server-tls, redirect: {enable: true}}\n  policies: [{name: mtls}]\n  routes: [{path: /, action: {pass: u}}]\n";
+        let tls_typed = MTLS.replace("clientCertSecret: ca", "clientCertSecret: cert-manager-ca");
+        fires(
+            "secret-wrong-type",
+            &[&tls_typed, &vs(spec)],
+            &[MTLS, &vs(spec)],
+        );
+        // An Opaque Secret is invisible to NIC: "secret doesn't exist or of an unsupported type".
+        let opaque = "apiVersion: v1\nkind: Secret\nmetadata: {name: opaque-ca, namespace: a}\ntype: Opaque\nstringData: {ca.crt: x}\n";
+        let opaque_ref = MTLS.replace("clientCertSecret: ca", "clientCertSecret: opaque-ca");
+        fires(
+            "secret-wrong-type",
+            &[&opaque_ref, opaque, &vs(spec)],
+            &[MTLS, &vs(spec)],
+        );
+        let route = "  upstreams: [{name: t, service: app, port: 80, tls: {enable: true}}]\n  routes: [{path: /, policies: [{name: egress}], action: {pass: t}}]\n";
+        fires(
+            "secret-wrong-type",
+            &[
+                &egress(&GOOD_EGRESS.replace(
+                    "trustedCertSecret: ca",
+                    "trustedCertSecret: cert-manager-ca",
+                )),
+                &vs(route),
+            ],
+            &[&egress(GOOD_EGRESS), &vs(route)],
+        );
+    }
+
+    #[test]
+    fn invalid_policy() {
+        let bad = "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {name: mtls, namespace: a}\nspec: {}\n";
+        fires("policy-invalid", &[bad], &[MTLS]);
+    }
+
+    #[test]
+    fn policies_nic_answers_500_for() {
+        let rate = "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {name: rate, namespace: a}\nspec:\n  rateLimit: {rate: 1r/s, key: x, zoneSize: 1M}\n";
+        let this =
+            format!("  tls: [{{hosts: [a.example.com], secretName: server-tls}}]\n{RULES_A}");
+        fires(
+            "policy-answers-500",
+            &[rate, &ingress("nginx.org/policies: rate", &this)],
+            &[rate, &ingress("", &this)],
+        );
+        let no_ca_crt = "apiVersion: v1\nkind: Secret\nmetadata: {name: ca, namespace: a}\ntype: nginx.org/ca\nstringData: {tls.crt: x}\n";
+        let spec = "  tls: {secret: server-tls, redirect: {enable: true}}\n  policies: [{name: mtls}]\n  routes: [{path: /, action: {pass: u}}]\n";
+        fires(
+            "policy-answers-500",
+            &[MTLS, no_ca_crt, &vs(spec)],
+            &[MTLS, &vs(spec)],
+        );
+    }
+
+    #[test]
+    fn references_to_nothing() {
+        let missing = MTLS.replace("clientCertSecret: ca", "clientCertSecret: nowhere");
+        fires("reference-not-found", &[&missing], &[MTLS]);
+        let spec = "  tls: {secret: server-tls, redirect: {enable: true}}\n  policies: [{name: mtls}]\n  routes: [{path: /, action: {pass: u}}]\n";
+        fires("reference-not-found", &[&vs(spec)], &[MTLS, &vs(spec)]);
+    }
+
+    #[test]
+    fn a_second_policy_of_a_kind_is_ignored() {
+        let second = "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {name: mtls2, namespace: a}\nspec:\n  ingressMTLS: {clientCertSecret: ca}\n";
+        let two = "  tls: {secret: server-tls, redirect: {enable: true}}\n  policies: [{name: mtls}, {name: mtls2}]\n  routes: [{path: /, action: {pass: u}}]\n";
+        let one = "  tls: {secret: server-tls, redirect: {enable: true}}\n  policies: [{name: mtls}]\n  routes: [{path: /, action: {pass: u}}]\n";
+        fires(
+            "policy-ignored",
+            &[MTLS, second, &vs(two)],
+            &[MTLS, second, &vs(one)],
+        );
+    }
+
+    #[test]
+    fn crl_file_name() {
+        let crl = MTLS.replace(
+            "clientCertSecret: ca",
+            "clientCertSecret: ca, crlFileName: webapp.crl",
+        );
+        fires("crl-file-not-created", &[&crl], &[MTLS]);
+    }
+
+    #[test]
+    fn egress_defaults() {
+        fires(
+            "verify-server-without-ssl-name",
+            &[&egress(
+                "trustedCertSecret: ca, verifyServer: true, protocols: TLSv1.3",
+            )],
+            &[&egress(GOOD_EGRESS)],
+        );
+        fires(
+            "egress-protocols-without-tls13",
+            &[&egress(
+                "trustedCertSecret: ca, verifyServer: true, sslName: app.a.svc",
+            )],
+            &[&egress(GOOD_EGRESS)],
+        );
+        fires(
+            "egress-protocols-without-tls13",
+            &[&egress(
+                "trustedCertSecret: ca, verifyServer: true, sslName: app.a.svc, protocols: TLSv1.2",
+            )],
+            &[&egress(&GOOD_EGRESS.replace("TLSv1.3", "TLSv1.2 TLSv1.3"))],
+        );
+        fires(
+            "egress-without-server-verification",
+            &[&egress("protocols: TLSv1.3")],
+            &[&egress(GOOD_EGRESS)],
+        );
+    }
+
+    #[test]
+    fn session_reuse_across_routes_of_one_upstream() {
+        let other =
+            egress(&GOOD_EGRESS.replace("trustedCertSecret: ca", "trustedCertSecret: other-ca"))
+                .replace("name: egress,", "name: egress-other,");
+        let shared = |reuse: &str| {
+            format!(
+                "apiVersion: k8s.nginx.org/v1\nkind: VirtualServer\nmetadata: {{name: vs, namespace: a}}\nspec:\n  host: a.example.com\n  upstreams: [{{name: t, service: app, port: 80, tls: {{enable: true}}}}{reuse}]\n  routes:\n  - {{path: /a, policies: [{{name: egress}}], action: {{pass: t}}}}\n  - {{path: /b, policies: [{{name: egress-other}}], action: {{pass: {}}}}}\n",
+                if reuse.is_empty() { "t" } else { "t2" }
+            )
+        };
+        fires(
+            "session-reuse-masks-verification",
+            &[&egress(GOOD_EGRESS), &other, &shared("")],
+            &[
+                &egress(GOOD_EGRESS),
+                &other,
+                &shared(", {name: t2, service: app, port: 80, tls: {enable: true}}"),
+            ],
+        );
+        let no_reuse = |p: &str| {
+            p.replace(
+                "protocols: TLSv1.3",
+                "protocols: TLSv1.3, sessionReuse: false",
+            )
+        };
+        fires(
+            "session-reuse-masks-verification",
+            &[&egress(GOOD_EGRESS), &other, &shared("")],
+            &[
+                &no_reuse(&egress(GOOD_EGRESS)),
+                &no_reuse(&other),
+                &shared(""),
+            ],
+        );
+    }
+
+    #[test]
+    fn egress_toward_a_plain_http_upstream() {
+        let plain = "  routes: [{path: /, policies: [{name: egress}], action: {pass: u}}]\n";
+        let tls = "  upstreams: [{name: u, service: app, port: 80, tls: {enable: true}}]\n  routes: [{path: /, policies: [{name: egress}], action: {pass: u}}]\n";
+        fires(
+            "plain-http-to-tls-upstream",
+            &[&egress(GOOD_EGRESS), &vs(plain)],
+            &[&egress(GOOD_EGRESS), &vs(tls)],
+        );
+        fires(
+            "plain-http-to-tls-upstream",
+            &[
+                &egress(GOOD_EGRESS),
+                &ingress("nginx.org/policies: egress", RULES_A),
+            ],
+            &[
+                &egress(GOOD_EGRESS),
+                &ingress(
+                    "nginx.org/policies: egress, nginx.org/ssl-services: app",
+                    RULES_A,
+                ),
+            ],
+        );
+        // No egress policy, but the Service's port is named https.
+        let https = SERVICE.replace("name: http,", "name: https,");
+        fires(
+            "plain-http-to-tls-upstream",
+            &[&https, &ingress("", RULES_A)],
+            &[SERVICE, &ingress("", RULES_A)],
+        );
+        fires(
+            "plain-http-to-tls-upstream",
+            &[&https, &vs("  routes: [{path: /, action: {pass: u}}]\n")],
+            &[SERVICE, &vs("  routes: [{path: /, action: {pass: u}}]\n")],
+        );
+    }
+
+    #[test]
+    fn optional_verification_nobody_checks() {
+        let policy = |v: &str| {
+            MTLS.replace(
+                "clientCertSecret: ca",
+                &format!("clientCertSecret: ca, verifyClient: {v}"),
+            )
+        };
+        let spec = "  tls: {secret: server-tls, redirect: {enable: true}}\n  policies: [{name: mtls}]\n  routes: [{path: /, action: {pass: u}}]\n";
+        let passes = "  tls: {secret: server-tls, redirect: {enable: true}}\n  policies: [{name: mtls}]\n  routes:\n  - path: /\n    action:\n      proxy:\n        upstream: u\n        requestHeaders: {set: [{name: X-Client-Verify, value: \"${ssl_client_verify}\"}]}\n";
+        fires(
+            "optional-verification-unchecked",
+            &[&policy("optional_no_ca"), &vs(spec)],
+            &[&policy("optional_no_ca"), &vs(passes)],
+        );
+        fires(
+            "optional-verification-unchecked",
+            &[&policy("optional"), &vs(spec)],
+            &[&policy("\"on\""), &vs(spec)],
+        );
+    }
+
+    /// A field the typed views lack is reported, and the rest is still linted.
+    #[test]
+    fn fields_lint_does_not_read_are_named() {
+        let spec = "  tls: {secret: server-tls}\n  policies: [{name: mtls}]\n  routes: [{path: /, splits: [{weight: 100, action: {pass: u}}]}]\n";
+        let text = [MTLS, &vs(spec)].join("---\n");
+        let objects = crate::manifest::load_text(&text, std::path::Path::new("t.yaml"), "default")
+            .expect("objects");
+        let found = find(&objects, &made());
+        let not_linted = found
+            .iter()
+            .find(|f| f.id == "not-linted")
+            .expect("not-linted");
+        assert!(
+            not_linted.message.contains("spec.routes[0].splits"),
+            "{}",
+            not_linted.message
+        );
+        assert!(
+            found.iter().any(|f| f.id == "plain-http-bypasses-mtls"),
+            "{found:?}"
+        );
+    }
 }

@@ -256,21 +256,28 @@ impl Unit {
         unit
     }
 
-    /// A folder (or file) of a user's manifests, read as `kubectl apply -f`
-    /// reads it. Documents of kinds the harness does not model are kept aside
-    /// as `not-linted` findings instead of stopping the lint.
-    fn of_manifests(path: &Path) -> Result<Unit, Error> {
-        let files = if path.is_dir() {
-            scenario::manifest_files(path).map_err(|e| Error::Input(e.to_string()))?
-        } else {
-            vec![path.to_path_buf()]
-        };
-        if files.is_empty() {
-            return Err(Error::Input(format!(
-                "{}: no scenario.yaml and no *.yaml manifests here or in its subfolders",
-                path.display()
-            )));
+    /// Folders and files of a user's manifests, read as `kubectl apply -f A
+    /// -f B` reads them (a folder: its `*.yaml`), all linted together. Documents
+    /// of kinds the harness does not model are kept aside as `not-linted`
+    /// findings instead of stopping the lint.
+    fn of_manifests(paths: &[PathBuf]) -> Result<Unit, Error> {
+        let mut files = Vec::new();
+        for path in paths {
+            if path.is_dir() {
+                let found =
+                    scenario::manifest_files(path).map_err(|e| Error::Input(e.to_string()))?;
+                if found.is_empty() {
+                    return Err(Error::Input(format!(
+                        "{}: no scenario.yaml and no *.yaml manifests here or in its subfolders",
+                        path.display()
+                    )));
+                }
+                files.extend(found);
+            } else {
+                files.push(path.clone());
+            }
         }
+        let path = paths.first().cloned().unwrap_or_default();
         let mut objects = Vec::new();
         let mut skipped = Vec::new();
         for file in &files {
@@ -344,6 +351,7 @@ pub(crate) fn units(paths: &[PathBuf]) -> Result<Vec<Unit>, Error> {
         paths.to_vec()
     };
     let mut units = Vec::new();
+    let mut manifests = Vec::new();
     for path in &paths {
         let scenario_file = path.join(scenario::SCENARIO_FILE);
         let is_scenario_file = path
@@ -362,19 +370,22 @@ pub(crate) fn units(paths: &[PathBuf]) -> Result<Vec<Unit>, Error> {
         } else if path.is_dir() {
             let found = scenario::discover(path).map_err(|e| Error::Input(e.to_string()))?;
             if found.is_empty() {
-                units.push(Unit::of_manifests(path)?);
+                manifests.push(path.clone());
             }
             for dir in found {
                 units.push(Unit::of_scenario(load_scenario(&dir)?));
             }
         } else if path.is_file() {
-            units.push(Unit::of_manifests(path)?);
+            manifests.push(path.clone());
         } else {
             return Err(Error::Input(format!(
                 "{}: no such file or folder",
                 path.display()
             )));
         }
+    }
+    if !manifests.is_empty() {
+        units.push(Unit::of_manifests(&manifests)?);
     }
     Ok(units)
 }
@@ -537,5 +548,77 @@ mod tests {
                 r.scenario
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    /// A plain folder of a user's manifests (no scenario.yaml): every `*.yaml`,
+    /// kinds lint does not know kept aside as `not-linted`, the rest linted.
+    #[test]
+    fn a_folder_of_plain_manifests() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("app.yaml"),
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {}\n---\n\
+             apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {name: egress, namespace: a}\n\
+             spec:\n  egressMTLS: {tlsSecret: client, protocols: TLSv1.3}\n",
+        )
+        .expect("write");
+        let units = units(&[dir.path().to_path_buf()]).expect("units");
+        assert_eq!(units.len(), 1);
+        assert!(!units[0].scenario);
+        let linted = lint(&units[0]);
+        let ids: Vec<&str> = linted.findings.iter().map(|f| f.id).collect();
+        assert!(ids.contains(&"not-linted"), "{ids:?}");
+        assert!(
+            ids.contains(&"egress-without-server-verification"),
+            "{ids:?}"
+        );
+        assert!(ids.contains(&"reference-not-found"), "{ids:?}");
+        let pod = linted
+            .findings
+            .iter()
+            .find(|f| f.id == "not-linted")
+            .expect("pod");
+        assert_eq!(pod.origin.line, Some(1));
+        assert!(pod.message.contains("Pod"), "{}", pod.message);
+    }
+
+    #[test]
+    fn nothing_to_lint_is_bad_input() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(matches!(
+            units(&[dir.path().to_path_buf()]),
+            Err(Error::Input(_))
+        ));
+        assert!(matches!(
+            units(&[dir.path().join("missing")]),
+            Err(Error::Input(_))
+        ));
+    }
+
+    #[test]
+    fn deny_levels() {
+        let linted = vec![Linted {
+            name: "x".into(),
+            dir: "x".into(),
+            scenario: false,
+            findings: vec![Finding::new(
+                "egress-without-server-verification",
+                Origin::file(Path::new("x.yaml")),
+                "Policy a/p".into(),
+                "why".into(),
+            )],
+        }];
+        assert!(!denied(&linted, Level::Error));
+        assert!(denied(&linted, Level::Warning));
+        assert!(denied(&linted, Level::Note));
+        let json = json(&linted, Level::Error);
+        assert_eq!(json["schema"], JSON_SCHEMA);
+        assert_eq!(json["summary"]["warning"], 1);
+        assert_eq!(json["units"][0]["findings"][0]["level"], "warning");
     }
 }

@@ -112,3 +112,83 @@ pub(crate) fn sarif(linted: &[Linted]) -> Sarif {
         ])
         .build()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lint::{Finding, Linted};
+    use crate::yaml::Origin;
+
+    fn linted() -> Vec<Linted> {
+        let finding = |id, line| {
+            Finding::new(
+                id,
+                Origin::at(std::path::Path::new("scenarios/x/20-mtls.yaml"), line),
+                "VirtualServer a/vs".into(),
+                "why".into(),
+            )
+        };
+        vec![Linted {
+            name: "x".into(),
+            dir: "scenarios/x".into(),
+            scenario: true,
+            findings: vec![
+                finding("plain-http-bypasses-mtls", 3),
+                finding("optional-verification-unchecked", 7),
+            ],
+        }]
+    }
+
+    /// The log validates against the SARIF 2.1.0 JSON schema (OASIS's, as
+    /// serde-sarif ships it, with the `language` pattern's stray `]` fixed as
+    /// OASIS later fixed it: the regex did not compile), and carries what GitHub
+    /// code scanning needs.
+    #[test]
+    fn the_log_is_sarif_2_1_0() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("sarif-schema-2.1.0.json")).expect("schema");
+        let log = serde_json::to_value(sarif(&linted())).expect("json");
+        let validator = jsonschema::validator_for(&schema).expect("validator");
+        let errors: Vec<String> = validator
+            .iter_errors(&log)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert_eq!(log["version"], "2.1.0");
+        let run = &log["runs"][0];
+        assert_eq!(run["tool"]["driver"]["name"], "mtls-e2e");
+        let rules = run["tool"]["driver"]["rules"].as_array().expect("rules");
+        assert_eq!(rules.len(), RULES.len());
+        let result = &run["results"][0];
+        assert_eq!(result["ruleId"], "plain-http-bypasses-mtls");
+        assert_eq!(result["level"], "error");
+        let index = usize::try_from(result["ruleIndex"].as_u64().expect("index")).expect("usize");
+        assert_eq!(rules[index]["id"], "plain-http-bypasses-mtls");
+        let location = &result["locations"][0]["physicalLocation"];
+        assert_eq!(
+            location["artifactLocation"]["uri"],
+            "scenarios/x/20-mtls.yaml"
+        );
+        assert_eq!(location["region"]["startLine"], 3);
+        assert_eq!(run["results"][1]["level"], "note");
+        assert!(
+            result["message"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("why"))
+        );
+    }
+
+    /// A schema check that passes everything proves nothing: a log missing a
+    /// required field must fail it.
+    #[test]
+    fn the_schema_check_bites() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("sarif-schema-2.1.0.json")).expect("schema");
+        let mut log = serde_json::to_value(sarif(&linted())).expect("json");
+        if let Some(result) = log["runs"][0]["results"][0].as_object_mut() {
+            result.remove("message");
+        }
+        let validator = jsonschema::validator_for(&schema).expect("validator");
+        assert!(!validator.is_valid(&log));
+    }
+}
