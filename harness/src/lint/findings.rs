@@ -502,7 +502,13 @@ impl Lint<'_> {
             })
             .collect();
 
-        if server.cfg.ingress_mtls.is_some() {
+        // Only `on` requires a certificate on HTTPS; optional verification is its own finding.
+        let required = server
+            .cfg
+            .ingress_mtls
+            .as_ref()
+            .is_some_and(|m| m.verify_client == "on");
+        if required {
             let redirect = virtualserver::tls_redirect(&spec);
             let based_on = redirect.map(virtualserver::redirect_based_on);
             let why = match based_on {
@@ -530,8 +536,8 @@ impl Lint<'_> {
                         .fix("`spec.tls.redirect: {enable: true}` (NIC then answers plain HTTP with 301 to HTTPS, based on the connection's scheme)"),
                 );
             }
-            self.optional_verification(o, &spec, &server.cfg, out);
         }
+        self.optional_verification(o, &spec, &server.cfg, out);
 
         // Each route's effective egress: its own, or the server's (nginx inherits it).
         let upstream_of = |i: usize| {
@@ -829,7 +835,7 @@ impl Lint<'_> {
                             ingress::ingress_mtls_ignored_for_host(host)
                         ),
                     ));
-                } else if !ingress::ssl_redirect(o) {
+                } else if !ingress::ssl_redirect(o) && m.verify_client == "on" {
                     out.push(Finding::new(
                         "plain-http-bypasses-mtls",
                         annotation_origin(o, ingress::SSL_REDIRECT),
@@ -1253,6 +1259,12 @@ mod tests {
     #[test]
     fn plain_http_bypasses_mtls() {
         let tls = "  tls: {secret: server-tls}\n  policies: [{name: mtls}]\n  routes: [{path: /, action: {pass: u}}]\n";
+        // verifyClient optional does not require a certificate on HTTPS either: not this finding.
+        let optional = MTLS.replace(
+            "clientCertSecret: ca",
+            "clientCertSecret: ca, verifyClient: optional",
+        );
+        assert!(!ids(&[&optional, &vs(tls)]).contains(&"plain-http-bypasses-mtls"));
         let redirect = "  tls: {secret: server-tls, redirect: {enable: true}}\n  policies: [{name: mtls}]\n  routes: [{path: /, action: {pass: u}}]\n";
         let on_xfp = "  tls: {secret: server-tls, redirect: {enable: true, basedOn: x-forwarded-proto}}\n  policies: [{name: mtls}]\n  routes: [{path: /, action: {pass: u}}]\n";
         fires(
