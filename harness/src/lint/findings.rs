@@ -368,7 +368,7 @@ impl Lint<'_> {
                     format!("NIC: \"{}\"; every request answers 500", p.message),
                 ),
                 ProblemKind::SecretWrongType => {
-                    self.secret_finding(p, "secret-wrong-type", &object)
+                    self.secret_finding(p, "secret-wrong-type", &object, at)
                 }
                 ProblemKind::SecretInvalid => {
                     let unsupported = self.secret_named(p).is_some_and(|(key, _, _)| {
@@ -384,7 +384,7 @@ impl Lint<'_> {
                     } else {
                         "policy-answers-500"
                     };
-                    self.secret_finding(p, id, &object)
+                    self.secret_finding(p, id, &object, at)
                 }
                 ProblemKind::NotSupportedOnIngress => Finding::new(
                     "policy-answers-500",
@@ -419,13 +419,11 @@ impl Lint<'_> {
 
     /// A secret problem is the Policy's, found where an owner uses it: it is
     /// reported at the Policy's field, once whoever references it.
-    fn secret_finding(&self, p: &Problem, id: &'static str, owner: &str) -> Finding {
+    fn secret_finding(&self, p: &Problem, id: &'static str, owner: &str, at: Origin) -> Finding {
+        // At the reference when the message names no field of the Policy's (it always does).
         let (origin, object) = match self.secret_named(p) {
             Some((_, origin, object)) => (origin, object),
-            None => (
-                Origin::file(std::path::Path::new("")),
-                format!("Policy {}", p.policy),
-            ),
+            None => (at, owner.to_string()),
         };
         Finding::new(
             id,
