@@ -1,6 +1,6 @@
 //! The findings: each from NIC's own decisions as the local substrate models
 //! them (`policy::generate_reporting`, the secret store, the Ingress and
-//! VirtualServer helpers the renderer calls), read against the objects.
+//! `VirtualServer` helpers the renderer calls), read against the objects.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -215,7 +215,7 @@ fn secret_fields(spec: &PolicySpec) -> Vec<(String, String, &'static str)> {
     out
 }
 
-/// The TLS Secrets VirtualServers and Ingresses name: (object, `ns/name`, type, origin).
+/// The TLS Secrets `VirtualServers` and Ingresses name: (object, `ns/name`, type, origin).
 fn tls_secrets(objects: &[Object]) -> Vec<(String, String, &'static str, Origin)> {
     let mut out = Vec::new();
     for o in objects {
@@ -448,7 +448,6 @@ impl Lint<'_> {
         {
             return;
         }
-        let object = o.id.to_string();
         // As generateSSLConfig: TLS when the named Secret is a usable TLS Secret.
         let tls = spec
             .tls
@@ -500,158 +499,19 @@ impl Lint<'_> {
             })
             .collect();
 
-        // Only `on` requires a certificate on HTTPS; optional verification is its own finding.
-        let required = server
-            .cfg
-            .ingress_mtls
-            .as_ref()
-            .is_some_and(|m| m.verify_client == "on");
-        if required {
-            let redirect = virtualserver::tls_redirect(&spec);
-            let based_on = redirect.map(virtualserver::redirect_based_on);
-            let why = match based_on {
-                None => Some(format!(
-                    "client certificates are required on HTTPS, but a VirtualServer always listens on port 80 too and \
-                     nginx asks for certificates only on TLS connections: http://{}/ reaches the upstream without one",
-                    spec.host
-                )),
-                Some("$http_x_forwarded_proto") => Some(format!(
-                    "spec.tls.redirect is based on x-forwarded-proto: NIC renders `if ($http_x_forwarded_proto = 'http')`, \
-                     so a client that talks to NIC directly on port 80 and sends no such header reaches the upstream \
-                     of http://{}/ without a certificate",
-                    spec.host
-                )),
-                Some(_) => None,
-            };
-            if let Some(why) = why {
-                let at = if redirect.is_some() {
-                    "spec.tls.redirect"
-                } else {
-                    "spec.tls"
-                };
-                out.push(
-                    Finding::new("plain-http-bypasses-mtls", o.origin_of(at), object.clone(), why)
-                        .fix("`spec.tls.redirect: {enable: true}` (NIC then answers plain HTTP with 301 to HTTPS, based on the connection's scheme)"),
-                );
-            }
-        }
         self.optional_verification(o, &spec, &server.cfg, out);
-
-        // Each route's effective egress: its own, or the server's (nginx inherits it).
-        let upstream_of = |i: usize| {
-            virtualserver::route_upstream(&spec.routes[i])
-                .and_then(|u| spec.upstreams.iter().find(|x| x.name == u))
+        let vs = Vs {
+            o,
+            spec: &spec,
+            server: &server.cfg,
+            routes: &routes,
         };
-        let upstream_tls =
-            |i: usize| upstream_of(i).is_some_and(|u| u.tls.as_ref().is_some_and(|t| t.enable));
-        let mut reported_upstreams = BTreeSet::new();
-        for (i, route) in routes.iter().enumerate() {
-            if route.cfg.egress_mtls.is_some() && !upstream_tls(i) {
-                let upstream = upstream_of(i).map(|u| u.name.clone()).unwrap_or_default();
-                reported_upstreams.insert(upstream.clone());
-                out.push(Finding::new(
-                    "plain-http-to-tls-upstream",
-                    o.origin_of(&format!("spec.routes[{i}].policies")),
-                    object.clone(),
-                    format!(
-                        "route {} has an egressMTLS policy, but upstream `{upstream}` has no `tls.enable: true`: NGINX \
-                         proxies over plain HTTP (`proxy_pass http://...`), so the proxy_ssl_* settings are never used",
-                        spec.routes[i].path
-                    ),
-                ).fix("`tls: {enable: true}` on the upstream"));
-            }
-        }
-        if server.cfg.egress_mtls.is_some()
-            && !spec.routes.is_empty()
-            && (0..spec.routes.len()).all(|i| !upstream_tls(i))
-        {
-            let at = first_ref_with(&spec.policies, o, &self.facts.valid, |p| {
-                p.egress_mtls.is_some()
-            });
-            out.push(Finding::new(
-                "plain-http-to-tls-upstream",
-                o.origin_of(&format!("spec.policies[{}]", at.unwrap_or(0))),
-                object.clone(),
-                "the VirtualServer has an egressMTLS policy, but none of its upstreams has `tls.enable: true`: NGINX \
-                 proxies over plain HTTP, so the policy presents and checks no certificate"
-                    .to_string(),
-            ).fix("`tls: {enable: true}` on the upstreams that serve TLS"));
-        }
-        for (k, u) in spec.upstreams.iter().enumerate() {
-            let (ns, service) = u
-                .service
-                .split_once('/')
-                .unwrap_or((o.namespace(), &u.service));
-            let plain = !u.tls.as_ref().is_some_and(|t| t.enable);
-            if plain
-                && !reported_upstreams.contains(&u.name)
-                && self
-                    .facts
-                    .service_port_is_https(ns, service, &PortRef::Number(u.port))
-            {
-                out.push(Finding::new(
-                    "plain-http-to-tls-upstream",
-                    o.origin_of(&format!("spec.upstreams[{k}]")),
-                    object.clone(),
-                    format!(
-                        "Service {ns}/{service} port {} is named https, but upstream `{}` has no `tls.enable: true`: \
-                         NGINX sends plain HTTP to a TLS port",
-                        u.port, u.name
-                    ),
-                ).fix("`tls: {enable: true}` on the upstream"));
-            }
-        }
-
-        // Routes sharing one upstream's TLS session cache with different egress settings.
-        let mut by_upstream: BTreeMap<&str, Vec<(usize, EgressMtlsCfg)>> = BTreeMap::new();
-        for (i, route) in routes.iter().enumerate() {
-            if route.cfg.error_return.is_some() || !upstream_tls(i) {
-                continue;
-            }
-            let effective = route
-                .cfg
-                .egress_mtls
-                .as_ref()
-                .or(server.cfg.egress_mtls.as_ref());
-            if let (Some(e), Some(u)) = (effective, upstream_of(i))
-                && e.session_reuse
-            {
-                by_upstream
-                    .entry(u.name.as_str())
-                    .or_default()
-                    .push((i, e.clone()));
-            }
-        }
-        for (upstream, users) in by_upstream {
-            let settings: Vec<&EgressMtlsCfg> = users.iter().map(|(_, e)| e).collect();
-            for (i, e) in &users {
-                let others: Vec<&str> = users
-                    .iter()
-                    .filter(|(j, other)| j != i && other != e)
-                    .map(|(j, _)| spec.routes[*j].path.as_str())
-                    .collect();
-                if others.is_empty() || settings.iter().all(|s| *s == e) {
-                    continue;
-                }
-                out.push(Finding::new(
-                    "session-reuse-masks-verification",
-                    o.origin_of(&format!("spec.routes[{i}]")),
-                    object.clone(),
-                    format!(
-                        "route {} and route(s) {} proxy to upstream `{upstream}` ({}) with different egress TLS settings, \
-                         and proxy_ssl_session_reuse is on (NIC's default): NGINX caches the TLS session per upstream \
-                         server, so this route can resume a session another route verified, and its own trusted CA, \
-                         sslName and verification are never applied",
-                        spec.routes[*i].path,
-                        others.join(", "),
-                        virtualserver::upstream_name(o.namespace(), o.name(), upstream)
-                    ),
-                ));
-            }
-        }
+        vs.plain_http(out);
+        vs.plain_upstreams(self.facts, out);
+        vs.session_reuse(out);
     }
 
-    /// optional / optional_no_ca with nothing passing the verification result on.
+    /// `optional` / `optional_no_ca` with nothing passing the verification result on.
     fn optional_verification(
         &self,
         o: &Object,
@@ -686,8 +546,8 @@ impl Lint<'_> {
         ));
     }
 
-    /// VirtualServerRoute subroutes: NIC's "subroute" context. (The local
-    /// substrate does not render VirtualServerRoutes; only policy placement is read.)
+    /// `VirtualServerRoute` subroutes: NIC's "subroute" context. (The local
+    /// substrate does not render them; only policy placement is read.)
     fn virtual_server_route(&self, o: &Object, out: &mut Vec<Finding>) {
         #[derive(serde::Deserialize)]
         struct Vsr {
@@ -922,6 +782,182 @@ impl Lint<'_> {
     }
 }
 
+/// One VirtualServer as NIC configures it: the server's policies and each route's.
+struct Vs<'a> {
+    o: &'a Object,
+    spec: &'a crate::manifest::kinds::VirtualServerSpec,
+    server: &'a PoliciesCfg,
+    routes: &'a [ContextCfg],
+}
+
+impl Vs<'_> {
+    fn object(&self) -> String {
+        self.o.id.to_string()
+    }
+
+    fn upstream_of(&self, route: usize) -> Option<&crate::manifest::kinds::Upstream> {
+        virtualserver::route_upstream(&self.spec.routes[route])
+            .and_then(|u| self.spec.upstreams.iter().find(|x| x.name == u))
+    }
+
+    fn upstream_tls(&self, route: usize) -> bool {
+        self.upstream_of(route)
+            .is_some_and(|u| u.tls.as_ref().is_some_and(|t| t.enable))
+    }
+
+    /// Port 80 of a host whose HTTPS side requires a client certificate.
+    fn plain_http(&self, out: &mut Vec<Finding>) {
+        // Only `on` requires a certificate on HTTPS; optional verification is its own finding.
+        let required = self
+            .server
+            .ingress_mtls
+            .as_ref()
+            .is_some_and(|m| m.verify_client == "on");
+        if required {
+            let redirect = virtualserver::tls_redirect(self.spec);
+            let based_on = redirect.map(virtualserver::redirect_based_on);
+            let why = match based_on {
+                None => Some(format!(
+                    "client certificates are required on HTTPS, but a VirtualServer always listens on port 80 too and \
+                         nginx asks for certificates only on TLS connections: http://{}/ reaches the upstream without one",
+                    self.spec.host
+                )),
+                Some("$http_x_forwarded_proto") => Some(format!(
+                    "spec.tls.redirect is based on x-forwarded-proto: NIC renders `if ($http_x_forwarded_proto = 'http')`, \
+                         so a client that talks to NIC directly on port 80 and sends no such header reaches the upstream \
+                         of http://{}/ without a certificate",
+                    self.spec.host
+                )),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                let at = if redirect.is_some() {
+                    "spec.tls.redirect"
+                } else {
+                    "spec.tls"
+                };
+                out.push(
+                        Finding::new("plain-http-bypasses-mtls", self.o.origin_of(at), self.object(), why)
+                            .fix("`spec.tls.redirect: {enable: true}` (NIC then answers plain HTTP with 301 to HTTPS, based on the connection's scheme)"),
+                    );
+            }
+        }
+    }
+
+    /// Egress mTLS (or a port named https) toward an upstream reached over plain HTTP.
+    fn plain_upstreams(&self, facts: &Facts<'_>, out: &mut Vec<Finding>) {
+        // Each route's egress: its own, or the server's (nginx inherits it).
+        let mut reported_upstreams = BTreeSet::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            if route.cfg.egress_mtls.is_some() && !self.upstream_tls(i) {
+                let upstream = self
+                    .upstream_of(i)
+                    .map(|u| u.name.clone())
+                    .unwrap_or_default();
+                reported_upstreams.insert(upstream.clone());
+                out.push(Finding::new(
+                        "plain-http-to-tls-upstream",
+                        self.o.origin_of(&format!("spec.routes[{i}].policies")),
+                        self.object(),
+                        format!(
+                            "route {} has an egressMTLS policy, but upstream `{upstream}` has no `tls.enable: true`: NGINX \
+                             proxies over plain HTTP (`proxy_pass http://...`), so the proxy_ssl_* settings are never used",
+                            self.spec.routes[i].path
+                        ),
+                    ).fix("`tls: {enable: true}` on the upstream"));
+            }
+        }
+        if self.server.egress_mtls.is_some()
+            && !self.spec.routes.is_empty()
+            && (0..self.spec.routes.len()).all(|i| !self.upstream_tls(i))
+        {
+            let at = first_ref_with(&self.spec.policies, self.o, &facts.valid, |p| {
+                p.egress_mtls.is_some()
+            });
+            out.push(Finding::new(
+                    "plain-http-to-tls-upstream",
+                    self.o.origin_of(&format!("spec.policies[{}]", at.unwrap_or(0))),
+                    self.object(),
+                    "the VirtualServer has an egressMTLS policy, but none of its upstreams has `tls.enable: true`: NGINX \
+                     proxies over plain HTTP, so the policy presents and checks no certificate"
+                        .to_string(),
+                ).fix("`tls: {enable: true}` on the upstreams that serve TLS"));
+        }
+        for (k, u) in self.spec.upstreams.iter().enumerate() {
+            let (ns, service) = u
+                .service
+                .split_once('/')
+                .unwrap_or((self.o.namespace(), &u.service));
+            let plain = !u.tls.as_ref().is_some_and(|t| t.enable);
+            if plain
+                && !reported_upstreams.contains(&u.name)
+                && facts.service_port_is_https(ns, service, &PortRef::Number(u.port))
+            {
+                out.push(Finding::new(
+                        "plain-http-to-tls-upstream",
+                        self.o.origin_of(&format!("spec.upstreams[{k}]")),
+                        self.object(),
+                        format!(
+                            "Service {ns}/{service} port {} is named https, but upstream `{}` has no `tls.enable: true`: \
+                             NGINX sends plain HTTP to a TLS port",
+                            u.port, u.name
+                        ),
+                    ).fix("`tls: {enable: true}` on the upstream"));
+            }
+        }
+    }
+
+    /// Routes sharing one upstream's TLS session cache with different egress settings.
+    fn session_reuse(&self, out: &mut Vec<Finding>) {
+        // Routes sharing one upstream's TLS session cache with different egress settings.
+        let mut by_upstream: BTreeMap<&str, Vec<(usize, EgressMtlsCfg)>> = BTreeMap::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            if route.cfg.error_return.is_some() || !self.upstream_tls(i) {
+                continue;
+            }
+            let effective = route
+                .cfg
+                .egress_mtls
+                .as_ref()
+                .or(self.server.egress_mtls.as_ref());
+            if let (Some(e), Some(u)) = (effective, self.upstream_of(i))
+                && e.session_reuse
+            {
+                by_upstream
+                    .entry(u.name.as_str())
+                    .or_default()
+                    .push((i, e.clone()));
+            }
+        }
+        for (upstream, users) in by_upstream {
+            for (i, e) in &users {
+                let others: Vec<&str> = users
+                    .iter()
+                    .filter(|(j, other)| j != i && other != e)
+                    .map(|(j, _)| self.spec.routes[*j].path.as_str())
+                    .collect();
+                if others.is_empty() {
+                    continue;
+                }
+                out.push(Finding::new(
+                        "session-reuse-masks-verification",
+                        self.o.origin_of(&format!("spec.routes[{i}]")),
+                        self.object(),
+                        format!(
+                            "route {} and route(s) {} proxy to upstream `{upstream}` ({}) with different egress TLS settings, \
+                             and proxy_ssl_session_reuse is on (NIC's default): NGINX caches the TLS session per upstream \
+                             server, so this route can resume a session another route verified, and its own trusted CA, \
+                             sslName and verification are never applied",
+                            self.spec.routes[*i].path,
+                            others.join(", "),
+                            virtualserver::upstream_name(self.o.namespace(), self.o.name(), upstream)
+                        ),
+                    ));
+            }
+        }
+    }
+}
+
 /// Findings of an egressMTLS policy's own settings, NIC's defaults filled in.
 fn egress_policy(o: &Object, e: &EgressMtls, out: &mut Vec<Finding>) {
     let object = o.id.to_string();
@@ -1121,7 +1157,7 @@ fn lenient<T: DeserializeOwned>(o: &Object, out: &mut Vec<Finding>) -> Option<T>
                 };
                 // The path names the unknown field itself; its parent holds it.
                 let parent = match at.strip_suffix(field.as_str()) {
-                    Some(rest) if rest.is_empty() => ".".to_string(),
+                    Some("") => ".".to_string(),
                     Some(rest) => rest.trim_end_matches('.').to_string(),
                     None => at.clone(),
                 };

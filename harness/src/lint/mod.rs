@@ -308,7 +308,7 @@ impl Unit {
             .unwrap_or_else(|| path.display().to_string());
         let mut unit = Unit {
             name,
-            dir: path.to_path_buf(),
+            dir: path.clone(),
             scenario: false,
             objects,
             typed_secrets: BTreeMap::new(),
