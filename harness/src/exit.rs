@@ -5,7 +5,8 @@
 pub(crate) enum Exit {
     /// Every check passed.
     Ok,
-    /// At least one check failed, or a mutation did not break its checks.
+    /// At least one check failed, or a mutation did not break its checks, or
+    /// (`lint`) a finding is at or above `--deny`.
     ChecksFailed,
     /// A scenario, manifest or option is invalid (file and line are printed).
     BadInput,
@@ -43,9 +44,9 @@ impl Exit {
     #[cfg(test)]
     pub(crate) fn meaning(self) -> &'static str {
         match self {
-            Exit::Ok => "every check passed",
+            Exit::Ok => "every check passed (`lint`: no finding at or above `--deny`)",
             Exit::ChecksFailed => {
-                "at least one check failed (or, with `--mutations`, a mutation did not break its checks)"
+                "at least one check failed (or, with `--mutations`, a mutation did not break its checks; `lint`: a finding at or above `--deny`)"
             }
             Exit::BadInput => {
                 "bad input: a scenario or manifest is invalid; the message names the file and line"

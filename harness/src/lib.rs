@@ -7,6 +7,7 @@ pub mod error;
 pub mod exit;
 pub mod hazard;
 pub mod init;
+pub mod lint;
 pub mod manifest;
 pub mod mock;
 pub mod net;

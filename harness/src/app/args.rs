@@ -52,6 +52,9 @@ pub(crate) enum Command {
         #[command(flatten)]
         substrate: SubstrateArgs,
     },
+    /// Find the traps of an mTLS setup in manifests, running nothing: scenario
+    /// folders, folders of scenarios, or folders of plain manifests.
+    Lint(LintArgs),
     /// Build the container image of this binary (what the kind substrate loads),
     /// without pulling anything; push it yourself for `--substrate existing`.
     Image {
@@ -137,6 +140,26 @@ impl MutationsArg {
             builtin: self != MutationsArg::Declared,
         }
     }
+}
+
+#[derive(clap::Args)]
+pub(crate) struct LintArgs {
+    /// Scenario folders, folders of scenarios, or folders (or files) of manifests
+    /// (default: ./scenarios).
+    pub dirs: Vec<PathBuf>,
+    /// Output: `human`, `json` (schema mtls-e2e.lint/v1) or `sarif` (SARIF 2.1.0).
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: LintFormat,
+    /// Exit 1 when a finding at or above this level exists.
+    #[arg(long, value_enum, default_value = "error")]
+    pub deny: crate::lint::Level,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LintFormat {
+    Human,
+    Json,
+    Sarif,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

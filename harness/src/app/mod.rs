@@ -88,6 +88,7 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
             mutation,
             substrate,
         } => up::command(&dir, mutation.as_deref(), &substrate, &mut stop).await,
+        Command::Lint(args) => lint(&args),
         Command::Image { tag, in_docker } => {
             let binary = std::env::current_exe()
                 .map_err(|e| Error::Substrate(format!("finding this binary: {e}")))?;
@@ -116,6 +117,33 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
             () = stop.wait() => Ok(Exit::Interrupted),
         },
     }
+}
+
+/// `lint`: the findings of every unit, printed in the chosen format; exit 1
+/// when one is at or above `--deny`.
+fn lint(args: &args::LintArgs) -> Result<Exit, Error> {
+    use crate::lint;
+    let linted: Vec<lint::Linted> = lint::units(&args.dirs)?.iter().map(lint::lint).collect();
+    let text = match args.format {
+        args::LintFormat::Human => lint::human(&linted, args.deny),
+        args::LintFormat::Json => pretty(&lint::json(&linted, args.deny))?,
+        args::LintFormat::Sarif => pretty(&lint::sarif(&linted))?,
+    };
+    print!("{text}");
+    Ok(if lint::denied(&linted, args.deny) {
+        Exit::ChecksFailed
+    } else {
+        Exit::Ok
+    })
+}
+
+fn pretty(value: &impl serde::Serialize) -> Result<String, Error> {
+    serde_json::to_string_pretty(value)
+        .map(|mut text| {
+            text.push('\n');
+            text
+        })
+        .map_err(|e| Error::Substrate(format!("writing the output: {e}")))
 }
 
 fn list(dirs: &[PathBuf]) -> Result<Exit, Error> {

@@ -461,20 +461,7 @@ fn load_objects(
     let files: Vec<PathBuf> = if let Some(list) = &spec.manifests {
         list.iter().map(|f| dir.join(f)).collect()
     } else {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| ManifestError {
-                origin: Origin::file(dir),
-                message: format!("cannot list: {e}"),
-            })?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| {
-                let is_yaml =
-                    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
-                is_yaml && p.file_name().is_some_and(|n| n != SCENARIO_FILE)
-            })
-            .collect();
-        found.sort();
-        found
+        manifest_files(dir)?
     };
     let mut objects = Vec::new();
     for file in &files {
@@ -515,6 +502,24 @@ fn load_objects(
         seen.insert(object.id.clone(), object.origin());
     }
     Ok(objects)
+}
+
+/// The manifests of a folder as `kubectl apply -f DIR` takes them: every
+/// `*.yaml`/`*.yml` file but `scenario.yaml`, in name order.
+pub(crate) fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>, ScenarioError> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| ManifestError {
+            origin: Origin::file(dir),
+            message: format!("cannot list: {e}"),
+        })?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| {
+            let is_yaml = matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+            is_yaml && p.file_name().is_some_and(|n| n != SCENARIO_FILE)
+        })
+        .collect();
+    found.sort();
+    Ok(found)
 }
 
 /// A component's Deployment with extra container environment.

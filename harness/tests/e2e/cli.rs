@@ -443,6 +443,7 @@ pub fn trials() -> Vec<Trial> {
         ctrl_c_during_nginx_version,
     ));
     trials.extend(cases());
+    trials.extend(lint_trials());
     trials.push(Trial::test("cli/plan-kind-matches-golden", || {
         golden(
             "plan-kind.txt",
@@ -1174,4 +1175,233 @@ fn up_with_a_builtin_mutation() -> Result<(), Failed> {
             Ok(())
         },
     )
+}
+
+// ------------------------------------------------------------------ lint
+
+/// What `lint` must find in each shipped scenario, exactly: every trap the
+/// scenario demonstrates, and nothing else. The clean ones (an empty list) are
+/// `aigw-egress-mtls`, `guardrail` and `upstream-references`: egress mTLS done
+/// right (verifyServer, sslName, TLS 1.3, upstream TLS), and no mTLS at all.
+const LINT_EXPECTED: &[(&str, &[&str])] = &[
+    ("access-control", &["plain-http-bypasses-mtls"]),
+    ("aigw-egress-mtls", &[]),
+    (
+        "client-verification",
+        &[
+            "optional-verification-unchecked",
+            "plain-http-bypasses-mtls",
+        ],
+    ),
+    (
+        "egress-mtls-traps",
+        &[
+            "egress-protocols-without-tls13",
+            "session-reuse-masks-verification",
+            "verify-server-without-ssl-name",
+        ],
+    ),
+    (
+        "egress-without-verification",
+        &["egress-without-server-verification"],
+    ),
+    ("guardrail", &[]),
+    ("identity-header", &["plain-http-bypasses-mtls"]),
+    (
+        "ingress-egress-mtls",
+        &[
+            "egress-protocols-without-tls13",
+            "plain-http-to-tls-upstream",
+        ],
+    ),
+    (
+        "ingress-mergeable",
+        &[
+            "egress-protocols-without-tls13",
+            "ingress-mtls-not-on-server",
+        ],
+    ),
+    (
+        "ingress-mtls-annotation",
+        &["ingress-mtls-ignored-for-host", "ingress-mtls-without-tls"],
+    ),
+    ("openwebui-ingress-mtls", &["plain-http-bypasses-mtls"]),
+    ("plain-http-port-80", &["plain-http-bypasses-mtls"]),
+    (
+        "policy-errors",
+        &[
+            "crl-file-not-created",
+            "ingress-mtls-not-on-server",
+            "plain-http-bypasses-mtls",
+            "policy-answers-500",
+            "policy-ignored",
+            "policy-invalid",
+            "reference-not-found",
+            "secret-wrong-type",
+        ],
+    ),
+    ("upstream-references", &[]),
+];
+
+fn lint_json(args: &[&str]) -> Result<(i32, serde_json::Value), Failed> {
+    let root = super::scenarios_root().join("..");
+    let output = Command::new(env!("CARGO_BIN_EXE_mtls-e2e"))
+        .args(["lint", "--format", "json"])
+        .args(args)
+        .current_dir(&root)
+        .output()
+        .map_err(|e| format!("cannot run mtls-e2e: {e}"))?;
+    let json = serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "lint --format json printed no JSON ({e}): {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    Ok((output.status.code().unwrap_or(-1), json))
+}
+
+/// `lint scenarios/`: each scenario's findings are exactly the expected ones,
+/// every rule's demonstrating scenario shows it, and every finding has a line.
+fn lint_finds_each_known_finding() -> Result<(), Failed> {
+    let (code, json) = lint_json(&["scenarios"])?;
+    if json["schema"] != "mtls-e2e.lint/v1" {
+        return Err(format!("schema: {}", json["schema"]).into());
+    }
+    let units = json["units"].as_array().ok_or("no units")?;
+    let mut problems = Vec::new();
+    let found = |name: &str| -> Option<Vec<String>> {
+        let unit = units.iter().find(|u| u["name"] == name)?;
+        let mut ids: Vec<String> = unit["findings"]
+            .as_array()?
+            .iter()
+            .filter_map(|f| f["id"].as_str().map(str::to_string))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Some(ids)
+    };
+    for (name, want) in LINT_EXPECTED {
+        match found(name) {
+            None => problems.push(format!("{name}: not linted")),
+            Some(got) if got != *want => {
+                problems.push(format!("{name}: expected {want:?}, found {got:?}"));
+            }
+            Some(_) => {}
+        }
+    }
+    for unit in units {
+        let name = unit["name"].as_str().unwrap_or_default();
+        if !LINT_EXPECTED.iter().any(|(n, _)| *n == name) {
+            problems.push(format!(
+                "{name}: a shipped scenario this test does not list"
+            ));
+        }
+        for f in unit["findings"].as_array().into_iter().flatten() {
+            if !f["line"].is_u64() || f["file"].as_str().is_none_or(str::is_empty) {
+                problems.push(format!("{name}: a finding without file:line: {f}"));
+            }
+        }
+    }
+    for rule in json["rules"].as_array().ok_or("no rules")? {
+        let (id, scenario) = (
+            rule["id"].as_str().unwrap_or_default(),
+            rule["scenario"].as_str().unwrap_or_default(),
+        );
+        if scenario.is_empty() {
+            continue;
+        }
+        if !found(scenario).is_some_and(|ids| ids.iter().any(|i| i == id)) {
+            problems.push(format!(
+                "rule {id} names scenario {scenario}, where lint does not find it"
+            ));
+        }
+    }
+    if code != 1 || json["denied"] != true {
+        problems.push(format!(
+            "exit {code}, denied {}: the shipped traps include errors, so lint must exit 1",
+            json["denied"]
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n").into())
+    }
+}
+
+fn lint_trials() -> Vec<Trial> {
+    vec![
+        Trial::test(
+            "cli/lint-finds-each-known-finding-and-nothing-on-the-clean-scenarios",
+            lint_finds_each_known_finding,
+        ),
+        // A clean scenario exits 0; a warning-only one exits 0 by default and 1 with --deny warning.
+        Trial::test("cli/lint-exit-follows-deny", || {
+            let (clean, _) = lint_json(&["scenarios/guardrail"])?;
+            let (warning, _) = lint_json(&["scenarios/egress-without-verification"])?;
+            let (denied, _) = lint_json(&[
+                "--deny",
+                "warning",
+                "scenarios/egress-without-verification",
+            ])?;
+            if (clean, warning, denied) == (0, 0, 1) {
+                Ok(())
+            } else {
+                Err(format!("exit codes clean {clean}, warning {warning}, --deny warning {denied}; want 0, 0, 1").into())
+            }
+        }),
+        case("lint-human-names-file-line-and-fix")
+            .base("plain-http-port-80")
+            .run(&["lint", "{scenario}"])
+            .code(1)
+            .stdout(&[
+                "20-mtls.yaml:13: error[plain-http-bypasses-mtls] VirtualServer bypass/webui:",
+                "fix: `spec.tls.redirect: {enable: true}`",
+                "lint: 1 finding in 1 folder (1 error, 0 warnings, 0 notes)",
+            ])
+            .trial(),
+        case("lint-fixed-variant-is-clean")
+            .base("plain-http-port-80")
+            .replace(
+                "20-mtls.yaml",
+                "  tls: {secret: server-tls}\n  policies: [{name: mtls}]",
+                "  tls: {secret: server-tls, redirect: {enable: true}}\n  policies: [{name: mtls}]",
+            )
+            .run(&["lint", "{scenario}"])
+            .stdout(&["lint: 0 findings in 1 folder"])
+            .trial(),
+        case("lint-sarif")
+            .base("plain-http-port-80")
+            .run(&["lint", "--format", "sarif", "{scenario}"])
+            .code(1)
+            .stdout(&["\"version\": \"2.1.0\"", "\"ruleId\": \"plain-http-bypasses-mtls\"", "\"startLine\": 13"])
+            .trial(),
+        case("lint-missing-folder-is-bad-input")
+            .run(&["lint", "{work}/no-such-folder"])
+            .code(2)
+            .stderr(&["no-such-folder: no such file or folder"])
+            .trial(),
+        case("lint-empty-folder-is-bad-input")
+            .run(&["lint", "{empty}"])
+            .code(2)
+            .stderr(&["no scenario.yaml and no *.yaml manifests"])
+            .trial(),
+        case("lint-broken-scenario-is-bad-input")
+            .write("30-virtualserver.yaml", "apiVersion: k8s.nginx.org/v1\nkind: VirtualServer\nmetadata:\n  name: [open-webui\n")
+            .run(&["lint", "{scenario}"])
+            .code(2)
+            .stderr(&["30-virtualserver.yaml:"])
+            .trial(),
+        // A plain folder of manifests (the scenario's, without scenario.yaml).
+        case("lint-plain-manifests")
+            .base("openwebui-ingress-mtls")
+            .run(&["lint", "{scenario}/30-virtualserver.yaml", "{scenario}/20-policy.yaml"])
+            .code(1)
+            .stdout(&[
+                "30-virtualserver.yaml:10: error[plain-http-bypasses-mtls]",
+                "warning[reference-not-found] Policy open-webui/open-webui-mtls: Secret open-webui/open-webui-ca-cert-nginx",
+            ])
+            .trial(),
+    ]
 }

@@ -12,13 +12,15 @@ use super::policy::{self, Context, Inputs, PoliciesCfg};
 use super::render::{self, Conf, RenderEnv};
 use super::{Endpoints, INGRESS_CLASS, ResourceState};
 use crate::manifest::ControllerState;
-use crate::manifest::kinds::{Ingress, IngressPath, IngressRule, IngressSpec, PolicyRef};
+use crate::manifest::kinds::{
+    Ingress, IngressPath, IngressRule, IngressSpec, IngressTls, PolicyRef,
+};
 use crate::manifest::{ManifestError, Object};
 
-const POLICIES: &str = "nginx.org/policies";
-const SSL_SERVICES: &str = "nginx.org/ssl-services";
+pub(crate) const POLICIES: &str = "nginx.org/policies";
+pub(crate) const SSL_SERVICES: &str = "nginx.org/ssl-services";
 const MERGEABLE: &str = "nginx.org/mergeable-ingress-type";
-const SSL_REDIRECT: &str = "nginx.org/ssl-redirect";
+pub(crate) const SSL_REDIRECT: &str = "nginx.org/ssl-redirect";
 const REDIRECT_CODE: &str = "nginx.org/http-redirect-code";
 const CONNECT_TIMEOUT: &str = "nginx.org/proxy-connect-timeout";
 const READ_TIMEOUT: &str = "nginx.org/proxy-read-timeout";
@@ -179,7 +181,7 @@ fn validate(p: &Parsed<'_>) -> Result<(), String> {
 }
 
 /// `nginx.org/policies`: comma-separated, trimmed, `name` or `ns/name`, de-duplicated.
-fn policy_refs(o: &Object) -> Vec<PolicyRef> {
+pub(crate) fn policy_refs(o: &Object) -> Vec<PolicyRef> {
     let mut refs: Vec<PolicyRef> = Vec::new();
     for entry in o
         .annotations
@@ -517,10 +519,7 @@ fn server(
     warnings: &mut Vec<String>,
 ) {
     let env = ctx.env;
-    let tls = spec
-        .tls
-        .as_ref()
-        .and_then(|list| list.iter().find(|t| t.hosts.iter().any(|h| h == host)));
+    let tls = tls_for_host(spec, host);
     let cert = tls.map(|t| match t.secret_name.as_deref().filter(|s| !s.is_empty()) {
         None => {
             warnings.push(format!("TLS termination for host '{host}' requires specifying a TLS secret or configuring a global wildcard TLS secret"));
@@ -546,7 +545,7 @@ fn server(
     });
     let mut ingress_mtls = policies.ingress_mtls.as_ref();
     if cert.is_none() && ingress_mtls.is_some() {
-        warnings.push(format!("IngressMTLS policy is ignored for host {host:?} because TLS is not enabled for that host"));
+        warnings.push(ingress_mtls_ignored_for_host(host));
         ingress_mtls = None;
     }
     c.line(0, "server {");
@@ -589,8 +588,7 @@ fn server(
     if let Some(e) = &policies.egress_mtls {
         render::egress_mtls(c, 1, "proxy", e, env);
     }
-    let redirect = o.annotations.get(SSL_REDIRECT).is_none_or(|v| v != "false");
-    if cert.is_some() && redirect {
+    if cert.is_some() && ssl_redirect(o) {
         let code = o
             .annotations
             .get(REDIRECT_CODE)
@@ -603,6 +601,43 @@ fn server(
     c.line(0, "}");
 }
 
+/// The `spec.tls` entry that covers `host`, if any: a host without one is served without TLS.
+pub(crate) fn tls_for_host<'a>(spec: &'a IngressSpec, host: &str) -> Option<&'a IngressTls> {
+    spec.tls
+        .as_ref()
+        .and_then(|list| list.iter().find(|t| t.hosts.iter().any(|h| h == host)))
+}
+
+/// NIC's warning when an Ingress's ingressMTLS meets a host without TLS.
+pub(crate) fn ingress_mtls_ignored_for_host(host: &str) -> String {
+    format!(
+        "IngressMTLS policy is ignored for host {host:?} because TLS is not enabled for that host"
+    )
+}
+
+/// `nginx.org/ssl-redirect` (default true): plain HTTP to a TLS host is redirected to HTTPS.
+pub(crate) fn ssl_redirect(o: &Object) -> bool {
+    o.annotations.get(SSL_REDIRECT).is_none_or(|v| v != "false")
+}
+
+/// The services `nginx.org/ssl-services` names: NGINX proxies to them over TLS.
+pub(crate) fn ssl_services(o: &Object) -> Vec<&str> {
+    o.annotations
+        .get(SSL_SERVICES)
+        .map(|v| v.split(',').collect())
+        .unwrap_or_default()
+}
+
+/// The `upstream` block of an Ingress path (what `$proxy_host` is).
+pub(crate) fn upstream_name(o: &Object, host: &str, service: &str, port: &str) -> String {
+    format!(
+        "{}-{}-{}-{service}-{port}",
+        o.namespace(),
+        o.name(),
+        if host.is_empty() { "_" } else { host },
+    )
+}
+
 /// Locations of one rule (or of a minion, when `minion` is set), adding upstreams.
 fn locations(
     ctx: &Ctx<'_>,
@@ -613,11 +648,7 @@ fn locations(
     minion: Option<&Object>,
     upstreams: &mut BTreeMap<String, String>,
 ) -> String {
-    let ssl_services: Vec<&str> = o
-        .annotations
-        .get(SSL_SERVICES)
-        .map(|v| v.split(',').collect())
-        .unwrap_or_default();
+    let ssl_services = ssl_services(o);
     let annotation = |k: &str, default: &str| {
         o.annotations
             .get(k)
@@ -633,13 +664,7 @@ fn locations(
             .map(|n| n.to_string())
             .or_else(|| svc.port.name.clone())
             .unwrap_or_default();
-        let name = format!(
-            "{}-{}-{}-{}-{port}",
-            o.namespace(),
-            o.name(),
-            if host.is_empty() { "_" } else { host },
-            svc.name
-        );
+        let name = upstream_name(o, host, &svc.name, &port);
         upstreams
             .entry(name.clone())
             .or_insert_with(|| upstream(ctx, o, &name, &svc.name, svc.port.number));

@@ -167,6 +167,8 @@ fn validate_egress_mtls(e: &EgressMtls, errors: &mut Vec<String>) {
 pub(crate) enum Context {
     Spec,
     Route,
+    /// A VirtualServerRoute's subroute (not rendered locally; `lint` reads it).
+    Subroute,
     Minion,
 }
 
@@ -175,6 +177,7 @@ impl Context {
         match self {
             Context::Spec => "spec",
             Context::Route => "route",
+            Context::Subroute => "subroute",
             Context::Minion => "minion",
         }
     }
@@ -234,6 +237,50 @@ pub(crate) struct Inputs<'a> {
     pub on_ingress: bool,
 }
 
+/// What NIC objects to in one context's policies, and its warning text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub kind: ProblemKind,
+    /// The policy (`ns/name`) the warning names.
+    pub policy: String,
+    /// NIC's warning, word for word.
+    pub message: String,
+}
+
+/// Why NIC objects; all but [`ProblemKind::Ignored`] throw the context's
+/// policies away and render `return 500;`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProblemKind {
+    /// The Policy does not exist, is invalid, or is of another class.
+    MissingOrInvalid,
+    /// A policy type NIC does not apply to Ingress resources.
+    NotSupportedOnIngress,
+    /// ingressMTLS outside a server's `spec` (route, subroute, minion).
+    NotAllowedInContext,
+    /// ingressMTLS on a server without TLS.
+    TlsRequired,
+    /// A Secret the policy names is of the wrong type.
+    SecretWrongType,
+    /// A Secret the policy names is missing, of a type NIC cannot see, or holds data NIC refuses.
+    SecretInvalid,
+    /// The policy is ignored with a warning; the context is still served.
+    Ignored,
+}
+
+/// Collects a context's problems.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, kind: ProblemKind, policy: &str, message: String) {
+        self.0.push(Problem {
+            kind,
+            policy: policy.to_string(),
+            message,
+        });
+    }
+}
+
 /// `generatePolicies` for the mTLS types.
 pub(crate) fn generate(
     refs: &[PolicyRef],
@@ -241,6 +288,30 @@ pub(crate) fn generate(
     tls: bool,
     inputs: &Inputs<'_>,
     warnings: &mut Vec<String>,
+) -> PoliciesCfg {
+    let (config, problems) = generate_reporting(refs, context, tls, inputs);
+    warnings.extend(problems.into_iter().map(|p| p.message));
+    config
+}
+
+/// [`generate`], with each warning's kind and policy: what `lint` reports.
+pub(crate) fn generate_reporting(
+    refs: &[PolicyRef],
+    context: Context,
+    tls: bool,
+    inputs: &Inputs<'_>,
+) -> (PoliciesCfg, Vec<Problem>) {
+    let mut problems = Problems::default();
+    let config = generate_into(refs, context, tls, inputs, &mut problems);
+    (config, problems.0)
+}
+
+fn generate_into(
+    refs: &[PolicyRef],
+    context: Context,
+    tls: bool,
+    inputs: &Inputs<'_>,
+    warnings: &mut Problems,
 ) -> PoliciesCfg {
     let mut config = PoliciesCfg::default();
     for r in refs {
@@ -251,7 +322,11 @@ pub(crate) fn generate(
             .unwrap_or(inputs.owner_namespace);
         let key = format!("{namespace}/{}", r.name);
         let Some(policy) = inputs.policies.get(&key) else {
-            warnings.push(format!("Policy {key} is missing or invalid"));
+            warnings.push(
+                ProblemKind::MissingOrInvalid,
+                &key,
+                format!("Policy {key} is missing or invalid"),
+            );
             return PoliciesCfg::failed();
         };
         let supported_on_ingress = [
@@ -268,9 +343,11 @@ pub(crate) fn generate(
                 .iter()
                 .all(|t| supported_on_ingress.contains(t))
         {
-            warnings.push(format!(
-                "Policy {key} is not supported on Ingress resources"
-            ));
+            warnings.push(
+                ProblemKind::NotSupportedOnIngress,
+                &key,
+                format!("Policy {key} is not supported on Ingress resources"),
+            );
             return PoliciesCfg::failed();
         }
         let failed = if let Some(m) = &policy.ingress_mtls {
@@ -287,7 +364,7 @@ pub(crate) fn generate(
         } else if let Some(e) = &policy.egress_mtls {
             add_egress_mtls(&mut config, e, &key, namespace, inputs.secrets, warnings)
         } else if let Some(a) = &policy.access_control {
-            add_access_control(&mut config, a, warnings);
+            add_access_control(&mut config, a, &key, warnings);
             false
         } else {
             // Only rendered types get here: configure() refuses the others.
@@ -301,11 +378,18 @@ pub(crate) fn generate(
 }
 
 /// `addAccessControlConfig`: lists accumulate over the context's policies.
-fn add_access_control(config: &mut PoliciesCfg, a: &AccessControl, warnings: &mut Vec<String>) {
+fn add_access_control(
+    config: &mut PoliciesCfg,
+    a: &AccessControl,
+    key: &str,
+    warnings: &mut Problems,
+) {
     config.allow.extend(a.allow.iter().flatten().cloned());
     config.deny.extend(a.deny.iter().flatten().cloned());
     if !config.allow.is_empty() && !config.deny.is_empty() {
         warnings.push(
+            ProblemKind::Ignored,
+            key,
             "AccessControl policy (or policies) with deny rules is overridden by policy (or policies) with allow rules"
                 .into(),
         );
@@ -322,42 +406,52 @@ fn add_ingress_mtls(
     context: Context,
     tls: bool,
     secrets: &SecretStore<'_>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Problems,
 ) -> bool {
     if context != Context::Spec {
-        warnings.push(format!(
-            "IngressMTLS policy {key} is not allowed in the {} context",
-            context.name()
-        ));
+        warnings.push(
+            ProblemKind::NotAllowedInContext,
+            key,
+            format!(
+                "IngressMTLS policy {key} is not allowed in the {} context",
+                context.name()
+            ),
+        );
         return true;
     }
     if !tls {
-        warnings.push(format!("TLS must be enabled for IngressMTLS policy {key}"));
+        warnings.push(
+            ProblemKind::TlsRequired,
+            key,
+            format!("TLS must be enabled for IngressMTLS policy {key}"),
+        );
         return true;
     }
     if config.ingress_mtls.is_some() {
-        warnings.push(format!("Multiple ingressMTLS policies are not allowed. IngressMTLS policy {key} will be ignored"));
+        warnings.push(ProblemKind::Ignored, key, format!("Multiple ingressMTLS policies are not allowed. IngressMTLS policy {key} will be ignored"));
         return false;
     }
     let secret_key = NamespacedName::new(namespace, m.client_cert_secret.as_deref().unwrap_or(""));
     let secret = secrets.get(&secret_key);
     if let Some(t) = secret.type_.as_deref().filter(|t| *t != TYPE_CA) {
-        warnings.push(format!(
+        warnings.push(ProblemKind::SecretWrongType, key, format!(
             "IngressMTLS policy {key} references a secret {secret_key} of a wrong type '{t}', must be '{TYPE_CA}'"
         ));
         return true;
     }
     if let Some(e) = &secret.error {
-        warnings.push(format!(
-            "IngressMTLS policy {key:?} references an invalid secret {secret_key}: {e}"
-        ));
+        warnings.push(
+            ProblemKind::SecretInvalid,
+            key,
+            format!("IngressMTLS policy {key:?} references an invalid secret {secret_key}: {e}"),
+        );
         return true;
     }
     let mut fields = secret.path.split_whitespace();
     let client_cert = fields.next().unwrap_or_default().to_string();
     let crl_in_secret = fields.next().map(str::to_string);
     if secret.has_crl && m.crl_file_name.is_some() {
-        warnings.push(format!(
+        warnings.push(ProblemKind::Ignored, key, format!(
             "Both ca.crl in the Secret and ingressMTLS.crlFileName fields cannot be used. ca.crl in {secret_key} \
              will be ignored and {key} will be applied"
         ));
@@ -370,20 +464,27 @@ fn add_ingress_mtls(
     config.ingress_mtls = Some(IngressMtlsCfg {
         client_cert,
         client_crl,
-        verify_client: m
-            .verify_client
-            .clone()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| "on".into()),
+        verify_client: verify_client(m),
         verify_depth: m.verify_depth.unwrap_or(1),
     });
     false
+}
+
+/// `ssl_verify_client` as NIC renders it (default `on`).
+pub(crate) fn verify_client(m: &IngressMtls) -> String {
+    m.verify_client
+        .clone()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "on".into())
 }
 
 /// The secrets folder, from a path inside it (`crlFileName` lives there too).
 fn secrets_dir_of(path: &str) -> &str {
     path.rsplit_once('/').map_or(".", |(dir, _)| dir)
 }
+
+/// NIC's `sslName` when the Policy sets none: the upstream block's name.
+pub(crate) const DEFAULT_SSL_NAME: &str = "$proxy_host";
 
 /// `addEgressMTLSConfig`; returns true on an error.
 fn add_egress_mtls(
@@ -392,10 +493,10 @@ fn add_egress_mtls(
     key: &str,
     namespace: &str,
     secrets: &SecretStore<'_>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Problems,
 ) -> bool {
     if config.egress_mtls.is_some() {
-        warnings.push(format!(
+        warnings.push(ProblemKind::Ignored, key, format!(
             "Multiple egressMTLS policies in the same context is not valid. EgressMTLS policy {key} will be ignored"
         ));
         return false;
@@ -407,15 +508,17 @@ fn add_egress_mtls(
         let secret_key = NamespacedName::new(namespace, name);
         let secret = secrets.get(&secret_key);
         if let Some(t) = secret.type_.as_deref().filter(|t| *t != wanted) {
-            warnings.push(format!(
+            warnings.push(ProblemKind::SecretWrongType, key, format!(
                 "EgressMTLS policy {key} references a secret {secret_key} of a wrong type '{t}', must be '{wanted}'"
             ));
             return Err(());
         }
         if let Some(err) = &secret.error {
-            warnings.push(format!(
-                "EgressMTLS policy {key} references an invalid secret {secret_key}: {err}"
-            ));
+            warnings.push(
+                ProblemKind::SecretInvalid,
+                key,
+                format!("EgressMTLS policy {key} references an invalid secret {secret_key}: {err}"),
+            );
             return Err(());
         }
         Ok(Some(secret.path))
@@ -428,7 +531,18 @@ fn add_egress_mtls(
     };
     // A CA reference carries "<crt> <crl>"; the trusted certificate is the first.
     let trusted_cert = trusted.and_then(|p| p.split_whitespace().next().map(str::to_string));
-    config.egress_mtls = Some(EgressMtlsCfg {
+    config.egress_mtls = Some(egress_settings(e, certificate, trusted_cert));
+    false
+}
+
+/// The `proxy_ssl_*` values of an egressMTLS policy, NIC's defaults filled in
+/// (no TLS 1.3 unless `protocols` says so, `sslName` `$proxy_host`, session reuse on).
+pub(crate) fn egress_settings(
+    e: &EgressMtls,
+    certificate: Option<String>,
+    trusted_cert: Option<String>,
+) -> EgressMtlsCfg {
+    EgressMtlsCfg {
         certificate,
         trusted_cert,
         verify_server: e.verify_server.unwrap_or(false),
@@ -449,9 +563,8 @@ fn add_egress_mtls(
             .ssl_name
             .clone()
             .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "$proxy_host".into()),
-    });
-    false
+            .unwrap_or_else(|| DEFAULT_SSL_NAME.into()),
+    }
 }
 
 #[cfg(test)]

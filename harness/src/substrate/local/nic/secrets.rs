@@ -11,7 +11,7 @@ use crate::scenario::steps::SecretData;
 pub(crate) const TYPE_TLS: &str = "kubernetes.io/tls";
 pub(crate) const TYPE_CA: &str = "nginx.org/ca";
 /// Types NIC's informer keeps; anything else is invisible to it.
-const SUPPORTED: &[&str] = &[
+pub(crate) const SUPPORTED: &[&str] = &[
     TYPE_TLS,
     TYPE_CA,
     "nginx.org/jwk",
@@ -42,6 +42,9 @@ pub struct SecretFile {
 /// Secrets as NIC sees them, recording the files it writes.
 pub(crate) struct SecretStore<'a> {
     secrets: &'a Secrets,
+    /// Secrets known only by their type (`ns/name` → type): what `lint` knows
+    /// of a Secret cert-manager or a step will make. Their data is taken as valid.
+    typed_only: BTreeMap<NamespacedName, String>,
     dir: &'a str,
     written: RefCell<BTreeMap<String, SecretFile>>,
 }
@@ -50,9 +53,17 @@ impl<'a> SecretStore<'a> {
     pub(crate) fn new(secrets: &'a Secrets, dir: &'a str) -> Self {
         SecretStore {
             secrets,
+            typed_only: BTreeMap::new(),
             dir,
             written: RefCell::new(BTreeMap::new()),
         }
+    }
+
+    /// Also Secrets of which only the type is known (`ns/name` → type), as NIC
+    /// would see them once they exist with valid data.
+    pub(crate) fn with_typed_only(mut self, typed_only: BTreeMap<NamespacedName, String>) -> Self {
+        self.typed_only = typed_only;
+        self
     }
 
     /// Whether the controller has written the secrets-folder file `name`.
@@ -74,7 +85,24 @@ impl<'a> SecretStore<'a> {
             has_crl: false,
         };
         let Some(secret) = self.secrets.get(key) else {
-            return missing;
+            return match self.typed_only.get(key) {
+                Some(type_) if SUPPORTED.contains(&type_.as_str()) => {
+                    let path = match type_.as_str() {
+                        TYPE_TLS => format!("{}/{base}", self.dir),
+                        TYPE_CA => {
+                            format!("{dir}/{base}-ca.crt {dir}/{base}-ca.crl", dir = self.dir)
+                        }
+                        _ => String::new(),
+                    };
+                    SecretRef {
+                        type_: Some(type_.clone()),
+                        path,
+                        error: None,
+                        has_crl: false,
+                    }
+                }
+                _ => missing,
+            };
         };
         if !SUPPORTED.contains(&secret.type_.as_str()) {
             return missing;

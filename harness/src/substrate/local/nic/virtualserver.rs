@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use super::policy::{self, Context, Inputs, PoliciesCfg};
 use super::render::{self, Conf, RenderEnv};
 use super::{Endpoints, ResourceState};
-use crate::manifest::kinds::{Route, Upstream, VirtualServerSpec};
+use crate::manifest::kinds::{Route, TlsRedirect, Upstream, VirtualServerSpec};
 use crate::manifest::{ManifestError, Object};
 
 /// The generated file and the `VirtualServer`'s status.
@@ -151,15 +151,8 @@ pub(crate) fn generate(
             _ => Some(r.path),
         }
     });
-    let redirect = spec
-        .tls
-        .as_ref()
-        .and_then(|t| t.redirect.as_ref())
-        .filter(|r| r.enable);
-    let redirect_var = redirect.map(|r| match r.based_on.as_deref() {
-        Some("x-forwarded-proto") => "$http_x_forwarded_proto",
-        _ => "$scheme",
-    });
+    let redirect = tls_redirect(&spec);
+    let redirect_var = redirect.map(redirect_based_on);
 
     let server_policies = policy::generate(
         &spec.policies,
@@ -171,7 +164,7 @@ pub(crate) fn generate(
 
     let mut upstreams: Vec<&Upstream> = spec.upstreams.iter().collect();
     upstreams.sort_by(|a, b| a.name.cmp(&b.name));
-    let upstream_name = |u: &str| format!("vs_{ns}_{name}_{u}");
+    let upstream_name = |u: &str| upstream_name(ns, name, u);
 
     let mut c = Conf::default();
     for u in &upstreams {
@@ -313,7 +306,30 @@ pub(crate) fn generate(
     })
 }
 
-fn route_upstream(route: &Route) -> Option<&str> {
+/// `spec.tls.redirect` when enabled (`generateTLSRedirectConfig`).
+pub(crate) fn tls_redirect(spec: &VirtualServerSpec) -> Option<&TlsRedirect> {
+    spec.tls
+        .as_ref()
+        .and_then(|t| t.redirect.as_ref())
+        .filter(|r| r.enable)
+}
+
+/// The variable the redirect tests against `'http'` (`generateTLSRedirectBasedOn`):
+/// the connection's own scheme, or the `X-Forwarded-Proto` header a client sends.
+pub(crate) fn redirect_based_on(redirect: &TlsRedirect) -> &'static str {
+    match redirect.based_on.as_deref() {
+        Some("x-forwarded-proto") => "$http_x_forwarded_proto",
+        _ => "$scheme",
+    }
+}
+
+/// The `upstream` block of a VirtualServer's upstream (what `$proxy_host` is).
+pub(crate) fn upstream_name(namespace: &str, name: &str, upstream: &str) -> String {
+    format!("vs_{namespace}_{name}_{upstream}")
+}
+
+/// The upstream a route passes or proxies to.
+pub(crate) fn route_upstream(route: &Route) -> Option<&str> {
     let action = route.action.as_ref()?;
     action
         .pass
