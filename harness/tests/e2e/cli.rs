@@ -294,6 +294,22 @@ fn ctrl_c_cleans_up(after_up: bool, delay: std::time::Duration) -> Result<(), Fa
     up_then_ctrl_c(after_up, delay, &[], &|_| Ok(()))
 }
 
+/// The conf.d files of the nginx `up` says it runs (while it is up).
+fn running_conf(stdout: &[String]) -> Result<String, String> {
+    let dir = stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("nginx configuration: "))
+        .ok_or("no nginx configuration line")?;
+    let mut conf = String::new();
+    for entry in std::fs::read_dir(Path::new(dir).join("conf.d"))
+        .map_err(|e| format!("{dir}: {e}"))?
+        .flatten()
+    {
+        conf += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+    }
+    Ok(conf)
+}
+
 /// `up --mutation`: the patch is said, the checks it must break are marked,
 /// and the nginx that runs has the mutated policy (verification off).
 fn up_with_a_mutation() -> Result<(), Failed> {
@@ -308,17 +324,7 @@ fn up_with_a_mutation() -> Result<(), Failed> {
             {
                 return Err(format!("up did not say the mutation: {stdout:#?}"));
             }
-            let dir = stdout
-                .iter()
-                .find_map(|l| l.strip_prefix("nginx configuration: "))
-                .ok_or("no nginx configuration line")?;
-            let mut conf = String::new();
-            for entry in std::fs::read_dir(Path::new(dir).join("conf.d"))
-                .map_err(|e| format!("{dir}: {e}"))?
-                .flatten()
-            {
-                conf += &std::fs::read_to_string(entry.path()).unwrap_or_default();
-            }
+            let conf = running_conf(stdout)?;
             if conf.contains("ssl_verify_client on") || !conf.contains("ssl_verify_client off") {
                 return Err(format!("the running nginx is not the mutated one:\n{conf}"));
             }
@@ -1158,17 +1164,7 @@ fn up_with_a_builtin_mutation() -> Result<(), Failed> {
             )) {
                 return Err(format!("up did not say the mutation: {stdout:#?}"));
             }
-            let dir = stdout
-                .iter()
-                .find_map(|l| l.strip_prefix("nginx configuration: "))
-                .ok_or("no nginx configuration line")?;
-            let mut conf = String::new();
-            for entry in std::fs::read_dir(Path::new(dir).join("conf.d"))
-                .map_err(|e| format!("{dir}: {e}"))?
-                .flatten()
-            {
-                conf += &std::fs::read_to_string(entry.path()).unwrap_or_default();
-            }
+            let conf = running_conf(stdout)?;
             if !conf.contains("ssl_verify_depth 0;") {
                 return Err(format!("the running nginx is not the mutated one:\n{conf}"));
             }
