@@ -628,13 +628,7 @@ impl Lint<'_> {
                 Err(e) => out.push(not_linted(o, e.origin, &e.message)),
             }
         }
-        let host_of = |p: &ingress::Parsed<'_>| {
-            p.spec
-                .rules
-                .first()
-                .map(|r| r.host.clone())
-                .unwrap_or_default()
-        };
+        let host_of = ingress::Parsed::host;
         for p in &parsed {
             match p.kind {
                 ingress::Mergeable::Standard => {

@@ -48,6 +48,17 @@ pub(crate) struct Parsed<'a> {
     pub kind: Mergeable,
 }
 
+impl Parsed<'_> {
+    /// The host of its first rule: what masters and minions are matched by.
+    pub(crate) fn host(&self) -> String {
+        self.spec
+            .rules
+            .first()
+            .map(|r| r.host.clone())
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mergeable {
     Standard,

@@ -295,13 +295,7 @@ fn configure_with(
         owner_namespace: "",
         on_ingress: true,
     };
-    let host_of = |p: &ingress::Parsed<'_>| {
-        p.spec
-            .rules
-            .first()
-            .map(|r| r.host.clone())
-            .unwrap_or_default()
-    };
+    let host_of = ingress::Parsed::host;
     for p in &ingresses {
         let owner = policy::Inputs {
             owner_namespace: p.object.namespace(),
