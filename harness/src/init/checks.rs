@@ -12,20 +12,38 @@ use serde_json::{Value, json};
 use super::world::World;
 use crate::manifest::Kind;
 use crate::mock::ServeArgs;
-use crate::substrate::local::nic::routing::{Egress, Return, Route};
+use crate::pki::CertInfo;
+use crate::substrate::local::nic::routing::{Access, Egress, Return, Route};
 
 /// A client certificate a probe can present, as the derivation classes it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Client {
     None,
-    /// Issued by the client CA (`ca`: its subject).
+    /// Issued by the client CA (`ca`: its subject): a Secret of the manifests
+    /// (`secret`, whose usages nginx checks), or one the harness issues.
     Good {
         ca: String,
+        secret: Option<String>,
     },
     OtherCa,
     Expired,
     NotYetValid,
     ViaIntermediate,
+}
+
+/// Where nginx decides a request's answer, in the order it gets there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Stage {
+    /// Which server takes it (the default server, a refused handshake).
+    Server,
+    /// The client certificate's verification.
+    Verification,
+    /// The rewrite phase's `return`s, the server's then the location's.
+    Rewrite,
+    /// `allow`/`deny`.
+    Access,
+    /// The upstream: NGINX's exchange with it, and its answer.
+    Upstream,
 }
 
 /// What a request gets.
@@ -37,6 +55,7 @@ pub(crate) enum Answer {
         why: String,
         /// The upstream TLS handshake fails (a 502 another route's session could mask).
         egress_fails: bool,
+        stage: Stage,
     },
     Rejected {
         alert: String,
@@ -54,6 +73,17 @@ fn http(status: u16, expect: Vec<(&str, Value)>, why: String) -> Answer {
         expect: all,
         why,
         egress_fails: false,
+        stage: Stage::Upstream,
+    }
+}
+
+impl Answer {
+    /// The answer, decided at `at`.
+    fn at(mut self, at: Stage) -> Answer {
+        if let Answer::Http { stage, .. } = &mut self {
+            *stage = at;
+        }
+        self
     }
 }
 
@@ -81,10 +111,47 @@ fn verification(route: &Route) -> Option<Verification> {
     })
 }
 
-/// nginx's verdict on `client` (`ngx_http_process_request`): `Err` is the 400.
-fn verdict(v: &Verification, client: &Client, client_cas: &[String]) -> Result<(), Answer> {
+/// The extended key usages a certificate must allow for one job.
+pub(crate) const CLIENT_AUTH: &str = "TLS Web Client Authentication";
+pub(crate) const SERVER_AUTH: &str = "TLS Web Server Authentication";
+
+/// OpenSSL's purpose check: no extended key usage allows every job; a list
+/// must name this one.
+pub(crate) fn allows(cert: &CertInfo, usage: &str) -> bool {
+    cert.ext_key_usages.is_empty() || cert.ext_key_usages.iter().any(|u| u == usage)
+}
+
+/// The leaf of a Secret's `tls.crt`, when it does not allow `usage`.
+fn refused_usage(world: &World, secret: &str, usage: &str) -> Option<String> {
+    let leaf = world.certs(secret, "tls.crt").into_iter().next()?;
+    (!allows(&leaf, usage)).then(|| {
+        format!(
+            "the certificate of Secret {secret} is for {} only, not {usage}",
+            leaf.ext_key_usages.join(", ")
+        )
+    })
+}
+
+/// nginx's verdict on `client` (`ngx_http_process_request`): `Err` is the
+/// 400. `refused_usage`: why the client's certificate is not for client
+/// authentication, if it is not.
+fn verdict(
+    v: &Verification,
+    client: &Client,
+    client_cas: &[String],
+    refused_usage: Option<&str>,
+) -> Result<(), Answer> {
     let mode = v.mode.as_str();
     let bad = |why: String| Err(http(400, vec![("bodyContains", json!(BAD_CERT))], why));
+    // OpenSSL verifies a client certificate for the purpose "SSL client";
+    // optional_no_ca forgives only an unknown issuer, not this.
+    if client != &Client::None
+        && let Some(why) = refused_usage
+    {
+        return bad(format!(
+            "ssl_verify_client {mode}: {why}, so verification fails"
+        ));
+    }
     match client {
         Client::None if mode == "on" => Err(http(
             400,
@@ -92,7 +159,7 @@ fn verdict(v: &Verification, client: &Client, client_cas: &[String]) -> Result<(
             "ssl_verify_client on: a request without a certificate gets nginx's 400".into(),
         )),
         Client::None => Ok(()),
-        Client::Good { ca } if client_cas.contains(ca) => Ok(()),
+        Client::Good { ca, .. } if client_cas.contains(ca) => Ok(()),
         Client::Good { .. } => bad("the certificate's CA is not in ssl_client_certificate".into()),
         Client::ViaIntermediate if v.depth >= 1 => Ok(()),
         Client::ViaIntermediate => bad(format!(
@@ -113,6 +180,77 @@ fn verdict(v: &Verification, client: &Client, client_cas: &[String]) -> Result<(
             }
         )),
     }
+}
+
+/// The address blocks reserved for documentation (RFC 5737, RFC 3849): no
+/// client on any substrate has one.
+const DOCUMENTATION: [&str; 4] = [
+    "192.0.2.0/24",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "2001:db8::/32",
+];
+
+/// An `allow`/`deny` address that only documentation addresses fall in.
+fn documentation_only(address: &str) -> bool {
+    let net = address
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| address.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+    net.is_ok_and(|net| {
+        DOCUMENTATION
+            .iter()
+            .filter_map(|d| d.parse::<ipnet::IpNet>().ok())
+            .any(|d| d.contains(&net))
+    })
+}
+
+/// nginx's access phase (`ngx_http_access_module`: the first rule that
+/// matches decides, none lets the request through) for a client whose address
+/// is unknown but never a documentation one: `Ok` with why it passes, `Err`
+/// the 403, or no prediction when a rule names an address a client may have.
+fn access(rules: &[Access]) -> Result<Option<String>, Answer> {
+    let mut unmatched: Vec<String> = Vec::new();
+    let names = |unmatched: &[String]| {
+        format!(
+            "`{}` name{} only documentation addresses (RFC 5737, RFC 3849), which no client has",
+            unmatched.join("; "),
+            if unmatched.len() == 1 { "s" } else { "" }
+        )
+    };
+    for rule in rules {
+        let verb = if rule.allow { "allow" } else { "deny" };
+        if rule.address == "all" {
+            let before = if unmatched.is_empty() {
+                String::new()
+            } else {
+                format!("{}, then ", names(&unmatched))
+            };
+            return if rule.allow {
+                Ok(Some(format!(
+                    "accessControl: {before}`allow all` lets the request through"
+                )))
+            } else {
+                Err(http(
+                    403,
+                    vec![("bodyContains", json!("403 Forbidden"))],
+                    format!("accessControl: {before}`deny all`: nginx answers 403"),
+                ))
+            };
+        }
+        if !documentation_only(&rule.address) {
+            return Err(Answer::Unknown(format!(
+                "accessControl `{verb} {}` decides by the client's address, which differs on each substrate",
+                rule.address
+            )));
+        }
+        unmatched.push(format!("{verb} {}", rule.address));
+    }
+    Ok((!unmatched.is_empty()).then(|| {
+        format!(
+            "accessControl: {}, and no rule matches: nginx lets the request through",
+            names(&unmatched)
+        )
+    }))
 }
 
 fn rewrite(returns: &[Return], tls: bool, host: &str, path: &str, scope: &str) -> Option<Answer> {
@@ -151,7 +289,9 @@ struct Gateway {
     tls: bool,
     /// CA subjects the gateway verifies clients against (`None`: no mTLS).
     client_cas: Option<Vec<String>>,
-    server: Option<crate::pki::CertInfo>,
+    server: Option<CertInfo>,
+    /// The Secret its server certificate is mounted from.
+    server_secret: Option<String>,
     routes: Vec<(String, String)>,
 }
 
@@ -175,6 +315,13 @@ fn gateway(
         .as_ref()
         .and_then(|t| file_certs(&t.server_cert_path))
         .and_then(|c| c.into_iter().next());
+    let server_secret = cfg
+        .server
+        .tls
+        .as_ref()
+        .and_then(|t| world.pod_file(pod, t.server_cert_path.as_deref()?))
+        .filter(|(kind, _, _)| *kind == Kind::Secret)
+        .map(|(_, key, _)| key);
     let client_cas = cfg.server.mtls.as_ref().filter(|m| m.enabled).map(|m| {
         file_certs(&m.client_cert_path)
             .unwrap_or_default()
@@ -186,6 +333,7 @@ fn gateway(
         tls,
         client_cas,
         server,
+        server_secret,
         routes: cfg
             .routes
             .iter()
@@ -244,59 +392,119 @@ pub(crate) fn names_host(cert: &crate::pki::CertInfo, host: &str) -> bool {
     dns.iter().any(|d| dns_matches(d, host))
 }
 
-/// Why NGINX's TLS handshake with the gateway fails, if it does.
-fn egress_handshake(world: &World, egress: &Egress, gw: &Gateway) -> Option<String> {
+/// The name NGINX sends as SNI to the upstream, if any (`proxy_ssl_server_name`
+/// on: `proxy_ssl_name`, whose default `$proxy_host` is the upstream's name).
+fn sni(egress: &Egress) -> Option<String> {
     let setting = |k: &str| egress.ssl_settings.get(k).map(String::as_str);
-    let protocols = setting("proxy_ssl_protocols").unwrap_or("TLSv1.2 TLSv1.3");
+    (setting("proxy_ssl_server_name") == Some("on")).then(|| checked_name(egress))
+}
+
+/// The name `proxy_ssl_verify` checks the upstream's certificate for.
+fn checked_name(egress: &Egress) -> String {
+    match egress
+        .ssl_settings
+        .get("proxy_ssl_name")
+        .map_or("$proxy_host", String::as_str)
+    {
+        "$proxy_host" => egress.upstream.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The TLS session a request left behind on its upstream server, which the
+/// next request through a location with `proxy_ssl_session_reuse on` resumes.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    /// The location that made it, as its check's URL shows it.
+    pub made_by: String,
+    /// The egress it was made through.
+    pub egress: Egress,
+    /// Whether NGINX verified the upstream's certificate when it made it (the
+    /// verification result a resumed session carries).
+    pub verified: bool,
+}
+
+/// Why `egress` does not resume `session` (a fresh handshake follows), if it does not.
+fn no_resumption(session: &Session, egress: &Egress) -> Option<String> {
+    if !egress.session_reuse || !session.egress.session_reuse {
+        return Some("proxy_ssl_session_reuse is off".into());
+    }
+    if session.egress.upstream != egress.upstream {
+        return Some("another upstream".into());
+    }
+    let protocols = egress
+        .ssl_settings
+        .get("proxy_ssl_protocols")
+        .map_or("TLSv1.2 TLSv1.3", String::as_str);
     if !protocols.split_whitespace().any(|p| p == "TLSv1.3") {
         return Some(format!(
-            "proxy_ssl_protocols is `{protocols}` (an egressMTLS Policy without `protocols` gets NIC's default), \
-             and the gateway speaks TLS 1.3 only"
+            "the session is TLS 1.3 and this location's proxy_ssl_protocols are `{protocols}`"
         ));
     }
-    if let Some(cas) = &gw.client_cas {
-        let issuer = setting("proxy_ssl_certificate")
-            .and_then(|p| world.secret_of_file(p))
-            .and_then(|s| world.certs(s, "tls.crt").into_iter().next())
-            .map(|c| c.issuer);
-        match issuer {
-            None => {
-                return Some(
-                    "the gateway requires a client certificate and NGINX presents none (no egressMTLS tlsSecret)"
-                        .into(),
-                );
-            }
-            Some(i) if !cas.contains(&i) => {
-                return Some(format!(
-                    "NGINX's client certificate is issued by `{i}`, and the gateway trusts only {}",
-                    cas.join(", ")
-                ));
-            }
-            Some(_) => {}
-        }
+    // The gateway (rustls) resumes a session only for the name it was made for.
+    if sni(egress) != sni(&session.egress) {
+        return Some("this location sends another SNI than the session was made for".into());
     }
-    if setting("proxy_ssl_verify") == Some("on") {
-        let server = gw.server.as_ref()?;
-        let trusted: Vec<String> = setting("proxy_ssl_trusted_certificate")
-            .and_then(|p| world.secret_of_file(p))
-            .map(|s| {
-                world
-                    .certs(s, "ca.crt")
-                    .into_iter()
-                    .map(|c| c.subject)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !trusted.contains(&server.issuer) {
+    None
+}
+
+/// Why NGINX's TLS exchange with the gateway fails, if it does, in the order
+/// it happens: the protocol version (ClientHello), NGINX's verification of the
+/// gateway's certificate (its chain and purpose, then `ngx_ssl_check_host`
+/// once the handshake is done), then the gateway's verdict on NGINX's client
+/// certificate, which arrives after that. A resumed `session` skips the chain,
+/// purpose and client certificate, but not the name check.
+fn egress_handshake(
+    world: &World,
+    egress: &Egress,
+    gw: &Gateway,
+    session: Option<&Session>,
+) -> Option<String> {
+    let setting = |k: &str| egress.ssl_settings.get(k).map(String::as_str);
+    let resumed = session.filter(|s| no_resumption(s, egress).is_none());
+    let verify = setting("proxy_ssl_verify") == Some("on");
+    if let Some(session) = resumed {
+        if verify && !session.verified {
             return Some(format!(
-                "proxy_ssl_verify on: the gateway's certificate is issued by `{}`, which the trusted CA Secret does not hold",
-                server.issuer
+                "proxy_ssl_verify on: the session it resumes (from {}) was made without verifying the gateway",
+                session.made_by
             ));
         }
-        let name = match setting("proxy_ssl_name").unwrap_or("$proxy_host") {
-            "$proxy_host" => egress.upstream.clone(),
-            other => other.to_string(),
-        };
+    } else {
+        let protocols = setting("proxy_ssl_protocols").unwrap_or("TLSv1.2 TLSv1.3");
+        if !protocols.split_whitespace().any(|p| p == "TLSv1.3") {
+            return Some(format!(
+                "proxy_ssl_protocols is `{protocols}` (an egressMTLS Policy without `protocols` gets NIC's default), \
+                 and the gateway speaks TLS 1.3 only"
+            ));
+        }
+        if verify && let Some(server) = &gw.server {
+            let trusted: Vec<String> = setting("proxy_ssl_trusted_certificate")
+                .and_then(|p| world.secret_of_file(p))
+                .map(|s| {
+                    world
+                        .certs(s, "ca.crt")
+                        .into_iter()
+                        .map(|c| c.subject)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !trusted.contains(&server.issuer) {
+                return Some(format!(
+                    "proxy_ssl_verify on: the gateway's certificate is issued by `{}`, which the trusted CA Secret does not hold",
+                    server.issuer
+                ));
+            }
+            if !allows(server, SERVER_AUTH) {
+                return Some(format!(
+                    "proxy_ssl_verify on: the gateway's certificate is for {} only, not {SERVER_AUTH}",
+                    server.ext_key_usages.join(", ")
+                ));
+            }
+        }
+    }
+    if verify && let Some(server) = &gw.server {
+        let name = checked_name(egress);
         if !names_host(server, &name) {
             return Some(format!(
                 "proxy_ssl_verify on checks the name `{name}`{}, which the gateway's certificate ({}) does not carry",
@@ -309,11 +517,68 @@ fn egress_handshake(world: &World, egress: &Egress, gw: &Gateway) -> Option<Stri
             ));
         }
     }
+    if resumed.is_some() {
+        return None;
+    }
+    if let Some(cas) = &gw.client_cas {
+        let presented = setting("proxy_ssl_certificate").and_then(|p| world.secret_of_file(p));
+        let Some(secret) = presented else {
+            return Some(
+                "the gateway requires a client certificate and NGINX presents none (no egressMTLS tlsSecret)"
+                    .into(),
+            );
+        };
+        let issuer = world
+            .certs(secret, "tls.crt")
+            .into_iter()
+            .next()
+            .map(|c| c.issuer)
+            .unwrap_or_default();
+        if !cas.contains(&issuer) {
+            return Some(format!(
+                "NGINX's client certificate (Secret {secret}) is issued by `{issuer}`, and the gateway trusts only {}",
+                cas.join(", ")
+            ));
+        }
+        if let Some(why) = refused_usage(world, secret, CLIENT_AUTH) {
+            return Some(format!(
+                "the gateway refuses NGINX's client certificate: {why}"
+            ));
+        }
+    }
     None
 }
 
+/// How NGINX reaches the gateway, when the exchange succeeds: for the why.
+fn egress_shown(world: &World, egress: &Egress, session: Option<&Session>) -> String {
+    if !egress.tls {
+        return "over plain HTTP".into();
+    }
+    let setting = |k: &str| egress.ssl_settings.get(k).map(String::as_str);
+    let mut shown = match setting("proxy_ssl_certificate").and_then(|p| world.secret_of_file(p)) {
+        Some(secret) => format!("over egress mTLS (NGINX presents Secret {secret}'s certificate"),
+        None => "over TLS (NGINX presents no client certificate".into(),
+    };
+    if setting("proxy_ssl_verify") != Some("on") {
+        shown.push_str("; proxy_ssl_verify off: it does not check the gateway's certificate");
+    }
+    shown.push(')');
+    if let Some(s) = session.filter(|s| no_resumption(s, egress).is_none()) {
+        shown = format!(
+            "{shown}, resuming the TLS session the request to {} left (proxy_ssl_session_reuse on: NGINX caches it per upstream server and does not verify the gateway's certificate again)",
+            s.made_by
+        );
+    }
+    shown
+}
+
 /// What the upstream answers for `upstream_path`.
-fn upstream_answer(world: &World, egress: &Egress, upstream_path: &str) -> Answer {
+fn upstream_answer(
+    world: &World,
+    egress: &Egress,
+    upstream_path: &str,
+    session: Option<&Session>,
+) -> Answer {
     let (backend, service) = match backend_of(world, egress) {
         Ok(b) => b,
         Err(why) => {
@@ -373,7 +638,7 @@ fn upstream_answer(world: &World, egress: &Egress, upstream_path: &str) -> Answe
                 return tls_to_plain();
             }
             if egress.tls
-                && let Some(why) = egress_handshake(world, egress, &gw)
+                && let Some(why) = egress_handshake(world, egress, &gw, session)
             {
                 return Answer::Http {
                     status: 502,
@@ -383,13 +648,10 @@ fn upstream_answer(world: &World, egress: &Egress, upstream_path: &str) -> Answe
                     ],
                     why: format!("the upstream TLS handshake with {service} fails: {why}"),
                     egress_fails: true,
+                    stage: Stage::Upstream,
                 };
             }
-            let shown = if egress.tls {
-                "over egress mTLS"
-            } else {
-                "over plain HTTP"
-            };
+            let shown = egress_shown(world, egress, session);
             match gw.routes.iter().find(|(p, _)| p == upstream_path) {
                 Some((_, schema)) if schema == "v1/models" => http(
                     200,
@@ -420,6 +682,20 @@ pub(crate) fn predict(
     client: &Client,
     client_cas: &[String],
 ) -> Answer {
+    predict_after(world, host, tls, path, client, client_cas, None)
+}
+
+/// What a request gets right after another one left `session` behind on its
+/// upstream server (`None`: from an empty session cache, as `predict`).
+pub(crate) fn predict_after(
+    world: &World,
+    host: &str,
+    tls: bool,
+    path: &str,
+    client: &Client,
+    client_cas: &[String],
+    session: Option<&Session>,
+) -> Answer {
     let Some(route) = world.routing.route(host, tls, path) else {
         return Answer::Unknown("no server listens".into());
     };
@@ -435,6 +711,7 @@ pub(crate) fn predict(
                 vec![],
                 "no server is configured for this host: NIC's default server answers 404".into(),
             )
+            .at(Stage::Server)
         };
     }
     if tls && route.server_rules.reject_handshake {
@@ -445,13 +722,20 @@ pub(crate) fn predict(
     }
     let mut verified = None;
     if tls && let Some(v) = verification(&route) {
-        if let Err(answer) = verdict(&v, client, client_cas) {
-            return answer;
+        let usage = match client {
+            Client::Good {
+                secret: Some(secret),
+                ..
+            } => refused_usage(world, secret, CLIENT_AUTH),
+            _ => None,
+        };
+        if let Err(answer) = verdict(&v, client, client_cas, usage.as_deref()) {
+            return answer.at(Stage::Verification);
         }
         verified = (*client != Client::None)
             .then(|| format!("ssl_verify_client {} lets the certificate through", v.mode));
     }
-    let answer = proceed(world, &route, tls, host, path);
+    let answer = proceed(world, &route, tls, host, path, session);
     match (verified, answer) {
         (
             Some(first),
@@ -460,36 +744,106 @@ pub(crate) fn predict(
                 expect,
                 why,
                 egress_fails,
+                stage,
             },
         ) => Answer::Http {
             status,
             expect,
             why: format!("{first}; {why}"),
             egress_fails,
+            stage,
         },
         (_, answer) => answer,
     }
 }
 
-/// After client verification: the rewrite phase, access, the upstream.
-fn proceed(world: &World, route: &Route, tls: bool, host: &str, path: &str) -> Answer {
-    if let Some(a) = rewrite(&route.server_rules.returns, tls, host, path, "server's") {
-        return a;
+/// The session a request to `path` leaves on its upstream server, when it
+/// gets a 2xx through TLS with session reuse on.
+pub(crate) fn session_of(
+    world: &World,
+    host: &str,
+    tls: bool,
+    path: &str,
+    client: &Client,
+    client_cas: &[String],
+) -> Option<Session> {
+    let egress = world.routing.route(host, tls, path)?.egress?;
+    if !egress.tls || !egress.session_reuse {
+        return None;
     }
-    if route.server_rules.access || route.location_rules.access {
-        return Answer::Unknown(
-            "accessControl decides by the client's address, which differs on each substrate".into(),
-        );
+    match predict(world, host, tls, path, client, client_cas) {
+        Answer::Http {
+            status: 200..=299, ..
+        } => Some(Session {
+            made_by: format!("{}://{host}{path}", if tls { "https" } else { "http" }),
+            verified: egress
+                .ssl_settings
+                .get("proxy_ssl_verify")
+                .map(String::as_str)
+                == Some("on"),
+            egress,
+        }),
+        _ => None,
+    }
+}
+
+/// The `allow`/`deny` rules nginx applies to a route: the location's own
+/// replace the server's (`ngx_http_access_merge_loc_conf`).
+pub(crate) fn effective_access(route: &Route) -> &[Access] {
+    if route.location_rules.access.is_empty() {
+        &route.server_rules.access
+    } else {
+        &route.location_rules.access
+    }
+}
+
+/// After client verification: the rewrite phase (the server's `return`s, then
+/// the location's), the access phase, the upstream.
+fn proceed(
+    world: &World,
+    route: &Route,
+    tls: bool,
+    host: &str,
+    path: &str,
+    session: Option<&Session>,
+) -> Answer {
+    if let Some(a) = rewrite(&route.server_rules.returns, tls, host, path, "server's") {
+        return a.at(Stage::Rewrite);
     }
     if let Some(a) = rewrite(&route.location_rules.returns, tls, host, path, "location's") {
-        return a;
+        return a.at(Stage::Rewrite);
     }
+    let allowed = match access(effective_access(route)) {
+        Ok(why) => why,
+        Err(answer) => return answer.at(Stage::Access),
+    };
     let Some(egress) = route.egress.as_ref() else {
         return Answer::Unknown("the location does not proxy".into());
     };
     let location = route.location.clone().unwrap_or_default();
     let upstream_path = upstream_path(&location, route.location_rules.proxy_uri.as_deref(), path);
-    upstream_answer(world, egress, &upstream_path)
+    match (
+        allowed,
+        upstream_answer(world, egress, &upstream_path, session),
+    ) {
+        (
+            Some(first),
+            Answer::Http {
+                status,
+                expect,
+                why,
+                egress_fails,
+                stage,
+            },
+        ) => Answer::Http {
+            status,
+            expect,
+            why: format!("{first}; {why}"),
+            egress_fails,
+            stage,
+        },
+        (_, answer) => answer,
+    }
 }
 
 /// What the upstream sees: nginx replaces the matched prefix with
@@ -506,6 +860,48 @@ fn upstream_path(location: &str, uri: Option<&str>, path: &str) -> String {
     }
     let prefix = location.split_whitespace().last().unwrap_or(location);
     format!("{uri}{}", path.strip_prefix(prefix).unwrap_or("")).replacen("//", "/", 1)
+}
+
+/// Whether a request's exchange involves the Secret `secret`: the host's
+/// server certificate or client CA, what NGINX presents or trusts upstream,
+/// the gateway's own certificate, or the client's.
+pub(crate) fn touches(
+    world: &World,
+    host: &str,
+    tls: bool,
+    path: &str,
+    client: &Client,
+    secret: &str,
+) -> bool {
+    if matches!(client, Client::Good { secret: Some(s), .. } if s == secret) {
+        return true;
+    }
+    let Some(route) = world.routing.route(host, tls, path) else {
+        return false;
+    };
+    let names = |settings: &BTreeMap<String, String>, keys: &[&str]| {
+        keys.iter()
+            .filter_map(|k| settings.get(*k))
+            .any(|p| world.secret_of_file(p) == Some(secret))
+    };
+    if tls
+        && names(
+            &route.server_rules.ssl_settings,
+            &["ssl_certificate", "ssl_client_certificate"],
+        )
+    {
+        return true;
+    }
+    let Some(egress) = &route.egress else {
+        return false;
+    };
+    names(
+        &egress.ssl_settings,
+        &["proxy_ssl_certificate", "proxy_ssl_trusted_certificate"],
+    ) || matches!(
+        backend_of(world, egress),
+        Ok((Backend::Aigw(gw), _)) if gw.server_secret.as_deref() == Some(secret)
+    )
 }
 
 /// A request path that reaches `location` and asks its backend something
@@ -658,32 +1054,38 @@ mod tests {
             depth: 1,
         };
         let cas = ["CN = ca".to_string()];
-        assert!(verdict(&v, &Client::OtherCa, &cas).is_ok());
-        assert!(verdict(&v, &Client::None, &cas).is_ok());
-        assert!(verdict(&v, &Client::Expired, &cas).is_err());
+        assert!(verdict(&v, &Client::OtherCa, &cas, None).is_ok());
+        assert!(verdict(&v, &Client::None, &cas, None).is_ok());
+        assert!(verdict(&v, &Client::Expired, &cas, None).is_err());
         let on = Verification {
             mode: "on".into(),
             depth: 0,
         };
-        let Err(Answer::Http { status, expect, .. }) = verdict(&on, &Client::None, &cas) else {
+        let Err(Answer::Http { status, expect, .. }) = verdict(&on, &Client::None, &cas, None)
+        else {
             panic!("on refuses a request without a certificate");
         };
         assert_eq!(status, 400);
         assert!(expect.contains(&("bodyContains".into(), json!(NO_CERT))));
         assert!(
-            verdict(&on, &Client::ViaIntermediate, &cas).is_err(),
+            verdict(&on, &Client::ViaIntermediate, &cas, None).is_err(),
             "depth 0 refuses an intermediate"
         );
-        assert!(
-            verdict(
-                &on,
-                &Client::Good {
-                    ca: "CN = ca".into()
-                },
-                &cas
-            )
-            .is_ok()
-        );
+        let good = Client::Good {
+            ca: "CN = ca".into(),
+            secret: Some("ns/client".into()),
+        };
+        assert!(verdict(&on, &good, &cas, None).is_ok());
+        // A certificate not for client authentication fails even where an unknown issuer would not.
+        for mode in [&on, &v] {
+            let Err(Answer::Http { status, why, .. }) =
+                verdict(mode, &good, &cas, Some("it is for server auth only"))
+            else {
+                panic!("OpenSSL's purpose check refuses it");
+            };
+            assert_eq!(status, 400);
+            assert!(why.contains("server auth only"), "{why}");
+        }
     }
 
     #[test]

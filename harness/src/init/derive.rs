@@ -27,6 +27,8 @@ pub(crate) struct GenCheck {
     /// Its upstream handshake fails: listed before the checks that could leave
     /// a session behind on the same upstream (see the README's "Checks that share state").
     pub egress_fails: bool,
+    /// Checks whose requests go first (to leave a TLS session behind).
+    pub after: Vec<String>,
 }
 
 /// A client identity of the scenario.
@@ -50,6 +52,8 @@ pub(crate) struct Plan {
     pub checks: Vec<GenCheck>,
     /// `Kind ns/name` → (state, NIC's message).
     pub states: BTreeMap<String, (String, String)>,
+    /// Built-in mutations no request tells apart, each with why.
+    pub exceptions: Vec<super::mutations::Exception>,
     /// What was not derived, and why.
     pub notes: Vec<String>,
 }
@@ -72,6 +76,10 @@ fn slug(text: &str) -> String {
 #[derive(Debug, Clone, Default)]
 struct CaIdentities {
     good: Option<String>,
+    /// The Secret of the manifests `good` is, if it is one.
+    good_secret: Option<String>,
+    /// The manifests' other client certificates from this CA: (identity, Secret).
+    others: Vec<(String, String)>,
     expired: Option<String>,
     not_yet_valid: Option<String>,
     via_intermediate: Option<String>,
@@ -112,14 +120,27 @@ impl Builder<'_> {
         };
         let mut ids = CaIdentities::default();
         let signer = self.world.signer_of(ca);
-        if let Some(secret) = self.world.clients_of(ca).into_iter().next() {
-            let name = secret.rsplit('/').next().unwrap_or(&secret).to_string();
-            ids.good = Some(self.identity(
+        let clients = self.world.clients_of(ca);
+        for (i, secret) in clients.iter().enumerate() {
+            let name = secret.rsplit('/').next().unwrap_or(secret).to_string();
+            let name = self.identity(
                 name,
-                format!("a client certificate of the manifests, issued by `{ca}`"),
+                format!(
+                    "{} client certificate of the manifests, issued by `{ca}`",
+                    if i == 0 { "a" } else { "another" }
+                ),
                 json!({"secret": secret}),
-            ));
-        } else if let Some(signer) = &signer {
+            );
+            if i == 0 {
+                ids.good = Some(name);
+                ids.good_secret = Some(secret.clone());
+            } else {
+                ids.others.push((name, secret.clone()));
+            }
+        }
+        if clients.is_empty()
+            && let Some(signer) = &signer
+        {
             ids.good = Some(self.identity(
                 format!("client{suffix}"),
                 format!("a client certificate from `{ca}` (the manifests have none), signed with Secret {signer}'s key"),
@@ -250,6 +271,7 @@ fn check_for(
             tls,
             expect,
             egress_fails,
+            after: Vec::new(),
         },
     );
 }
@@ -267,6 +289,93 @@ fn host_label(host: &str, hosts: &[(String, String)]) -> String {
 fn location_label(location: &str) -> String {
     let s = slug(location.trim_start_matches(['=', '^', '~', ' ']));
     if s.is_empty() { "root".into() } else { s }
+}
+
+/// How a host's session checks are made.
+struct SessionCtx<'a> {
+    tls: bool,
+    identity: Option<String>,
+    trust: Option<String>,
+    context: &'a [String],
+}
+
+/// A location whose own upstream handshake fails, sent right after another
+/// location of the same upstream got its answer: with session reuse on it
+/// resumes the TLS session that one left behind (see the README's "Checks
+/// that share state"), and answers otherwise.
+#[allow(clippy::too_many_arguments)]
+fn session_checks(
+    b: &mut Builder<'_>,
+    out: &mut Vec<GenCheck>,
+    world: &World,
+    host: &str,
+    h: &str,
+    paths: &[(String, String)],
+    client: &Client,
+    cas: &[String],
+    ctx: SessionCtx<'_>,
+) {
+    let scheme = if ctx.tls { "https" } else { "http" };
+    for (location_a, path_a) in paths {
+        let Some(session) = checks::session_of(world, host, ctx.tls, path_a, client, cas) else {
+            continue;
+        };
+        let url_a = format!("{scheme}://{host}{path_a}");
+        let primer = out.iter().find(|c| {
+            c.verb.1 == url_a
+                && c.identity == ctx.identity
+                && c.after.is_empty()
+                && c.expect.iter().any(|(k, v)| {
+                    k == "status" && v.as_u64().is_some_and(|s| (200..300).contains(&s))
+                })
+        });
+        let Some(primer) = primer.map(|c| c.name.clone()) else {
+            continue;
+        };
+        for (location_b, path_b) in paths {
+            if location_b == location_a {
+                continue;
+            }
+            let Answer::Http {
+                status: fresh,
+                egress_fails: true,
+                ..
+            } = checks::predict(world, host, ctx.tls, path_b, client, cas)
+            else {
+                continue;
+            };
+            let answer =
+                checks::predict_after(world, host, ctx.tls, path_b, client, cas, Some(&session));
+            if !matches!(&answer, Answer::Http { status, .. } if *status != fresh) {
+                continue;
+            }
+            let mut reasons = vec![format!(
+                "FINDING: alone, location `{location_b}` answers {fresh} (its upstream handshake fails); right after {primer}                  (location `{location_a}`, the same upstream {}) it resumes that TLS session",
+                session.egress.upstream
+            )];
+            reasons.extend(ctx.context.iter().cloned());
+            let label = format!(
+                "{h}-{}-after-{}",
+                location_label(location_b),
+                location_label(location_a)
+            );
+            let before = out.len();
+            check_for(
+                b,
+                out,
+                label,
+                format!("{scheme}://{host}{path_b}"),
+                ctx.tls,
+                ctx.identity.clone(),
+                ctx.trust.clone(),
+                answer,
+                &reasons,
+            );
+            if let Some(added) = out.get_mut(before) {
+                added.after = vec![primer.clone()];
+            }
+        }
+    }
 }
 
 /// The checks, identities and trust bundles the world implies.
@@ -338,9 +447,13 @@ pub(crate) fn plan(world: &World, setup: &Setup) -> Plan {
             b.identities_for(ca);
         }
         let good_client = match (&ids, cas.first()) {
-            (Some(ids), Some(ca)) if ids.good.is_some() && mode.is_some() => {
-                Some((ids.good.clone(), Client::Good { ca: ca.clone() }))
-            }
+            (Some(ids), Some(ca)) if ids.good.is_some() && mode.is_some() => Some((
+                ids.good.clone(),
+                Client::Good {
+                    ca: ca.clone(),
+                    secret: ids.good_secret.clone(),
+                },
+            )),
             _ => None,
         };
         // Each location, with the client that gets through (if any).
@@ -413,6 +526,7 @@ pub(crate) fn plan(world: &World, setup: &Setup) -> Plan {
                     tls: true,
                     expect,
                     egress_fails: false,
+                    after: Vec::new(),
                 },
             );
             if mode.is_some() && !cas.is_empty() {
@@ -433,6 +547,7 @@ pub(crate) fn plan(world: &World, setup: &Setup) -> Plan {
                         tls: true,
                         expect,
                         egress_fails: false,
+                        after: Vec::new(),
                     },
                 );
             }
@@ -445,6 +560,19 @@ pub(crate) fn plan(world: &World, setup: &Setup) -> Plan {
                     vec![("no-cert".into(), None, Client::None)];
                 if let Some((identity, client)) = &good_client {
                     probes.push(("good-cert".into(), identity.clone(), client.clone()));
+                }
+                // Each of the manifests' client certificates: each can lose its usage.
+                if let Some(ca) = cas.first() {
+                    for (identity, secret) in &ids.others {
+                        probes.push((
+                            identity.clone(),
+                            Some(identity.clone()),
+                            Client::Good {
+                                ca: ca.clone(),
+                                secret: Some(secret.clone()),
+                            },
+                        ));
+                    }
                 }
                 probes.push(("other-ca".into(), Some(other), Client::OtherCa));
                 for (label, identity, client) in [
@@ -563,6 +691,22 @@ pub(crate) fn plan(world: &World, setup: &Setup) -> Plan {
                 &ctx,
             );
         }
+        session_checks(
+            &mut b,
+            &mut out,
+            world,
+            host,
+            h.as_str(),
+            &paths,
+            &pass_client,
+            &cas,
+            SessionCtx {
+                tls,
+                identity: if tls { pass_identity.clone() } else { None },
+                trust: if tls { trust.clone() } else { None },
+                context: &context,
+            },
+        );
         // A failing upstream handshake stores no session; listed first, no
         // check before it can leave one behind that it would resume.
         out.sort_by_key(|c| !c.egress_fails);
@@ -685,6 +829,10 @@ pub(crate) fn text(
         if let Some(first) = c.reasons.first() {
             let _ = writeln!(t, "    why: {}", scalar(first));
         }
+        if !c.after.is_empty() {
+            let after: Vec<String> = c.after.iter().map(|a| scalar(a)).collect();
+            let _ = writeln!(t, "    after: [{}]", after.join(", "));
+        }
         let _ = writeln!(t, "    {}: {}", c.verb.0, scalar(&c.verb.1));
         if let Some(i) = &c.identity {
             let _ = writeln!(t, "    identity: {}", scalar(i));
@@ -701,6 +849,22 @@ pub(crate) fn text(
         let _ = writeln!(t, "    expect:");
         for (key, value) in &c.expect {
             let _ = writeln!(t, "      {key}: {}", flow(value));
+        }
+    }
+    if !plan.exceptions.is_empty() {
+        let _ = writeln!(
+            t,
+            "\n# Built-in mutations (`mtls-e2e list` shows them all) that no request tells apart:\n\
+             # init tried each on its model of this scenario, and every request it makes is\n\
+             # answered as without it. `run --mutations` does not run them; each says why."
+        );
+        let _ = writeln!(t, "skipBuiltinMutations:");
+        for e in &plan.exceptions {
+            if !e.does.is_empty() {
+                let _ = writeln!(t, "  # {}", e.does.replace('\n', " "));
+            }
+            let _ = writeln!(t, "  - name: {}", scalar(&e.name));
+            let _ = writeln!(t, "    why: {}", scalar(&e.why));
         }
     }
     t

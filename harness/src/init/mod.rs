@@ -11,6 +11,7 @@ mod checks;
 mod derive;
 mod emit;
 mod input;
+mod mutations;
 mod world;
 
 use std::fmt::Write as _;
@@ -27,6 +28,9 @@ pub(crate) struct Derived {
     pub scenario: String,
     pub checks: usize,
     pub identities: usize,
+    /// Built-in mutations the run derives, and those declared indistinguishable.
+    pub mutations: usize,
+    pub exceptions: usize,
     pub notes: Vec<String>,
 }
 
@@ -72,11 +76,21 @@ pub(crate) fn derive(
          policies imply (ingressMTLS with each identity and none, the handshake's CA names, every \
          route, plain HTTP on port 80)."
     );
+    // The built-in mutations the run will derive from what it reads: the
+    // objects, the components and the steps written.
+    let first = derive::text(&plan, &setup, manifests, set_aside);
+    let file: crate::scenario::spec::ScenarioFile =
+        crate::yaml::parse_one(&first, std::path::Path::new(SCENARIO_FILE))?;
+    let builtin =
+        crate::scenario::builtin_mutations(&world::scenario_objects(objects, &setup)?, &file.steps);
+    plan.exceptions = mutations::exceptions(objects, &setup, &world, &builtin);
     let text = derive::text(&plan, &setup, manifests, set_aside);
     Ok(Derived {
         scenario: text,
         checks: plan.checks.len(),
         identities: plan.identities.len(),
+        mutations: builtin.len(),
+        exceptions: plan.exceptions.len(),
         notes: plan.notes,
     })
 }
@@ -282,10 +296,12 @@ pub fn run(dir: &Path, from: &[PathBuf]) -> Result<String, Error> {
         )));
     }
     let mut summary = format!(
-        "wrote {} ({} checks, {} identities) and {} manifest file(s) in {}\n",
+        "wrote {} ({} checks, {} identities; of {} built-in mutations, {} no request tells apart, declared under skipBuiltinMutations) and {} manifest file(s) in {}\n",
         SCENARIO_FILE,
         derived.checks,
         derived.identities,
+        derived.mutations,
+        derived.exceptions,
         out.len() - 1,
         dir.display()
     );

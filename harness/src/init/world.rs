@@ -315,9 +315,17 @@ pub(crate) fn setup(objects: &[Object]) -> Setup {
     setup
 }
 
+/// What names a CA Secret.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum CaUse {
+    Policy,
+    /// A volume without `items`: a CA bundle mount, as the gateway's.
+    Mount,
+}
+
 /// `ns/name` of every CA Secret something names: a Policy's client or trusted
 /// CA, a volume without `items` (a CA bundle mount, as the gateway's).
-fn ca_references(objects: &[Object]) -> Vec<(String, String)> {
+fn ca_references(objects: &[Object]) -> Vec<(String, String, CaUse)> {
     let mut out = Vec::new();
     for o in objects {
         let ns = o.namespace();
@@ -332,6 +340,7 @@ fn ca_references(objects: &[Object]) -> Vec<(String, String)> {
                             o.id.key(),
                             o.origin_of("spec.ingressMTLS.clientCertSecret")
                         ),
+                        CaUse::Policy,
                     ));
                 }
                 if let Some(name) = p.spec.egress_mtls.and_then(|m| m.trusted_cert_secret) {
@@ -342,6 +351,7 @@ fn ca_references(objects: &[Object]) -> Vec<(String, String)> {
                             o.id.key(),
                             o.origin_of("spec.egressMTLS.trustedCertSecret")
                         ),
+                        CaUse::Policy,
                     ));
                 }
             }
@@ -358,6 +368,7 @@ fn ca_references(objects: &[Object]) -> Vec<(String, String)> {
                                 o.id.key(),
                                 o.origin()
                             ),
+                            CaUse::Mount,
                         ));
                     }
                 }
@@ -368,16 +379,51 @@ fn ca_references(objects: &[Object]) -> Vec<(String, String)> {
     out
 }
 
+/// The CA Secret behind the CA Issuer that issues Certificate `c` (in `ns`).
+fn issuing_ca(objects: &[Object], ns: &str, c: &Certificate) -> Option<String> {
+    let cluster = c.spec.issuer_ref.kind.as_deref() == Some("ClusterIssuer");
+    objects
+        .iter()
+        .filter(|o| o.name() == c.spec.issuer_ref.name)
+        .filter(|o| {
+            if cluster {
+                o.id.kind == Kind::ClusterIssuer
+            } else {
+                o.id.kind == Kind::Issuer && o.namespace() == ns
+            }
+        })
+        .find_map(|o| o.parse::<Issuer>().ok()?.spec.ca)
+        .map(|ca| ca.secret_name)
+}
+
+/// The CA Secrets in `ns` whose CA issued the client certificates the
+/// egressMTLS Policies there present (`tlsSecret`): what a backend that
+/// verifies NGINX must trust.
+fn egress_client_cas(objects: &[Object], ns: &str) -> BTreeSet<String> {
+    let written = certificate_secrets(objects);
+    objects
+        .iter()
+        .filter(|o| o.id.kind == Kind::Policy && o.namespace() == ns)
+        .filter_map(|o| o.parse::<Policy>().ok()?.spec.egress_mtls?.tls_secret)
+        .filter_map(|secret| {
+            let (_, c) = written.get(&format!("{ns}/{secret}"))?;
+            issuing_ca(objects, ns, c)
+        })
+        .collect()
+}
+
 /// jq steps for the CA Secrets that nothing provides but a CA Certificate in
 /// the namespace would write (tutorial 000's step 5). Which CA: the one whose
-/// Secret name begins the wanted name (`verify-ca` → `verify-ca-nginx`), else
-/// the only CA there that backs a CA Issuer (and is not already another
-/// Secret's, by name). Anything less certain is a note, not a guess.
+/// Secret name begins the wanted name (`verify-ca` → `verify-ca-nginx`); for a
+/// CA bundle a pod mounts, the one CA that issued the client certificates the
+/// egressMTLS Policies present there (the pod is what NGINX presents them
+/// to); else the only CA there that backs a CA Issuer (and is not already
+/// another Secret's, by name). Anything less certain is a note, not a guess.
 fn ca_steps(objects: &[Object], notes: &mut Vec<String>) -> Vec<CopyStep> {
     let written = certificate_secrets(objects);
-    let missing: Vec<(String, String)> = ca_references(objects)
+    let missing: Vec<(String, String, CaUse)> = ca_references(objects)
         .into_iter()
-        .filter(|(key, _)| {
+        .filter(|(key, _, _)| {
             let (ns, name) = key.split_once('/').unwrap_or_default();
             !has(objects, Kind::Secret, ns, name) && !written.contains_key(key)
         })
@@ -408,14 +454,14 @@ fn ca_steps(objects: &[Object], notes: &mut Vec<String>) -> Vec<CopyStep> {
     };
     let claimed: BTreeSet<String> = missing
         .iter()
-        .filter_map(|(key, _)| {
+        .filter_map(|(key, _, _)| {
             let (ns, name) = key.split_once('/')?;
             by_prefix(ns, name).map(|c| format!("{ns}/{c}"))
         })
         .collect();
     let mut steps: Vec<CopyStep> = Vec::new();
     let mut done: BTreeSet<String> = BTreeSet::new();
-    for (key, why) in missing {
+    for (key, why, used) in missing {
         if !done.insert(key.clone()) {
             continue;
         }
@@ -426,8 +472,17 @@ fn ca_steps(objects: &[Object], notes: &mut Vec<String>) -> Vec<CopyStep> {
             .map(|(_, cname)| cname)
             .collect();
         let issuing: Vec<&&String> = unclaimed.iter().filter(|c| backs_issuer(ns, c)).collect();
+        let egress_clients: Vec<String> = egress_client_cas(objects, ns)
+            .into_iter()
+            .filter(|c| cas.iter().any(|(cns, cname)| cns == ns && cname == c))
+            .collect();
         let (source, rule) = if let Some(c) = by_prefix(ns, name) {
             (Some(c), "its name begins with that CA Secret's")
+        } else if let (CaUse::Mount, [one]) = (used, egress_clients.as_slice()) {
+            (
+                Some(one.clone()),
+                "it issued the client certificates the egressMTLS Policies there present to that pod",
+            )
         } else if let [one] = issuing.as_slice() {
             (
                 Some((**one).clone()),
@@ -500,6 +555,9 @@ pub(crate) struct World {
     pub objects: Vec<Object>,
     /// By `ns/name`, the form init writes into scenario.yaml.
     pub secrets: BTreeMap<String, SecretData>,
+    /// The certificates of each Secret's keys, parsed once: `(secret, key)` →
+    /// certificates (init asks for them on every prediction).
+    parsed: BTreeMap<(String, String), Vec<CertInfo>>,
     pub pods: Vec<pods::PodSpec>,
     pub nic: NicOutput,
     pub routing: Routing,
@@ -511,13 +569,22 @@ fn secret_key(key: &str) -> Option<NamespacedName> {
     Some(NamespacedName::new(namespace, name))
 }
 
-/// Issue, copy and render: what the local substrate does before nginx starts.
-/// An error is what would stop a local run, with its file and line.
-pub(crate) fn build(objects: &[Object], setup: &Setup) -> Result<World, ManifestError> {
+/// The scenario's objects as `run` loads them: the manifests', then the components'.
+pub(crate) fn scenario_objects(
+    objects: &[Object],
+    setup: &Setup,
+) -> Result<Vec<Object>, ManifestError> {
     let mut all = objects.to_vec();
     for c in &setup.components {
         all.extend(component_objects(&c.name, &c.namespace)?);
     }
+    Ok(all)
+}
+
+/// Issue, copy and render: what the local substrate does before nginx starts.
+/// An error is what would stop a local run, with its file and line.
+pub(crate) fn build(objects: &[Object], setup: &Setup) -> Result<World, ManifestError> {
+    let mut all = scenario_objects(objects, setup)?;
     let keys = KeyPool::new();
     let mut done = BTreeMap::new();
     let mut secrets = crate::substrate::local::secrets_of(&all)?;
@@ -551,22 +618,60 @@ pub(crate) fn build(objects: &[Object], setup: &Setup) -> Result<World, Manifest
         return Err(stuck);
     }
     let pods = pods::plan(&all, &secrets)?;
+    rendered(all, secrets, pods)
+}
+
+/// NIC's render of `objects` with these Secrets and pods.
+fn rendered(
+    objects: Vec<Object>,
+    secrets: crate::scenario::steps::Secrets,
+    pods: Vec<pods::PodSpec>,
+) -> Result<World, ManifestError> {
     let endpoints = WorldEndpoints {
-        objects: &all,
+        objects: &objects,
         pods: &pods,
     };
-    let nic = nic::configure(&all, &secrets, &endpoints, &RenderEnv::nic())?;
+    let nic = nic::configure(&objects, &secrets, &endpoints, &RenderEnv::nic())?;
     let routing = Routing::parse(nic.conf_files.iter().map(|(_, t)| t.as_str()));
+    let secrets: BTreeMap<String, SecretData> = secrets
+        .into_iter()
+        .map(|(key, data)| (key.to_string(), data))
+        .collect();
+    let parsed = secrets
+        .iter()
+        .flat_map(|(secret, data)| {
+            data.data
+                .iter()
+                .map(move |(key, bytes)| ((secret.clone(), key.clone()), certs_in(bytes)))
+        })
+        .collect();
     Ok(World {
-        objects: all,
-        secrets: secrets
-            .into_iter()
-            .map(|(key, data)| (key.to_string(), data))
-            .collect(),
+        objects,
+        secrets,
+        parsed,
         pods,
         nic,
         routing,
     })
+}
+
+impl World {
+    /// The world with `changed` in place of the object of its id, an object
+    /// only NIC reads (a Policy, VirtualServer or Ingress): the same
+    /// certificates, steps and pods, rendered again, as a mutated run does.
+    pub(crate) fn rerendered(&self, changed: &Object) -> Result<World, ManifestError> {
+        let mut objects = self.objects.clone();
+        match objects.iter_mut().find(|o| o.id == changed.id) {
+            Some(slot) => *slot = changed.clone(),
+            None => objects.push(changed.clone()),
+        }
+        let secrets = self
+            .secrets
+            .iter()
+            .filter_map(|(key, data)| Some((secret_key(key)?, data.clone())))
+            .collect();
+        rendered(objects, secrets, self.pods.clone())
+    }
 }
 
 /// The certificates a PEM bundle holds.
@@ -592,10 +697,9 @@ impl World {
 
     /// The certificates of a Secret's key.
     pub(crate) fn certs(&self, secret: &str, key: &str) -> Vec<CertInfo> {
-        self.secrets
-            .get(secret)
-            .and_then(|s| s.data.get(key))
-            .map(|b| certs_in(b))
+        self.parsed
+            .get(&(secret.to_string(), key.to_string()))
+            .cloned()
             .unwrap_or_default()
     }
 

@@ -330,44 +330,9 @@ impl Scenario {
             builtin: Vec::new(),
         };
         scenario.checks = validate(&scenario)?;
-        scenario.builtin = operators::derive(&scenario.objects, &scenario.ca_secrets());
+        scenario.builtin = builtin_mutations(&scenario.objects, &scenario.spec.steps);
         validate_skips(&scenario)?;
         Ok(scenario)
-    }
-
-    /// The `nginx.org/ca` Secrets the scenario makes, from its manifests and
-    /// its steps, each with where its CA comes from.
-    fn ca_secrets(&self) -> Vec<operators::CaSecret> {
-        let mut found = operators::ca_secrets_of(&self.objects);
-        for step in &self.spec.steps {
-            let made = match (&step.copy_secret, &step.create_secret) {
-                (Some(copy), _) if copy.type_ == operators::CA_SECRET_TYPE => {
-                    let source = spec::split_key(&copy.from).map_or_else(
-                        |_| copy.from.clone(),
-                        |(ns, name)| operators::copied_from(ns, name),
-                    );
-                    Some((copy.to.as_str(), source))
-                }
-                (_, Some(create)) if create.type_ == operators::CA_SECRET_TYPE => Some((
-                    create.name.as_str(),
-                    format!(
-                        "file {}",
-                        create.from_files.get("ca.crt").map_or("", String::as_str)
-                    ),
-                )),
-                _ => None,
-            };
-            if let Some((key, source)) = made
-                && let Ok((namespace, name)) = spec::split_key(key)
-            {
-                found.push(operators::CaSecret {
-                    namespace: namespace.into(),
-                    name: name.into(),
-                    source,
-                });
-            }
-        }
-        found
     }
 
     /// Why the scenario does not run the built-in mutation `name`, if it
@@ -397,6 +362,51 @@ impl Scenario {
         copy.name = format!("{}~{}", self.name, mutation.name);
         Ok(copy)
     }
+}
+
+/// The built-in mutations of a scenario's objects (its manifests and
+/// components) and steps: what `run --mutations` applies, `list` and `plan`
+/// show, and `init` tries on its own model of the world.
+pub(crate) fn builtin_mutations(
+    objects: &[Object],
+    steps: &[spec::StepSpec],
+) -> Vec<spec::MutationSpec> {
+    operators::derive(objects, &ca_secrets(objects, steps))
+}
+
+/// The `nginx.org/ca` Secrets a scenario makes, from its manifests and its
+/// steps, each with where its CA comes from.
+fn ca_secrets(objects: &[Object], steps: &[spec::StepSpec]) -> Vec<operators::CaSecret> {
+    let mut found = operators::ca_secrets_of(objects);
+    for step in steps {
+        let made = match (&step.copy_secret, &step.create_secret) {
+            (Some(copy), _) if copy.type_ == operators::CA_SECRET_TYPE => {
+                let source = spec::split_key(&copy.from).map_or_else(
+                    |_| copy.from.clone(),
+                    |(ns, name)| operators::copied_from(ns, name),
+                );
+                Some((copy.to.as_str(), source))
+            }
+            (_, Some(create)) if create.type_ == operators::CA_SECRET_TYPE => Some((
+                create.name.as_str(),
+                format!(
+                    "file {}",
+                    create.from_files.get("ca.crt").map_or("", String::as_str)
+                ),
+            )),
+            _ => None,
+        };
+        if let Some((key, source)) = made
+            && let Ok((namespace, name)) = spec::split_key(key)
+        {
+            found.push(operators::CaSecret {
+                namespace: namespace.into(),
+                name: name.into(),
+                source,
+            });
+        }
+    }
+    found
 }
 
 /// A `skipBuiltinMutations` name: the mutation's name, or a glob (`*`, `?`, `[]`).

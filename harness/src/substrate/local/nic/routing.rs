@@ -150,15 +150,24 @@ pub(crate) struct ServerRules {
     /// Server-level `ssl_*` directives (`ssl_verify_client`, `ssl_client_certificate`, ...).
     pub ssl_settings: BTreeMap<String, String>,
     pub returns: Vec<Return>,
-    /// `allow`/`deny` at server level: the answer depends on the client's address.
-    pub access: bool,
+    /// `allow`/`deny` at server level, in order: the answer depends on the client's address.
+    pub access: Vec<Access>,
+}
+
+/// One `allow` or `deny` rule of nginx's access module.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Access {
+    pub allow: bool,
+    /// As written: an address, a CIDR block, `unix:` or `all`.
+    pub address: String,
 }
 
 /// A location's own answers before proxying.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct LocationRules {
     pub returns: Vec<Return>,
-    pub access: bool,
+    /// The location's own `allow`/`deny` rules (nginx inherits the server's only when it has none).
+    pub access: Vec<Access>,
     /// The URI part of `proxy_pass` (`/` in `proxy_pass https://up/;`): nginx
     /// replaces the matched prefix with it.
     pub proxy_uri: Option<String>,
@@ -228,8 +237,15 @@ fn returns_in(block: &[Directive]) -> Vec<Return> {
     out
 }
 
-fn has_access_rules(block: &[Directive]) -> bool {
-    block.iter().any(|d| d.name == "allow" || d.name == "deny")
+fn access_rules(block: &[Directive]) -> Vec<Access> {
+    block
+        .iter()
+        .filter(|d| d.block.is_none() && (d.name == "allow" || d.name == "deny"))
+        .map(|d| Access {
+            allow: d.name == "allow",
+            address: d.args.join(" "),
+        })
+        .collect()
 }
 
 fn proxy_ssl(block: &[Directive]) -> BTreeMap<String, String> {
@@ -300,7 +316,7 @@ fn servers_in(
                     .map(|x| (x.name.clone(), x.args.join(" ")))
                     .collect(),
                 returns: returns_in(inner),
-                access: has_access_rules(inner),
+                access: access_rules(inner),
             },
         });
     }
@@ -349,7 +365,7 @@ fn location(d: &Directive, server_level: &BTreeMap<String, String>) -> Option<Lo
         egress,
         rules: LocationRules {
             returns: returns_in(block),
-            access: has_access_rules(block),
+            access: access_rules(block),
             proxy_uri,
         },
     })
@@ -605,7 +621,20 @@ server {
                 }
             ]
         );
-        assert!(!rules.access && route.location_rules.access);
+        assert!(rules.access.is_empty());
+        assert_eq!(
+            route.location_rules.access,
+            [
+                Access {
+                    allow: true,
+                    address: "192.0.2.1".into()
+                },
+                Access {
+                    allow: false,
+                    address: "all".into()
+                }
+            ]
+        );
         assert_eq!(route.location_rules.proxy_uri.as_deref(), Some("/"));
     }
 }
