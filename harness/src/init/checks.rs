@@ -1089,6 +1089,43 @@ mod tests {
     }
 
     #[test]
+    fn access_rules_are_judged_for_a_client_with_no_documentation_address() {
+        for (address, only) in [
+            ("192.0.2.10", true),
+            ("198.51.100.0/24", true),
+            ("203.0.113.128/25", true),
+            ("2001:db8::1", true),
+            ("192.0.0.0/16", false),
+            ("10.0.0.0/8", false),
+            ("all", false),
+            ("unix:", false),
+        ] {
+            assert_eq!(documentation_only(address), only, "{address}");
+        }
+        let rule = |allow: bool, address: &str| Access {
+            allow,
+            address: address.into(),
+        };
+        assert_eq!(access(&[]), Ok(None));
+        assert!(matches!(
+            access(&[rule(false, "192.0.2.0/24"), rule(true, "all")]),
+            Ok(Some(why)) if why.contains("`allow all` lets the request through")
+        ));
+        assert!(matches!(
+            access(&[rule(false, "192.0.2.0/24")]),
+            Ok(Some(why)) if why.contains("no rule matches")
+        ));
+        assert!(matches!(
+            access(&[rule(true, "192.0.2.10"), rule(false, "all")]),
+            Err(Answer::Http { status: 403, .. })
+        ));
+        assert!(matches!(
+            access(&[rule(false, "10.0.0.0/8"), rule(true, "all")]),
+            Err(Answer::Unknown(_))
+        ));
+    }
+
+    #[test]
     fn host_names_follow_openssl() {
         let mut cert = crate::pki::CertInfo::from_pem(
             &crate::pki::issue(

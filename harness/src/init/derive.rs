@@ -1022,4 +1022,187 @@ apiVersion: k8s.nginx.org/v1\nkind: VirtualServer\nmetadata: {{name: app, namesp
         assert_eq!(expected(&file, "app-https").0, Some(500));
         assert_eq!(expected(&file, "app-plain-http").0, Some(500));
     }
+
+    use super::super::testing::{derived as derived_from, manifests_of};
+    use crate::manifest::Object;
+    use crate::scenario::spec::CheckSpec;
+
+    /// The first check that GETs `url` as `identity`, alone (or after `after`).
+    fn get<'a>(
+        file: &'a ScenarioFile,
+        url: &str,
+        identity: Option<&str>,
+        after: &[&str],
+    ) -> &'a CheckSpec {
+        file.checks
+            .iter()
+            .find(|c| {
+                c.get.as_deref() == Some(url)
+                    && c.identity.as_deref() == identity
+                    && c.after.iter().map(String::as_str).eq(after.iter().copied())
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no check of {url} as {identity:?} after {after:?}: {:?}",
+                    file.checks
+                        .iter()
+                        .map(|c| (&c.name, &c.get, &c.identity, &c.after))
+                        .collect::<Vec<_>>()
+                )
+            })
+    }
+
+    /// `objects` with `patch` merged into the object `id` (`Kind ns/name`).
+    fn patched(mut objects: Vec<Object>, id: &str, patch: &serde_json::Value) -> Vec<Object> {
+        let slot = objects
+            .iter_mut()
+            .find(|o| o.id.to_string() == id)
+            .unwrap_or_else(|| panic!("no {id}"));
+        let mut json = slot.to_json();
+        crate::manifest::merge_patch(&mut json, patch);
+        *slot = slot.with_json(&json).expect("valid");
+        objects
+    }
+
+    #[test]
+    fn each_client_certificate_of_the_manifests_gets_its_own_check() {
+        let (_, file) = derived_from(&manifests_of("openwebui-ingress-mtls"));
+        assert_eq!(
+            file.identities["open-webui-client-2"].secret.as_deref(),
+            Some("open-webui/open-webui-client-2")
+        );
+        let second = get(
+            &file,
+            "https://open-webui.example.com/",
+            Some("open-webui-client-2"),
+            &[],
+        );
+        assert_eq!(second.expect.status, Some(200));
+    }
+
+    #[test]
+    fn access_control_on_documentation_addresses_is_predicted() {
+        let (_, file) = derived_from(&manifests_of("access-control"));
+        // The route's allow-list names only 192.0.2.10: 403, good certificate or not.
+        let api = get(
+            &file,
+            "https://webui.acl.example.com/api/config",
+            Some("client"),
+            &[],
+        );
+        assert_eq!(api.expect.status, Some(403));
+        // The server's deny-list names only 192.0.2.0/24: the good certificate gets through.
+        assert_eq!(
+            expected(&file, "webui-good-cert-200"),
+            (Some(200), Some("client".into()))
+        );
+        // An address a client may have: no prediction, but a note.
+        let acl = "---\napiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {name: acl, namespace: app}\nspec: {accessControl: {deny: [10.0.0.0/8]}}\n";
+        let (text, file) = derived(&format!(
+            "{PKI}{}{acl}",
+            vs("clientCertSecret: app-ca-nginx").replace(
+                "policies: [{name: mtls}]",
+                "policies: [{name: mtls}, {name: acl}]"
+            )
+        ));
+        assert!(
+            text.contains("accessControl `deny 10.0.0.0/8` decides by the client's address"),
+            "{text}"
+        );
+        assert!(!file.checks.iter().any(|c| c.name == "app-good-cert-200"));
+    }
+
+    #[test]
+    fn a_failing_route_sent_after_a_good_one_on_its_upstream_resumes_that_session() {
+        let (text, file) = derived_from(&manifests_of("egress-mtls-traps"));
+        let url = "http://shared.example.com/wrong-ca/v1/models";
+        let alone = get(&file, url, None, &[]);
+        assert_eq!(alone.expect.status, Some(502));
+        let masked = get(&file, url, None, &["shared-good"]);
+        assert_eq!(masked.expect.status, Some(200));
+        assert!(
+            text.contains("FINDING: alone, location `/wrong-ca/`"),
+            "{text}"
+        );
+        // In a group, checks run in the scenario's order: alone first, then the good one, then after it.
+        let at = |name: &str| file.checks.iter().position(|c| c.name == name);
+        assert!(at(&alone.name) < at("shared-good") && at("shared-good") < at(&masked.name));
+        // sessionReuse false: no session to resume.
+        assert!(file.checks.iter().all(|c| {
+            c.get.as_deref() != Some("http://shared.example.com/wrong-ca-no-reuse/v1/models")
+                || c.after.is_empty()
+        }));
+    }
+
+    #[test]
+    fn the_upstream_exchange_fails_where_it_first_fails() {
+        // Without TLS server auth in its usages, NGINX's verification refuses the gateway.
+        let objects = patched(
+            manifests_of("egress-mtls-traps"),
+            "Certificate gateway/aigw-server-tls",
+            &serde_json::json!({"spec": {"usages": ["digital signature", "key encipherment", "client auth"]}}),
+        );
+        let (_, file) = derived_from(&objects);
+        let good = get(&file, "http://good.example.com/v1/models", None, &[]);
+        assert_eq!(good.expect.status, Some(502));
+        assert!(
+            good.why
+                .as_deref()
+                .is_some_and(|w| w.contains("not TLS Web Server Authentication")),
+            "{:?}",
+            good.why
+        );
+        // NGINX refuses the gateway's certificate before the gateway could refuse its missing one.
+        let objects = patched(
+            manifests_of("egress-mtls-traps"),
+            "Policy gateway/egress-wrong-ca",
+            &serde_json::json!({"spec": {"egressMTLS": {"tlsSecret": null}}}),
+        );
+        let (_, file) = derived_from(&objects);
+        let wrong = get(&file, "http://wrong-ca.example.com/v1/models", None, &[]);
+        assert!(
+            wrong
+                .why
+                .as_deref()
+                .is_some_and(|w| w.contains("the trusted CA Secret does not hold")),
+            "{:?}",
+            wrong.why
+        );
+        // And a client certificate not for client authentication is the gateway's refusal.
+        let objects = patched(
+            manifests_of("egress-mtls-traps"),
+            "Certificate gateway/nic-client",
+            &serde_json::json!({"spec": {"usages": ["digital signature", "key encipherment", "server auth"]}}),
+        );
+        let (_, file) = derived_from(&objects);
+        let good = get(&file, "http://good.example.com/v1/models", None, &[]);
+        assert_eq!(good.expect.status, Some(502));
+        assert!(
+            good.why
+                .as_deref()
+                .is_some_and(|w| w.contains("the gateway refuses NGINX's client certificate")),
+            "{:?}",
+            good.why
+        );
+    }
+
+    #[test]
+    fn a_ca_bundle_a_pod_mounts_comes_from_the_ca_of_the_client_certificates_nginx_presents_it() {
+        let (_, file) = derived_from(&manifests_of("egress-without-verification"));
+        let step = file
+            .steps
+            .iter()
+            .filter_map(|s| s.copy_secret.as_ref())
+            .find(|c| c.to == "noverify/internal-ca")
+            .expect("a jq step for the gateway's client CA");
+        assert_eq!(step.from, "noverify/gateway-ca", "not the impostor's CA");
+        // So the unverifying route reaches the impostor gateway: the finding.
+        let impostor = get(
+            &file,
+            "http://no-verify.noverify.example.com/v1/models",
+            None,
+            &[],
+        );
+        assert_eq!(impostor.expect.status, Some(200));
+    }
 }

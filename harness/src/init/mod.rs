@@ -320,3 +320,27 @@ fn remove(paths: &[PathBuf]) {
         let _ = std::fs::remove_file(p);
     }
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::manifest::Object;
+    use crate::scenario::spec::ScenarioFile;
+
+    /// A shipped scenario's manifests, as `init` reads its folder (without its scenario.yaml).
+    pub(crate) fn manifests_of(scenario: &str) -> Vec<Object> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios")
+            .join(scenario);
+        let files = super::input::files_of(&[dir]).expect("manifests");
+        super::objects_of(&super::input::read(&files).expect("read"))
+    }
+
+    /// What `init` derives from `objects`, and that text read back as `scenario.yaml`.
+    pub(crate) fn derived(objects: &[Object]) -> (String, ScenarioFile) {
+        let d = super::derive(objects, None, &["in.yaml".into()], &[], "in.yaml").expect("derives");
+        let file: ScenarioFile =
+            crate::yaml::parse_one(&d.scenario, std::path::Path::new("scenario.yaml"))
+                .unwrap_or_else(|e| panic!("{e}\n{}", d.scenario));
+        (d.scenario, file)
+    }
+}

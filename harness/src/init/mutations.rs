@@ -589,3 +589,142 @@ pub(crate) fn exceptions(
         .filter_map(|m| exception(objects, setup, &mut base, m))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{derived, manifests_of};
+    use crate::scenario::spec::ScenarioFile;
+
+    /// The `skipBuiltinMutations` init writes for a shipped scenario's manifests.
+    fn excepted(scenario: &str) -> ScenarioFile {
+        derived(&manifests_of(scenario)).1
+    }
+
+    fn why<'a>(file: &'a ScenarioFile, name: &str) -> Option<&'a str> {
+        file.skip_builtin_mutations
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.why.as_str())
+    }
+
+    #[test]
+    fn a_second_fault_on_a_route_that_fails_by_design_is_excepted_with_what_it_gets() {
+        let file = excepted("egress-mtls-traps");
+        let without_tls13 = why(
+            &file,
+            "builtin/ssl-name-changed/gateway/egress-default-protocols",
+        )
+        .expect("excepted");
+        assert!(
+            without_tls13.contains("http://default-protocols.example.com/v1/models")
+                && without_tls13.contains("answer 502 either way")
+                && without_tls13.contains("the gateway speaks TLS 1.3 only"),
+            "{without_tls13}"
+        );
+        // Another failure, the same 502: both reasons named.
+        let dropped = why(
+            &file,
+            "builtin/route-policy-dropped/gateway/wrong-ca/egress-wrong-ca@/",
+        )
+        .expect("excepted");
+        assert!(
+            dropped.contains("without it (") && dropped.contains("NGINX presents none"),
+            "{dropped}"
+        );
+        // What a request can tell apart is never excepted: the good route's
+        // answer, and the session the wrong-CA route resumes after it (a name
+        // NGINX checks even then, TLS 1.3 the session needs).
+        for told_apart in [
+            "builtin/tls13-removed/gateway/egress-good",
+            "builtin/trusted-ca-swapped/gateway/egress-wrong-ca",
+            "builtin/ssl-name-changed/gateway/egress-wrong-ca",
+            "builtin/tls13-removed/gateway/egress-wrong-ca",
+            "builtin/route-policy-dropped/gateway/shared-upstream/egress-wrong-ca@/wrong-ca/",
+        ] {
+            assert_eq!(why(&file, told_apart), None, "{told_apart}");
+        }
+        // The session carries the client identity: dropping the certificate changes nothing.
+        let resumed =
+            why(&file, "builtin/client-cert-dropped/gateway/egress-wrong-ca").expect("excepted");
+        assert!(resumed.contains("right after"), "{resumed}");
+    }
+
+    #[test]
+    fn a_deny_list_of_documentation_addresses_is_excepted_an_allow_list_is_not() {
+        let file = excepted("access-control");
+        let deny = why(&file, "builtin/policy-dropped/acl/webui/deny-test-net").expect("excepted");
+        assert!(
+            deny.contains("`deny 192.0.2.0/24` names only documentation addresses"),
+            "{deny}"
+        );
+        assert_eq!(
+            why(
+                &file,
+                "builtin/route-policy-dropped/acl/webui/admins-only@/api/config"
+            ),
+            None,
+            "without the allow-list the route answers 200, not 403"
+        );
+        assert_eq!(file.skip_builtin_mutations.len(), 1);
+    }
+
+    #[test]
+    fn verify_depth_two_lowered_is_excepted_for_the_chains_the_harness_issues() {
+        let file = excepted("client-verification");
+        let depth = why(&file, "builtin/verify-depth-lowered/verify/depth-2").expect("excepted");
+        assert!(
+            depth.contains("verifyDepth 2 and 1 differ only for a chain of 2 intermediate CAs"),
+            "{depth}"
+        );
+        // From 1 to 0 the one intermediate is refused: told apart.
+        let file = excepted("openwebui-ingress-mtls");
+        assert!(file.skip_builtin_mutations.is_empty());
+    }
+
+    #[test]
+    fn a_certificate_usage_is_excepted_only_where_nothing_judges_it() {
+        let file = excepted("egress-without-verification");
+        let server = why(
+            &file,
+            "builtin/server-auth-dropped/noverify/aigw-server-tls",
+        )
+        .expect("excepted");
+        assert!(
+            server.contains("proxy_ssl_verify off: it does not check the gateway's certificate")
+                && server.contains("`CN = impostor-ca`, which the trusted CA Secret does not hold"),
+            "{server}"
+        );
+        // The gateway judges NGINX's client certificate on the route that reaches it.
+        assert_eq!(
+            why(&file, "builtin/client-auth-dropped/noverify/nic-client"),
+            None
+        );
+    }
+
+    #[test]
+    fn settings_a_location_inherits_or_does_not_use_are_named() {
+        let file = excepted("ingress-mergeable");
+        let inherited =
+            why(&file, "builtin/client-cert-dropped/merge/minion-egress").expect("excepted");
+        assert!(inherited.contains("same effective settings"), "{inherited}");
+        let file = excepted("ingress-egress-mtls");
+        let inert = why(
+            &file,
+            "builtin/annotation-policy-dropped/webapp/webapp-ingress-no-ssl-services/egress-mtls-policy-tls13",
+        )
+        .expect("excepted");
+        assert!(
+            inert.contains("speak plain HTTP to their upstream (http://webapp-plain.example.com/"),
+            "{inert}"
+        );
+    }
+
+    #[test]
+    fn lists_read_as_sentences() {
+        let items = |n: usize| (1..=n).map(|i| i.to_string()).collect::<Vec<_>>();
+        assert_eq!(super::list(&items(1)), "1");
+        assert_eq!(super::list(&items(2)), "1 and 2");
+        assert_eq!(super::list(&items(3)), "1, 2 and 3");
+        assert_eq!(super::list(&items(5)), "1, 2 and 3 more");
+    }
+}
