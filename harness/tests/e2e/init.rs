@@ -1,9 +1,12 @@
 //! `init` on every shipped scenario's manifests alone (`scenario.yaml` removed):
-//! the generated scenario must pass on the local substrate at once. Each trial
-//! also prints how many of the hand-written checks the generated scenario
-//! reproduces (same target, path, identity and expected status) and how many
-//! checks it adds; `init/*` cases cover a `kubectl get -o yaml` dump and the
-//! refusal to overwrite.
+//! the generated scenario must pass on the local substrate at once, with every
+//! built-in mutation `run --mutations` applies killed (100%), and every one it
+//! declares no request can tell apart (`skipBuiltinMutations`) surviving when
+//! it is run after all: an exception is a passing verdict on its stated
+//! reason, so a wrong reason fails here. Each trial also prints how many of
+//! the hand-written checks the generated scenario reproduces (same target,
+//! path, identity and expected status) and how many checks it adds; `init/*`
+//! cases cover a `kubectl get -o yaml` dump and the refusal to overwrite.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -105,7 +108,63 @@ fn key(s: &Scenario, c: &Check) -> String {
     )
 }
 
-/// `init` then `run` on one shipped scenario's manifests.
+/// The built-in mutations of a `--report` file: (name, outcome, what it does,
+/// why not applied or what killed it).
+fn builtin_outcomes(report: &Path) -> Result<Vec<(String, String, String, String)>, String> {
+    let text = std::fs::read_to_string(report).map_err(|e| e.to_string())?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let text_of = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    Ok(json["scenarios"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["mutations"].as_array().into_iter().flatten())
+        .filter(|m| m["builtin"] == true)
+        .map(|m| {
+            let detail = match m["outcome"].as_str() {
+                Some("killed") => text_of(&m["killed_by"]),
+                _ => text_of(&m["not_applied"]),
+            };
+            (
+                text_of(&m["name"]),
+                text_of(&m["outcome"]),
+                text_of(&m["why"]),
+                detail,
+            )
+        })
+        .collect())
+}
+
+/// The generated scenario text with its `skipBuiltinMutations` (written last)
+/// replaced by `names`, each with `why`.
+fn with_exceptions(text: &str, names: &[&String], why: &str) -> Result<String, Failed> {
+    let mut kept: Vec<&str> = Vec::new();
+    let mut block = false;
+    for line in text.lines() {
+        if line == "skipBuiltinMutations:" {
+            block = true;
+        } else if block && !(line.starts_with(' ') || line.starts_with('#') || line.is_empty()) {
+            return Err(format!("init wrote `{line}` after skipBuiltinMutations").into());
+        }
+        if !block {
+            kept.push(line);
+        }
+    }
+    let mut out = kept.join("\n");
+    out.push_str("\nskipBuiltinMutations:\n");
+    for name in names {
+        out.push_str(&format!("  - name: \"{name}\"\n    why: {why}\n"));
+    }
+    Ok(out)
+}
+
+/// `init`, then `run --mutations`, on one shipped scenario's manifests: it
+/// passes and kills every built-in mutation it applies; then each one it
+/// excepts, run alone, must survive.
 fn shipped(dir: &Path) -> Result<(), Failed> {
     let name = dir
         .file_name()
@@ -116,7 +175,95 @@ fn shipped(dir: &Path) -> Result<(), Failed> {
     copy_manifests(dir, &folder)?;
     let folder_text = folder.display().to_string();
     run(&["-q", "init", &folder_text], 0)?;
-    run(&["-q", "run", &folder_text], 0)?;
+    let report = work.path().join("report.json");
+    let report_text = report.display().to_string();
+    let ran = binary()
+        .args([
+            "-q",
+            "run",
+            "--mutations",
+            "--report",
+            &report_text,
+            &folder_text,
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let outcomes = builtin_outcomes(&report).map_err(|e| {
+        format!(
+            "{e}; `run --mutations` said:\n{}{}",
+            String::from_utf8_lossy(&ran.stdout),
+            String::from_utf8_lossy(&ran.stderr)
+        )
+    })?;
+    let not_killed: Vec<String> = outcomes
+        .iter()
+        .filter(|(_, outcome, _, _)| {
+            !matches!(outcome.as_str(), "killed" | "equivalent" | "excepted")
+        })
+        .map(|(m, outcome, does, detail)| format!("  {m}: {outcome}: {does} {detail}"))
+        .collect();
+    if !not_killed.is_empty() || ran.status.code() != Some(0) {
+        return Err(format!(
+            "init then `run --mutations` should pass and kill every applied built-in mutation (exit {:?}); not killed:\n{}\n{}",
+            ran.status.code(),
+            not_killed.join("\n"),
+            String::from_utf8_lossy(&ran.stdout)
+        )
+        .into());
+    }
+    let applied = outcomes.iter().filter(|(_, o, _, _)| o == "killed").count();
+    let excepted: Vec<&String> = outcomes
+        .iter()
+        .filter(|(_, o, _, _)| o == "excepted")
+        .map(|(m, _, _, _)| m)
+        .collect();
+    if !excepted.is_empty() {
+        // Run only what init excepted: every other built-in mutation is
+        // excepted in this copy instead (the run above judged those).
+        let others: Vec<&String> = outcomes
+            .iter()
+            .filter(|(_, o, _, _)| o != "excepted")
+            .map(|(m, _, _, _)| m)
+            .collect();
+        let copy = work.path().join(format!("{name}-excepted-only"));
+        copy_manifests(&folder, &copy)?;
+        let text =
+            std::fs::read_to_string(folder.join("scenario.yaml")).map_err(|e| e.to_string())?;
+        let text = with_exceptions(&text, &others, "judged by the first run of this trial")?;
+        std::fs::write(copy.join("scenario.yaml"), text).map_err(|e| e.to_string())?;
+        let second = work.path().join("excepted-only.json");
+        let (copy_text, second_text) = (copy.display().to_string(), second.display().to_string());
+        let _ = binary()
+            .args([
+                "-q",
+                "run",
+                "--mutations=builtin",
+                "--report",
+                &second_text,
+                &copy_text,
+            ])
+            .output()
+            .map_err(|e| e.to_string())?;
+        let wrong: Vec<String> = builtin_outcomes(&second)?
+            .into_iter()
+            .filter(|(m, outcome, _, _)| excepted.contains(&m) && outcome != "survived")
+            .map(|(m, outcome, _, detail)| {
+                let why = outcomes
+                    .iter()
+                    .find(|(n, _, _, _)| *n == m)
+                    .map(|(_, _, _, why)| why.clone())
+                    .unwrap_or_default();
+                format!("  {m}: {outcome} ({detail}), yet init excepted it saying: {why}")
+            })
+            .collect();
+        if !wrong.is_empty() {
+            return Err(format!(
+                "init declared mutations no request tells apart, but run they are not survivors:\n{}",
+                wrong.join("\n")
+            )
+            .into());
+        }
+    }
     let hand = Scenario::load(dir).map_err(|e| e.to_string())?;
     let generated = Scenario::load(&folder).map_err(|e| e.to_string())?;
     let theirs: BTreeMap<String, &str> = generated
@@ -132,9 +279,11 @@ fn shipped(dir: &Path) -> Result<(), Failed> {
     let mine: Vec<String> = hand.checks.iter().map(|c| key(&hand, c)).collect();
     let added = theirs.keys().filter(|k| !mine.contains(k)).count();
     eprintln!(
-        "init/{name}: reproduces {reproduced} of {} hand-written checks; {} generated, {added} not among them",
+        "init/{name}: reproduces {reproduced} of {} hand-written checks; {} generated, {added} not among them; \
+         built-in mutations: {applied} of {applied} applied killed, {} excepted (each survives when run)",
         hand.checks.len(),
-        generated.checks.len()
+        generated.checks.len(),
+        excepted.len()
     );
     Ok(())
 }
@@ -281,9 +430,10 @@ pub fn trials() -> Vec<Trial> {
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
-            Trial::test(format!("init/{name}-manifests-alone-pass"), move || {
-                shipped(&dir)
-            })
+            Trial::test(
+                format!("init/{name}-manifests-alone-pass-and-kill-every-mutation"),
+                move || shipped(&dir),
+            )
         })
         .collect();
     trials.push(Trial::test(
