@@ -173,7 +173,10 @@ pub(crate) async fn local(engine: &Engine, scenario: &Scenario) -> Result<String
     }
 
     let _ = writeln!(w, "## 8. Checks");
-    checks(w, scenario, true);
+    checks(w, scenario);
+    mutations(w, scenario, |changed| {
+        local.renders_alike_with(&prepared, changed, &nginx_dir)
+    });
     let routing = Routing::parse(nic.conf_files.iter().map(|(_, t)| t.as_str()));
     shared_state(w, &hazard::find(scenario, &routing));
     let probe_dir = dir.join("probes");
@@ -281,9 +284,8 @@ fn shared_state(w: &mut String, groups: &[SharedState]) {
     }
 }
 
-/// Each check: the probe, who it is made as, what it expects; then the
-/// mutations, where the substrate runs them (local only).
-fn checks(w: &mut String, scenario: &Scenario, mutations: bool) {
+/// Each check: the probe, who it is made as, what it expects.
+fn checks(w: &mut String, scenario: &Scenario) {
     for c in &scenario.checks {
         let probe = match &c.probe {
             Probe::Http { method, url, .. } => format!("{} {}", method.as_str(), url.display()),
@@ -315,13 +317,64 @@ fn checks(w: &mut String, scenario: &Scenario, mutations: bool) {
             strip_empty(&expect)
         );
     }
-    for m in scenario.spec.mutations.iter().filter(|_| mutations) {
+}
+
+/// What `run --mutations` applies (local only), in its order: the
+/// hand-written mutations, then the built-in ones the run derives (the same
+/// list, `Scenario::builtin`), each with its patch and what becomes of it.
+/// `alike` says whether NIC renders a changed object only it reads exactly as
+/// without it (the run does not apply that one: equivalent).
+fn mutations(
+    w: &mut String,
+    scenario: &Scenario,
+    alike: impl Fn(&crate::manifest::Object) -> Result<bool, crate::manifest::ManifestError>,
+) {
+    let patch = |m: &crate::scenario::spec::MutationSpec| {
+        format!(
+            "patch {} {}",
+            m.patch.object,
+            serde_json::to_string(&m.patch.merge).unwrap_or_default()
+        )
+    };
+    for m in &scenario.spec.mutations {
         let _ = writeln!(
             w,
-            "  mutation {}: patch {} must break {}",
+            "  mutation {}: {}\n    must break {}",
             m.name,
-            m.patch.object,
+            patch(m),
             m.breaks.join(", ")
+        );
+    }
+    for m in &scenario.builtin {
+        let does = m.why.as_deref().unwrap_or_default();
+        let fate = if let Some(skip) = scenario.builtin_exception(&m.name) {
+            format!(
+                "not run, excepted in scenario.yaml: {}",
+                skip.why.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
+        } else {
+            let changed = scenario
+                .mutated(m)
+                .ok()
+                .and_then(|s| {
+                    crate::scenario::spec::parse_object_ref(&m.patch.object)
+                        .ok()
+                        .and_then(|id| s.object(&id).cloned())
+                })
+                .filter(|o| crate::substrate::local::read_by_nic_only(o.id.kind));
+            match changed.map(|o| alike(&o)) {
+                Some(Ok(true)) => format!(
+                    "not run, equivalent: {}",
+                    crate::substrate::local::EQUIVALENT
+                ),
+                _ => "killed when a check that passes without it turns red, or a resource's state is not the declared one".into(),
+            }
+        };
+        let _ = writeln!(
+            w,
+            "  built-in mutation {}: {}\n    {does}; {fate}",
+            m.name,
+            patch(m)
         );
     }
 }
@@ -536,7 +589,7 @@ pub(crate) fn cluster(
                 "port-forwards to NIC"
             }
         );
-        checks(w, s, false);
+        checks(w, s);
         let _ = writeln!(
             w,
             "  on failure, into {}:",

@@ -284,11 +284,7 @@ fn mutated(
     let mut json = object.to_json();
     crate::manifest::merge_patch(&mut json, &mutation.patch.merge);
     let changed = object.with_json(&json).ok()?;
-    let nic_only = matches!(
-        changed.id.kind,
-        Kind::Policy | Kind::VirtualServer | Kind::VirtualServerRoute | Kind::Ingress
-    );
-    let world = if nic_only {
+    let world = if crate::substrate::local::read_by_nic_only(changed.id.kind) {
         base.rerendered(&changed).ok()?
     } else {
         let patched: Vec<Object> = objects

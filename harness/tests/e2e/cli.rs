@@ -775,6 +775,29 @@ fn cases() -> Vec<Trial> {
                 "upstream vs_gateway_shared-upstream_aigw: shared-wrong-ca-502-before-any-session, shared-good-200,",
                 "they run one at a time, in this order, from an empty cache",
             ]),
+        // The built-in mutations `run --mutations` applies, from the run's own
+        // list, each with its patch and its fate there: applied, excepted with
+        // the scenario's why, or equivalent as NIC renders it.
+        case("plan-lists-the-built-in-mutations-as-the-run-treats-them")
+            .base("policy-errors")
+            .run(&["plan", "{scenario}"])
+            .code(0)
+            .stdout(&[
+                "built-in mutation builtin/verify-client-off/errors/mtls-missing-secret: patch Policy errors/mtls-missing-secret {\"spec\":{\"ingressMTLS\":{\"verifyClient\":\"off\"}}}",
+                "not run, equivalent: NIC renders the same configuration",
+                "built-in mutation builtin/tls-removed/errors/missing-secret: patch VirtualServer errors/missing-secret {\"spec\":{\"tls\":null}}",
+                "killed when a check that passes without it turns red, or a resource's state is not the declared one",
+            ]),
+        case("plan-lists-a-declared-exception-with-its-why")
+            .base("access-control")
+            .run(&["plan", "{scenario}"])
+            .code(0)
+            .stdout(&[
+                "mutation route-without-the-allow-list: patch VirtualServer acl/webui",
+                "must break route-allow-list-403",
+                "built-in mutation builtin/policy-dropped/acl/webui/deny-test-net: patch VirtualServer acl/webui",
+                "not run, excepted in scenario.yaml: The deny-list names only a documentation range (RFC 5737)",
+            ]),
         case("a-masked-check-explains-what-ran-before-it")
             .base("egress-mtls-traps")
             .replace("scenario.yaml", "    get: http://shared.example.com/wrong-ca/v1/models\n    expect: {status: 200, json: {object: list}}", "    get: http://shared.example.com/wrong-ca/v1/models\n    expect: {status: 502}")

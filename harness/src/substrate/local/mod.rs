@@ -357,6 +357,42 @@ pub(crate) fn unexpected_states<'a>(
         .collect()
 }
 
+/// Whether only NIC reads objects of `kind` (not cert-manager, the steps or
+/// the pods): a mutation of one changes nothing but NIC's render.
+pub(crate) fn read_by_nic_only(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Policy | Kind::VirtualServer | Kind::VirtualServerRoute | Kind::Ingress
+    )
+}
+
+/// Why a mutation NIC renders alike is not run.
+pub(crate) const EQUIVALENT: &str = "NIC renders the same configuration, secrets and resource states with it as without it, \
+     so no probe can tell";
+
+impl Local {
+    /// Whether NIC renders `prepared` with `changed`, an object only NIC reads,
+    /// in place of the object of its id exactly as without it ([`renders_alike`]):
+    /// the mutation is equivalent.
+    ///
+    /// # Errors
+    /// When NIC's render of either fails (file and line).
+    pub(crate) fn renders_alike_with(
+        &self,
+        prepared: &Prepared,
+        changed: &Object,
+        nginx_dir: &Path,
+    ) -> Result<bool, ManifestError> {
+        let before = self.planned(prepared, &prepared.objects, nginx_dir)?;
+        let mut objects = prepared.objects.clone();
+        if let Some(slot) = objects.iter_mut().find(|o| o.id == changed.id) {
+            *slot = changed.clone();
+        }
+        let after = self.planned(prepared, &objects, nginx_dir)?;
+        Ok(renders_alike(&before, &after))
+    }
+}
+
 /// Two renders nginx would serve alike: the same configuration files, the
 /// same secret files among those the configuration names (nginx reads no
 /// other), the same hosts and resource states (their messages aside).
