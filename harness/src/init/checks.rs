@@ -449,7 +449,7 @@ fn no_resumption(session: &Session, egress: &Egress) -> Option<String> {
 }
 
 /// Why NGINX's TLS exchange with the gateway fails, if it does, in the order
-/// it happens: the protocol version (ClientHello), NGINX's verification of the
+/// it happens: the protocol version (`ClientHello`), NGINX's verification of the
 /// gateway's certificate (its chain and purpose, then `ngx_ssl_check_host`
 /// once the handshake is done), then the gateway's verdict on NGINX's client
 /// certificate, which arrives after that. A resumed `session` skips the chain,

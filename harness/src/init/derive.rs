@@ -313,7 +313,7 @@ fn session_checks(
     paths: &[(String, String)],
     client: &Client,
     cas: &[String],
-    ctx: SessionCtx<'_>,
+    ctx: &SessionCtx<'_>,
 ) {
     let scheme = if ctx.tls { "https" } else { "http" };
     for (location_a, path_a) in paths {
@@ -700,7 +700,7 @@ pub(crate) fn plan(world: &World, setup: &Setup) -> Plan {
             &paths,
             &pass_client,
             &cas,
-            SessionCtx {
+            &SessionCtx {
                 tls,
                 identity: if tls { pass_identity.clone() } else { None },
                 trust: if tls { trust.clone() } else { None },

@@ -467,6 +467,11 @@ fn reason(
         });
     }
     let mut why = match near.into_iter().next() {
+        // A Certificate's Secret that no request uses.
+        None if secret.is_some() => {
+            "No request init makes uses what it changes: each is answered as without it."
+                .to_string()
+        }
         None => "NIC renders it otherwise, yet every location keeps the same effective settings \
                  (nginx takes what a location leaves unset from its server, which sets the same), \
                  so every request init makes is answered as without it."
@@ -476,39 +481,7 @@ fn reason(
              ({}), which NGINX does not use there: every request init makes is answered as without it.",
             list(&labels(&reached))
         ),
-        Some((kind, reached)) => {
-            let groups = grouped(reached);
-            let shown: Vec<String> = groups
-                .iter()
-                .take(SHOWN)
-                .map(|((answer, without, with), labels)| {
-                    let who = list(labels);
-                    let verb = if labels.len() == 1 {
-                        answer
-                            .replacen("answer ", "answers ", 1)
-                            .replacen("refuse ", "refuses ", 1)
-                    } else {
-                        answer.clone()
-                    };
-                    if without == with {
-                        format!("{who} {verb} either way: {without}")
-                    } else {
-                        format!("{who} {verb} without it ({without}) and with it ({with})")
-                    }
-                })
-                .collect();
-            let lead = if kind == Near::Reaches {
-                "No request tells it apart"
-            } else {
-                "Every request that gets to what it changes is decided before it is reached"
-            };
-            let mut text = format!("{lead}: {}", shown.join("; "));
-            if groups.len() > SHOWN {
-                let _ = write!(text, "; and {} more, likewise", groups.len() - SHOWN);
-            }
-            text.push('.');
-            text
-        }
+        Some((kind, reached)) => told(kind, reached),
     };
     if let Some(depth) = mutation
         .patch
@@ -524,6 +497,41 @@ fn reason(
         );
     }
     why
+}
+
+/// The requests that reach what a mutation changes, and what they get, in words.
+fn told(kind: Near, reached: Vec<Reached>) -> String {
+    let groups = grouped(reached);
+    let shown: Vec<String> = groups
+        .iter()
+        .take(SHOWN)
+        .map(|((answer, without, with), labels)| {
+            let who = list(labels);
+            let verb = if labels.len() == 1 {
+                answer
+                    .replacen("answer ", "answers ", 1)
+                    .replacen("refuse ", "refuses ", 1)
+            } else {
+                answer.clone()
+            };
+            if without == with {
+                format!("{who} {verb} either way: {without}")
+            } else {
+                format!("{who} {verb} without it ({without}) and with it ({with})")
+            }
+        })
+        .collect();
+    let lead = if kind == Near::Reaches {
+        "No request tells it apart"
+    } else {
+        "Every request that gets to what it changes is decided before it is reached"
+    };
+    let mut text = format!("{lead}: {}", shown.join("; "));
+    if groups.len() > SHOWN {
+        let _ = write!(text, "; and {} more, likewise", groups.len() - SHOWN);
+    }
+    text.push('.');
+    text
 }
 
 fn labels(reached: &[Reached]) -> Vec<String> {
