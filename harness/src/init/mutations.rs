@@ -724,6 +724,31 @@ mod tests {
     }
 
     #[test]
+    fn a_change_past_where_every_request_is_decided_is_excepted_saying_where() {
+        // The gateway's CA Secrets come from openssl steps init cannot write:
+        // NIC answers `return 500` in the location, before any proxying.
+        let file = excepted("aigw-egress-mtls");
+        let plain =
+            why(&file, "builtin/upstream-tls-off/ai-gateway/aigw-mtls/aigw").expect("excepted");
+        assert!(
+            plain.starts_with(
+                "Every request that gets to what it changes is decided before it is reached"
+            ) && plain.contains(
+                "http://aigw.example.com/ answers 500 either way: the location's `return 500`"
+            ),
+            "{plain}"
+        );
+        // Without its policy the route proxies: told apart.
+        assert_eq!(
+            why(
+                &file,
+                "builtin/route-policy-dropped/ai-gateway/aigw-mtls/aigw-mtls@/"
+            ),
+            None
+        );
+    }
+
+    #[test]
     fn lists_read_as_sentences() {
         let items = |n: usize| (1..=n).map(|i| i.to_string()).collect::<Vec<_>>();
         assert_eq!(super::list(&items(1)), "1");
