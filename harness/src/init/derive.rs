@@ -350,7 +350,8 @@ fn session_checks(
                 continue;
             }
             let mut reasons = vec![format!(
-                "FINDING: alone, location `{location_b}` answers {fresh} (its upstream handshake fails); right after {primer}                  (location `{location_a}`, the same upstream {}) it resumes that TLS session",
+                "FINDING: alone, location `{location_b}` answers {fresh} (its upstream handshake fails); right after {primer} \
+                 (location `{location_a}`, the same upstream {}) it resumes that TLS session",
                 session.egress.upstream
             )];
             reasons.extend(ctx.context.iter().cloned());
