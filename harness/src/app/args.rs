@@ -225,6 +225,11 @@ pub(crate) struct SubstrateArgs {
 }
 
 impl SubstrateArgs {
+    /// Whether the run is on a cluster (its steps take minutes).
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.substrate != SubstrateName::Local
+    }
+
     /// The cluster options, or `None` for the local substrate. Options that do
     /// not apply to the chosen substrate are refused rather than ignored, each
     /// one given, whatever its value.
