@@ -12,7 +12,6 @@ use std::path::Path;
 use std::pin::pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tracing::Instrument;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
@@ -26,6 +25,7 @@ use kube::runtime::wait::{self, await_condition};
 use kube::runtime::watcher;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::actions::{self, Action, NicPod, Phase, Teardown};
 use super::{Cluster, ClusterDeployment, ClusterError, forward, ownership, readiness, waits};
