@@ -652,7 +652,7 @@ pub(crate) async fn up(
 
 /// Wait until NIC serves the scenario's upstreams with their endpoints
 /// ([`readiness::endpoints`], then [`readiness::conf_serves`] over `nginx -T`
-/// in NIC's pod). Polled: EndpointSlices are a list by label, and NIC's
+/// in NIC's pod). Polled: `EndpointSlices` are a list by label, and NIC's
 /// configuration is read by `kubectl exec`, neither one object to watch.
 async fn wait_serving(
     cluster: &Cluster,
@@ -974,7 +974,7 @@ async fn why_pods_not_ready(
     Ok(waits::pods_not_ready(name, &pods.items, &events.items))
 }
 
-/// Wait until NIC reports `expected` for a Policy, VirtualServer (status) or
+/// Wait until NIC reports `expected` for a Policy, `VirtualServer` (status) or
 /// Ingress (its latest event).
 async fn wait_state(
     cluster: &Cluster,
@@ -1021,7 +1021,7 @@ async fn wait_state(
     .await
 }
 
-/// NIC's `status.state`, `reason` and `message` of a Policy or VirtualServer
+/// NIC's `status.state`, `reason` and `message` of a Policy or `VirtualServer`
 /// (its JSON without metadata); empty where not written yet.
 fn nic_status(object: Option<&Value>) -> (String, String, String) {
     let status = object.and_then(|v| v.get("status"));

@@ -119,9 +119,6 @@ pub const NIC_RELEASES: &[NicRelease] = &[
 pub const DEFAULT_NIC: &str = "5.5.4";
 pub(crate) const NIC_NAMESPACE: &str = "nginx-ingress";
 pub(crate) const NIC_DEPLOYMENT: &str = "nginx-ingress";
-/// NIC answers TLS for unknown hosts with this certificate (without it NIC
-/// rejects such handshakes), as the NIC docs set up.
-
 pub(crate) const WEBHOOK_DEADLINE: Duration = Duration::from_secs(240);
 pub(crate) const NIC_DEADLINE: Duration = Duration::from_secs(300);
 pub(crate) const CRD_DEADLINE: Duration = Duration::from_secs(60);
@@ -173,7 +170,7 @@ pub fn pinned_downloads() -> Vec<Download> {
     all
 }
 
-/// The CustomResourceDefinitions of cert-manager's release manifest and of
+/// The `CustomResourceDefinitions` of cert-manager's release manifest and of
 /// NIC `nic_version`'s `deploy/crds.yaml`, from the cache alone (each
 /// sha256-checked): `None` when either file is not there.
 ///
@@ -212,8 +209,8 @@ pub fn documents(bytes: &[u8], name: &str) -> Result<Vec<Value>, ClusterError> {
         .map_err(|e| ClusterError::Failed(e.to_string()))?;
     Ok(docs
         .iter()
-        .map(|d| d.to_json())
-        .filter(|v| v.is_object())
+        .map(crate::yaml::Document::to_json)
+        .filter(serde_json::Value::is_object)
         .collect())
 }
 
@@ -352,7 +349,7 @@ async fn apply_set(applier: &Applier, set: &InstallSet) -> Result<(), ClusterErr
     Ok(())
 }
 
-/// A ClusterIssuer with no issuer type: its schema lets it through, and only
+/// A `ClusterIssuer` with no issuer type: its schema lets it through, and only
 /// cert-manager's validating webhook refuses it ("at least one issuer must be
 /// configured"). So a server-side dry-run create that is refused with that is
 /// the sign the webhook serves; one that is accepted means no webhook looked

@@ -196,17 +196,16 @@ pub(crate) async fn run(
         status
     };
     let outcome = tokio::time::timeout(timeout, work).await;
-    let status = match outcome {
-        Ok(status) => status.map_err(|e| ClusterError::Failed(format!("`{shown}`: {e}")))?,
-        Err(_) => {
-            group.kill();
-            // SIGKILL reached the leader too: this returns at once.
-            let _ = child.wait().await;
-            group.reaped();
-            return Err(ClusterError::Failed(format!(
-                "`{shown}` did not finish within {timeout:?}"
-            )));
-        }
+    let status = if let Ok(status) = outcome {
+        status.map_err(|e| ClusterError::Failed(format!("`{shown}`: {e}")))?
+    } else {
+        group.kill();
+        // SIGKILL reached the leader too: this returns at once.
+        let _ = child.wait().await;
+        group.reaped();
+        return Err(ClusterError::Failed(format!(
+            "`{shown}` did not finish within {timeout:?}"
+        )));
     };
     group.reaped();
     if !status.success() {
@@ -605,9 +604,7 @@ pub(crate) async fn client(
             ))
         })?,
     };
-    let shown = kubeconfig
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "kubeconfig".into());
+    let shown = kubeconfig.map_or_else(|| "kubeconfig".into(), |p| p.display().to_string());
     let options = kube::config::KubeConfigOptions {
         context: context.map(String::from),
         ..Default::default()
