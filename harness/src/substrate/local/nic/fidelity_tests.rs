@@ -21,13 +21,13 @@ use crate::pki::{self, CertSpec, KeyAlgorithm, KeyEncoding, Usage};
 use crate::scenario::steps::SecretData;
 
 /// Secrets by `ns/name`, as NIC's tests list their secret references.
-type Secrets = Vec<(&'static str, SecretData)>;
+pub(super) type Secrets = Vec<(&'static str, SecretData)>;
 
 const CERT: &str = "/etc/nginx/secrets/default-ingress-mtls-secret-ca.crt";
 const CRL: &str = "/etc/nginx/secrets/default-ingress-mtls-secret-ca.crl";
 
 /// A CA certificate and a TLS pair, made once.
-fn pems() -> &'static (String, String, String) {
+pub(super) fn pems() -> &'static (String, String, String) {
     static PEMS: OnceLock<(String, String, String)> = OnceLock::new();
     PEMS.get_or_init(|| {
         let mut spec = CertSpec::new("fixture CA", time::Duration::days(1));
@@ -50,7 +50,7 @@ fn pems() -> &'static (String, String, String) {
     })
 }
 
-fn ca_secret(with_crl: bool) -> SecretData {
+pub(super) fn ca_secret(with_crl: bool) -> SecretData {
     let mut data = BTreeMap::from([("ca.crt".to_string(), pems().0.clone().into_bytes())]);
     if with_crl {
         data.insert("ca.crl".into(), b"base64crl".to_vec());
@@ -61,7 +61,7 @@ fn ca_secret(with_crl: bool) -> SecretData {
     }
 }
 
-fn tls_secret() -> SecretData {
+pub(super) fn tls_secret() -> SecretData {
     let (_, cert, key) = pems();
     SecretData {
         type_: "kubernetes.io/tls".into(),
@@ -72,11 +72,11 @@ fn tls_secret() -> SecretData {
     }
 }
 
-fn spec(yaml: &str) -> PolicySpec {
+pub(super) fn spec(yaml: &str) -> PolicySpec {
     crate::yaml::parse_one(yaml, Path::new("policy.yaml")).expect("policy spec")
 }
 
-fn refs(names: &[&str]) -> Vec<PolicyRef> {
+pub(super) fn refs(names: &[&str]) -> Vec<PolicyRef> {
     names
         .iter()
         .map(|n| PolicyRef {
@@ -87,7 +87,7 @@ fn refs(names: &[&str]) -> Vec<PolicyRef> {
 }
 
 /// `generatePolicies` with NIC's test owner (namespace `default`).
-fn generate(
+pub(super) fn generate(
     policies: &[(&str, &str)],
     secrets: &[(&str, SecretData)],
     order: &[&str],
@@ -117,14 +117,14 @@ fn generate(
     (cfg, warnings)
 }
 
-fn err500() -> PoliciesCfg {
+pub(super) fn err500() -> PoliciesCfg {
     PoliciesCfg {
         error_return: Some(500),
         ..PoliciesCfg::default()
     }
 }
 
-fn lines(text: &str) -> Vec<&str> {
+pub(super) fn lines(text: &str) -> Vec<&str> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -132,7 +132,7 @@ fn lines(text: &str) -> Vec<&str> {
 }
 
 /// `needles` appear in `text` as consecutive directive lines, in this order.
-fn assert_block(text: &str, needles: &[&str]) {
+pub(super) fn assert_block(text: &str, needles: &[&str]) {
     let all = lines(text);
     let found = all.windows(needles.len()).any(|w| w == needles);
     assert!(
@@ -142,7 +142,7 @@ fn assert_block(text: &str, needles: &[&str]) {
     );
 }
 
-fn position(text: &str, needle: &str) -> usize {
+pub(super) fn position(text: &str, needle: &str) -> usize {
     text.find(needle)
         .unwrap_or_else(|| panic!("`{needle}` not in:\n{text}"))
 }
@@ -733,7 +733,7 @@ fn validate_access_control_cases() {
 
 // ------------------------------------------------------------- ingress_test.go
 
-struct NoEndpoints;
+pub(super) struct NoEndpoints;
 
 impl Endpoints for NoEndpoints {
     fn lookup(&self, _: &crate::manifest::ServicePort) -> Result<Vec<String>, String> {
@@ -741,7 +741,7 @@ impl Endpoints for NoEndpoints {
     }
 }
 
-const CAFE_INGRESS: &str = r#"
+pub(super) const CAFE_INGRESS: &str = r#"
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
@@ -758,7 +758,7 @@ spec:
       - {path: /tea, pathType: Prefix, backend: {service: {name: tea-svc, port: {number: 80}}}}
 "#;
 
-const MERGEABLE: &str = r#"
+pub(super) const MERGEABLE: &str = r#"
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
@@ -792,13 +792,13 @@ spec:
     http: {paths: [{path: /tea, pathType: Prefix, backend: {service: {name: tea-svc, port: {number: 80}}}}]}
 "#;
 
-fn policy_object(name: &str, spec_yaml: &str) -> String {
+pub(super) fn policy_object(name: &str, spec_yaml: &str) -> String {
     format!(
         "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec: {spec_yaml}\n---\n"
     )
 }
 
-fn egress_policy(
+pub(super) fn egress_policy(
     name: &str,
     tls: &str,
     trusted: &str,
@@ -815,9 +815,16 @@ fn egress_policy(
 }
 
 /// Render NIC's files for some objects with NIC's own environment.
-fn render_nic(yaml: &str, secrets: &[(&str, SecretData)]) -> super::NicOutput {
-    let objects: Vec<Object> =
-        manifest::load_text(yaml, Path::new("test.yaml"), "default").expect("objects");
+pub(super) fn render_nic(yaml: &str, secrets: &[(&str, SecretData)]) -> super::NicOutput {
+    try_render_nic(yaml, secrets).expect("configure")
+}
+
+/// [`render_nic`], or the local substrate's refusal (located in `test.yaml`).
+pub(super) fn try_render_nic(
+    yaml: &str,
+    secrets: &[(&str, SecretData)],
+) -> Result<super::NicOutput, crate::manifest::ManifestError> {
+    let objects: Vec<Object> = manifest::load_text(yaml, Path::new("test.yaml"), "default")?;
     let secrets: crate::scenario::steps::Secrets = secrets
         .iter()
         .map(|(k, s)| {
@@ -825,17 +832,17 @@ fn render_nic(yaml: &str, secrets: &[(&str, SecretData)]) -> super::NicOutput {
             (manifest::NamespacedName::new(ns, name), s.clone())
         })
         .collect();
-    configure(&objects, &secrets, &NoEndpoints, &RenderEnv::nic()).expect("configure")
+    configure(&objects, &secrets, &NoEndpoints, &RenderEnv::nic())
 }
 
-fn conf(out: &super::NicOutput, name: &str) -> String {
+pub(super) fn conf(out: &super::NicOutput, name: &str) -> String {
     out.conf_files
         .iter()
         .find(|(n, _)| n == name)
         .map_or_else(|| panic!("no {name}"), |(_, t)| t.clone())
 }
 
-fn state_of(out: &super::NicOutput, key: &str) -> super::ResourceState {
+pub(super) fn state_of(out: &super::NicOutput, key: &str) -> super::ResourceState {
     out.states
         .iter()
         .find(|s| s.key == key)
@@ -843,7 +850,7 @@ fn state_of(out: &super::NicOutput, key: &str) -> super::ResourceState {
         .unwrap_or_else(|| panic!("no state for {key}"))
 }
 
-fn warnings_of(out: &super::NicOutput, key: &str) -> Vec<String> {
+pub(super) fn warnings_of(out: &super::NicOutput, key: &str) -> Vec<String> {
     out.states
         .iter()
         .filter(|s| s.key == key)

@@ -3,6 +3,7 @@
 //! and warnings it reports. Fidelity to the controller is tested against NIC's
 //! own template snapshots.
 
+pub(crate) mod field;
 pub(crate) mod ingress;
 pub(crate) mod policy;
 pub(crate) mod render;
@@ -10,6 +11,8 @@ pub(crate) mod routing;
 pub(crate) mod secrets;
 pub(crate) mod virtualserver;
 
+#[cfg(test)]
+mod fidelity_policy_tests;
 #[cfg(test)]
 mod fidelity_tests;
 
@@ -176,12 +179,7 @@ fn unsupported(objects: &[Object]) -> Vec<ManifestError> {
                 let Ok(policy) = object.parse::<Policy>() else {
                     continue; // the render reports the parse error
                 };
-                for unrendered in policy
-                    .spec
-                    .types()
-                    .into_iter()
-                    .filter(|t| !PolicySpec::RENDERED.contains(t))
-                {
+                for unrendered in policy::unmodelled_types(&policy.spec) {
                     out.push(object.error(
                         &format!("spec.{unrendered}"),
                         format!(
