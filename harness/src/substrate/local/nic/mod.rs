@@ -14,6 +14,8 @@ pub(crate) mod virtualserver;
 #[cfg(test)]
 mod fidelity_policy_tests;
 #[cfg(test)]
+mod fidelity_secret_tests;
+#[cfg(test)]
 mod fidelity_tests;
 
 use crate::manifest::{NamespacedName, ServicePort};
