@@ -10,6 +10,7 @@ pub(crate) mod render;
 pub(crate) mod routing;
 pub(crate) mod secrets;
 pub(crate) mod virtualserver;
+pub(crate) mod vs_validation;
 
 #[cfg(test)]
 mod fidelity_policy_tests;
@@ -17,6 +18,8 @@ mod fidelity_policy_tests;
 mod fidelity_secret_tests;
 #[cfg(test)]
 mod fidelity_tests;
+#[cfg(test)]
+mod fidelity_vs_tests;
 
 use crate::manifest::{NamespacedName, ServicePort};
 use crate::scenario::steps::Secrets;
