@@ -5,6 +5,7 @@
 
 pub(crate) mod field;
 pub(crate) mod ingress;
+pub(crate) mod ingress_validation;
 pub(crate) mod policy;
 pub(crate) mod render;
 pub(crate) mod routing;
@@ -12,6 +13,8 @@ pub(crate) mod secrets;
 pub(crate) mod virtualserver;
 pub(crate) mod vs_validation;
 
+#[cfg(test)]
+mod fidelity_ingress_tests;
 #[cfg(test)]
 mod fidelity_policy_tests;
 #[cfg(test)]
