@@ -1315,3 +1315,191 @@ spec:
     assert!(coffee.contains("client_max_body_size 3m;"), "{coffee}");
     assert!(coffee.contains("proxy_connect_timeout 60s;"), "{coffee}");
 }
+
+/// The lines of the location block for `path` in `text`.
+fn location_block<'t>(text: &'t str, path: &str) -> &'t str {
+    let start = text
+        .find(&format!("location {path} {{"))
+        .unwrap_or_else(|| panic!("no location {path} in {text}"));
+    let end = text[start..]
+        .find("\n    }")
+        .map_or(text.len(), |e| start + e);
+    &text[start..end]
+}
+
+/// `TestGenerateNginxCfgForAccessControl`: server-level `allow` / `deny all`, no warnings.
+#[test]
+fn ingress_access_control() {
+    let yaml = format!(
+        "{}{}",
+        super::fidelity_tests::policy_object(
+            "my-test-policy",
+            "{accessControl: {allow: [10.1.0.0/24]}}"
+        ),
+        super::fidelity_tests::CAFE_INGRESS
+            .replace("POLICIES", "my-test-policy")
+            .replace(", nginx.org/ssl-services: \"SSL\"", "")
+    );
+    let out = render_nic(&yaml, &[("default/cafe-secret", tls_secret())]);
+    let text = conf(&out, "default-cafe-ingress.conf");
+    super::fidelity_tests::assert_block(
+        &text,
+        &["allow 10.1.0.0/24;", "deny all;", "server_tokens on;"],
+    );
+    assert!(warnings_of(&out, "default/cafe-ingress").is_empty());
+}
+
+/// `TestGenerateNginxCfgForMergeableIngressesMasterWithAccessControl` and
+/// `...MinionWithAccessControl`: the master's rules at server scope, a
+/// minion's in its own locations only.
+#[test]
+fn mergeable_access_control() {
+    let policy = super::fidelity_tests::policy_object(
+        "my-test-policy",
+        "{accessControl: {allow: [10.0.0.1/24]}}",
+    );
+    let master = super::fidelity_tests::MERGEABLE
+        .replace("MASTER", "my-test-policy")
+        .replace(", nginx.org/policies: \"COFFEE\"", "");
+    let out = render_nic(
+        &format!("{policy}{master}"),
+        &[("default/cafe-secret", tls_secret())],
+    );
+    let text = conf(&out, "default-cafe-ingress-master.conf");
+    let server = &text[..text.find("location /").expect("locations")];
+    assert!(
+        server.contains("allow 10.0.0.1/24;") && server.contains("deny all;"),
+        "{server}"
+    );
+    assert!(!location_block(&text, "/coffee").contains("allow "));
+    for key in [
+        "default/cafe-ingress-master",
+        "default/cafe-ingress-coffee-minion",
+    ] {
+        assert!(warnings_of(&out, key).is_empty(), "{key}");
+    }
+
+    let minion = super::fidelity_tests::MERGEABLE
+        .replace(", nginx.org/policies: \"MASTER\"", "")
+        .replace("COFFEE", "my-test-policy");
+    let out = render_nic(
+        &format!("{policy}{minion}"),
+        &[("default/cafe-secret", tls_secret())],
+    );
+    let text = conf(&out, "default-cafe-ingress-master.conf");
+    let server = &text[..text.find("location /").expect("locations")];
+    assert!(!server.contains("allow "), "{server}");
+    let coffee = location_block(&text, "/coffee");
+    assert!(
+        coffee.contains("allow 10.0.0.1/24;") && coffee.contains("deny all;"),
+        "{coffee}"
+    );
+    assert!(!location_block(&text, "/tea").contains("allow "));
+    assert!(warnings_of(&out, "default/cafe-ingress-coffee-minion").is_empty());
+}
+
+/// `TestGenerateNginxCfgForMergeableIngressesMasterWithMissingOrInvalidPolicy`
+/// and `...MinionWithMissingOrInvalidPolicy` (their `nginx.com/policies` rows
+/// use a Plus annotation, not rendered locally).
+#[test]
+fn mergeable_missing_policy() {
+    let master = super::fidelity_tests::MERGEABLE
+        .replace("MASTER", "missing-policy")
+        .replace(", nginx.org/policies: \"COFFEE\"", "");
+    let out = render_nic(&master, &[("default/cafe-secret", tls_secret())]);
+    let text = conf(&out, "default-cafe-ingress-master.conf");
+    let server = &text[..text.find("location /").expect("locations")];
+    assert!(server.contains("return 500;"), "{server}");
+    assert!(
+        warnings_of(&out, "default/cafe-ingress-master")
+            .contains(&"Policy default/missing-policy is missing or invalid".to_string())
+    );
+
+    let minion = super::fidelity_tests::MERGEABLE
+        .replace(", nginx.org/policies: \"MASTER\"", "")
+        .replace("COFFEE", "missing-policy");
+    let out = render_nic(&minion, &[("default/cafe-secret", tls_secret())]);
+    let text = conf(&out, "default-cafe-ingress-master.conf");
+    assert!(location_block(&text, "/coffee").contains("return 500;"));
+    assert!(!location_block(&text, "/tea").contains("return 500;"));
+    assert!(
+        warnings_of(&out, "default/cafe-ingress-coffee-minion")
+            .contains(&"Policy default/missing-policy is missing or invalid".to_string())
+    );
+    assert_refused(
+        &[("nginx.com/policies", "missing-policy")],
+        json!({"rules": [rule("cafe.example.com")]}),
+        "nginx.com/policies",
+    );
+}
+
+/// `TestGenerateNginxCfgWithMissingTLSSecret`: the handshake is refused and NIC
+/// warns with the store's error (the real store's words; NIC's test injects its own).
+/// `TestGenerateNginxCfgWithWildcardTLSSecret` needs `-wildcard-tls-secret`, not set by default.
+#[test]
+fn ingress_missing_tls_secret() {
+    let out = render_nic(&cafe(&[]), &[]);
+    let text = conf(&out, "default-cafe-ingress.conf");
+    assert!(text.contains("ssl_reject_handshake on;"), "{text}");
+    assert_eq!(
+        warnings_of(&out, "default/cafe-ingress"),
+        ["TLS secret cafe-secret is invalid: secret doesn't exist or of an unsupported type"]
+    );
+}
+
+/// `getPolicies` (controller.go), which the Ingress event reports: a Policy of
+/// another class is named as such, one with no class is the controller's, and
+/// each reference is looked up as written (duplicates included).
+#[test]
+fn ingress_policy_lookup_errors() {
+    let other = "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {name: other}\n\
+                 spec: {ingressClassName: other, accessControl: {allow: [10.0.0.1]}}\n---\n";
+    let unclassed = "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {name: unclassed}\n\
+                     spec: {ingressClassName: \"\", accessControl: {allow: [10.0.0.2]}}\n---\n";
+    let ingress =
+        super::fidelity_tests::CAFE_INGRESS.replace(", nginx.org/ssl-services: \"SSL\"", "");
+    let out = render_nic(
+        &format!("{other}{}", ingress.replace("POLICIES", "other")),
+        &[("default/cafe-secret", tls_secret())],
+    );
+    assert_eq!(
+        warnings_of(&out, "default/cafe-ingress"),
+        [
+            "Policy error for Ingress default/cafe-ingress: referenced policy default/other has incorrect ingress \
+             class: other (controller ingress class: nginx)",
+            "Policy default/other is missing or invalid"
+        ]
+    );
+    let out = render_nic(
+        &format!("{unclassed}{}", ingress.replace("POLICIES", "unclassed")),
+        &[("default/cafe-secret", tls_secret())],
+    );
+    assert!(warnings_of(&out, "default/cafe-ingress").is_empty());
+    assert!(conf(&out, "default-cafe-ingress.conf").contains("allow 10.0.0.2;"));
+    let out = render_nic(
+        &ingress.replace("POLICIES", "gone, gone"),
+        &[("default/cafe-secret", tls_secret())],
+    );
+    assert_eq!(
+        warnings_of(&out, "default/cafe-ingress"),
+        [
+            "Policy error for Ingress default/cafe-ingress: policy default/gone doesn't exist",
+            "Policy error for Ingress default/cafe-ingress: policy default/gone doesn't exist",
+            "Policy default/gone is missing or invalid"
+        ]
+    );
+}
+
+/// `HasCorrectIngressClass`: the deprecated `kubernetes.io/ingress.class`
+/// annotation wins over `ingressClassName`.
+#[test]
+fn ingress_class_annotation_wins() {
+    let ingress = cafe(&[("kubernetes.io/ingress.class", "other")]);
+    let out = render_nic(&ingress, &[("default/cafe-secret", tls_secret())]);
+    assert!(
+        out.conf_files
+            .iter()
+            .all(|(name, _)| name != "default-cafe-ingress.conf")
+    );
+    assert!(out.states.iter().all(|s| s.key != "default/cafe-ingress"));
+}

@@ -81,7 +81,15 @@ pub(crate) fn unsupported(object: &Object) -> Vec<ManifestError> {
 /// Read an Ingress; `Ok(None)` when NIC would not process it (another class).
 pub(crate) fn parse(object: &Object) -> Result<Option<Parsed<'_>>, ManifestError> {
     let spec = object.parse::<Ingress>()?.spec;
-    match spec.ingress_class_name.as_deref() {
+    // HasCorrectIngressClass: the deprecated annotation, when set, wins over the field.
+    let annotated = object
+        .annotations
+        .get("kubernetes.io/ingress.class")
+        .filter(|c| !c.is_empty());
+    match annotated
+        .map(String::as_str)
+        .or(spec.ingress_class_name.as_deref())
+    {
         Some(INGRESS_CLASS) => {}
         Some(_) => return Ok(None),
         None => {
@@ -106,29 +114,38 @@ fn validate(p: &Parsed<'_>) -> Result<(), String> {
     super::ingress_validation::validate(&p.object.annotations, &p.spec)
 }
 
-/// `nginx.org/policies`: comma-separated, trimmed, `name` or `ns/name`, de-duplicated.
-pub(crate) fn policy_refs(o: &Object) -> Vec<PolicyRef> {
-    let mut refs: Vec<PolicyRef> = Vec::new();
-    for entry in o
-        .annotations
-        .get(POLICIES)
-        .map_or("", String::as_str)
+/// `GetPolicyRefsFromAnnotation` (internal/k8s/policies): each trimmed entry,
+/// `ns/name` when it has exactly one `/`, as written otherwise; nothing dropped.
+fn annotation_refs(o: &Object) -> Vec<PolicyRef> {
+    let Some(value) = o.annotations.get(POLICIES).filter(|v| !v.is_empty()) else {
+        return Vec::new();
+    };
+    value
         .split(',')
         .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
-        let (namespace, name) = match entry.split_once('/') {
-            Some((ns, n)) => (ns.to_string(), n.to_string()),
-            None => (o.namespace().to_string(), entry.to_string()),
-        };
+        .map(|entry| {
+            let parts: Vec<&str> = entry.split('/').collect();
+            let (namespace, name) = match parts.as_slice() {
+                [ns, name] => (*ns, *name),
+                _ => (o.namespace(), entry),
+            };
+            PolicyRef {
+                name: name.to_string(),
+                namespace: Some(namespace.to_string()),
+            }
+        })
+        .collect()
+}
+
+/// `getIngressPolicyRefs`: the annotation's references, each policy once.
+pub(crate) fn policy_refs(o: &Object) -> Vec<PolicyRef> {
+    let mut refs: Vec<PolicyRef> = Vec::new();
+    for r in annotation_refs(o) {
         if !refs
             .iter()
-            .any(|r| r.name == name && r.namespace.as_deref() == Some(namespace.as_str()))
+            .any(|x| x.name == r.name && x.namespace == r.namespace)
         {
-            refs.push(PolicyRef {
-                name,
-                namespace: Some(namespace),
-            });
+            refs.push(r);
         }
     }
     refs
@@ -154,7 +171,7 @@ fn policy_errors(
         );
         match all_policies.get(&key) {
             None => errors.push(format!("policy {key} doesn't exist")),
-            Some(Err(e)) => errors.push(format!("policy {key} is invalid: {e}")),
+            Some(Err(e)) => errors.push(e.clone()),
             Some(Ok(())) => {
                 if let Some(spec) = inputs.policies.get(&key) {
                     found.push((key.split('/').next().unwrap_or_default().to_string(), spec));
@@ -270,7 +287,7 @@ pub(crate) fn standard(
         master: None,
     };
     let refs = policy_refs(o);
-    let controller = policy_errors(o, &refs, all_policies, inputs);
+    let controller = policy_errors(o, &annotation_refs(o), all_policies, inputs);
     let mut warnings: Vec<String> = deprecation_warning(o).into_iter().collect();
     let policies = policy::generate(
         &refs,
@@ -350,7 +367,7 @@ pub(crate) fn mergeable(
         master: None,
     };
     let refs = policy_refs(m);
-    let controller = policy_errors(m, &refs, all_policies, &master_inputs);
+    let controller = policy_errors(m, &annotation_refs(m), all_policies, &master_inputs);
     // Minions lose this annotation before generation (minionDenylist); the master keeps it.
     let mut master_warnings: Vec<String> = deprecation_warning(m).into_iter().collect();
     let policies = policy::generate(
@@ -381,7 +398,7 @@ pub(crate) fn mergeable(
             master: Some(m),
         };
         let minion_refs = policy_refs(o);
-        let minion_controller = policy_errors(o, &minion_refs, all_policies, &minion_inputs);
+        let minion_controller = policy_errors(o, &annotation_refs(o), all_policies, &minion_inputs);
         let mut minion_warnings = Vec::new();
         let minion_policies = policy::generate(
             &minion_refs,

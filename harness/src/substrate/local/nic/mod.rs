@@ -219,11 +219,20 @@ fn configure_with(
     let mut out = NicOutput::default();
 
     let mut valid = BTreeMap::new();
+    // What the controller's getPolicies says of each Policy: Ok, or its error.
     let mut validation = BTreeMap::new();
     for object in objects.iter().filter(|o| o.id.kind == Kind::Policy) {
         let spec = object.parse::<Policy>()?.spec;
-        let class = spec.ingress_class_name.as_deref().unwrap_or(INGRESS_CLASS);
-        if class != INGRESS_CLASS {
+        let key = object.id.key();
+        // HasCorrectIngressClass: no class, or ours.
+        let class = spec.ingress_class_name.as_deref().unwrap_or("");
+        if !class.is_empty() && class != INGRESS_CLASS {
+            validation.insert(
+                key.clone(),
+                Err(format!(
+                    "referenced policy {key} has incorrect ingress class: {class} (controller ingress class: {INGRESS_CLASS})"
+                )),
+            );
             continue;
         }
         let result = policy::validate(&spec);
@@ -236,9 +245,10 @@ fn configure_with(
             Vec::new(),
         ));
         if result.is_ok() {
-            valid.insert(object.id.key(), spec);
+            valid.insert(key.clone(), spec);
         }
-        validation.insert(object.id.key(), result);
+        let lookup = result.map_err(|e| format!("policy {key} is invalid: {e}"));
+        validation.insert(key, lookup);
     }
 
     let store = secrets::SecretStore::new(secrets, &env.secrets_dir);
