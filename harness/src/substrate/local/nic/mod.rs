@@ -22,6 +22,8 @@ mod fidelity_secret_tests;
 #[cfg(test)]
 mod fidelity_tests;
 #[cfg(test)]
+mod fidelity_vs_config_tests;
+#[cfg(test)]
 mod fidelity_vs_tests;
 
 use crate::manifest::{NamespacedName, ServicePort};
@@ -256,7 +258,11 @@ fn configure_with(
         match object.id.kind {
             Kind::VirtualServer => {
                 let class = object.parse::<VirtualServer>()?.spec.ingress_class_name;
-                if class.as_deref().is_some_and(|c| c != INGRESS_CLASS) {
+                // HasCorrectIngressClass: no class (or an empty one), or ours.
+                if class
+                    .as_deref()
+                    .is_some_and(|c| !c.is_empty() && c != INGRESS_CLASS)
+                {
                     continue;
                 }
                 let inputs = policy::Inputs {
