@@ -1503,3 +1503,171 @@ fn ingress_class_annotation_wins() {
     );
     assert!(out.states.iter().all(|s| s.key != "default/cafe-ingress"));
 }
+
+/// A Policy object named `name` with an accessControl list.
+fn access_policy(name: &str, kind: &str, cidr: &str) -> String {
+    super::fidelity_tests::policy_object(name, &format!("{{accessControl: {{{kind}: [{cidr}]}}}}"))
+}
+
+/// version1 `template_test.go`: `TestExecuteTemplate_ForIngressForNGINXWithACPolicyAllow`
+/// and `...Deny`.
+#[test]
+fn template_ingress_access_control_allow_and_deny() {
+    for (kind, wanted) in [
+        ("allow", ["allow 10.0.0.0/8;", "deny all;"]),
+        ("deny", ["deny 10.0.0.0/8;", "allow all;"]),
+    ] {
+        let yaml = format!(
+            "{}{}",
+            access_policy("ac", kind, "10.0.0.0/8"),
+            super::fidelity_tests::CAFE_INGRESS
+                .replace("POLICIES", "ac")
+                .replace(", nginx.org/ssl-services: \"SSL\"", "")
+        );
+        let out = render_nic(&yaml, &[("default/cafe-secret", tls_secret())]);
+        super::fidelity_tests::assert_block(&conf(&out, "default-cafe-ingress.conf"), &wanted);
+    }
+}
+
+/// `TestExecuteTemplate_ForMergeableIngressMasterPolicy`, `...MinionPolicy` and
+/// `...MasterMinionPolicy`: the master's list in the server, the minion's in its location.
+#[test]
+fn template_mergeable_access_control() {
+    let render = |master: Option<(&str, &str)>, minion: Option<(&str, &str)>| {
+        let mut policies = String::new();
+        let mut yaml = super::fidelity_tests::MERGEABLE.to_string();
+        match master {
+            Some((kind, cidr)) => {
+                policies.push_str(&access_policy("master-ac", kind, cidr));
+                yaml = yaml.replace("MASTER", "master-ac");
+            }
+            None => yaml = yaml.replace(", nginx.org/policies: \"MASTER\"", ""),
+        }
+        match minion {
+            Some((kind, cidr)) => {
+                policies.push_str(&access_policy("minion-ac", kind, cidr));
+                yaml = yaml.replace("COFFEE", "minion-ac");
+            }
+            None => yaml = yaml.replace(", nginx.org/policies: \"COFFEE\"", ""),
+        }
+        let out = render_nic(
+            &format!("{policies}{yaml}"),
+            &[("default/cafe-secret", tls_secret())],
+        );
+        let text = conf(&out, "default-cafe-ingress-master.conf");
+        let server = text[..text.find("location /").expect("locations")].to_string();
+        (server, location_block(&text, "/coffee").to_string())
+    };
+    let has = |block: &str, wanted: &[&str]| wanted.iter().all(|w| block.contains(w));
+    for (name, master, minion, wanted_master, wanted_minion) in [
+        (
+            "Master Policy - Allow",
+            Some(("allow", "10.0.0.0/16")),
+            None,
+            &["allow 10.0.0.0/16;", "deny all;"][..],
+            &[][..],
+        ),
+        (
+            "Master Policy - Deny",
+            Some(("deny", "10.0.0.0/16")),
+            None,
+            &["deny 10.0.0.0/16;", "allow all;"],
+            &[],
+        ),
+        (
+            "Minion Policy - Allow",
+            None,
+            Some(("allow", "10.0.0.0/16")),
+            &[],
+            &["allow 10.0.0.0/16;", "deny all;"],
+        ),
+        (
+            "Minion Policy - Deny",
+            None,
+            Some(("deny", "10.0.0.0/16")),
+            &[],
+            &["deny 10.0.0.0/16;", "allow all;"],
+        ),
+        (
+            "Master + Minion - Allow",
+            Some(("allow", "10.0.0.0/16")),
+            Some(("allow", "10.1.1.1/16")),
+            &["allow 10.0.0.0/16;", "deny all;"],
+            &["allow 10.1.1.1/16", "deny all;"],
+        ),
+        (
+            "Master + Minion - Deny",
+            Some(("deny", "10.0.0.0/16")),
+            Some(("deny", "10.1.1.1/16")),
+            &["deny 10.0.0.0/16;", "allow all;"],
+            &["deny 10.1.1.1/16", "allow all;"],
+        ),
+        (
+            "Master Allow Minion Deny",
+            Some(("allow", "10.0.0.0/16")),
+            Some(("deny", "10.1.1.1/16")),
+            &["allow 10.0.0.0/16;", "deny all;"],
+            &["deny 10.1.1.1/16", "allow all;"],
+        ),
+    ] {
+        let (server, coffee) = render(master, minion);
+        assert!(has(&server, wanted_master), "{name}: {server}");
+        assert!(has(&coffee, wanted_minion), "{name}: {coffee}");
+        if master.is_none() {
+            assert!(
+                !server.contains("allow ") && !server.contains("deny "),
+                "{name}: {server}"
+            );
+        }
+        if minion.is_none() {
+            assert!(
+                !coffee.contains("allow ") && !coffee.contains("deny "),
+                "{name}: {coffee}"
+            );
+        }
+    }
+}
+
+/// `TestExecuteTemplate_ForIngressForNGINXWithServiceBeforeRedirect` (and the
+/// VirtualServer one, `TestVirtualServerForNginxWithServiceBeforeRedirect`):
+/// `set $service "-";` comes before the redirect's `return`.
+#[test]
+fn template_service_before_redirect() {
+    let out = render_nic(&cafe(&[]), &[("default/cafe-secret", tls_secret())]);
+    let text = conf(&out, "default-cafe-ingress.conf");
+    let set = text.find("set $service \"-\";").expect("set");
+    let ret = text.find("return 301 https://").expect("return");
+    assert!(set < ret, "{text}");
+    let vs = "apiVersion: k8s.nginx.org/v1\nkind: VirtualServer\nmetadata: {name: cafe}\nspec:\n  host: cafe.example.com\n  \
+              tls: {secret: cafe-secret, redirect: {enable: true}}\n  upstreams: [{name: tea, service: tea-svc, port: 80}]\n  \
+              routes: [{path: /, action: {pass: tea}}]\n";
+    let out = render_nic(vs, &[("default/cafe-secret", tls_secret())]);
+    let text = conf(&out, "vs_default_cafe.conf");
+    assert!(
+        text.find("set $service \"-\";").expect("set") < text.find("return 301").expect("return")
+    );
+}
+
+/// `TestExecuteTemplate_ForIngressForNGINXWithPoliciesErrorReturnServer` and
+/// `...Location`: a standard Ingress's failed policies return 500 from the
+/// server; a minion's from its location only.
+#[test]
+fn template_policies_error_return() {
+    let standard = super::fidelity_tests::CAFE_INGRESS
+        .replace("POLICIES", "missing")
+        .replace(", nginx.org/ssl-services: \"SSL\"", "");
+    let out = render_nic(&standard, &[("default/cafe-secret", tls_secret())]);
+    let text = conf(&out, "default-cafe-ingress.conf");
+    let server = &text[..text.find("location /").expect("locations")];
+    assert!(server.contains("return 500;"), "{server}");
+    let minion = super::fidelity_tests::MERGEABLE
+        .replace(", nginx.org/policies: \"MASTER\"", "")
+        .replace("COFFEE", "missing")
+        .replace("/coffee", "/tea-first")
+        .replace("/tea,", "/coffee-later,");
+    let out = render_nic(&minion, &[("default/cafe-secret", tls_secret())]);
+    let text = conf(&out, "default-cafe-ingress-master.conf");
+    let first_location = text.find("location /").expect("locations");
+    assert!(!text[..first_location].contains("return 500;"));
+    assert!(location_block(&text, "/tea-first").contains("return 500;"));
+}
