@@ -1671,3 +1671,65 @@ fn template_policies_error_return() {
     assert!(!text[..first_location].contains("return 500;"));
     assert!(location_block(&text, "/tea-first").contains("return 500;"));
 }
+
+/// `TestAddIngressForMergeableIngresses` (internal/k8s/configuration_test.go):
+/// a minion without a master, or whose master NIC rejected, is a Warning with
+/// reason `NoIngressMasterFound`; it is not served.
+#[test]
+fn minion_without_a_valid_master() {
+    let minion = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: ingress-minion-1
+  annotations: {nginx.org/mergeable-ingress-type: minion}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: foo.example.com
+    http: {paths: [{path: /path-1, pathType: Prefix, backend: {service: {name: s, port: {number: 80}}}}]}
+"#;
+    let invalid_master = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: master\n  \
+                          annotations: {nginx.org/mergeable-ingress-type: master}\nspec:\n  ingressClassName: nginx\n  \
+                          rules: [{host: foo.example.com}, {host: bar.example.com}]\n---\n";
+    for yaml in [minion.to_string(), format!("{invalid_master}{minion}")] {
+        let out = render_nic(&yaml, &[]);
+        let state = state_of(&out, "default/ingress-minion-1");
+        assert_eq!(
+            (
+                state.state.as_str(),
+                state.reason.as_str(),
+                state.message.as_str()
+            ),
+            (
+                "Warning",
+                "NoIngressMasterFound",
+                "Ingress master is invalid or doesn't exist"
+            )
+        );
+        assert!(!out.hosts.contains_key("foo.example.com"));
+    }
+}
+
+/// `addProblemsForResourcesWithoutActiveHost` (configuration.go): a second
+/// VirtualServer for a taken host is a Warning, `Rejected`, in NIC's words.
+#[test]
+fn virtual_server_host_taken() {
+    let vs = |name: &str| {
+        format!(
+            "apiVersion: k8s.nginx.org/v1\nkind: VirtualServer\nmetadata: {{name: {name}}}\nspec:\n  host: cafe.example.com\n  \
+             upstreams: [{{name: tea, service: tea-svc, port: 80}}]\n  routes: [{{path: /, action: {{pass: tea}}}}]\n---\n"
+        )
+    };
+    let out = render_nic(&format!("{}{}", vs("first"), vs("second")), &[]);
+    let state = state_of(&out, "default/second");
+    assert_eq!(
+        (
+            state.state.as_str(),
+            state.reason.as_str(),
+            state.message.as_str()
+        ),
+        ("Warning", "Rejected", "Host is taken by another resource")
+    );
+    assert_eq!(state_of(&out, "default/first").state.as_str(), "Valid");
+}

@@ -86,13 +86,25 @@ pub(super) fn refs(names: &[&str]) -> Vec<PolicyRef> {
         .collect()
 }
 
-/// `generatePolicies` with NIC's test owner (namespace `default`).
+/// `generatePolicies` with NIC's test owner (namespace `default`, a VirtualServer).
 pub(super) fn generate(
     policies: &[(&str, &str)],
     secrets: &[(&str, SecretData)],
     order: &[&str],
     context: Context,
     tls: bool,
+) -> (PoliciesCfg, Vec<String>) {
+    generate_for(policies, secrets, order, context, tls, false)
+}
+
+/// [`generate`] for an Ingress owner (`parentType: "ing"`) or a VirtualServer.
+pub(super) fn generate_for(
+    policies: &[(&str, &str)],
+    secrets: &[(&str, SecretData)],
+    order: &[&str],
+    context: Context,
+    tls: bool,
+    on_ingress: bool,
 ) -> (PoliciesCfg, Vec<String>) {
     let policies: BTreeMap<String, PolicySpec> = policies
         .iter()
@@ -110,7 +122,7 @@ pub(super) fn generate(
         policies: &policies,
         secrets: &store,
         owner_namespace: "default",
-        on_ingress: false,
+        on_ingress,
     };
     let mut warnings = Vec::new();
     let cfg = policy::generate(&refs(order), context, tls, &inputs, &mut warnings);
@@ -625,6 +637,71 @@ fn policies_missing_policy() {
         warnings,
         ["Policy default/allow-policy is missing or invalid"]
     );
+}
+
+/// `TestGeneratePolicies_UnsupportedOnIngress` and `TestIsPolicySupportedOnIngress`:
+/// on an Ingress, a type NIC does not apply there is a 500 and a warning; the
+/// supported ones pass. (Outside this unit, the local substrate never gets such
+/// a Policy this far: jwt and OIDC are invalid on OSS, the others refused.)
+#[test]
+fn policies_unsupported_on_ingress() {
+    for (policy_type, yaml) in [
+        ("RateLimit", "rateLimit: {}"),
+        ("JWTAuth", "jwt: {}"),
+        ("BasicAuth", "basicAuth: {}"),
+        ("OIDC", "oidc: {}"),
+        ("APIKey", "apiKey: {}"),
+        ("Cache", "cache: {}"),
+    ] {
+        let (cfg, warnings) = generate_for(
+            &[("default/test-policy", yaml)],
+            &[],
+            &["test-policy"],
+            Context::Spec,
+            false,
+            true,
+        );
+        assert_eq!(cfg, err500(), "{policy_type}");
+        assert_eq!(
+            warnings,
+            ["Policy default/test-policy is not supported on Ingress resources"],
+            "{policy_type}"
+        );
+    }
+    for (name, yaml, supported) in [
+        (
+            "AccessControl is supported",
+            "accessControl: {allow: [127.0.0.1]}",
+            true,
+        ),
+        ("CORS is supported", "cors: {}", true),
+        (
+            "IngressMTLS is supported",
+            "ingressMTLS: {clientCertSecret: ca}",
+            true,
+        ),
+        ("EgressMTLS is supported", "egressMTLS: {}", true),
+        ("RateLimit is not supported", "rateLimit: {}", false),
+        ("JWTAuth is not supported", "jwt: {}", false),
+        ("BasicAuth is not supported", "basicAuth: {}", false),
+        ("OIDC is not supported", "oidc: {}", false),
+        ("APIKey is not supported", "apiKey: {}", false),
+        ("WAF is supported", "waf: {}", true),
+        ("Cache is not supported", "cache: {}", false),
+    ] {
+        let (_, warnings) = generate_for(
+            &[("default/p", yaml)],
+            &[("default/ca", ca_secret(false))],
+            &["p"],
+            Context::Spec,
+            true,
+            true,
+        );
+        let refused = warnings
+            .iter()
+            .any(|w| w.ends_with("is not supported on Ingress resources"));
+        assert_eq!(!refused, supported, "{name}: {warnings:?}");
+    }
 }
 
 /// `TestGeneratePolicies` accessControl cases: "explicit reference", "implicit

@@ -114,6 +114,26 @@ fn validate(p: &Parsed<'_>) -> Result<(), String> {
     super::ingress_validation::validate(&p.object.annotations, &p.spec)
 }
 
+/// Whether NIC keeps this Ingress (it passes validation).
+pub(crate) fn is_valid(p: &Parsed<'_>) -> bool {
+    validate(p).is_ok()
+}
+
+/// A minion whose host has no valid master: rejected if invalid itself, else
+/// NIC's warning (configuration.go `addProblemsForOrphanMinions`).
+pub(crate) fn orphan_minion(p: &Parsed<'_>) -> ResourceState {
+    match validate(p) {
+        Err(e) => rejected(p.object, e),
+        Ok(()) => ResourceState::new(
+            p.object,
+            ControllerState::Warning,
+            "NoIngressMasterFound",
+            "Ingress master is invalid or doesn't exist".into(),
+            Vec::new(),
+        ),
+    }
+}
+
 /// `GetPolicyRefsFromAnnotation` (internal/k8s/policies): each trimmed entry,
 /// `ns/name` when it has exactly one `/`, as written otherwise; nothing dropped.
 fn annotation_refs(o: &Object) -> Vec<PolicyRef> {

@@ -282,17 +282,14 @@ fn configure_with(
                     continue;
                 }
                 if let Some(config) = vs.config {
-                    if let Some(owner) = out.hosts.get(&vs.host) {
-                        let message = format!(
-                            "VirtualServer {} was rejected: host {} is taken by {owner}",
-                            object.id.key(),
-                            vs.host
-                        );
+                    // The host stays with the resource seen first (NIC: the oldest);
+                    // configuration.go addProblemsForResourcesWithoutActiveHost.
+                    if out.hosts.contains_key(&vs.host) {
                         out.states.push(ResourceState::new(
                             object,
                             crate::manifest::ControllerState::Warning,
                             "Rejected",
-                            message,
+                            "Host is taken by another resource".into(),
                             Vec::new(),
                         ));
                         continue;
@@ -335,17 +332,14 @@ fn configure_with(
                 ingress::mergeable(p, &minions, &owner, &validation, endpoints, env)
             }
             ingress::Mergeable::Minion => {
-                let has_master = ingresses
-                    .iter()
-                    .any(|m| m.kind == ingress::Mergeable::Master && host_of(m) == host_of(p));
+                // A master NIC rejected holds no host (configuration.go addProblemsForOrphanMinions).
+                let has_master = ingresses.iter().any(|m| {
+                    m.kind == ingress::Mergeable::Master
+                        && host_of(m) == host_of(p)
+                        && ingress::is_valid(m)
+                });
                 if !has_master {
-                    return Err(p.object.error(
-                        "metadata.annotations",
-                        format!(
-                            "minion for host `{}` has no master Ingress, so NIC would not serve it",
-                            host_of(p)
-                        ),
-                    ));
+                    out.states.push(ingress::orphan_minion(p));
                 }
                 continue;
             }
