@@ -528,6 +528,10 @@ pub(crate) struct VirtualServerSpec {
     pub upstreams: Vec<Upstream>,
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// Read for `enable` only: NIC without `-enable-external-dns` rejects an
+    /// enabled one and ignores a disabled one.
+    #[serde(rename = "externalDNS")]
+    pub external_dns: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -535,6 +539,9 @@ pub(crate) struct VirtualServerSpec {
 pub(crate) struct VsTls {
     pub secret: Option<String>,
     pub redirect: Option<TlsRedirect>,
+    /// Kept only to be rejected as NIC does without `-enable-cert-manager`.
+    #[serde(rename = "cert-manager")]
+    pub cert_manager: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1426,10 +1426,13 @@ fn mergeable_missing_policy() {
         warnings_of(&out, "default/cafe-ingress-coffee-minion")
             .contains(&"Policy default/missing-policy is missing or invalid".to_string())
     );
-    assert_refused(
-        &[("nginx.com/policies", "missing-policy")],
-        json!({"rules": [rule("cafe.example.com")]}),
-        "nginx.com/policies",
+    // The nginx.com/policies rows: on OSS NIC rejects the Ingress.
+    assert_eq!(
+        errors(
+            &[("nginx.com/policies", "missing-policy")],
+            json!({"rules": [rule("cafe.example.com")]})
+        ),
+        ["annotations.nginx.com/policies: Forbidden: annotation requires NGINX Plus"]
     );
 }
 
@@ -1732,4 +1735,125 @@ fn virtual_server_host_taken() {
         ("Warning", "Rejected", "Host is taken by another resource")
     );
     assert_eq!(state_of(&out, "default/first").state.as_str(), "Valid");
+}
+
+/// `TestValidateNginxIngressAnnotations`, the rows whose annotation NIC gates
+/// behind a flag that is off by default (Plus, snippets, App Protect, App
+/// Protect DoS, internal routes): NIC rejects the Ingress whatever the value.
+/// The rows that turn one gate on and hit the next (App Protect enabled, then
+/// "requires NGINX Plus") need a flag the local substrate does not set.
+#[test]
+fn validate_gated_annotations() {
+    let plain = || json!({"rules": [rule("example.com")]});
+    for (name, value, detail) in [
+        (
+            "nginx.com/health-checks",
+            "true",
+            "annotation requires NGINX Plus",
+        ),
+        (
+            "nginx.com/health-checks-mandatory",
+            "true",
+            "annotation requires NGINX Plus",
+        ),
+        (
+            "nginx.com/health-checks-mandatory-queue",
+            "true",
+            "annotation requires NGINX Plus",
+        ),
+        (
+            "nginx.com/slow-start",
+            "true",
+            "annotation requires NGINX Plus",
+        ),
+        (
+            "nginx.org/server-snippets",
+            "snippet-1",
+            "snippet specified but snippets feature is not enabled",
+        ),
+        (
+            "nginx.org/location-snippets",
+            "snippet-1",
+            "snippet specified but snippets feature is not enabled",
+        ),
+        (
+            "nginx.com/jwt-realm",
+            "true",
+            "annotation requires NGINX Plus",
+        ),
+        (
+            "nginx.com/jwt-key",
+            "true",
+            "annotation requires NGINX Plus",
+        ),
+        (
+            "nginx.com/jwt-token",
+            "true",
+            "annotation requires NGINX Plus",
+        ),
+        (
+            "nginx.com/jwt-login-url",
+            "true",
+            "annotation requires NGINX Plus",
+        ),
+        (
+            "nginx.com/sticky-cookie-services",
+            "true",
+            "annotation requires NGINX Plus",
+        ),
+        (
+            "appprotect.f5.com/app-protect-enable",
+            "true",
+            "annotation requires AppProtect",
+        ),
+        (
+            "appprotect.f5.com/app-protect-security-log-enable",
+            "true",
+            "annotation requires AppProtect",
+        ),
+        (
+            "appprotect.f5.com/app-protect-policy",
+            "true",
+            "annotation requires AppProtect",
+        ),
+        (
+            "appprotect.f5.com/app-protect-security-log",
+            "true",
+            "annotation requires AppProtect",
+        ),
+        (
+            "appprotect.f5.com/app-protect-security-log-destination",
+            "true",
+            "annotation requires AppProtect",
+        ),
+        (
+            "appprotectdos.f5.com/app-protect-dos-resource",
+            "dos-resource-name",
+            "annotation requires AppProtectDos",
+        ),
+        (
+            "nsm.nginx.com/internal-route",
+            "true",
+            "annotation requires Internal Routes enabled",
+        ),
+    ] {
+        assert_eq!(
+            errors(&[(name, value)], plain()),
+            [format!("annotations.{name}: Forbidden: {detail}")],
+            "{name}"
+        );
+    }
+    // End to end: Invalid, Rejected, nothing served.
+    let out = render_nic(
+        &cafe(&[("appprotect.f5.com/app-protect-enable", "True")]),
+        &[],
+    );
+    let state = state_of(&out, "default/cafe-ingress");
+    assert_eq!(
+        (state.state.as_str(), state.message.as_str()),
+        (
+            "Invalid",
+            "annotations.appprotect.f5.com/app-protect-enable: Forbidden: annotation requires AppProtect"
+        )
+    );
 }

@@ -196,9 +196,13 @@ fn validate_tls() {
         };
         assert_eq!(check(spec), Ok(()), "{tls}");
     }
-    assert_refused(
-        with(json!({"tls": {"secret": "my-secret", "cert-manager": {"issuer": "my-issuer"}}})),
-        "cert-manager",
+    // Its cert-manager row is valid with -enable-cert-manager, which NIC's
+    // released manifests leave off; without it (NIC's own last case) it is not.
+    assert_eq!(
+        check(with(
+            json!({"tls": {"secret": "my-secret", "cert-manager": {"issuer": "my-issuer"}}})
+        )),
+        Err("spec.tls.cert-manager: Forbidden: field requires cert-manager enablement".into())
     );
     for (tls, error) in [
         (
@@ -223,9 +227,29 @@ fn validate_tls() {
     ] {
         assert_eq!(check(with(json!({"tls": tls}))), Err(error), "{tls}");
     }
-    assert_refused(
-        with(json!({"tls": {"cert-manager": {"issuer": "my-issuer"}}})),
-        "cert-manager",
+    assert_eq!(
+        check(with(
+            json!({"tls": {"cert-manager": {"issuer": "my-issuer"}}})
+        )),
+        Err(
+            "[spec.tls.cert-manager: Forbidden: field requires cert-manager enablement, \
+             spec.tls.cert-manager: Forbidden: field requires TLS.Secret to be specified]"
+                .into()
+        )
+    );
+}
+
+/// `TestValidateExternalDNSEnabled`: without `-enable-external-dns` (NIC's
+/// released flags) an enabled externalDNS is rejected; a disabled one is ignored.
+#[test]
+fn validate_external_dns_enabled() {
+    assert_eq!(
+        check(with(json!({"externalDNS": {"enable": true}}))),
+        Err("spec.externalDNS: Forbidden: field requires externalDNS enablement".into())
+    );
+    assert_eq!(
+        check(with(json!({"externalDNS": {"enable": false}}))),
+        Ok(())
     );
 }
 

@@ -27,6 +27,10 @@ pub(crate) const POLICIES: &str = "nginx.org/policies";
 /// first where NIC requires one, then the value itself.
 #[derive(Clone, Copy)]
 enum Check {
+    /// A feature gate checked before anything else, which NIC's default flags
+    /// close (OSS, no snippets, no App Protect, no internal routes): the
+    /// Ingress is always rejected, with this detail.
+    Gate(&'static str),
     MergeableType,
     ServiceList,
     Bool,
@@ -36,8 +40,50 @@ enum Check {
     Policies,
 }
 
-/// The annotations rendered locally and their NIC checks (all are `validateRequiredAnnotation` first).
-const CHECKS: [(&str, Check); 10] = [
+const PLUS: Check = Check::Gate("annotation requires NGINX Plus");
+const APP_PROTECT: Check = Check::Gate("annotation requires AppProtect");
+
+/// The annotations whose outcome NIC decides without the local substrate
+/// rendering anything beyond them, and their NIC checks (the non-gate ones are
+/// `validateRequiredAnnotation` first).
+const CHECKS: [(&str, Check); 29] = [
+    ("nginx.com/health-checks", PLUS),
+    ("nginx.com/health-checks-mandatory", PLUS),
+    ("nginx.com/health-checks-mandatory-queue", PLUS),
+    ("nginx.com/slow-start", PLUS),
+    ("nginx.com/jwt-realm", PLUS),
+    ("nginx.com/jwt-key", PLUS),
+    ("nginx.com/jwt-token", PLUS),
+    ("nginx.com/jwt-login-url", PLUS),
+    ("nginx.com/sticky-cookie-services", PLUS),
+    ("nginx.com/policies", PLUS),
+    (
+        "nginx.org/server-snippets",
+        Check::Gate("snippet specified but snippets feature is not enabled"),
+    ),
+    (
+        "nginx.org/location-snippets",
+        Check::Gate("snippet specified but snippets feature is not enabled"),
+    ),
+    ("appprotect.f5.com/app-protect-enable", APP_PROTECT),
+    (
+        "appprotect.f5.com/app-protect-security-log-enable",
+        APP_PROTECT,
+    ),
+    ("appprotect.f5.com/app-protect-policy", APP_PROTECT),
+    ("appprotect.f5.com/app-protect-security-log", APP_PROTECT),
+    (
+        "appprotect.f5.com/app-protect-security-log-destination",
+        APP_PROTECT,
+    ),
+    (
+        "appprotectdos.f5.com/app-protect-dos-resource",
+        Check::Gate("annotation requires AppProtectDos"),
+    ),
+    (
+        "nsm.nginx.com/internal-route",
+        Check::Gate("annotation requires Internal Routes enabled"),
+    ),
     (MERGEABLE, Check::MergeableType),
     (SSL_SERVICES, Check::ServiceList),
     (SSL_REDIRECT, Check::Bool),
@@ -50,7 +96,7 @@ const CHECKS: [(&str, Check); 10] = [
     (POLICIES, Check::Policies),
 ];
 
-/// The annotation names whose values the local substrate reads.
+/// The annotation names whose outcome the local substrate knows.
 pub(crate) fn modelled() -> impl Iterator<Item = &'static str> {
     CHECKS.iter().map(|(name, _)| *name)
 }
@@ -100,6 +146,10 @@ fn validate_annotations(annotations: &BTreeMap<String, String>, services: &[&str
             continue;
         };
         let path = format!("annotations.{name}");
+        if let Check::Gate(detail) = check {
+            errors.push(field::forbidden(&path, detail));
+            continue;
+        }
         if value.is_empty() {
             errors.push(field::required(&path, ""));
             continue;
@@ -112,6 +162,7 @@ fn validate_annotations(annotations: &BTreeMap<String, String>, services: &[&str
 fn annotation(check: Check, path: &str, value: &str, services: &[&str]) -> Vec<String> {
     let one = |detail: &str| vec![field::invalid(path, value, detail)];
     match check {
+        Check::Gate(detail) => vec![field::forbidden(path, detail)],
         Check::MergeableType => {
             if value == "master" || value == "minion" {
                 Vec::new()

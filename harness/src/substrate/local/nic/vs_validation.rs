@@ -24,6 +24,19 @@ pub(crate) fn validate(spec: &VirtualServerSpec, namespace: &str) -> Result<(), 
     let (upstream_errors, names) = validate_upstreams(&spec.upstreams);
     errors.extend(upstream_errors);
     errors.extend(validate_routes(&spec.routes, &names, namespace));
+    // validateExternalDNS, with NIC's released flags (no -enable-external-dns).
+    let dns_enabled = spec
+        .external_dns
+        .as_ref()
+        .and_then(|d| d.get("enable"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    if dns_enabled {
+        errors.push(field::forbidden(
+            "spec.externalDNS",
+            "field requires externalDNS enablement",
+        ));
+    }
     field::aggregate(errors)
 }
 
@@ -43,9 +56,23 @@ pub(crate) fn validate_host(host: &str, path: &str) -> Vec<String> {
 /// `validateTLS`: the Secret's name and the redirect.
 fn validate_tls(tls: Option<&VsTls>) -> Vec<String> {
     let Some(tls) = tls else { return Vec::new() };
-    let mut errors = secret_name(tls.secret.as_deref().unwrap_or(""), "spec.tls.secret");
+    let secret = tls.secret.as_deref().unwrap_or("");
+    let mut errors = secret_name(secret, "spec.tls.secret");
     if let Some(r) = &tls.redirect {
         errors.extend(validate_tls_redirect(r));
+    }
+    // validateTLSCmFields, with NIC's released flags (no -enable-cert-manager).
+    if tls.cert_manager.is_some() {
+        errors.push(field::forbidden(
+            "spec.tls.cert-manager",
+            "field requires cert-manager enablement",
+        ));
+        if secret.is_empty() {
+            errors.push(field::forbidden(
+                "spec.tls.cert-manager",
+                "field requires TLS.Secret to be specified",
+            ));
+        }
     }
     errors
 }
