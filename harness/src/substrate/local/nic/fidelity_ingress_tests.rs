@@ -118,12 +118,20 @@ fn validate_ingress() {
     }
 }
 
+/// One row: its name, the annotations, the spec, NIC's errors.
+type AnnotationRow = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    Value,
+    Vec<&'static str>,
+);
+
 /// `TestValidateNginxIngressAnnotations`, the rows of the annotations the
 /// local substrate reads (`isPlus: false`); the others' annotations are refused.
 #[test]
 fn validate_nginx_ingress_annotations() {
     let plain = || json!({"rules": [rule("example.com")]});
-    let cases: Vec<(&str, Vec<(&str, &str)>, Value, Vec<&str>)> = vec![
+    let cases: Vec<AnnotationRow> = vec![
         (
             "valid input with master annotation",
             vec![("nginx.org/mergeable-ingress-type", "master")],
@@ -1107,6 +1115,15 @@ fn ssl_redirect_deprecation_warnings() {
     }
 }
 
+/// One row: its name, `spec.tls`, the Secrets, a line of the server, the warnings.
+type SslRow = (
+    &'static str,
+    Value,
+    Vec<(&'static str, crate::scenario::steps::SecretData)>,
+    Option<&'static str>,
+    Vec<&'static str>,
+);
+
 /// `TestAddSSLConfig` (ingress_test.go), through the rendered server: TLS for
 /// another host, a good Secret, an invalid one, one of the wrong type, and no
 /// Secret name (the wildcard row needs `-wildcard-tls-secret`, not set by default).
@@ -1133,13 +1150,7 @@ fn add_ssl_config() {
             ("tls.key".into(), b"y".to_vec()),
         ]),
     };
-    let cases: Vec<(
-        &str,
-        Value,
-        Vec<(&str, crate::scenario::steps::SecretData)>,
-        Option<&str>,
-        Vec<&str>,
-    )> = vec![
+    let cases: Vec<SslRow> = vec![
         (
             "TLS termination for different host",
             json!([{"hosts": ["some.example.com"], "secretName": "cafe-secret"}]),
