@@ -640,6 +640,10 @@ fn validate_action_fails() {
         json!({"redirect": {"url": "http://www.nginx.com", "code": 305}}),
         json!({"return": {"body": "Hello World", "headers": [{"name": "", "value": "value"}]}}),
         json!({"return": {"body": "Hello World", "headers": [{"name": "X-Header;inject", "value": "value"}]}}),
+        json!({"return": {"body": "Hello World", "headers": [{"name": "X-Header", "value": "$http_authorization"}]}}),
+        json!({"return": {"body": "Hello World", "headers": [{"name": "X-Header", "value": "value\"inject"}]}}),
+        json!({"return": {"body": "Hello World", "headers": [{"name": "X-Header{inject}", "value": "value"}]}}),
+        json!({"return": {"body": "Hello World", "headers": [{"name": ";}location /pwned {", "value": "x"}]}}),
     ] {
         assert_refused(
             with(json!({"routes": [{"path": "/", "action": a}]})),
