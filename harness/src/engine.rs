@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
+use tracing::Instrument;
 
 use crate::check;
 use crate::hazard::{self, SharedState};
@@ -52,8 +53,6 @@ impl From<&EngineError> for crate::error::Error {
         }
     }
 }
-
-pub use crate::substrate::Progress;
 
 /// Where a scenario is up.
 pub enum Deployment {
@@ -292,7 +291,6 @@ pub struct Engine {
     pub swept: Vec<String>,
     /// How long bringing the substrate itself up took (cluster, installs, image).
     pub setup: Phases,
-    pub progress: Progress,
     /// Which checks `run` reports (all by default).
     pub selection: crate::selection::Selection,
     /// Per scenario, its certificates issued and steps run once (local), for
@@ -340,7 +338,6 @@ impl Engine {
             next: AtomicUsize::new(1),
             swept,
             setup: Phases::default(),
-            progress: Arc::new(|m: &str| tracing::info!("{m}")),
             selection: crate::selection::Selection::default(),
             prepared: std::sync::Mutex::default(),
         })
@@ -352,7 +349,8 @@ impl Engine {
     /// (kind), or reaches the NIC the preflight found (existing).
     /// `scenarios` are those the run will bring up (an existing cluster's NIC
     /// must watch their namespaces); `binary` is the `mtls-e2e` executable
-    /// the image is built from.
+    /// the image is built from. Each phase is a span (`preflight`, `cluster`,
+    /// `install`, `image`) its `tracing` events are in.
     ///
     /// # Errors
     /// When the preflight finds anything missing, or a cluster step fails or times out.
@@ -360,11 +358,10 @@ impl Engine {
         options: ClusterOptions,
         scenarios: &[&Scenario],
         binary: &Path,
-        progress: Progress,
     ) -> Result<Engine, EngineError> {
-        let p = progress.clone();
-        let report = move |m: &str| p(m);
-        let ready = cluster::preflight::run(&options, scenarios, &report).await?;
+        let ready = cluster::preflight::run(&options, scenarios)
+            .instrument(tracing::info_span!("preflight"))
+            .await?;
         let openssl = ready.openssl.clone();
         let existing_nic = ready.nic_version.clone();
         // How the image is made is decided before any cluster exists: a
@@ -379,31 +376,36 @@ impl Engine {
         let swept = rundir::sweep_stale();
         let mut setup = Phases::default();
         let mut clock = Instant::now();
-        let cluster = Cluster::connect(options, ready, progress.clone()).await?;
+        let cluster = Cluster::connect(options, ready)
+            .instrument(tracing::info_span!("cluster"))
+            .await?;
         setup.record("cluster", &mut clock);
         let prepared = async {
             let nic_version = match &cluster.options.mode {
                 Mode::Kind { name, .. } => {
                     let image = cluster.options.image.clone();
                     let (name, binary) = (name.clone(), binary.to_path_buf());
-                    let p = progress.clone();
                     let source = image_source.unwrap_or(cluster::image::ImageSource::HostBinary);
+                    // Its own thread: the span goes along by hand.
+                    let span = tracing::info_span!("image", what = image.as_str());
                     let load = tokio::task::spawn_blocking(move || {
-                        p(&match source {
-                            cluster::image::ImageSource::HostBinary => format!(
+                        let _entered = span.enter();
+                        match source {
+                            cluster::image::ImageSource::HostBinary => tracing::info!(
                                 "building image {image} from {} (nothing is pulled)",
                                 binary.display()
                             ),
-                            cluster::image::ImageSource::Dockerfile => format!(
+                            cluster::image::ImageSource::Dockerfile => tracing::info!(
                                 "building image {image} with docker build from the repository's Dockerfile (this binary cannot run in the kind node)"
                             ),
-                        });
+                        }
                         cluster::image::build_with(source, &image, &binary)?;
-                        p(&format!("loading {image} into kind cluster {name}"));
+                        tracing::info!("loading {image} into kind cluster {name}");
                         cluster::kind::load_image(&name, &image)
                     });
-                    let (installed, loaded) =
-                        tokio::join!(cluster::install::install(&cluster, &report), load);
+                    let install = cluster::install::install(&cluster)
+                        .instrument(tracing::info_span!("install"));
+                    let (installed, loaded) = tokio::join!(install, load);
                     installed?;
                     loaded
                         .map_err(|e| ClusterError::Failed(format!("building the image: {e}")))??;
@@ -423,12 +425,12 @@ impl Engine {
         let nic_version = match prepared {
             Ok(v) => v,
             Err(e) => {
-                progress(&format!("setting the cluster up failed: {e}"));
+                tracing::info!("setting the cluster up failed: {e}");
                 if let Some(dir) = cluster::artifacts::collect_cluster(&cluster).await {
-                    progress(&format!("cluster logs: {}", dir.display()));
+                    tracing::info!("cluster logs: {}", dir.display());
                 }
-                if let Err(f) = cluster.finish(&report) {
-                    progress(&format!("could not clean up: {f}"));
+                if let Err(f) = cluster.finish() {
+                    tracing::warn!("could not clean up: {f}");
                 }
                 return Err(e.into());
             }
@@ -447,7 +449,6 @@ impl Engine {
             next: AtomicUsize::new(1),
             swept,
             setup,
-            progress,
             selection: crate::selection::Selection::default(),
             prepared: std::sync::Mutex::default(),
         })
@@ -499,11 +500,11 @@ impl Engine {
             if c.failed.load(Ordering::Relaxed)
                 && let Some(dir) = cluster::artifacts::collect_cluster(&c.cluster).await
             {
-                (self.progress)(&format!("cluster logs: {}", dir.display()));
+                tracing::info!("cluster logs: {}", dir.display());
             }
-            let p = self.progress.clone();
-            if let Err(e) = c.cluster.finish(&move |m: &str| p(m)) {
-                (self.progress)(&format!("could not clean up the cluster: {e}"));
+            let finished = tracing::info_span!("teardown").in_scope(|| c.cluster.finish());
+            if let Err(e) = finished {
+                tracing::warn!("could not clean up the cluster: {e}");
             }
             c.cluster.stop_forwards();
         }
@@ -586,18 +587,9 @@ impl Engine {
                 let workdir = dir.join("work");
                 std::fs::create_dir_all(&workdir)
                     .map_err(|e| SubstrateError::Failed(e.to_string()))?;
-                let p = self.progress.clone();
-                let name = scenario.name.clone();
-                let progress = move |m: &str| p(&format!("{name}: {m}"));
-                let deployment = cluster::apply::up(
-                    &c.cluster,
-                    scenario,
-                    &workdir,
-                    &self.keys,
-                    &self.openssl,
-                    &progress,
-                )
-                .await?;
+                let deployment =
+                    cluster::apply::up(&c.cluster, scenario, &workdir, &self.keys, &self.openssl)
+                        .await?;
                 let secrets = deployment.probe_secrets.clone();
                 (Deployment::Cluster(Box::new(deployment)), secrets, workdir)
             }
@@ -660,11 +652,11 @@ impl Engine {
         if cluster.options.keep {
             return;
         }
-        if let Err(e) = cluster::apply::down(cluster, scenario).await {
-            (self.progress)(&format!(
-                "{}: could not delete its objects: {e}",
-                scenario.name
-            ));
+        let down = cluster::apply::down(cluster, scenario)
+            .instrument(tracing::info_span!("teardown"))
+            .await;
+        if let Err(e) = down {
+            tracing::warn!("{}: could not delete its objects: {e}", scenario.name);
         }
     }
 
@@ -843,7 +835,11 @@ impl Engine {
             report.outcome = ScenarioOutcome::Skipped(reason);
             return report;
         }
-        match self.up(scenario, true).await {
+        let up = self
+            .up(scenario, true)
+            .instrument(tracing::info_span!("apply"))
+            .await;
+        match up {
             Err(e) => {
                 report.outcome = ScenarioOutcome::SetupFailed {
                     error: e.to_string(),
@@ -864,7 +860,10 @@ impl Engine {
                     .iter()
                     .filter(|c| self.selection.includes(&scenario.name, &c.name))
                     .collect();
-                report.checks = self.checks(&live, &checks).await;
+                report.checks = self
+                    .checks(&live, &checks)
+                    .instrument(tracing::info_span!("probe"))
+                    .await;
                 if let Substrate::Cluster(c) = &self.substrate {
                     let failed: Vec<&str> = report
                         .checks
@@ -886,11 +885,7 @@ impl Engine {
     async fn collect(&self, c: &ClusterSubstrate, scenario: &Scenario, why: &str) -> String {
         c.failed.store(true, Ordering::Relaxed);
         let dir = cluster::artifacts::collect(&c.cluster, scenario, why).await;
-        (self.progress)(&format!(
-            "{}: artifacts in {}",
-            scenario.name,
-            dir.display()
-        ));
+        tracing::info!("{}: artifacts in {}", scenario.name, dir.display());
         dir.display().to_string()
     }
 
@@ -906,7 +901,6 @@ impl Engine {
         let futures: Vec<_> = scenarios
             .iter()
             .map(|s| {
-                use tracing::Instrument;
                 self.run_scenario(s)
                     .instrument(tracing::info_span!("scenario", name = %s.name))
             })

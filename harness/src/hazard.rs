@@ -23,6 +23,9 @@ use serde::Serialize;
 use crate::scenario::{Check, Probe, Scenario, Target};
 use crate::substrate::local::nic::routing::{Egress, Routing};
 
+/// The `proxy_ssl_*` settings of one location, by directive.
+type TlsSettings = BTreeMap<String, String>;
+
 /// Checks that share an upstream's TLS session cache through locations with
 /// different TLS settings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -89,8 +92,7 @@ pub(crate) fn find(scenario: &Scenario, routing: &Routing) -> Vec<SharedState> {
         .map(|c| (c.name.as_str(), c))
         .collect();
     // upstream -> (check -> the TLS settings of every location it reaches there)
-    let mut users: BTreeMap<String, BTreeMap<&str, Vec<BTreeMap<String, String>>>> =
-        BTreeMap::new();
+    let mut users: BTreeMap<String, BTreeMap<&str, Vec<TlsSettings>>> = BTreeMap::new();
     for check in &scenario.checks {
         // A check's requests: those of the checks it is primed with, then its own.
         let requests = check

@@ -2,7 +2,7 @@
 //! full nginx reload shared by every scenario running at the time, and a
 //! request that lands on a worker being recycled loses its connection: NIC's
 //! own e2e suite retries exactly that one request on a connection error
-//! (tests/suite/FLAKY_RELOAD_REQUESTS.md, added after v5.5.4, and its
+//! (`tests/suite/FLAKY_RELOAD_REQUESTS.md`, added after v5.5.4, and its
 //! `retry_get_until_body_contains`). So: only a connection-level failure
 //! (refused, reset, closed before any response) that fails the check is tried
 //! again, at most [`CLUSTER_TRIES`] times in all; an answer (a status, a body,

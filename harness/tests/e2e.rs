@@ -66,10 +66,16 @@ impl Suite {
                 None => Engine::local().map_err(|e| e.to_string())?,
                 Some(options) => {
                     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_mtls-e2e"));
-                    let progress: mtls_e2e::engine::Progress = Arc::new(|m: &str| eprintln!("{m}"));
+                    // The cluster's steps take minutes: what they say goes to stderr.
+                    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("mtls_e2e=info"));
+                    let _ = tracing_subscriber::fmt()
+                        .with_env_filter(filter)
+                        .with_writer(std::io::stderr)
+                        .try_init();
                     let wanted: Vec<&Scenario> = self.wanted.iter().collect();
                     self.runtime
-                        .block_on(Engine::cluster(options.clone(), &wanted, binary, progress))
+                        .block_on(Engine::cluster(options.clone(), &wanted, binary))
                         .map_err(|e| e.to_string())?
                 }
             };

@@ -20,7 +20,7 @@ pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// More detail on stderr: -v what the harness does, -vv also the libraries
-    /// (RUST_LOG, when set, decides instead).
+    /// (`RUST_LOG`, when set, decides instead).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Only the results and errors (no progress lines).
@@ -193,7 +193,7 @@ pub(crate) struct SubstrateArgs {
     #[arg(long)]
     context: Option<String>,
     /// existing: the namespace NIC runs in (default: found from its Deployment
-    /// or DaemonSet, by its label or image).
+    /// or `DaemonSet`, by its label or image).
     #[arg(long)]
     nic_namespace: Option<String>,
     /// existing: the namespace cert-manager runs in (default: found from its
@@ -225,6 +225,11 @@ pub(crate) struct SubstrateArgs {
 }
 
 impl SubstrateArgs {
+    /// Whether the run is on a cluster (its steps take minutes).
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.substrate != SubstrateName::Local
+    }
+
     /// The cluster options, or `None` for the local substrate. Options that do
     /// not apply to the chosen substrate are refused rather than ignored, each
     /// one given, whatever its value.

@@ -9,9 +9,8 @@ use crate::substrate::cluster::{self, download, install};
 
 pub(crate) async fn command(cache: Option<PathBuf>) -> Result<Exit, Error> {
     let cache = cache.unwrap_or_else(cluster::default_cache);
-    let progress = |m: &str| tracing::info!("{m}");
     for d in install::pinned_downloads() {
-        download::fetch(&d, &cache, &progress)
+        download::fetch(&d, &cache)
             .await
             .map_err(|e| Error::from(&e))?;
         println!("{}  {}", d.sha256, d.cached(&cache).display());

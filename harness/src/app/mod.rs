@@ -5,6 +5,7 @@
 pub mod args;
 mod download;
 pub mod load;
+mod logs;
 mod run;
 mod signals;
 mod start;
@@ -28,7 +29,12 @@ use signals::Stop;
 #[must_use]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    logs(cli.verbose, cli.quiet);
+    let on_cluster = match &cli.command {
+        Command::Run(args) => args.substrate.is_cluster(),
+        Command::Up { substrate, .. } => substrate.is_cluster(),
+        _ => false,
+    };
+    logs::init(cli.verbose, cli.quiet, on_cluster);
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -42,37 +48,6 @@ pub fn main() -> ExitCode {
         }
     };
     ExitCode::from(exit.code())
-}
-
-/// Progress and logs on stderr, as `tracing` events: progress is `info`,
-/// what the harness does step by step is `debug`. `RUST_LOG` wins when set.
-fn logs(verbose: u8, quiet: bool) {
-    use tracing_subscriber::EnvFilter;
-    let default = match (quiet, verbose) {
-        (true, _) => "warn",
-        (false, 0) => "mtls_e2e=info,warn",
-        (false, 1) => "mtls_e2e=debug,warn",
-        (false, _) => "debug",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    // Progress lines read as before (`cleaned up ...`); -v adds time, level and module.
-    let _ = if verbose == 0 {
-        builder
-            .without_time()
-            .with_target(false)
-            .with_level(false)
-            .try_init()
-    } else {
-        let timer = tracing_subscriber::fmt::time::UtcTime::new(time::macros::format_description!(
-            "[hour]:[minute]:[second]"
-        ));
-        builder.with_timer(timer).try_init()
-    };
 }
 
 async fn dispatch(command: Command) -> Result<Exit, Error> {

@@ -115,7 +115,7 @@ async fn run(
             ScenarioOutcome::Skipped(why) => tracing::info!("{}: skipped: {why}", s.name),
             // The error itself is in the results below: printed once.
             ScenarioOutcome::SetupFailed { .. } => {
-                tracing::warn!("{}: could not be set up (why: in the results)", s.name)
+                tracing::warn!("{}: could not be set up (why: in the results)", s.name);
             }
             ScenarioOutcome::Ran => tracing::info!(
                 "{}: set up in {} ms ({})",

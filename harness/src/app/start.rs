@@ -1,8 +1,6 @@
 //! Starting the chosen substrate, and cleaning a cluster up after an interrupt.
 
-use std::sync::Arc;
-
-use crate::engine::{Engine, Progress, Substrate};
+use crate::engine::{Engine, Substrate};
 use crate::error::Error;
 use crate::scenario::Scenario;
 use crate::substrate::cluster::{self, ClusterOptions, Mode};
@@ -20,19 +18,17 @@ pub(crate) async fn engine(
     };
     let binary = std::env::current_exe()
         .map_err(|e| Error::Substrate(format!("cannot find this binary: {e}")))?;
-    // Cluster steps take minutes: their progress lines carry the time.
-    let progress: Progress = Arc::new(|m: &str| tracing::info!("[{}] {m}", clock()));
-    tracing::info!("[{}] preparing the {} substrate", clock(), options.label());
+    tracing::info!("preparing the {} substrate", options.label());
     let scenarios: Vec<&Scenario> = scenarios.iter().collect();
     tokio::select! {
-        engine = Engine::cluster(options.clone(), &scenarios, &binary, progress.clone()) => engine.map_err(|e| Error::from(&e)),
+        engine = Engine::cluster(options.clone(), &scenarios, &binary) => engine.map_err(|e| Error::from(&e)),
         () = stop.wait() => {
             tracing::warn!("interrupted while preparing the cluster");
             cluster::stop_running_tools();
             if let Mode::Kind { name, .. } = &options.mode {
                 let (name, cache) = (name.clone(), options.cache.clone());
                 let _ = tokio::task::spawn_blocking(move || {
-                    cluster::kind::cleanup_interrupted(&name, &cache, &|m: &str| tracing::info!("{m}"));
+                    cluster::kind::cleanup_interrupted(&name, &cache);
                 })
                 .await;
             }
@@ -52,10 +48,4 @@ pub(crate) async fn cleanup_after_interrupt(engine: &Engine, scenarios: &[Scenar
             let _ = cluster::apply::down(&c.cluster, s).await;
         }
     }
-}
-
-/// Wall-clock time for progress lines (UTC, seconds).
-fn clock() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!("{:02}:{:02}:{:02}", now.hour(), now.minute(), now.second())
 }

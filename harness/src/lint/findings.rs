@@ -793,7 +793,7 @@ impl Lint<'_> {
     }
 }
 
-/// One VirtualServer as NIC configures it: the server's policies and each route's.
+/// One `VirtualServer` as NIC configures it: the server's policies and each route's.
 struct Vs<'a> {
     o: &'a Object,
     spec: &'a crate::manifest::kinds::VirtualServerSpec,

@@ -517,6 +517,8 @@ pub(crate) struct VirtualServer {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct VirtualServerSpec {
+    /// Empty when missing: NIC says "spec.host: Required value".
+    #[serde(default)]
     pub host: String,
     pub ingress_class_name: Option<String>,
     pub tls: Option<VsTls>,
@@ -526,6 +528,10 @@ pub(crate) struct VirtualServerSpec {
     pub upstreams: Vec<Upstream>,
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// Read for `enable` only: NIC without `-enable-external-dns` rejects an
+    /// enabled one and ignores a disabled one.
+    #[serde(rename = "externalDNS")]
+    pub external_dns: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -533,6 +539,9 @@ pub(crate) struct VirtualServerSpec {
 pub(crate) struct VsTls {
     pub secret: Option<String>,
     pub redirect: Option<TlsRedirect>,
+    /// Kept only to be rejected as NIC does without `-enable-cert-manager`.
+    #[serde(rename = "cert-manager")]
+    pub cert_manager: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -540,7 +549,8 @@ pub(crate) struct VsTls {
 pub(crate) struct TlsRedirect {
     #[serde(default)]
     pub enable: bool,
-    pub code: Option<u16>,
+    /// Any integer (the CRD's type); NIC rejects all but 301, 302, 307 and 308.
+    pub code: Option<i64>,
     pub based_on: Option<String>,
 }
 
@@ -554,23 +564,28 @@ pub(crate) struct PolicyRef {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub(crate) struct Upstream {
+    // Missing fields read as Go's zero values, which NIC's validation rejects in its words.
+    #[serde(default)]
     pub name: String,
+    #[serde(default)]
     pub service: String,
+    #[serde(default)]
     pub port: u16,
     pub tls: Option<UpstreamTls>,
     #[serde(rename = "type")]
     pub type_: Option<String>,
     pub lb_method: Option<String>,
     pub fail_timeout: Option<String>,
-    pub max_fails: Option<u32>,
-    pub max_conns: Option<u32>,
-    pub keepalive: Option<u32>,
+    // Integers as the CRD types them: NIC rejects negatives in its words.
+    pub max_fails: Option<i64>,
+    pub max_conns: Option<i64>,
+    pub keepalive: Option<i64>,
     pub connect_timeout: Option<String>,
     pub read_timeout: Option<String>,
     pub send_timeout: Option<String>,
     pub next_upstream: Option<String>,
     pub next_upstream_timeout: Option<String>,
-    pub next_upstream_tries: Option<u32>,
+    pub next_upstream_tries: Option<i64>,
     pub client_max_body_size: Option<String>,
     pub client_body_buffer_size: Option<String>,
     pub buffering: Option<bool>,
@@ -587,6 +602,7 @@ pub(crate) struct UpstreamTls {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Route {
+    #[serde(default)]
     pub path: String,
     #[serde(default)]
     pub policies: Vec<PolicyRef>,
@@ -607,6 +623,7 @@ pub(crate) struct Action {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct ProxyAction {
+    #[serde(default)]
     pub upstream: String,
     pub request_headers: Option<RequestHeaders>,
     pub response_headers: Option<ResponseHeaders>,
@@ -660,6 +677,7 @@ pub(crate) struct ReturnAction {
     pub code: Option<u16>,
     #[serde(rename = "type")]
     pub type_: Option<String>,
+    #[serde(default)]
     pub body: String,
     #[serde(default)]
     pub headers: Vec<Header>,
@@ -672,6 +690,7 @@ pub(crate) struct ReturnAction {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RedirectAction {
+    #[serde(default)]
     pub url: String,
     pub code: Option<u16>,
 }

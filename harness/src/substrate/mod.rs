@@ -7,8 +7,6 @@ pub(crate) mod identities;
 pub mod local;
 pub(crate) mod rundir;
 
-use std::sync::Arc;
-
 use crate::manifest::ManifestError;
 use crate::scenario::steps::StepError;
 
@@ -28,9 +26,6 @@ pub enum SubstrateError {
     #[error("{0}")]
     Failed(String),
 }
-
-/// Progress of long steps, for the person waiting (stderr in the CLI).
-pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// NIC's port 80 or 443, wherever a substrate exposes them.
 pub(crate) fn ingress_address(

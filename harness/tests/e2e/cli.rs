@@ -422,6 +422,96 @@ fn up_then_ctrl_c(
     Ok(())
 }
 
+/// On a terminal (a pseudo-terminal from util-linux's `script`), creating
+/// the kind cluster is a live line that says what and for how long, redrawn
+/// in place, and cleared when the step ends. The stand-in `kind create`
+/// returns once the live line has been seen (or the deadline passed).
+fn long_step_on_a_terminal() -> Result<(), Failed> {
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let w = work.path();
+    let bin = w.join("bin");
+    std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
+    let release = w.join("seen");
+    let tools = [
+        (
+            "kind",
+            format!(
+                "case \"$1 $2\" in\n\
+                 'get clusters') echo 'No kind clusters found.' ;;\n\
+                 'create cluster') while [ ! -e {} ]; do sleep 0.1; done\n\
+                   echo 'ERROR: failed to create cluster: node image unavailable' >&2; exit 1 ;;\n\
+                 esac\n",
+                release.display()
+            ),
+        ),
+        ("docker", "echo 27.0.0\n".to_string()),
+        ("kubectl", "exit 0\n".to_string()),
+    ];
+    let mut command = Command::new("script");
+    for (name, script) in &tools {
+        use std::os::unix::fs::PermissionsExt;
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{script}")).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
+        command.env(format!("MTLS_E2E_{}", name.to_uppercase()), &path);
+    }
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/openwebui-ingress-mtls");
+    let line = format!(
+        "{} run --substrate kind {}",
+        env!("CARGO_BIN_EXE_mtls-e2e"),
+        scenario.display()
+    );
+    let typescript = w.join("typescript");
+    let mut child = command
+        .args(["-q", "-e", "-f", "-c", &line])
+        .arg(&typescript)
+        .current_dir(w)
+        .env("HOME", w.join("home"))
+        .env("XDG_CACHE_HOME", w.join("cache"))
+        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run util-linux's `script` (install it): {e}"))?;
+    let seen = || std::fs::read(&typescript).unwrap_or_default();
+    let live = "create: kind cluster mtls-e2e (Kubernetes 1.34) (";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !String::from_utf8_lossy(&seen()).contains(live)
+        && std::time::Instant::now() < deadline
+        && child.try_wait().map_err(|e| e.to_string())?.is_none()
+    {
+        // Polling the typescript for the live line, bounded by the deadline.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::fs::write(&release, "").map_err(|e| e.to_string())?;
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&seen()).to_string();
+    let mut problems = Vec::new();
+    if status.code() != Some(4) {
+        problems.push(format!("expected exit code 4, got {:?}", status.code()));
+    }
+    if !text.contains(live) {
+        problems.push(format!("no live line `{live}...`"));
+    }
+    // indicatif redraws a line in place: carriage return, erase the line.
+    if !text.contains("\r\x1b[2K") {
+        problems.push("the live line is not redrawn in place".to_string());
+    }
+    if !text.contains("creating kind cluster mtls-e2e") || !text.contains("node image unavailable")
+    {
+        problems.push("the log lines are missing".to_string());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}\n--- the terminal saw:\n{text:?}", problems.join("\n")).into())
+    }
+}
+
 pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
         Trial::test("cli/up-then-ctrl-c-leaves-nothing", || {
@@ -447,6 +537,10 @@ pub fn trials() -> Vec<Trial> {
     trials.push(Trial::test(
         "cli/ctrl-c-while-nginx-answers-v-is-130",
         ctrl_c_during_nginx_version,
+    ));
+    trials.push(Trial::test(
+        "cli/a-terminal-shows-a-long-step-live",
+        long_step_on_a_terminal,
     ));
     trials.extend(cases());
     trials.extend(lint_trials());
@@ -583,6 +677,21 @@ fn cases() -> Vec<Trial> {
             .file("report.json", &["\"setup_exit_code\": 4", "node image unavailable"])
             .file("junit.xml", &["errors=\"1\"", "node image unavailable"])
             .absent(&["cache/mtls-e2e/clusters/mtls-e2e.owner"]),
+        // Creating the cluster is a long step; off a terminal it is plain lines.
+        case("a-long-step-off-a-terminal-is-plain-lines")
+            .env("HOME", "{work}/home")
+            .env("XDG_CACHE_HOME", "{work}/cache")
+            .env("TERM", "xterm-256color")
+            .tool("kind", "case \"$1 $2\" in\n\
+                'get clusters') echo 'No kind clusters found.' ;;\n\
+                'create cluster') echo 'ERROR: failed to create cluster: node image unavailable' >&2; exit 1 ;;\n\
+                esac\n")
+            .tool("docker", "echo 27.0.0\n")
+            .tool("kubectl", "exit 0\n")
+            .run(&["run", "--substrate", "kind", "{scenario}"])
+            .code(4)
+            .stderr(&["preparing the kind substrate\n", "cluster: creating kind cluster mtls-e2e (Kubernetes 1.34); this takes a minute or two\n"])
+            .stderr_lacks(&["\x1b", "\r", "create: kind cluster"]),
         case("options-of-other-substrates-are-refused-whatever-their-value")
             .run(&["run", "--artifacts", "mtls-e2e-artifacts", "--image", "mtls-e2e:e2e", "{scenario}"])
             .code(2)

@@ -169,15 +169,14 @@ fn installs(cache: &Path, crds: &Crds) -> Result<(), Failed> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let quiet = |_: &str| {};
     let mut manifests = Vec::new();
     let cm = runtime
-        .block_on(install::cert_manager_set(cache, &quiet))
+        .block_on(install::cert_manager_set(cache))
         .map_err(|e| e.to_string())?;
     manifests.extend(cm.objects);
     for r in install::NIC_RELEASES {
         let nic = runtime
-            .block_on(install::nic_set(r.version, cache, &quiet))
+            .block_on(install::nic_set(r.version, cache))
             .map_err(|e| e.to_string())?;
         manifests.extend(
             nic.objects

@@ -39,13 +39,13 @@ pub(crate) enum Action<'a> {
     },
     WaitCertificate(&'a Object),
     WaitDeployment(&'a Object),
-    /// NIC's state for a Policy, VirtualServer or Ingress.
+    /// NIC's state for a Policy, `VirtualServer` or Ingress.
     WaitState {
         object: &'a Object,
         expected: &'a str,
     },
     /// Until NIC serves the scenario's upstreams with their endpoints: each
-    /// upstream Service's EndpointSlices have a ready endpoint, and `nginx -T`
+    /// upstream Service's `EndpointSlices` have a ready endpoint, and `nginx -T`
     /// in NIC's pod lists one in the scenario's upstreams (`readiness`).
     WaitServing {
         upstreams: Vec<readiness::UpstreamRef>,
@@ -497,9 +497,9 @@ pub(crate) enum Preflight<'a> {
     /// The kubeconfig's context reaches its API server.
     Cluster { context: Option<&'a str> },
     /// cert-manager's Deployments, and its webhook refusing an invalid
-    /// ClusterIssuer (the sign it serves).
+    /// `ClusterIssuer` (the sign it serves).
     CertManager { namespace: Option<&'a str> },
-    /// NIC's Deployment or DaemonSet with a pod available, its version and
+    /// NIC's Deployment or `DaemonSet` with a pod available, its version and
     /// the namespaces it watches.
     Nic {
         namespace: Option<&'a str>,

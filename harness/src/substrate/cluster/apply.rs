@@ -25,6 +25,7 @@ use kube::runtime::wait::{self, await_condition};
 use kube::runtime::watcher;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::actions::{self, Action, NicPod, Phase, Teardown};
 use super::{Cluster, ClusterDeployment, ClusterError, forward, ownership, readiness, waits};
@@ -271,37 +272,46 @@ pub(crate) enum Poll<T> {
 /// Poll `look` until it is done or `deadline` passes; on a timeout the error
 /// shows the last observation beside what was expected. Only for what a watch
 /// cannot follow (events by field selector, dry-runs, `kubectl exec`): one
-/// object is waited for with [`watch_until`].
+/// object is waited for with [`watch_until`]. A `wait` span: each new
+/// observation is a debug event, and every [`PROGRESS_EVERY`] an info event
+/// says the wait goes on.
 pub(crate) async fn wait_for<T, F, Fut>(
     what: &str,
     deadline: Duration,
-    progress: &(dyn Fn(&str) + Sync),
     mut look: F,
 ) -> Result<T, ClusterError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Poll<T>, ClusterError>>,
 {
-    let started = Instant::now();
-    let mut interval = Duration::from_millis(250);
-    let mut last_report = Instant::now();
-    loop {
-        let last = match look().await {
-            Ok(Poll::Done(v)) => return Ok(v),
-            Ok(Poll::Pending(seen)) => seen,
-            Err(e) => e.to_string(),
-        };
-        if started.elapsed() > deadline {
-            return Err(timed_out(what, deadline, &last));
+    let polling = async {
+        let started = Instant::now();
+        let mut interval = Duration::from_millis(250);
+        let mut last_report = Instant::now();
+        let mut last = String::new();
+        loop {
+            let seen = match look().await {
+                Ok(Poll::Done(v)) => return Ok(v),
+                Ok(Poll::Pending(seen)) => seen,
+                Err(e) => e.to_string(),
+            };
+            if seen != last {
+                tracing::debug!(last = %seen, "observed");
+                last = seen;
+            }
+            if started.elapsed() > deadline {
+                return Err(timed_out(what, deadline, &last));
+            }
+            if last_report.elapsed() > PROGRESS_EVERY {
+                still_waiting(started, &last);
+                last_report = Instant::now();
+            }
+            // The next look, not a synchronisation: the deadline above bounds it.
+            tokio::time::sleep(interval).await;
+            interval = (interval * 2).min(Duration::from_secs(2));
         }
-        if last_report.elapsed() > PROGRESS_EVERY {
-            progress(&still_waiting(what, started, &last));
-            last_report = Instant::now();
-        }
-        // The next look, not a synchronisation: the deadline above bounds it.
-        tokio::time::sleep(interval).await;
-        interval = (interval * 2).min(Duration::from_secs(2));
-    }
+    };
+    polling.instrument(tracing::info_span!("wait", what)).await
 }
 
 /// How often a long wait says what it last saw.
@@ -313,24 +323,26 @@ fn timed_out(what: &str, deadline: Duration, last: &str) -> ClusterError {
     ))
 }
 
-fn still_waiting(what: &str, started: Instant, last: &str) -> String {
-    format!(
-        "still waiting for {what} ({}s): {last}",
-        started.elapsed().as_secs()
-    )
+/// A wait goes on (what it waits for is its span's).
+fn still_waiting(started: Instant, last: &str) {
+    tracing::info!(
+        elapsed_s = started.elapsed().as_secs(),
+        last = %last,
+        "still waiting"
+    );
 }
 
 /// Watch one object (`await_condition`) until `look` is done with it or
 /// `deadline` passes. `look` sees `None` while the object does not exist; what
-/// it last said is in the timeout's message and in the progress lines. A
-/// watch that breaks is watched again (the error is what was last observed);
-/// one the cluster forbids fails at once, saying which permission is missing.
+/// it last said is in the timeout's message and in the wait's events (as
+/// [`wait_for`]'s). A watch that breaks is watched again (the error is what
+/// was last observed); one the cluster forbids fails at once, saying which
+/// permission is missing.
 pub(crate) async fn watch_until<K, T, F>(
     api: Api<K>,
     name: &str,
     what: &str,
     deadline: Duration,
-    progress: &(dyn Fn(&str) + Sync),
     look: F,
 ) -> Result<T, ClusterError>
 where
@@ -341,7 +353,10 @@ where
     let last = Mutex::new(String::from("nothing yet"));
     let found: Mutex<Option<T>> = Mutex::new(None);
     let record = |seen: String| {
-        if let Ok(mut l) = last.lock() {
+        if let Ok(mut l) = last.lock()
+            && *l != seen
+        {
+            tracing::debug!(last = %seen, "observed");
             *l = seen;
         }
     };
@@ -384,11 +399,14 @@ where
         loop {
             tokio::select! {
                 done = &mut watch => break done,
-                _ = reports.tick() => progress(&still_waiting(what, started, &shown())),
+                _ = reports.tick() => still_waiting(started, &shown()),
             }
         }
     };
-    match tokio::time::timeout(deadline, reporting).await {
+    let waited = tokio::time::timeout(deadline, reporting)
+        .instrument(tracing::info_span!("wait", what))
+        .await;
+    match waited {
         Err(_) => Err(timed_out(what, deadline, &shown())),
         Ok(Err(e)) => Err(e),
         Ok(Ok(())) => {
@@ -438,24 +456,16 @@ fn secret_data(secret: &Secret) -> SecretData {
 /// written yet is waited for.
 struct ClusterSecrets<'a> {
     client: &'a kube::Client,
-    progress: &'a (dyn Fn(&str) + Sync),
 }
 
 impl SecretSource for ClusterSecrets<'_> {
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<SecretData>, String> {
         let what = format!("Secret {namespace}/{name}");
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        watch_until(
-            api,
-            name,
-            &what,
-            SECRET_DEADLINE,
-            self.progress,
-            |s| match s {
-                Some(s) => Poll::Done(Some(secret_data(s))),
-                None => Poll::Pending("does not exist yet".into()),
-            },
-        )
+        watch_until(api, name, &what, SECRET_DEADLINE, |s| match s {
+            Some(s) => Poll::Done(Some(secret_data(s))),
+            None => Poll::Pending("does not exist yet".into()),
+        })
         .await
         .map_err(|e| e.to_string())
     }
@@ -486,7 +496,6 @@ pub(crate) async fn up(
     workdir: &Path,
     keys: &KeyPool,
     openssl: &Path,
-    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<ClusterDeployment, crate::substrate::SubstrateError> {
     let applier = Applier::new(cluster.client.clone());
     let runner = StepRunner {
@@ -497,7 +506,6 @@ pub(crate) async fn up(
     };
     let secrets = ClusterSecrets {
         client: &cluster.client,
-        progress,
     };
     let mut phases = Phases::default();
     let mut clock = Instant::now();
@@ -527,14 +535,14 @@ pub(crate) async fn up(
                     ))));
                 }
                 for reused in &decision.reuse {
-                    progress(&format!(
+                    tracing::info!(
                         "namespace {reused} exists and is not ours: used, never deleted"
-                    ));
+                    );
                 }
                 for adopted in &decision.adopted {
-                    progress(&format!(
+                    tracing::info!(
                         "{adopted} exists and is not ours: adopted (--adopt), overwritten as the scenario says, never deleted"
-                    ));
+                    );
                 }
             }
             Action::WaitNamespacesGone(namespaces) => {
@@ -542,7 +550,7 @@ pub(crate) async fn up(
                     if decision.reuse.iter().any(|n| n == object.name()) {
                         continue;
                     }
-                    wait_not_terminating(cluster, object.name(), progress)
+                    wait_not_terminating(cluster, object.name())
                         .await
                         .map_err(|e| fail(object, e))?;
                 }
@@ -583,35 +591,28 @@ pub(crate) async fn up(
                 }
             }
             Action::WaitCertificate(object) => {
-                wait_certificate(&applier, object, progress)
+                wait_certificate(&applier, object)
                     .await
                     .map_err(|e| fail(object, e))?;
             }
             Action::WaitDeployment(object) => {
-                wait_deployment(&applier, object, progress)
+                wait_deployment(&applier, object)
                     .await
                     .map_err(|e| fail(object, e))?;
             }
             Action::WaitState { object, expected } => {
-                let state = wait_state(cluster, &applier, object, expected, progress)
+                let state = wait_state(cluster, &applier, object, expected)
                     .await
                     .map_err(|e| fail(object, e))?;
                 states.push(state);
             }
             Action::WaitServing { upstreams, pod } => {
-                wait_serving(
-                    cluster,
-                    scenario,
-                    &upstreams,
-                    &pod,
-                    SERVING_DEADLINE,
-                    progress,
-                )
-                .await
-                .map_err(|e| failed(format!("{}: {e}", scenario.name)))?;
+                wait_serving(cluster, scenario, &upstreams, &pod, SERVING_DEADLINE)
+                    .await
+                    .map_err(|e| failed(format!("{}: {e}", scenario.name)))?;
             }
             Action::WaitFirstAnswers(probes) => {
-                wait_first_answers(cluster, &probes, FIRST_ANSWER_DEADLINE, progress)
+                wait_first_answers(cluster, &probes, FIRST_ANSWER_DEADLINE)
                     .await
                     .map_err(|e| failed(format!("{}: {e}", scenario.name)))?;
             }
@@ -623,7 +624,7 @@ pub(crate) async fn up(
                 services.insert(service, forward);
             }
             Action::ReadServedConf(pod) => {
-                nginx_conf = served_conf(cluster, &pod, progress).await;
+                nginx_conf = served_conf(cluster, &pod).await;
             }
             Action::ReadProbeSecrets(keys) => {
                 probe_secrets = read_probe_secrets(&cluster.client, &keys)
@@ -651,7 +652,7 @@ pub(crate) async fn up(
 
 /// Wait until NIC serves the scenario's upstreams with their endpoints
 /// ([`readiness::endpoints`], then [`readiness::conf_serves`] over `nginx -T`
-/// in NIC's pod). Polled: EndpointSlices are a list by label, and NIC's
+/// in NIC's pod). Polled: `EndpointSlices` are a list by label, and NIC's
 /// configuration is read by `kubectl exec`, neither one object to watch.
 async fn wait_serving(
     cluster: &Cluster,
@@ -659,7 +660,6 @@ async fn wait_serving(
     upstreams: &[readiness::UpstreamRef],
     pod: &NicPod<'_>,
     deadline: Duration,
-    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
     use k8s_openapi::api::core::v1::Service;
     use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -672,7 +672,7 @@ async fn wait_serving(
     namespaces.dedup();
     let mut told = false;
     let what = "NIC serving the scenario's upstreams with their endpoints";
-    wait_for(what, deadline, progress, || {
+    wait_for(what, deadline, || {
         let first_look = !told;
         told = true;
         let namespaces = &namespaces;
@@ -693,9 +693,9 @@ async fn wait_serving(
                     readiness::Endpoints::Waiting(why) => waiting.push(why),
                     readiness::Endpoints::NoneByDesign(why) => {
                         if first_look {
-                            progress(&format!(
+                            tracing::info!(
                                 "not waited for: {why} (nginx proxies it to NIC's 502 server)"
-                            ));
+                            );
                         }
                     }
                 }
@@ -725,7 +725,6 @@ async fn wait_first_answers(
     cluster: &Cluster,
     probes: &[readiness::FirstProbe],
     deadline: Duration,
-    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
     for p in probes {
         let addr = cluster
@@ -734,7 +733,7 @@ async fn wait_first_answers(
             .map_err(ClusterError::Failed)?;
         let what = format!("NIC answering {}:{} (via {addr})", p.host, p.port);
         let sni = p.tls.then_some(p.host.as_str());
-        wait_for(&what, deadline, progress, || async move {
+        wait_for(&what, deadline, || async move {
             let seen = crate::probe::native::first_answer(addr, sni).await;
             Ok(match readiness::answered(&seen) {
                 Ok(()) => Poll::Done(()),
@@ -760,17 +759,13 @@ fn time_phases(phases: &mut Phases, clock: &mut Instant, current: &mut Phase, ne
 /// NIC's configuration as nginx loaded it (`nginx -T` in NIC's pod), for
 /// finding checks that share state; without it no group is formed, and the
 /// run says so.
-async fn served_conf(
-    cluster: &Cluster,
-    pod: &NicPod<'_>,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Option<String> {
+async fn served_conf(cluster: &Cluster, pod: &NicPod<'_>) -> Option<String> {
     match nginx_t(cluster, pod).await {
         Ok(text) => Some(text),
         Err(e) => {
-            progress(&format!(
+            tracing::info!(
                 "cannot read NIC's configuration (nginx -T): {e}; checks sharing an upstream TLS session are not grouped"
-            ));
+            );
             None
         }
     }
@@ -854,11 +849,7 @@ fn fail(object: &Object, e: ClusterError) -> crate::substrate::SubstrateError {
 }
 
 /// Wait until a Certificate is Ready for its current generation.
-async fn wait_certificate(
-    applier: &Applier,
-    object: &Object,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Result<(), ClusterError> {
+async fn wait_certificate(applier: &Applier, object: &Object) -> Result<(), ClusterError> {
     let what = format!(
         "Certificate {}/{} Ready (for its current generation)",
         object.namespace(),
@@ -872,7 +863,6 @@ async fn wait_certificate(
         object.name(),
         &what,
         CERTIFICATE_DEADLINE,
-        progress,
         |o| match o {
             Some(o) => waits::certificate_ready(o.metadata.generation, Some(&o.data)),
             None => waits::certificate_ready(None, None),
@@ -888,7 +878,6 @@ pub(crate) async fn wait_condition(
     target: (&str, &str, Option<&str>, &str),
     condition: &str,
     deadline: Duration,
-    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
     let (api_version, kind, namespace, name) = target;
     let shown = match namespace {
@@ -896,7 +885,7 @@ pub(crate) async fn wait_condition(
         None => format!("{kind} {name} {condition}"),
     };
     let api = applier.api_for(api_version, kind, namespace).await?;
-    watch_until(api, name, &shown, deadline, progress, |o| {
+    watch_until(api, name, &shown, deadline, |o| {
         condition_true(o.map(|o| &o.data), condition)
     })
     .await
@@ -920,17 +909,12 @@ fn condition_true(object: Option<&Value>, condition: &str) -> Poll<()> {
     }
 }
 
-async fn wait_deployment(
-    applier: &Applier,
-    object: &Object,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Result<(), ClusterError> {
+async fn wait_deployment(applier: &Applier, object: &Object) -> Result<(), ClusterError> {
     wait_available(
         applier,
         object.namespace(),
         object.name(),
         DEPLOYMENT_DEADLINE,
-        progress,
     )
     .await
 }
@@ -942,20 +926,10 @@ pub(crate) async fn wait_available(
     namespace: &str,
     name: &str,
     deadline: Duration,
-    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
     let what = format!("Deployment {namespace}/{name} rolled out and available");
     let api: Api<Deployment> = Api::namespaced(applier.client.clone(), namespace);
-    match watch_until(
-        api.clone(),
-        name,
-        &what,
-        deadline,
-        progress,
-        waits::rolled_out,
-    )
-    .await
-    {
+    match watch_until(api.clone(), name, &what, deadline, waits::rolled_out).await {
         Err(ClusterError::Failed(message)) => {
             let why = match why_pods_not_ready(&applier.client, &api, namespace, name).await {
                 Ok(why) => why,
@@ -1000,14 +974,13 @@ async fn why_pods_not_ready(
     Ok(waits::pods_not_ready(name, &pods.items, &events.items))
 }
 
-/// Wait until NIC reports `expected` for a Policy, VirtualServer (status) or
+/// Wait until NIC reports `expected` for a Policy, `VirtualServer` (status) or
 /// Ingress (its latest event).
 async fn wait_state(
     cluster: &Cluster,
     applier: &Applier,
     object: &Object,
     expected: &str,
-    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<ResourceState, ClusterError> {
     let what = format!("{} {expected}", object.id);
     let done = |(state, reason, message): (String, String, String)| {
@@ -1030,7 +1003,7 @@ async fn wait_state(
     };
     if object.id.kind == Kind::Ingress {
         // Polled: NIC reports on Ingresses in events, a list by field selector, not one object to watch.
-        return wait_for(&what, STATE_DEADLINE, progress, || async {
+        return wait_for(&what, STATE_DEADLINE, || async {
             Ok(done(latest_event(cluster, object).await?))
         })
         .await;
@@ -1042,13 +1015,13 @@ async fn wait_state(
             Some(object.namespace()),
         )
         .await?;
-    watch_until(api, object.name(), &what, STATE_DEADLINE, progress, |o| {
+    watch_until(api, object.name(), &what, STATE_DEADLINE, |o| {
         done(nic_status(o.map(|o| &o.data)))
     })
     .await
 }
 
-/// NIC's `status.state`, `reason` and `message` of a Policy or VirtualServer
+/// NIC's `status.state`, `reason` and `message` of a Policy or `VirtualServer`
 /// (its JSON without metadata); empty where not written yet.
 fn nic_status(object: Option<&Value>) -> (String, String, String) {
     let status = object.and_then(|v| v.get("status"));
@@ -1100,22 +1073,10 @@ async fn read_probe_secrets(client: &kube::Client, keys: &[&str]) -> Result<Secr
 
 /// A namespace an earlier run deleted may still be terminating (deletion is not
 /// waited for); applying into it would fail, so wait until it is gone.
-async fn wait_not_terminating(
-    cluster: &Cluster,
-    name: &str,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Result<(), ClusterError> {
+async fn wait_not_terminating(cluster: &Cluster, name: &str) -> Result<(), ClusterError> {
     let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
     let what = format!("namespace {name} (terminating after an earlier run) to be gone");
-    watch_until(
-        namespaces,
-        name,
-        &what,
-        NAMESPACE_DEADLINE,
-        progress,
-        not_terminating,
-    )
-    .await
+    watch_until(namespaces, name, &what, NAMESPACE_DEADLINE, not_terminating).await
 }
 
 /// Done unless the namespace is being deleted.
@@ -1471,15 +1432,9 @@ mod wait_tests {
         ])
         .await;
         let applier = Applier::new(client);
-        let e = wait_available(
-            &applier,
-            "team",
-            "d",
-            Duration::from_millis(300),
-            &|_: &str| {},
-        )
-        .await
-        .expect_err("never available");
+        let e = wait_available(&applier, "team", "d", Duration::from_millis(300))
+            .await
+            .expect_err("never available");
         let text = e.to_string();
         assert!(text.contains("not reached within 300ms"), "{text}");
         assert!(
@@ -1514,14 +1469,14 @@ mod wait_tests {
             http: open_addr,
             https: open_addr,
         };
-        wait_first_answers(&cluster, &probe, Duration::from_secs(5), &|_: &str| {})
+        wait_first_answers(&cluster, &probe, Duration::from_secs(5))
             .await
             .expect("answered");
         cluster.ingress = super::super::IngressAccess::HostPorts {
             http: closed_addr,
             https: closed_addr,
         };
-        let e = wait_first_answers(&cluster, &probe, Duration::from_millis(300), &|_: &str| {})
+        let e = wait_first_answers(&cluster, &probe, Duration::from_millis(300))
             .await
             .expect_err("refused");
         assert!(
@@ -1574,22 +1529,21 @@ mod wait_tests {
             namespace: "nginx-ingress",
             name: "nginx-ingress",
         };
-        let said = Mutex::new(Vec::new());
-        let progress = |m: &str| said.lock().expect("lock").push(m.to_string());
+        let (said, _logging) = super::super::captured_logs(tracing::Level::INFO);
         wait_serving(
             &cluster,
             &scenario,
             &[upstream("elsewhere")],
             &pod,
             Duration::from_secs(5),
-            &progress,
         )
         .await
         .expect("nothing to wait for");
+        let said = said.text();
         assert!(
-            said.lock().expect("lock").iter().any(|m| m
-                .starts_with("not waited for: Service team/elsewhere:80: an ExternalName Service")),
-            "{said:?}"
+            said.lines().any(|m| m
+                .contains(": not waited for: Service team/elsewhere:80: an ExternalName Service")),
+            "{said}"
         );
         let e = wait_serving(
             &cluster,
@@ -1597,7 +1551,6 @@ mod wait_tests {
             &[upstream("web")],
             &pod,
             Duration::from_millis(300),
-            &progress,
         )
         .await
         .expect_err("not ready");
@@ -1609,20 +1562,39 @@ mod wait_tests {
         );
     }
 
+    /// A wait is a `wait` span naming what it waits for; each new observation
+    /// is one `observed` event (what its live line shows), a repeated one none.
+    #[tokio::test]
+    async fn a_wait_says_each_new_observation_once() {
+        let (said, _logging) = super::super::captured_logs(tracing::Level::DEBUG);
+        let mut looks = ["issuing", "issuing", "ready"].into_iter();
+        let waited = wait_for("Certificate team/web Ready", Duration::from_secs(5), || {
+            let seen = looks.next();
+            async move {
+                Ok(match seen {
+                    Some("ready") | None => Poll::Done(()),
+                    Some(other) => Poll::Pending(other.to_string()),
+                })
+            }
+        })
+        .await;
+        assert!(waited.is_ok());
+        let said = said.text();
+        let observed: Vec<&str> = said.lines().filter(|l| l.contains("observed")).collect();
+        assert_eq!(
+            observed,
+            ["wait{what=\"Certificate team/web Ready\"}: observed last=issuing"],
+            "{said}"
+        );
+    }
+
     /// Wait for Secret team/s, which never appears; the error the wait ends with.
     async fn wait_for_missing_secret(client: kube::Client, deadline: Duration) -> ClusterError {
         let api: Api<Secret> = Api::namespaced(client, "team");
-        let outcome = watch_until(
-            api,
-            "s",
-            "Secret team/s",
-            deadline,
-            &|_: &str| {},
-            |s| match s {
-                Some(_) => Poll::Done(()),
-                None => Poll::Pending("does not exist yet".into()),
-            },
-        )
+        let outcome = watch_until(api, "s", "Secret team/s", deadline, |s| match s {
+            Some(_) => Poll::Done(()),
+            None => Poll::Pending("does not exist yet".into()),
+        })
         .await;
         match outcome {
             Ok(()) => panic!("the Secret never exists, so the wait cannot succeed"),

@@ -74,10 +74,10 @@ impl NicLocation {
     }
 }
 
-/// The workload that owns a pod, by its controller reference: a ReplicaSet
+/// The workload that owns a pod, by its controller reference: a `ReplicaSet`
 /// named `<deployment>-<pod-template-hash>` belongs to that Deployment (the
 /// rule NIC itself applies, internal/k8s/controller.go `getPodOwnerTypeAndName`);
-/// a DaemonSet or StatefulSet is itself; a pod without one is the pod.
+/// a `DaemonSet` or `StatefulSet` is itself; a pod without one is the pod.
 fn owner(pod: &Pod) -> String {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let controller = pod
@@ -156,9 +156,13 @@ pub(crate) fn scenario_items(scenario: &Scenario, nic: &NicLocation) -> Vec<Item
         .iter()
         .filter_map(|o| o.id.namespace.as_deref())
         .collect();
-    namespaces.sort();
+    namespaces.sort_unstable();
     namespaces.dedup();
-    let words = |s: &[&str]| s.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    let words = |s: &[&str]| {
+        s.iter()
+            .map(std::string::ToString::to_string)
+            .collect::<Vec<_>>()
+    };
     for ns in &namespaces {
         items.push(Item {
             file: format!("{ns}/events.txt"),

@@ -1,6 +1,6 @@
 //! Where cert-manager and NGINX Ingress Controller run, and which namespaces
 //! NIC watches. On kind they are where the install put them; on an existing
-//! cluster they are found from their Deployments and DaemonSets (by label or
+//! cluster they are found from their Deployments and `DaemonSets` (by label or
 //! image) unless `--cert-manager-namespace` / `--nic-namespace` say, and NIC's
 //! watched namespaces are read from its container arguments as NIC 5.5.4
 //! parses them (cmd/nginx-ingress/flags.go, internal/k8s/controller.go).
@@ -30,7 +30,7 @@ pub(crate) struct Container {
     pub env: Labels,
 }
 
-/// A Deployment or DaemonSet as observed.
+/// A Deployment or `DaemonSet` as observed.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Workload {
     /// `deployment` or `daemonset`, as kubectl names them.
@@ -42,7 +42,7 @@ pub(crate) struct Workload {
     /// `spec.selector.matchLabels`: how its pods are found.
     pub selector: Labels,
     pub containers: Vec<Container>,
-    /// Available replicas (Deployment) or available pods (DaemonSet).
+    /// Available replicas (Deployment) or available pods (`DaemonSet`).
     pub available: i32,
 }
 
@@ -366,12 +366,11 @@ fn expand(text: &str, env: &Labels) -> (String, Vec<String>) {
             out.push('$');
             rest = tail;
         } else if let Some(name) = after.strip_prefix('(').and_then(|t| t.split_once(')')) {
-            match env.get(name.0) {
-                Some(value) => out.push_str(value),
-                None => {
-                    out.push_str(&format!("$({})", name.0));
-                    unknown.push(name.0.to_string());
-                }
+            if let Some(value) = env.get(name.0) {
+                out.push_str(value)
+            } else {
+                out.push_str(&format!("$({})", name.0));
+                unknown.push(name.0.to_string());
             }
             rest = name.1;
         } else {
@@ -526,7 +525,7 @@ pub(crate) struct Need {
 }
 
 /// The namespaces NIC must watch for `scenario`: those of its Policies,
-/// VirtualServers, VirtualServerRoutes and Ingresses (and their Secrets), and
+/// `VirtualServers`, `VirtualServerRoutes` and Ingresses (and their Secrets), and
 /// those of Services an upstream names as `namespace/name`.
 pub(crate) fn needed(scenario: &Scenario) -> Vec<Need> {
     let mut out: Vec<Need> = Vec::new();
@@ -688,7 +687,7 @@ pub(crate) fn image_note(image: &str) -> Option<String> {
     })
 }
 
-/// Every Deployment and DaemonSet in `namespace` (all namespaces when `None`).
+/// Every Deployment and `DaemonSet` in `namespace` (all namespaces when `None`).
 pub(crate) async fn observe(
     client: &kube::Client,
     namespace: Option<&str>,

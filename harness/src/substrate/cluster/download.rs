@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use tracing::Instrument;
 
 use super::ClusterError;
 use crate::net::{self, HttpUrl};
@@ -71,27 +72,42 @@ pub fn read_cached(download: &Download, cache: &Path) -> Result<Option<Vec<u8>>,
 }
 
 /// The verified file's bytes: from the cache, or downloaded, verified and cached.
-pub(crate) async fn fetch(
-    download: &Download,
-    cache: &Path,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Result<Vec<u8>, ClusterError> {
+pub(crate) async fn fetch(download: &Download, cache: &Path) -> Result<Vec<u8>, ClusterError> {
     let path = download.cached(cache);
     if let Ok(bytes) = std::fs::read(&path) {
         if sha256_hex(&bytes) == download.sha256 {
             return Ok(bytes);
         }
-        progress(&format!(
+        tracing::info!(
             "{} in the cache does not match its sha256; downloading it again",
             path.display()
-        ));
+        );
     }
-    progress(&format!(
+    let span = tracing::info_span!(
+        "download",
+        what = download.name.as_str(),
+        total = download.size
+    );
+    download_into(download, cache, &path).instrument(span).await
+}
+
+async fn download_into(
+    download: &Download,
+    cache: &Path,
+    path: &Path,
+) -> Result<Vec<u8>, ClusterError> {
+    tracing::info!(
         "downloading {} ({} KiB)",
         download.url,
         download.size / 1024
-    ));
+    );
+    let started = std::time::Instant::now();
     let bytes = get(&download.url).await?;
+    tracing::debug!(
+        bytes = bytes.len(),
+        elapsed_s = started.elapsed().as_secs(),
+        "downloaded"
+    );
     let got = sha256_hex(&bytes);
     if got != download.sha256 {
         return Err(ClusterError::Failed(format!(
@@ -110,7 +126,7 @@ pub(crate) async fn fetch(
     let partial = dir.join(format!(".{}.partial-{}", download.name, std::process::id()));
     std::fs::write(&partial, &bytes)
         .map_err(|e| ClusterError::Failed(format!("cannot write {}: {e}", partial.display())))?;
-    std::fs::rename(&partial, &path)
+    std::fs::rename(&partial, path)
         .map_err(|e| ClusterError::Failed(format!("cannot write {}: {e}", path.display())))?;
     Ok(bytes)
 }
@@ -144,24 +160,26 @@ fn web_roots() -> Result<Arc<rustls::ClientConfig>, String> {
 pub(crate) async fn get(url: &str) -> Result<Vec<u8>, ClusterError> {
     let mut current = url.to_string();
     for _ in 0..6 {
-        let response = get_once(&current)
+        let answer = get_once(&current)
             .await
             .map_err(|e| ClusterError::Failed(format!("downloading {current}: {e}")))?;
-        match response.status {
-            200 => return Ok(response.body.to_vec()),
-            301 | 302 | 303 | 307 | 308 => {
-                let location = response.headers.get("location").ok_or_else(|| {
-                    ClusterError::Failed(format!("{current}: redirect without a location"))
-                })?;
+        match answer {
+            Answer::Body(bytes) => return Ok(bytes),
+            Answer::Redirect(None) => {
+                return Err(ClusterError::Failed(format!(
+                    "{current}: redirect without a location"
+                )));
+            }
+            Answer::Redirect(Some(location)) => {
                 current = if location.starts_with('/') {
                     let u = HttpUrl::parse(&current).map_err(ClusterError::Failed)?;
                     let scheme = if u.https { "https" } else { "http" };
                     format!("{scheme}://{}{location}", u.authority)
                 } else {
-                    location.clone()
+                    location
                 };
             }
-            status => {
+            Answer::Status(status) => {
                 return Err(ClusterError::Failed(format!(
                     "downloading {current}: HTTP {status}"
                 )));
@@ -173,7 +191,15 @@ pub(crate) async fn get(url: &str) -> Result<Vec<u8>, ClusterError> {
     )))
 }
 
-async fn get_once(url: &str) -> Result<net::Response, String> {
+/// What one GET gave.
+enum Answer {
+    Body(Vec<u8>),
+    /// A redirect, with its `location` if it has one.
+    Redirect(Option<String>),
+    Status(u16),
+}
+
+async fn get_once(url: &str) -> Result<Answer, String> {
     // http and https only, with a host and a port that reads.
     HttpUrl::parse(url)?;
     let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
@@ -199,13 +225,38 @@ async fn get_once(url: &str) -> Result<net::Response, String> {
             .request(request)
             .await
             .map_err(|e| net::error_chain(&e))?;
-        net::read_response(response)
-            .await
-            .map_err(|e| e.to_string())
+        Ok(match response.status().as_u16() {
+            200 => Answer::Body(read_counted(response.into_body()).await?),
+            301 | 302 | 303 | 307 | 308 => Answer::Redirect(
+                response
+                    .headers()
+                    .get("location")
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).to_string()),
+            ),
+            status => Answer::Status(status),
+        })
     };
     tokio::time::timeout(Duration::from_secs(120), exchange)
         .await
         .map_err(|_| "timed out after 120 s".to_string())?
+}
+
+/// The body, read as it arrives: each piece is a `bytes` event (what a
+/// download's live line shows), within the body size limit.
+async fn read_counted(mut body: hyper::body::Incoming) -> Result<Vec<u8>, String> {
+    use http_body_util::BodyExt;
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("reading the body: {}", net::error_chain(&e)))?;
+        if let Ok(data) = frame.into_data() {
+            bytes.extend_from_slice(&data);
+            if bytes.len() > net::BODY_LIMIT {
+                return Err(format!("the body is larger than {} bytes", net::BODY_LIMIT));
+            }
+            tracing::trace!(bytes = bytes.len(), "received");
+        }
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -299,7 +350,7 @@ mod tests {
             size: 16,
             name: "ns.yaml".into(),
         };
-        let err = fetch(&good, cache.path(), &|_| {})
+        let err = fetch(&good, cache.path())
             .await
             .expect_err("digest mismatch");
         assert!(
@@ -313,7 +364,7 @@ mod tests {
             ..good
         };
         assert_eq!(
-            fetch(&right, cache.path(), &|_| {}).await.expect("fetch"),
+            fetch(&right, cache.path()).await.expect("fetch"),
             b"kind: Namespace\n"
         );
         assert!(right.cached(cache.path()).is_file());
@@ -323,9 +374,7 @@ mod tests {
             ..right
         };
         assert_eq!(
-            fetch(&offline, cache.path(), &|_| {})
-                .await
-                .expect("cached"),
+            fetch(&offline, cache.path()).await.expect("cached"),
             b"kind: Namespace\n"
         );
         let leftovers: Vec<_> = std::fs::read_dir(cache.path().join("downloads"))
@@ -334,5 +383,33 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains("partial"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    /// A download is a `download` span with the file and its pinned size, and
+    /// says how many bytes have arrived as they do (what its live line shows).
+    #[tokio::test]
+    async fn a_download_says_its_bytes_as_they_arrive() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let body: &'static [u8] = b"kind: Namespace\n";
+        let url = serve(body).await;
+        let digest: &'static str = Box::leak(sha256_hex(body).into_boxed_str());
+        let pinned = Download {
+            url,
+            sha256: digest,
+            size: 16,
+            name: "ns.yaml".into(),
+        };
+        let (said, _logging) = super::super::captured_logs(tracing::Level::TRACE);
+        fetch(&pinned, cache.path()).await.expect("fetch");
+        let said = said.text();
+        assert!(
+            said.contains("download{what=\"ns.yaml\" total=16}: downloading http://"),
+            "{said}"
+        );
+        assert!(
+            said.contains("download{what=\"ns.yaml\" total=16}: received bytes=16"),
+            "{said}"
+        );
+        assert!(said.contains("downloaded bytes=16"), "{said}");
     }
 }

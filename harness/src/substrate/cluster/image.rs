@@ -2,7 +2,7 @@
 //! (Linux, the node's CPU architecture), it is built without pulling anything:
 //! the binary and the shared libraries it links, in an otherwise empty root,
 //! turned into an image by `docker import`. Elsewhere (macOS, Apple silicon's
-//! arm64 nodes from an x86_64 binary, ...) Docker builds it from the
+//! arm64 nodes from an `x86_64` binary, ...) Docker builds it from the
 //! repository's Dockerfile. The same image serves `aigw`, `webui` and `ollama`.
 
 use std::path::{Path, PathBuf};

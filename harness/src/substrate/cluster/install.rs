@@ -119,9 +119,6 @@ pub const NIC_RELEASES: &[NicRelease] = &[
 pub const DEFAULT_NIC: &str = "5.5.4";
 pub(crate) const NIC_NAMESPACE: &str = "nginx-ingress";
 pub(crate) const NIC_DEPLOYMENT: &str = "nginx-ingress";
-/// NIC answers TLS for unknown hosts with this certificate (without it NIC
-/// rejects such handshakes), as the NIC docs set up.
-
 pub(crate) const WEBHOOK_DEADLINE: Duration = Duration::from_secs(240);
 pub(crate) const NIC_DEADLINE: Duration = Duration::from_secs(300);
 pub(crate) const CRD_DEADLINE: Duration = Duration::from_secs(60);
@@ -173,7 +170,7 @@ pub fn pinned_downloads() -> Vec<Download> {
     all
 }
 
-/// The CustomResourceDefinitions of cert-manager's release manifest and of
+/// The `CustomResourceDefinitions` of cert-manager's release manifest and of
 /// NIC `nic_version`'s `deploy/crds.yaml`, from the cache alone (each
 /// sha256-checked): `None` when either file is not there.
 ///
@@ -212,8 +209,8 @@ pub fn documents(bytes: &[u8], name: &str) -> Result<Vec<Value>, ClusterError> {
         .map_err(|e| ClusterError::Failed(e.to_string()))?;
     Ok(docs
         .iter()
-        .map(|d| d.to_json())
-        .filter(|v| v.is_object())
+        .map(crate::yaml::Document::to_json)
+        .filter(serde_json::Value::is_object)
         .collect())
 }
 
@@ -289,12 +286,9 @@ impl InstallSet {
 /// # Errors
 ///
 /// The download fails or does not match its pinned digest, or it cannot be read.
-pub async fn cert_manager_set(
-    cache: &Path,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Result<InstallSet, ClusterError> {
+pub async fn cert_manager_set(cache: &Path) -> Result<InstallSet, ClusterError> {
     let d = cert_manager();
-    let bytes = download::fetch(&d, cache, progress).await?;
+    let bytes = download::fetch(&d, cache).await?;
     let objects = documents(&bytes, &d.name)?
         .into_iter()
         .map(|o| (d.url.clone(), o))
@@ -311,14 +305,10 @@ pub async fn cert_manager_set(
 ///
 /// `version` is not pinned, a download fails or does not match its digest, or
 /// a manifest cannot be read.
-pub async fn nic_set(
-    version: &str,
-    cache: &Path,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Result<InstallSet, ClusterError> {
+pub async fn nic_set(version: &str, cache: &Path) -> Result<InstallSet, ClusterError> {
     let mut objects = Vec::new();
     for d in nic_downloads(version)? {
-        let bytes = download::fetch(&d, cache, progress).await?;
+        let bytes = download::fetch(&d, cache).await?;
         for mut object in documents(&bytes, &d.name)? {
             if object["kind"] == "Deployment" {
                 patch_nic_deployment(&mut object)?;
@@ -335,16 +325,8 @@ pub async fn nic_set(
 }
 
 /// Apply a set: CRDs first and waited for until established, then the rest.
-async fn apply_set(
-    applier: &Applier,
-    set: &InstallSet,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Result<(), ClusterError> {
-    progress(&format!(
-        "installing {} ({} objects)",
-        set.label,
-        set.objects.len()
-    ));
+async fn apply_set(applier: &Applier, set: &InstallSet) -> Result<(), ClusterError> {
+    tracing::info!("installing {} ({} objects)", set.label, set.objects.len());
     let (crds, rest): (Vec<_>, Vec<_>) = set
         .objects
         .iter()
@@ -359,7 +341,7 @@ async fn apply_set(
             None,
             name.as_str(),
         );
-        wait_condition(applier, target, "Established", CRD_DEADLINE, progress).await?;
+        wait_condition(applier, target, "Established", CRD_DEADLINE).await?;
     }
     for (_, object) in &rest {
         applier.apply(object).await?;
@@ -367,7 +349,7 @@ async fn apply_set(
     Ok(())
 }
 
-/// A ClusterIssuer with no issuer type: its schema lets it through, and only
+/// A `ClusterIssuer` with no issuer type: its schema lets it through, and only
 /// cert-manager's validating webhook refuses it ("at least one issuer must be
 /// configured"). So a server-side dry-run create that is refused with that is
 /// the sign the webhook serves; one that is accepted means no webhook looked
@@ -404,14 +386,12 @@ pub(crate) fn webhook_answered(dry_run: &Result<(), String>) -> Poll<()> {
 pub(crate) async fn wait_cert_manager(
     applier: &Applier,
     deadline: Duration,
-    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
     let probe = webhook_probe();
     // Polled: a dry-run create is a request to repeat, not an object to watch.
     wait_for(
         "cert-manager's webhook to refuse an invalid ClusterIssuer (server-side dry-run)",
         deadline,
-        progress,
         || async { Ok(webhook_answered(&applier.dry_run_create(&probe).await)) },
     )
     .await
@@ -419,27 +399,21 @@ pub(crate) async fn wait_cert_manager(
 
 /// Install cert-manager and NIC concurrently and wait until both serve: the
 /// lists of `actions::installs`, the ones `plan` prints, each run in order.
-pub(crate) async fn install(
-    cluster: &Cluster,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Result<(), ClusterError> {
+pub(crate) async fn install(cluster: &Cluster) -> Result<(), ClusterError> {
     let cache = &cluster.options.cache;
     let version = cluster.options.nic.as_deref().unwrap_or(DEFAULT_NIC);
     // Both downloads before anything is applied: a bad one changes nothing.
-    let (cm, nic) = tokio::join!(
-        cert_manager_set(cache, progress),
-        nic_set(version, cache, progress)
-    );
+    let (cm, nic) = tokio::join!(cert_manager_set(cache), nic_set(version, cache));
     let (cm, nic) = (cm?, nic?);
     let applier = Applier::new(cluster.client.clone());
     let [first, second] = installs(version);
     let (a, b) = tokio::join!(
-        run(first, &applier, (&cm, &nic), progress),
-        run(second, &applier, (&cm, &nic), progress)
+        run(first, &applier, (&cm, &nic)),
+        run(second, &applier, (&cm, &nic))
     );
     a?;
     b?;
-    progress(&format!("{} and {} are ready", cm.label, nic.label));
+    tracing::info!("{} and {} are ready", cm.label, nic.label);
     Ok(())
 }
 
@@ -449,20 +423,17 @@ async fn run(
     list: Vec<Install<'_>>,
     applier: &Applier,
     sets: (&InstallSet, &InstallSet),
-    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ClusterError> {
     for action in list {
         match action {
-            Install::Apply(Release::CertManager) => apply_set(applier, sets.0, progress).await?,
-            Install::Apply(Release::Nic(_)) => apply_set(applier, sets.1, progress).await?,
-            Install::WaitWebhook { deadline } => {
-                wait_cert_manager(applier, deadline, progress).await?
-            }
+            Install::Apply(Release::CertManager) => apply_set(applier, sets.0).await?,
+            Install::Apply(Release::Nic(_)) => apply_set(applier, sets.1).await?,
+            Install::WaitWebhook { deadline } => wait_cert_manager(applier, deadline).await?,
             Install::WaitAvailable {
                 namespace,
                 name,
                 deadline,
-            } => wait_available(applier, namespace, name, deadline, progress).await?,
+            } => wait_available(applier, namespace, name, deadline).await?,
         }
     }
     Ok(())

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use super::{ClusterError, blocking, run, run_tool, tool};
 
 /// The kind release the node images below belong to (helm/kind-action v1.14.0
@@ -261,7 +263,6 @@ pub(crate) async fn ensure(
     recreate: bool,
     cache: &Path,
     kubeconfig: &Path,
-    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<bool, ClusterError> {
     let kind = tool("kind")?;
     if existing_clusters().await?.iter().any(|c| c == name) {
@@ -269,11 +270,11 @@ pub(crate) async fn ensure(
         if recreate {
             match owner {
                 Owner::Ours => {
-                    progress(&format!(
+                    tracing::info!(
                         "deleting kind cluster {name} to create it anew (--recreate; this tool created it)"
-                    ));
+                    );
                     delete(name, cache).await?;
-                    return create(name, k8s, cache, kubeconfig, progress).await;
+                    return create(name, k8s, cache, kubeconfig).await;
                 }
                 Owner::InUse(pid) => {
                     return Err(ClusterError::Input(format!(
@@ -317,10 +318,10 @@ pub(crate) async fn ensure(
         if !wrong.is_empty() {
             return Err(does_not_fit(name, &wrong, owner, cache));
         }
-        progress(&format!("reusing kind cluster {name}"));
+        tracing::info!("reusing kind cluster {name}");
         return Ok(false);
     }
-    create(name, k8s, cache, kubeconfig, progress).await
+    create(name, k8s, cache, kubeconfig).await
 }
 
 /// `kind create cluster`, with the ownership marker written first.
@@ -329,7 +330,6 @@ async fn create(
     k8s: &str,
     cache: &Path,
     kubeconfig: &Path,
-    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<bool, ClusterError> {
     let kind = tool("kind")?;
     let config_path = cache.join(format!("{name}-kind.yaml"));
@@ -338,12 +338,15 @@ async fn create(
     std::fs::write(&config_path, config(k8s)?).map_err(|e| ClusterError::Failed(e.to_string()))?;
     std::fs::write(marker(cache, name), std::process::id().to_string())
         .map_err(|e| ClusterError::Failed(e.to_string()))?;
-    progress(&format!(
-        "creating kind cluster {name} (Kubernetes {k8s}); this takes a minute or two"
-    ));
+    tracing::info!("creating kind cluster {name} (Kubernetes {k8s}); this takes a minute or two");
     let args = create_args(name, &config_path, kubeconfig);
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    if let Err(e) = run(&kind, &words, None, Duration::from_secs(600)).await {
+    let what = format!("kind cluster {name} (Kubernetes {k8s})");
+    let span = tracing::info_span!("create", what = what.as_str());
+    let created = run(&kind, &words, None, Duration::from_secs(600))
+        .instrument(span)
+        .await;
+    if let Err(e) = created {
         let _ = std::fs::remove_file(marker(cache, name));
         return Err(e);
     }
@@ -363,18 +366,14 @@ pub(crate) async fn delete(name: &str, cache: &Path) -> Result<(), ClusterError>
 }
 
 /// After an interrupt: delete the cluster if this process was creating it.
-pub(crate) fn cleanup_interrupted(name: &str, cache: &Path, progress: &(dyn Fn(&str) + Sync)) {
+pub(crate) fn cleanup_interrupted(name: &str, cache: &Path) {
     let ours = std::fs::read_to_string(marker(cache, name))
         .is_ok_and(|o| o.trim() == std::process::id().to_string());
     if ours {
-        progress(&format!(
-            "deleting kind cluster {name}, which this run was creating"
-        ));
+        tracing::info!("deleting kind cluster {name}, which this run was creating");
         // Sync: the app calls this from a blocking thread after an interrupt.
         if let Err(e) = blocking(delete(name, cache)) {
-            progress(&format!(
-                "could not delete it ({e}); run `kind delete cluster --name {name}`"
-            ));
+            tracing::warn!("could not delete it ({e}); run `kind delete cluster --name {name}`");
         }
     }
 }
@@ -385,10 +384,7 @@ pub(crate) fn keep(name: &str, cache: &Path) {
 }
 
 /// Delete clusters of ours whose creating run is gone (and that were not kept).
-pub(crate) async fn sweep_stale(
-    cache: &Path,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Result<(), ClusterError> {
+pub(crate) async fn sweep_stale(cache: &Path) -> Result<(), ClusterError> {
     let Ok(entries) = std::fs::read_dir(cache.join("clusters")) else {
         return Ok(());
     };
@@ -410,9 +406,9 @@ pub(crate) async fn sweep_stale(
             continue;
         }
         if live.contains(&name) {
-            progress(&format!(
+            tracing::info!(
                 "deleting stale kind cluster {name} (its run ended without cleaning up)"
-            ));
+            );
             delete(&name, cache).await?;
         } else {
             let _ = std::fs::remove_file(&path);

@@ -29,7 +29,6 @@ use std::time::Duration;
 
 use crate::report::ResourceState;
 use crate::scenario::{Scenario, Target};
-use crate::substrate::Progress;
 use crate::substrate::local::nginx::find_program;
 
 #[derive(Debug, thiserror::Error)]
@@ -197,17 +196,16 @@ pub(crate) async fn run(
         status
     };
     let outcome = tokio::time::timeout(timeout, work).await;
-    let status = match outcome {
-        Ok(status) => status.map_err(|e| ClusterError::Failed(format!("`{shown}`: {e}")))?,
-        Err(_) => {
-            group.kill();
-            // SIGKILL reached the leader too: this returns at once.
-            let _ = child.wait().await;
-            group.reaped();
-            return Err(ClusterError::Failed(format!(
-                "`{shown}` did not finish within {timeout:?}"
-            )));
-        }
+    let status = if let Ok(status) = outcome {
+        status.map_err(|e| ClusterError::Failed(format!("`{shown}`: {e}")))?
+    } else {
+        group.kill();
+        // SIGKILL reached the leader too: this returns at once.
+        let _ = child.wait().await;
+        group.reaped();
+        return Err(ClusterError::Failed(format!(
+            "`{shown}` did not finish within {timeout:?}"
+        )));
     };
     group.reaped();
     if !status.success() {
@@ -489,7 +487,6 @@ impl Cluster {
     pub(crate) async fn connect(
         options: ClusterOptions,
         ready: preflight::Ready,
-        progress: Progress,
     ) -> Result<Cluster, ClusterError> {
         std::fs::create_dir_all(&options.cache).map_err(|e| {
             ClusterError::Failed(format!("cannot create {}: {e}", options.cache.display()))
@@ -507,9 +504,8 @@ impl Cluster {
                 let kubeconfig = options.cache.join(format!("{name}.kubeconfig"));
                 let path = kubeconfig.clone();
                 // kind takes minutes; the futures are dropped on Ctrl-C, which kills its tools.
-                let report = |m: &str| progress(m);
-                kind::sweep_stale(&cache, &report).await?;
-                let created = kind::ensure(&name, &k8s, *recreate, &cache, &path, &report).await?;
+                kind::sweep_stale(&cache).await?;
+                let created = kind::ensure(&name, &k8s, *recreate, &cache, &path).await?;
                 let context = format!("kind-{}", options.cluster_name());
                 let client = client(Some(&kubeconfig), Some(&context)).await?;
                 (Some(kubeconfig), Some(context), created, client)
@@ -573,22 +569,20 @@ impl Cluster {
     }
 
     /// Delete the kind cluster if this run created it and `--keep` was not given.
-    pub(crate) fn finish(&self, progress: &(dyn Fn(&str) + Sync)) -> Result<(), ClusterError> {
+    pub(crate) fn finish(&self) -> Result<(), ClusterError> {
         if let Mode::Kind { name, .. } = &self.options.mode {
             if self.options.keep {
                 kind::keep(name, &self.options.cache);
-                progress(&format!(
+                tracing::info!(
                     "kept kind cluster {name} (--keep); reach it with `kubectl --context kind-{name}` \
                      or the kubeconfig {}",
                     self.options
                         .cache
                         .join(format!("{name}.kubeconfig"))
                         .display()
-                ));
+                );
             } else if self.created {
-                progress(&format!(
-                    "deleting kind cluster {name}, which this run created"
-                ));
+                tracing::info!("deleting kind cluster {name}, which this run created");
                 // Sync: the engine calls this outside of the futures Ctrl-C drops.
                 blocking(kind::delete(name, &self.options.cache))?;
             }
@@ -610,9 +604,7 @@ pub(crate) async fn client(
             ))
         })?,
     };
-    let shown = kubeconfig
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "kubeconfig".into());
+    let shown = kubeconfig.map_or_else(|| "kubeconfig".into(), |p| p.display().to_string());
     let options = kube::config::KubeConfigOptions {
         context: context.map(String::from),
         ..Default::default()
@@ -714,6 +706,62 @@ mod tests {
     fn missing_tools_say_how_to_get_them() {
         let e = ClusterError::Missing(format!("kind is not on PATH; {}", install_hint("kind")));
         assert!(e.to_string().contains("kind.sigs.k8s.io/dl/v0.31.0"));
+    }
+}
+
+/// What the code under test logs at `level` and above, as plain lines, for
+/// the tests that assert what a user is told; captured while the guard lives,
+/// on this thread (a current-thread runtime keeps every task on it).
+#[cfg(test)]
+pub(crate) fn captured_logs(
+    level: tracing::Level,
+) -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
+    let logs = CapturedLogs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .without_time()
+        .with_target(false)
+        .with_level(false)
+        .with_ansi(false)
+        .with_writer(logs.clone())
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl CapturedLogs {
+    pub(crate) fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|b| String::from_utf8_lossy(&b).to_string())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
+    type Writer = CapturedLogs;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
     }
 }
 

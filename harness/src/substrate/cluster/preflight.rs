@@ -62,7 +62,6 @@ fn docker_answers(docker: &Path) -> Result<(), ClusterError> {
 pub(crate) async fn run(
     options: &ClusterOptions,
     scenarios: &[&Scenario],
-    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Ready, ClusterError> {
     let list = actions::preflight(options, scenarios);
     let find = |name: &str| tool(name);
@@ -77,15 +76,7 @@ pub(crate) async fn run(
         openssl: tool("openssl").unwrap_or_default(),
     };
     if let Mode::Existing { .. } = options.mode {
-        existing(
-            &list,
-            options,
-            scenarios,
-            &mut ready,
-            &mut problems,
-            progress,
-        )
-        .await;
+        existing(&list, options, scenarios, &mut ready, &mut problems).await;
     }
     if problems.is_empty() {
         Ok(ready)
@@ -105,7 +96,6 @@ async fn existing(
     scenarios: &[&Scenario],
     ready: &mut Ready,
     problems: &mut Vec<ClusterError>,
-    progress: &(dyn Fn(&str) + Sync),
 ) {
     let mut nic_found = false;
     for check in list {
@@ -144,14 +134,11 @@ async fn existing(
                 {
                     Err(e) => problems.push(e),
                     Ok(found) => {
-                        progress(&format!("cert-manager runs in namespace {found}"));
+                        tracing::info!("cert-manager runs in namespace {found}");
                         let applier = super::apply::Applier::new(client.clone());
-                        if let Err(e) = install::wait_cert_manager(
-                            &applier,
-                            install::EXISTING_WEBHOOK_DEADLINE,
-                            progress,
-                        )
-                        .await
+                        if let Err(e) =
+                            install::wait_cert_manager(&applier, install::EXISTING_WEBHOOK_DEADLINE)
+                                .await
                         {
                             problems.push(ClusterError::Missing(format!(
                                 "cert-manager's webhook does not serve ({e}); see `kubectl -n {found} get pods,endpoints`, or reinstall with `kubectl apply -f {}`",
@@ -179,7 +166,7 @@ async fn existing(
                                 "cannot tell NIC's version from its image {image}; pass --nic-version (e.g. 5.5.4)"
                             ))),
                         }
-                        progress(&format!(
+                        tracing::info!(
                             "NGINX Ingress Controller: {} in namespace {} ({image}){}",
                             nic.workload,
                             nic.namespace,
@@ -188,7 +175,7 @@ async fn existing(
                             } else {
                                 format!(", {}", nic.watch.flags)
                             }
-                        ));
+                        );
                         ready.nic = nic;
                         nic_found = true;
                     }
@@ -213,7 +200,7 @@ async fn existing(
             }
             Preflight::Image(image) => {
                 if let Some(note) = controllers::image_note(image) {
-                    progress(&format!("note: {note}"));
+                    tracing::info!("note: {note}");
                 }
             }
         }
@@ -432,18 +419,9 @@ mod tests {
             openssl: PathBuf::new(),
         };
         let mut problems = Vec::new();
-        let said = std::sync::Mutex::new(Vec::new());
-        let progress = |m: &str| said.lock().expect("lock").push(m.to_string());
-        existing(
-            &list,
-            &opts,
-            &[&scenario],
-            &mut ready,
-            &mut problems,
-            &progress,
-        )
-        .await;
-        let said = said.lock().expect("lock").join("\n");
+        let (said, _logging) = super::super::captured_logs(tracing::Level::INFO);
+        existing(&list, &opts, &[&scenario], &mut ready, &mut problems).await;
+        let said = said.text();
         assert!(
             said.contains("cert-manager runs in namespace security"),
             "{said}"

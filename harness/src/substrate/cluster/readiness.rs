@@ -2,7 +2,7 @@
 //! scenario's configuration with its endpoints. Pure decisions over what the
 //! API server and NIC's pod show; `apply.rs` fetches them.
 //!
-//! Why the configuration and not NIC's events: a VirtualServer or Ingress
+//! Why the configuration and not NIC's events: a `VirtualServer` or Ingress
 //! whose Service has no ready endpoint yet is reported Valid with no warning
 //! (NIC 5.5.4 internal/k8s/controller.go:3976-3979 returns no endpoints, and
 //! internal/configs/virtualserver.go:368-373 warns only for an empty, non-nil
@@ -23,7 +23,7 @@ use crate::manifest::Kind;
 use crate::scenario::Scenario;
 use crate::substrate::local::nic::routing::upstream_servers;
 
-/// The label an EndpointSlice names its Service by (what NIC selects them by).
+/// The label an `EndpointSlice` names its Service by (what NIC selects them by).
 pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// A Service port, as an upstream names it.
@@ -61,8 +61,8 @@ impl UpstreamRef {
     }
 }
 
-/// Every Service port the scenario's VirtualServers, VirtualServerRoutes and
-/// Ingresses proxy to, once each. A VirtualServer's `service: ns/name` is
+/// Every Service port the scenario's `VirtualServers`, `VirtualServerRoutes` and
+/// Ingresses proxy to, once each. A `VirtualServer`'s `service: ns/name` is
 /// looked up in `ns`, as NIC's `ParseServiceReference` does.
 pub(crate) fn upstreams(scenario: &Scenario) -> Vec<UpstreamRef> {
     let mut out: Vec<UpstreamRef> = Vec::new();
@@ -168,8 +168,8 @@ fn host_port(address: &str, port: i32) -> String {
 }
 
 /// The endpoints NIC 5.5.4 takes for `upstream` from its Service and the
-/// Service's EndpointSlices: the slices' port for the Service port (the
-/// EndpointSlice controller names it after the Service port and numbers it
+/// Service's `EndpointSlices`: the slices' port for the Service port (the
+/// `EndpointSlice` controller names it after the Service port and numbers it
 /// with the resolved target port, the number NIC's `selectEndpointSlicesForPort`
 /// matches), and of their endpoints those whose `conditions.ready` is true
 /// (an unset `ready` is not ready to NIC: controller.go:3796-3809).

@@ -30,7 +30,7 @@ fn recency(e: &Event) -> (i64, u64, i32) {
         .or(e.last_timestamp.as_ref().map(|t| t.0))
         .or(e.event_time.as_ref().map(|t| t.0))
         .or(e.first_timestamp.as_ref().map(|t| t.0))
-        .map_or(i64::MIN, |t| t.as_second());
+        .map_or(i64::MIN, k8s_openapi::jiff::Timestamp::as_second);
     let version = e
         .metadata
         .resource_version
@@ -61,11 +61,11 @@ fn from_nic(e: &Event) -> bool {
 /// The state an Ingress event of NIC 5.5.4 stands for, from its reason (and,
 /// for `Rejected`, its message); `None` for a reason NIC does not give an
 /// Ingress. NIC has no `status.state` on an Ingress: the words are those it
-/// writes on a VirtualServer for the same outcome.
+/// writes on a `VirtualServer` for the same outcome.
 ///
 /// - `AddedOrUpdated`, `AddedOrUpdatedWithWarning`, `AddedOrUpdatedWithError`:
 ///   internal/k8s/controller.go:1683-1799 (regular and mergeable Ingresses;
-///   "with error": written but not applied, Invalid as on a VirtualServer).
+///   "with error": written but not applied, Invalid as on a `VirtualServer`).
 /// - `Rejected`, `RejectedWithError`: controller.go:1633-1660 (an Ingress that
 ///   became invalid) and internal/k8s/policy.go:151 (a bad policy).
 /// - Problems (controller.go:1441-1453 `processProblems`): Invalid when the
@@ -114,7 +114,7 @@ pub(crate) fn ingress_state(events: &[Event], uid: Option<&str>) -> (String, Str
 }
 
 /// Done once a Deployment's rollout is complete, by `kubectl rollout status`'s
-/// rule (kubectl/pkg/polymorphichelpers/rollout_status.go): its controller
+/// rule (`kubectl/pkg/polymorphichelpers/rollout_status.go)`: its controller
 /// has observed the current spec (`observedGeneration >= generation`), every
 /// wanted replica runs the current template, no old replica is left, and the
 /// updated ones are available. So on a reused cluster an old pod of the
@@ -204,7 +204,7 @@ const EVENTS_PER_POD: usize = 3;
 /// phase, the state of each container that is not ready (`ImagePullBackOff`
 /// and its message, a crash's exit code, a failing readiness probe), a pod
 /// condition that is False with a message (`Unschedulable`), and its latest
-/// Warning events. With no pod at all, the Deployment's ReplicaSets' Warning
+/// Warning events. With no pod at all, the Deployment's `ReplicaSets`' Warning
 /// events (`FailedCreate`). `deployment` is the Deployment's name.
 pub(crate) fn pods_not_ready(deployment: &str, pods: &[Pod], events: &[Event]) -> String {
     let warnings = |kind: &str, name: &dyn Fn(&str) -> bool| -> Vec<String> {

@@ -336,9 +336,9 @@ impl Pods {
             .map(|(_, _, _, mock, listener)| tokio::spawn(mock.serve(listener)))
             .collect();
         Ok(Pods {
-            logs,
             services,
             not_started,
+            logs,
             tasks,
         })
     }

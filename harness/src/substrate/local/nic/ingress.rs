@@ -12,34 +12,18 @@ use super::policy::{self, Context, Inputs, PoliciesCfg};
 use super::render::{self, Conf, RenderEnv};
 use super::{Endpoints, INGRESS_CLASS, ResourceState};
 use crate::manifest::ControllerState;
-use crate::manifest::kinds::{
-    Ingress, IngressPath, IngressRule, IngressSpec, IngressTls, PolicyRef,
-};
+use crate::manifest::kinds::{Ingress, IngressPath, IngressSpec, IngressTls, PolicyRef};
 use crate::manifest::{ManifestError, Object};
 
-pub(crate) const POLICIES: &str = "nginx.org/policies";
-pub(crate) const SSL_SERVICES: &str = "nginx.org/ssl-services";
-const MERGEABLE: &str = "nginx.org/mergeable-ingress-type";
-pub(crate) const SSL_REDIRECT: &str = "nginx.org/ssl-redirect";
-const REDIRECT_CODE: &str = "nginx.org/http-redirect-code";
-const CONNECT_TIMEOUT: &str = "nginx.org/proxy-connect-timeout";
-const READ_TIMEOUT: &str = "nginx.org/proxy-read-timeout";
-const SEND_TIMEOUT: &str = "nginx.org/proxy-send-timeout";
-const MAX_BODY: &str = "nginx.org/client-max-body-size";
+use super::ingress_validation::{
+    CONNECT_TIMEOUT, MAX_BODY, MERGEABLE, READ_TIMEOUT, REDIRECT_CODE, SEND_TIMEOUT,
+    SSL_REDIRECT_DEPRECATED,
+};
+pub(crate) use super::ingress_validation::{POLICIES, SSL_REDIRECT, SSL_SERVICES};
 
-/// The NIC annotations the local substrate renders; any other `nginx.org/` or
-/// `nginx.com/` annotation stops the run rather than being ignored.
-const MODELLED: &[&str] = &[
-    POLICIES,
-    SSL_SERVICES,
-    MERGEABLE,
-    SSL_REDIRECT,
-    REDIRECT_CODE,
-    CONNECT_TIMEOUT,
-    READ_TIMEOUT,
-    SEND_TIMEOUT,
-    MAX_BODY,
-];
+/// `minionInheritanceList` (annotations.go), the part the local substrate
+/// renders: a minion without these takes its master's.
+const MINION_INHERITS: [&str; 4] = [CONNECT_TIMEOUT, READ_TIMEOUT, SEND_TIMEOUT, MAX_BODY];
 
 /// An Ingress as NIC reads it.
 pub(crate) struct Parsed<'a> {
@@ -73,7 +57,7 @@ pub(crate) fn unsupported(object: &Object) -> Vec<ManifestError> {
         .keys()
         .filter(|key| {
             (key.starts_with("nginx.org/") || key.starts_with("nginx.com/"))
-                && !MODELLED.contains(&key.as_str())
+                && !super::ingress_validation::modelled().any(|m| m == key.as_str())
         })
         .map(|key| {
             object.error(
@@ -97,7 +81,15 @@ pub(crate) fn unsupported(object: &Object) -> Vec<ManifestError> {
 /// Read an Ingress; `Ok(None)` when NIC would not process it (another class).
 pub(crate) fn parse(object: &Object) -> Result<Option<Parsed<'_>>, ManifestError> {
     let spec = object.parse::<Ingress>()?.spec;
-    match spec.ingress_class_name.as_deref() {
+    // HasCorrectIngressClass: the deprecated annotation, when set, wins over the field.
+    let annotated = object
+        .annotations
+        .get("kubernetes.io/ingress.class")
+        .filter(|c| !c.is_empty());
+    match annotated
+        .map(String::as_str)
+        .or(spec.ingress_class_name.as_deref())
+    {
         Some(INGRESS_CLASS) => {}
         Some(_) => return Ok(None),
         None => {
@@ -107,113 +99,73 @@ pub(crate) fn parse(object: &Object) -> Result<Option<Parsed<'_>>, ManifestError
             ));
         }
     }
+    // isMaster / isMinion: any other value is a standard Ingress, which NIC's
+    // validation then rejects ("must be one of: 'master' or 'minion'").
     let kind = match object.annotations.get(MERGEABLE).map(String::as_str) {
-        None => Mergeable::Standard,
         Some("master") => Mergeable::Master,
         Some("minion") => Mergeable::Minion,
-        Some(other) => {
-            return Err(object.error(
-                "metadata.annotations",
-                format!("{MERGEABLE} must be master or minion, not `{other}`"),
-            ));
-        }
+        _ => Mergeable::Standard,
     };
     Ok(Some(Parsed { object, spec, kind }))
 }
 
-/// NIC's Ingress validation for what is rendered here; `Err` is the event text.
+/// NIC's Ingress validation (`validateIngress`); `Err` is the event text.
 fn validate(p: &Parsed<'_>) -> Result<(), String> {
-    let o = p.object;
-    if let Some(value) = o.annotations.get(POLICIES) {
-        for entry in value.split(',').map(str::trim) {
-            let (ns, name) = entry
-                .split_once('/')
-                .map_or((None, entry), |(a, b)| (Some(a), b));
-            if ns == Some("") {
-                return Err(format!(
-                    "annotations.{POLICIES}: Invalid value: {value:?}: policy namespace cannot be empty"
-                ));
-            }
-            if name.is_empty() {
-                return Err(format!(
-                    "annotations.{POLICIES}: Invalid value: {value:?}: policy name cannot be empty"
-                ));
-            }
-        }
-    }
-    if let Some(value) = o.annotations.get(SSL_SERVICES) {
-        let backends: Vec<&str> = p
-            .spec
-            .rules
-            .iter()
-            .filter_map(|r| r.http.as_ref())
-            .flat_map(|h| &h.paths)
-            .map(|p| p.backend.service.name.as_str())
-            .collect();
-        for name in value.split(',') {
-            if !backends.contains(&name) {
-                return Err(format!(
-                    "annotations.{SSL_SERVICES}: Invalid value: {name:?}: must be a backend service of the Ingress"
-                ));
-            }
-        }
-    }
-    let paths = |r: &IngressRule| r.http.as_ref().map_or(0, |h| h.paths.len());
-    match p.kind {
-        Mergeable::Master => {
-            if p.spec.rules.len() != 1 {
-                return Err(
-                    "spec.rules: Too many: must include exactly one host for a master".into(),
-                );
-            }
-            if paths(&p.spec.rules[0]) != 0 {
-                return Err(
-                    "spec.rules[0].http.paths: Too many: must not include any paths for a master"
-                        .into(),
-                );
-            }
-        }
-        Mergeable::Minion => {
-            if p.spec.rules.len() != 1 {
-                return Err(
-                    "spec.rules: Too many: must include exactly one host for a minion".into(),
-                );
-            }
-            if paths(&p.spec.rules[0]) == 0 {
-                return Err("spec.rules[0].http.paths: Required value: must include at least one path for a minion".into());
-            }
-            if p.spec.tls.is_some() {
-                return Err("spec.tls: Forbidden: minions do not support TLS".into());
-            }
-        }
-        Mergeable::Standard => {}
-    }
-    Ok(())
+    super::ingress_validation::validate(&p.object.annotations, &p.spec)
 }
 
-/// `nginx.org/policies`: comma-separated, trimmed, `name` or `ns/name`, de-duplicated.
-pub(crate) fn policy_refs(o: &Object) -> Vec<PolicyRef> {
-    let mut refs: Vec<PolicyRef> = Vec::new();
-    for entry in o
-        .annotations
-        .get(POLICIES)
-        .map_or("", String::as_str)
+/// Whether NIC keeps this Ingress (it passes validation).
+pub(crate) fn is_valid(p: &Parsed<'_>) -> bool {
+    validate(p).is_ok()
+}
+
+/// A minion whose host has no valid master: rejected if invalid itself, else
+/// NIC's warning (configuration.go `addProblemsForOrphanMinions`).
+pub(crate) fn orphan_minion(p: &Parsed<'_>) -> ResourceState {
+    match validate(p) {
+        Err(e) => rejected(p.object, e),
+        Ok(()) => ResourceState::new(
+            p.object,
+            ControllerState::Warning,
+            "NoIngressMasterFound",
+            "Ingress master is invalid or doesn't exist".into(),
+            Vec::new(),
+        ),
+    }
+}
+
+/// `GetPolicyRefsFromAnnotation` (internal/k8s/policies): each trimmed entry,
+/// `ns/name` when it has exactly one `/`, as written otherwise; nothing dropped.
+fn annotation_refs(o: &Object) -> Vec<PolicyRef> {
+    let Some(value) = o.annotations.get(POLICIES).filter(|v| !v.is_empty()) else {
+        return Vec::new();
+    };
+    value
         .split(',')
         .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
-        let (namespace, name) = match entry.split_once('/') {
-            Some((ns, n)) => (ns.to_string(), n.to_string()),
-            None => (o.namespace().to_string(), entry.to_string()),
-        };
+        .map(|entry| {
+            let parts: Vec<&str> = entry.split('/').collect();
+            let (namespace, name) = match parts.as_slice() {
+                [ns, name] => (*ns, *name),
+                _ => (o.namespace(), entry),
+            };
+            PolicyRef {
+                name: name.to_string(),
+                namespace: Some(namespace.to_string()),
+            }
+        })
+        .collect()
+}
+
+/// `getIngressPolicyRefs`: the annotation's references, each policy once.
+pub(crate) fn policy_refs(o: &Object) -> Vec<PolicyRef> {
+    let mut refs: Vec<PolicyRef> = Vec::new();
+    for r in annotation_refs(o) {
         if !refs
             .iter()
-            .any(|r| r.name == name && r.namespace.as_deref() == Some(namespace.as_str()))
+            .any(|x| x.name == r.name && x.namespace == r.namespace)
         {
-            refs.push(PolicyRef {
-                name,
-                namespace: Some(namespace),
-            });
+            refs.push(r);
         }
     }
     refs
@@ -239,7 +191,7 @@ fn policy_errors(
         );
         match all_policies.get(&key) {
             None => errors.push(format!("policy {key} doesn't exist")),
-            Some(Err(e)) => errors.push(format!("policy {key} is invalid: {e}")),
+            Some(Err(e)) => errors.push(e.clone()),
             Some(Ok(())) => {
                 if let Some(spec) = inputs.policies.get(&key) {
                     found.push((key.split('/').next().unwrap_or_default().to_string(), spec));
@@ -326,6 +278,8 @@ struct Ctx<'a> {
     inputs: &'a Inputs<'a>,
     endpoints: &'a dyn Endpoints,
     env: &'a RenderEnv,
+    /// The master, while rendering its minions.
+    master: Option<&'a Object>,
 }
 
 /// A standard Ingress.
@@ -350,10 +304,11 @@ pub(crate) fn standard(
         inputs,
         endpoints,
         env,
+        master: None,
     };
     let refs = policy_refs(o);
-    let controller = policy_errors(o, &refs, all_policies, inputs);
-    let mut warnings = Vec::new();
+    let controller = policy_errors(o, &annotation_refs(o), all_policies, inputs);
+    let mut warnings: Vec<String> = deprecation_warning(o).into_iter().collect();
     let policies = policy::generate(
         &refs,
         Context::Spec,
@@ -429,10 +384,12 @@ pub(crate) fn mergeable(
         inputs: &master_inputs,
         endpoints,
         env,
+        master: None,
     };
     let refs = policy_refs(m);
-    let controller = policy_errors(m, &refs, all_policies, &master_inputs);
-    let mut master_warnings = Vec::new();
+    let controller = policy_errors(m, &annotation_refs(m), all_policies, &master_inputs);
+    // Minions lose this annotation before generation (minionDenylist); the master keeps it.
+    let mut master_warnings: Vec<String> = deprecation_warning(m).into_iter().collect();
     let policies = policy::generate(
         &refs,
         Context::Spec,
@@ -458,9 +415,10 @@ pub(crate) fn mergeable(
             inputs: &minion_inputs,
             endpoints,
             env,
+            master: Some(m),
         };
         let minion_refs = policy_refs(o);
-        let minion_controller = policy_errors(o, &minion_refs, all_policies, &minion_inputs);
+        let minion_controller = policy_errors(o, &annotation_refs(o), all_policies, &minion_inputs);
         let mut minion_warnings = Vec::new();
         let minion_policies = policy::generate(
             &minion_refs,
@@ -600,10 +558,7 @@ fn server(
         render::egress_mtls(c, 1, "proxy", e, env);
     }
     if cert.is_some() && ssl_redirect(o) {
-        let code = o
-            .annotations
-            .get(REDIRECT_CODE)
-            .map_or("301", String::as_str);
+        let code = redirect_code(o);
         c.line(1, "if ($scheme = http) {");
         c.line(2, &format!("return {code} https://$host:443$request_uri;"));
         c.line(1, "}");
@@ -613,10 +568,13 @@ fn server(
 }
 
 /// The `spec.tls` entry that covers `host`, if any: a host without one is served without TLS.
+/// When several entries name the host, the last one wins (`addSSLConfig` keeps looping).
 pub(crate) fn tls_for_host<'a>(spec: &'a IngressSpec, host: &str) -> Option<&'a IngressTls> {
-    spec.tls
-        .as_ref()
-        .and_then(|list| list.iter().find(|t| t.hosts.iter().any(|h| h == host)))
+    spec.tls.as_ref().and_then(|list| {
+        list.iter()
+            .rev()
+            .find(|t| t.hosts.iter().any(|h| h == host))
+    })
 }
 
 /// NIC's warning when an Ingress's ingressMTLS meets a host without TLS.
@@ -626,9 +584,31 @@ pub(crate) fn ingress_mtls_ignored_for_host(host: &str) -> String {
     )
 }
 
-/// `nginx.org/ssl-redirect` (default true): plain HTTP to a TLS host is redirected to HTTPS.
+/// `nginx.org/ssl-redirect`, else the deprecated `ingress.kubernetes.io/ssl-redirect`
+/// (default true): plain HTTP to a TLS host is redirected to HTTPS (parseAnnotations).
 pub(crate) fn ssl_redirect(o: &Object) -> bool {
-    o.annotations.get(SSL_REDIRECT).is_none_or(|v| v != "false")
+    o.annotations
+        .get(SSL_REDIRECT)
+        .or_else(|| o.annotations.get(SSL_REDIRECT_DEPRECATED))
+        .and_then(|v| super::field::parse_bool(v))
+        .unwrap_or(true)
+}
+
+/// `nginx.org/http-redirect-code` (default 301).
+fn redirect_code(o: &Object) -> u16 {
+    o.annotations
+        .get(REDIRECT_CODE)
+        .and_then(|v| super::ingress_validation::parse_http_redirect_code(v).ok())
+        .unwrap_or(301)
+}
+
+/// generateNginxCfg's warning for the deprecated annotation.
+fn deprecation_warning(o: &Object) -> Option<String> {
+    o.annotations.contains_key(SSL_REDIRECT_DEPRECATED).then(|| {
+        format!(
+            "The annotation '{SSL_REDIRECT_DEPRECATED}' is deprecated and will be removed. Please use '{SSL_REDIRECT}' instead."
+        )
+    })
 }
 
 /// The services `nginx.org/ssl-services` names: NGINX proxies to them over TLS.
@@ -660,12 +640,22 @@ fn locations(
     upstreams: &mut BTreeMap<String, String>,
 ) -> String {
     let ssl_services = ssl_services(o);
-    let annotation = |k: &str, default: &str| {
-        o.annotations
-            .get(k)
-            .cloned()
-            .unwrap_or_else(|| default.to_string())
+    // mergeMasterAnnotationsIntoMinion: what the minion does not set, its master's.
+    let annotation = |k: &str| {
+        o.annotations.get(k).or_else(|| {
+            minion
+                .and(ctx.master)
+                .filter(|_| MINION_INHERITS.contains(&k))
+                .and_then(|m| m.annotations.get(k))
+        })
     };
+    // parseAnnotations: times as ParseTime writes them, the body size as written.
+    let time = |k: &str| {
+        annotation(k)
+            .and_then(|v| super::field::parse_time(v))
+            .unwrap_or_else(|| "60s".into())
+    };
+    let max_body = annotation(MAX_BODY).map_or("1m", String::as_str);
     let mut c = Conf::default();
     for path in paths {
         let svc = &path.backend.service;
@@ -704,23 +694,11 @@ fn locations(
         c.line(2, "proxy_http_version 1.1;");
         c.line(
             2,
-            &format!(
-                "proxy_connect_timeout {};",
-                annotation(CONNECT_TIMEOUT, "60s")
-            ),
+            &format!("proxy_connect_timeout {};", time(CONNECT_TIMEOUT)),
         );
-        c.line(
-            2,
-            &format!("proxy_read_timeout {};", annotation(READ_TIMEOUT, "60s")),
-        );
-        c.line(
-            2,
-            &format!("proxy_send_timeout {};", annotation(SEND_TIMEOUT, "60s")),
-        );
-        c.line(
-            2,
-            &format!("client_max_body_size {};", annotation(MAX_BODY, "1m")),
-        );
+        c.line(2, &format!("proxy_read_timeout {};", time(READ_TIMEOUT)));
+        c.line(2, &format!("proxy_send_timeout {};", time(SEND_TIMEOUT)));
+        c.line(2, &format!("client_max_body_size {max_body};"));
         c.line(2, "proxy_set_header Host $host;");
         c.line(2, "proxy_set_header X-Real-IP $remote_addr;");
         c.line(

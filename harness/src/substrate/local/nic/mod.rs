@@ -3,15 +3,28 @@
 //! and warnings it reports. Fidelity to the controller is tested against NIC's
 //! own template snapshots.
 
+pub(crate) mod field;
 pub(crate) mod ingress;
+pub(crate) mod ingress_validation;
 pub(crate) mod policy;
 pub(crate) mod render;
 pub(crate) mod routing;
 pub(crate) mod secrets;
 pub(crate) mod virtualserver;
+pub(crate) mod vs_validation;
 
 #[cfg(test)]
+mod fidelity_ingress_tests;
+#[cfg(test)]
+mod fidelity_policy_tests;
+#[cfg(test)]
+mod fidelity_secret_tests;
+#[cfg(test)]
 mod fidelity_tests;
+#[cfg(test)]
+mod fidelity_vs_config_tests;
+#[cfg(test)]
+mod fidelity_vs_tests;
 
 use crate::manifest::{NamespacedName, ServicePort};
 use crate::scenario::steps::Secrets;
@@ -176,12 +189,7 @@ fn unsupported(objects: &[Object]) -> Vec<ManifestError> {
                 let Ok(policy) = object.parse::<Policy>() else {
                     continue; // the render reports the parse error
                 };
-                for unrendered in policy
-                    .spec
-                    .types()
-                    .into_iter()
-                    .filter(|t| !PolicySpec::RENDERED.contains(t))
-                {
+                for unrendered in policy::unmodelled_types(&policy.spec) {
                     out.push(object.error(
                         &format!("spec.{unrendered}"),
                         format!(
@@ -213,11 +221,20 @@ fn configure_with(
     let mut out = NicOutput::default();
 
     let mut valid = BTreeMap::new();
+    // What the controller's getPolicies says of each Policy: Ok, or its error.
     let mut validation = BTreeMap::new();
     for object in objects.iter().filter(|o| o.id.kind == Kind::Policy) {
         let spec = object.parse::<Policy>()?.spec;
-        let class = spec.ingress_class_name.as_deref().unwrap_or(INGRESS_CLASS);
-        if class != INGRESS_CLASS {
+        let key = object.id.key();
+        // HasCorrectIngressClass: no class, or ours.
+        let class = spec.ingress_class_name.as_deref().unwrap_or("");
+        if !class.is_empty() && class != INGRESS_CLASS {
+            validation.insert(
+                key.clone(),
+                Err(format!(
+                    "referenced policy {key} has incorrect ingress class: {class} (controller ingress class: {INGRESS_CLASS})"
+                )),
+            );
             continue;
         }
         let result = policy::validate(&spec);
@@ -230,9 +247,10 @@ fn configure_with(
             Vec::new(),
         ));
         if result.is_ok() {
-            valid.insert(object.id.key(), spec);
+            valid.insert(key.clone(), spec);
         }
-        validation.insert(object.id.key(), result);
+        let lookup = result.map_err(|e| format!("policy {key} is invalid: {e}"));
+        validation.insert(key, lookup);
     }
 
     let store = secrets::SecretStore::new(secrets, &env.secrets_dir);
@@ -240,7 +258,11 @@ fn configure_with(
         match object.id.kind {
             Kind::VirtualServer => {
                 let class = object.parse::<VirtualServer>()?.spec.ingress_class_name;
-                if class.as_deref().is_some_and(|c| c != INGRESS_CLASS) {
+                // HasCorrectIngressClass: no class (or an empty one), or ours.
+                if class
+                    .as_deref()
+                    .is_some_and(|c| !c.is_empty() && c != INGRESS_CLASS)
+                {
                     continue;
                 }
                 let inputs = policy::Inputs {
@@ -260,17 +282,14 @@ fn configure_with(
                     continue;
                 }
                 if let Some(config) = vs.config {
-                    if let Some(owner) = out.hosts.get(&vs.host) {
-                        let message = format!(
-                            "VirtualServer {} was rejected: host {} is taken by {owner}",
-                            object.id.key(),
-                            vs.host
-                        );
+                    // The host stays with the resource seen first (NIC: the oldest);
+                    // configuration.go addProblemsForResourcesWithoutActiveHost.
+                    if out.hosts.contains_key(&vs.host) {
                         out.states.push(ResourceState::new(
                             object,
                             crate::manifest::ControllerState::Warning,
                             "Rejected",
-                            message,
+                            "Host is taken by another resource".into(),
                             Vec::new(),
                         ));
                         continue;
@@ -313,17 +332,14 @@ fn configure_with(
                 ingress::mergeable(p, &minions, &owner, &validation, endpoints, env)
             }
             ingress::Mergeable::Minion => {
-                let has_master = ingresses
-                    .iter()
-                    .any(|m| m.kind == ingress::Mergeable::Master && host_of(m) == host_of(p));
+                // A master NIC rejected holds no host (configuration.go addProblemsForOrphanMinions).
+                let has_master = ingresses.iter().any(|m| {
+                    m.kind == ingress::Mergeable::Master
+                        && host_of(m) == host_of(p)
+                        && ingress::is_valid(m)
+                });
                 if !has_master {
-                    return Err(p.object.error(
-                        "metadata.annotations",
-                        format!(
-                            "minion for host `{}` has no master Ingress, so NIC would not serve it",
-                            host_of(p)
-                        ),
-                    ));
+                    out.states.push(ingress::orphan_minion(p));
                 }
                 continue;
             }

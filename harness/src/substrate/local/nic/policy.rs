@@ -7,6 +7,7 @@ use crate::manifest::ControllerState;
 use crate::manifest::NamespacedName;
 use std::collections::BTreeMap;
 
+use super::field;
 use super::secrets::{SecretStore, TYPE_CA, TYPE_TLS};
 use crate::manifest::kinds::{AccessControl, EgressMtls, IngressMtls, PolicyRef, PolicySpec};
 
@@ -18,31 +19,105 @@ pub(crate) struct Status {
     pub message: String,
 }
 
-/// Validate a Policy object; `Err` holds the field errors as NIC joins them.
+/// The policy types in the order NIC validates them (`policyFields` in
+/// `pkg/apis/configuration/validation/policy.go`).
+const VALIDATION_ORDER: [&str; 12] = [
+    "accessControl",
+    "rateLimit",
+    "jwt",
+    "basicAuth",
+    "ingressMTLS",
+    "egressMTLS",
+    "externalAuth",
+    "oidc",
+    "apiKey",
+    "waf",
+    "cache",
+    "cors",
+];
+
+/// Types NIC OSS rejects before reading their fields: their gate check returns
+/// early (policy.go `gateCheck`, `earlyReturn`), so their outcome is known
+/// without modelling them.
+const REJECTED_ON_OSS: [&str; 2] = ["jwt", "oidc"];
+
+fn in_validation_order(spec: &PolicySpec) -> Vec<&'static str> {
+    let present = spec.types();
+    VALIDATION_ORDER
+        .into_iter()
+        .filter(|t| present.contains(t))
+        .collect()
+}
+
+/// The types of `spec` whose fields NIC would validate but the local substrate
+/// does not model: those before the first early return (policy.go
+/// `validatePolicySpec`). Anything else is decided by [`validate`].
+pub(crate) fn unmodelled_types(spec: &PolicySpec) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for t in in_validation_order(spec) {
+        if REJECTED_ON_OSS.contains(&t) {
+            break;
+        }
+        if !PolicySpec::RENDERED.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// Validate a Policy object as NIC OSS does (`ValidatePolicy` with
+/// `PolicyValidationConfig{}`); `Err` holds the field errors as NIC joins them.
+/// Types listed by [`unmodelled_types`] must have been refused before.
 pub(crate) fn validate(spec: &PolicySpec) -> Result<(), String> {
     let mut errors = Vec::new();
-    // NIC validates the types in this order (policyFields in validation/policy.go).
-    if let Some(a) = &spec.access_control {
-        validate_access_control(a, &mut errors);
+    let mut count = 0;
+    for t in in_validation_order(spec) {
+        match t {
+            "accessControl" => {
+                validate_access_control(
+                    spec.access_control.as_ref().expect("present"),
+                    &mut errors,
+                );
+            }
+            "ingressMTLS" => {
+                validate_ingress_mtls(spec.ingress_mtls.as_ref().expect("present"), &mut errors);
+            }
+            "egressMTLS" => {
+                validate_egress_mtls(spec.egress_mtls.as_ref().expect("present"), &mut errors);
+            }
+            // policy.go: the jwt and oidc gate checks on OSS, then an early return.
+            "jwt" => {
+                errors.push(field::forbidden(
+                    "spec.jwt",
+                    "jwt secrets are only supported in NGINX Plus",
+                ));
+                return field::aggregate(errors);
+            }
+            "oidc" => {
+                errors.push(field::forbidden(
+                    "spec.oidc",
+                    "OIDC must be enabled via cli argument -enable-oidc to use OIDC policy",
+                ));
+                errors.push(field::forbidden(
+                    "spec.oidc",
+                    "OIDC is only supported in NGINX Plus",
+                ));
+                return field::aggregate(errors);
+            }
+            // Refused before validation (see `unmodelled_types`).
+            _ => {}
+        }
+        count += 1;
     }
-    if let Some(m) = &spec.ingress_mtls {
-        validate_ingress_mtls(m, &mut errors);
+    if count != 1 {
+        errors.push(field::invalid(
+            "spec",
+            "",
+            "must specify exactly one of: `accessControl`, `rateLimit`, `ingressMTLS`, `egressMTLS`, \
+             `basicAuth`, `apiKey`, `cache`, `cors`, `externalAuth`",
+        ));
     }
-    if let Some(e) = &spec.egress_mtls {
-        validate_egress_mtls(e, &mut errors);
-    }
-    if spec.types().len() != 1 {
-        errors.push(
-            "spec: Invalid value: \"\": must specify exactly one of: `accessControl`, `rateLimit`, \
-             `ingressMTLS`, `egressMTLS`, `basicAuth`, `apiKey`, `cache`, `cors`, `externalAuth`"
-                .to_string(),
-        );
-    }
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        _ => Err(format!("[{}]", errors.join(", "))),
-    }
+    field::aggregate(errors)
 }
 
 pub(crate) fn status(namespace: &str, name: &str, result: &Result<(), String>) -> Status {
@@ -60,41 +135,39 @@ pub(crate) fn status(namespace: &str, name: &str, result: &Result<(), String>) -
     }
 }
 
-const DNS1123_MESSAGE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, \
-     '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for \
-     validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-
-fn check_subdomain(value: &str, path: &str, errors: &mut Vec<String>) {
-    if value.is_empty() {
-        return;
-    }
-    if value.len() > 253 {
-        errors.push(format!(
-            "{path}: Invalid value: {value:?}: must be no more than 253 characters"
-        ));
-    }
-    if crate::manifest::validate_name(value).is_err() {
-        errors.push(format!(
-            "{path}: Invalid value: {value:?}: {DNS1123_MESSAGE}"
+/// `validateSecretName` (common.go): empty is allowed, else a DNS-1123 subdomain.
+fn check_secret_name(value: &str, path: &str, errors: &mut Vec<String>) {
+    if !value.is_empty() {
+        errors.extend(field::invalid_each(
+            path,
+            value,
+            field::dns1123_subdomain(value),
         ));
     }
 }
 
 /// `validateAccessControl`: exactly one of allow/deny, each entry an IP or CIDR.
 fn validate_access_control(a: &AccessControl, errors: &mut Vec<String>) {
-    for (field, list) in [("allow", &a.allow), ("deny", &a.deny)] {
-        for (i, entry) in list.iter().flatten().enumerate() {
+    let mut count = 0;
+    for (name, list) in [("allow", &a.allow), ("deny", &a.deny)] {
+        let Some(list) = list else { continue };
+        for (i, entry) in list.iter().enumerate() {
             if !is_ip_or_cidr(entry) {
-                errors.push(format!(
-                    "spec.accessControl.{field}[{i}]: Invalid value: {entry:?}: must be a CIDR or IP"
+                errors.push(field::invalid(
+                    &format!("spec.accessControl.{name}[{i}]"),
+                    entry,
+                    "must be a CIDR or IP",
                 ));
             }
         }
+        count += 1;
     }
-    if a.allow.is_some() == a.deny.is_some() {
-        errors.push(
-            "spec.accessControl: Invalid value: \"\": must specify exactly one of: `allow` or `deny`".into(),
-        );
+    if count != 1 {
+        errors.push(field::invalid(
+            "spec.accessControl",
+            "",
+            "must specify exactly one of: `allow` or `deny`",
+        ));
     }
 }
 
@@ -116,46 +189,61 @@ fn is_ip_or_cidr(text: &str) -> bool {
     }
 }
 
+/// `validateIngressMTLS`.
 fn validate_ingress_mtls(m: &IngressMtls, errors: &mut Vec<String>) {
     let secret = m.client_cert_secret.as_deref().unwrap_or("");
     if secret.is_empty() {
-        errors.push("spec.ingressMTLS.clientCertSecret: Required value".into());
+        errors.push(field::required("spec.ingressMTLS.clientCertSecret", ""));
         return;
     }
-    check_subdomain(secret, "spec.ingressMTLS.clientCertSecret", errors);
+    check_secret_name(secret, "spec.ingressMTLS.clientCertSecret", errors);
+    // `ValidateParameter` lists the accepted values from a Go map, in no fixed
+    // order; this is one of the orders NIC prints.
     if let Some(v) = m.verify_client.as_deref().filter(|v| !v.is_empty())
         && !["on", "off", "optional", "optional_no_ca"].contains(&v)
     {
-        errors.push(format!(
-                "spec.ingressMTLS.verifyClient: Invalid value: {v:?}: '{v}' contains an invalid NGINX parameter. \
-                 Accepted parameters are: on, off, optional, optional_no_ca"
-            ));
+        errors.push(field::invalid(
+            "spec.ingressMTLS.verifyClient",
+            v,
+            &format!(
+                "'{v}' contains an invalid NGINX parameter. Accepted parameters are: on, off, optional, optional_no_ca"
+            ),
+        ));
     }
     if let Some(d) = m.verify_depth.filter(|d| *d < 0) {
-        errors.push(format!(
-            "spec.ingressMTLS.verifyDepth: Invalid value: {d}: must be positive"
+        errors.push(field::invalid_number(
+            "spec.ingressMTLS.verifyDepth",
+            d,
+            "must be positive",
         ));
     }
 }
 
+/// `validateEgressMTLS`.
 fn validate_egress_mtls(e: &EgressMtls, errors: &mut Vec<String>) {
-    check_subdomain(
+    check_secret_name(
         e.tls_secret.as_deref().unwrap_or(""),
         "spec.egressMTLS.tlsSecret",
         errors,
     );
     let trusted = e.trusted_cert_secret.as_deref().unwrap_or("");
     if e.verify_server.unwrap_or(false) && trusted.is_empty() {
-        errors.push("spec.egressMTLS.trustedCertSecret: Required value: must be set when verifyServer is 'true'".into());
+        errors.push(field::required(
+            "spec.egressMTLS.trustedCertSecret",
+            "must be set when verifyServer is 'true'",
+        ));
         return;
     }
-    check_subdomain(trusted, "spec.egressMTLS.trustedCertSecret", errors);
+    check_secret_name(trusted, "spec.egressMTLS.trustedCertSecret", errors);
     if let Some(d) = e.verify_depth.filter(|d| *d < 0) {
-        errors.push(format!(
-            "spec.egressMTLS.verifyDepth: Invalid value: {d}: must be positive"
+        errors.push(field::invalid_number(
+            "spec.egressMTLS.verifyDepth",
+            d,
+            "must be positive",
         ));
     }
-    check_subdomain(
+    // validateSSLName: a DNS-1123 subdomain when set.
+    check_secret_name(
         e.ssl_name.as_deref().unwrap_or(""),
         "spec.egressMTLS.sslName",
         errors,

@@ -10,7 +10,8 @@ use crate::scenario::steps::SecretData;
 
 pub(crate) const TYPE_TLS: &str = "kubernetes.io/tls";
 pub(crate) const TYPE_CA: &str = "nginx.org/ca";
-/// Types NIC's informer keeps; anything else is invisible to it.
+/// Types NIC's informer keeps; anything else is invisible to it
+/// (`IsSupportedSecretType`, internal/k8s/secrets/validation.go).
 pub(crate) const SUPPORTED: &[&str] = &[
     TYPE_TLS,
     TYPE_CA,
@@ -18,6 +19,7 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "nginx.org/htpasswd",
     "nginx.org/oidc",
     "nginx.org/apikey",
+    "nginx.com/license",
 ];
 
 /// What NIC's `GetSecret` returns.
@@ -159,10 +161,12 @@ impl<'a> SecretStore<'a> {
                     }
                 }
             }
+            // The other types NIC keeps are validated too (`ValidateSecret`);
+            // their files are not rendered by the local substrate.
             _ => SecretRef {
                 type_,
                 path: String::new(),
-                error: None,
+                error: validate(secret).err(),
                 has_crl: false,
             },
         }
@@ -181,7 +185,10 @@ impl<'a> SecretStore<'a> {
 }
 
 /// `ValidateTLSSecret`: a certificate and key that load as a pair.
-fn validate_tls(secret: &SecretData) -> Result<(&Vec<u8>, &Vec<u8>), String> {
+pub(crate) fn validate_tls(secret: &SecretData) -> Result<(&Vec<u8>, &Vec<u8>), String> {
+    if secret.type_ != TYPE_TLS {
+        return Err(format!("TLS Secret must be of the type {TYPE_TLS}"));
+    }
     let failed = |e: String| format!("failed to validate TLS cert and key: {e}");
     // The API server insists on both keys in a kubernetes.io/tls Secret.
     let (Some(cert), Some(key)) = (secret.data.get("tls.crt"), secret.data.get("tls.key")) else {
@@ -253,22 +260,88 @@ fn x509_key_pair(cert: &[u8], key: &[u8]) -> Result<(), String> {
 }
 
 /// `ValidateCASecret`: `ca.crt` holding a CERTIFICATE PEM block that parses.
-fn validate_ca(secret: &SecretData) -> Result<(), String> {
+pub(crate) fn validate_ca(secret: &SecretData) -> Result<(), String> {
+    if secret.type_ != TYPE_CA {
+        return Err(format!("CA secret must be of the type {TYPE_CA}"));
+    }
     let Some(ca) = secret.data.get("ca.crt") else {
         return Err("CA secret must have the data field ca.crt".into());
     };
-    let text = String::from_utf8_lossy(ca);
-    let block = pem::parse(text.as_bytes())
-        .map_err(|_| "the data field ca.crt must hold a valid CERTIFICATE PEM block".to_string())?;
+    let Some(block) = first_pem_block(ca) else {
+        return Err("the data field ca.crt must hold a valid CERTIFICATE PEM block".into());
+    };
     if block.tag() != "CERTIFICATE" {
         return Err(format!(
             "the data field ca.crt must hold a valid CERTIFICATE PEM block, but got '{}'",
             block.tag()
         ));
     }
+    // Go's x509.ParseCertificate says this of a DER that does not parse at all
+    // (an empty CERTIFICATE block, NIC's own invalid fixture).
     crate::pki::CertInfo::from_der(block.contents())
-        .map_err(|e| format!("failed to validate certificate: {e}"))?;
+        .map_err(|_| "failed to validate certificate: x509: malformed certificate".to_string())?;
     Ok(())
+}
+
+/// Go's `pem.Decode`: the first well-formed PEM block, wherever it starts.
+fn first_pem_block(bytes: &[u8]) -> Option<pem::Pem> {
+    pem::parse_many(bytes).ok()?.into_iter().next()
+}
+
+/// `ValidateSecret`: each type NIC keeps, by its own rules
+/// (internal/k8s/secrets/validation.go).
+pub(crate) fn validate(secret: &SecretData) -> Result<(), String> {
+    let has = |key: &str| secret.data.contains_key(key);
+    match secret.type_.as_str() {
+        TYPE_TLS => validate_tls(secret).map(|_| ()),
+        TYPE_CA => validate_ca(secret),
+        "nginx.org/jwk" if !has("jwk") => Err("JWK secret must have the data field jwk".into()),
+        "nginx.org/htpasswd" if !has("htpasswd") => {
+            Err("htpasswd secret must have the data field htpasswd".into())
+        }
+        "nginx.org/oidc" => match secret.data.get("client-secret") {
+            None => Err("OIDC secret must have the data field client-secret".into()),
+            Some(value) if !valid_client_secret(value) => Err(
+                "OIDC client secret is invalid: It must contain valid ASCII characters, must have all '\"' escaped \
+                 and must not contain any '$' or whitespaces ('\\n', '\\t' etc.) or end with an unescaped '\\'"
+                    .into(),
+            ),
+            Some(_) => Ok(()),
+        },
+        "nginx.org/apikey" => {
+            let mut seen = std::collections::BTreeSet::new();
+            if secret.data.values().all(|v| seen.insert(v)) {
+                Ok(())
+            } else {
+                Err("API Keys cannot be repeated".into())
+            }
+        }
+        "nginx.com/license" if !has("license.jwt") => {
+            Err("license secret must have the data field license.jwt".into())
+        }
+        "nginx.org/jwk" | "nginx.org/htpasswd" | "nginx.com/license" => Ok(()),
+        other => Err(format!("secret is of the unsupported type {other}")),
+    }
+}
+
+/// `isValidClientSecretValue`: `^([^"$\\\s]|\\[^$])*$`.
+fn valid_client_secret(value: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(value) else {
+        return false;
+    };
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('$') | None => return false,
+                Some(_) => {}
+            },
+            '"' | '$' => return false,
+            '\t' | '\n' | '\x0c' | '\r' | ' ' => return false, // RE2's \s
+            _ => {}
+        }
+    }
+    true
 }
 
 #[cfg(test)]

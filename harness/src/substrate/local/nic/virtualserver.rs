@@ -4,12 +4,11 @@
 use crate::manifest::ControllerState;
 use crate::manifest::NamespacedName;
 use crate::manifest::ServicePort;
-use std::collections::BTreeSet;
 
 use super::policy::{self, Context, Inputs, PoliciesCfg};
 use super::render::{self, Conf, RenderEnv};
 use super::{Endpoints, ResourceState};
-use crate::manifest::kinds::{Route, TlsRedirect, Upstream, VirtualServerSpec};
+use crate::manifest::kinds::{ProxyAction, Route, TlsRedirect, Upstream, VirtualServerSpec};
 use crate::manifest::{ManifestError, Object};
 
 /// The generated file and the `VirtualServer`'s status.
@@ -40,7 +39,8 @@ pub(crate) fn unsupported(vs: &Object) -> Vec<ManifestError> {
         }
     }
     for (i, u) in spec.upstreams.iter().enumerate() {
-        if u.type_.as_deref().is_some_and(|t| t != "http") {
+        // Other types are NIC validation errors ("must be one of `grpc` or `http`").
+        if u.type_.as_deref() == Some("grpc") {
             out.push(vs.error(
                 &format!("spec.upstreams[{i}].type"),
                 "gRPC upstreams are not rendered by the local substrate",
@@ -50,56 +50,12 @@ pub(crate) fn unsupported(vs: &Object) -> Vec<ManifestError> {
     out
 }
 
-/// NIC's `VirtualServer` validation, for the fields rendered here.
-fn validate(spec: &VirtualServerSpec) -> Result<(), String> {
-    let mut errors = Vec::new();
-    if spec.host.is_empty() {
-        errors.push("spec.host: Required value".to_string());
-    }
-    let mut names = BTreeSet::new();
-    for (i, u) in spec.upstreams.iter().enumerate() {
-        if !names.insert(u.name.as_str()) {
-            errors.push(format!(
-                "spec.upstreams[{i}].name: Duplicate value: {:?}",
-                u.name
-            ));
-        }
-    }
-    for (i, r) in spec.routes.iter().enumerate() {
-        let Some(action) = &r.action else {
-            errors.push(format!("spec.routes[{i}]: Required value: must specify exactly one of: `action`, `splits`, `matches` or `route`"));
-            continue;
-        };
-        let target = match (&action.pass, &action.proxy) {
-            (Some(p), None) => Some((p.as_str(), "pass")),
-            (None, Some(p)) => Some((p.upstream.as_str(), "proxy.upstream")),
-            _ => {
-                errors.push(format!("spec.routes[{i}].action: Invalid value: \"\": must specify exactly one of: `pass`, `redirect`, `return` or `proxy`"));
-                None
-            }
-        };
-        if let Some((name, field)) = target
-            && !names.contains(name)
-        {
-            errors.push(format!(
-                "spec.routes[{i}].action.{field}: Not found: {name:?}"
-            ));
-        }
-    }
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        _ => Err(format!("[{}]", errors.join(", "))),
-    }
-}
-
-/// `ParseTime`: `30` → `30s`, `1m 30s` → `1m30s`.
-fn parse_time(value: &str) -> String {
-    let compact: String = value.split_whitespace().collect();
-    if compact.chars().all(|c| c.is_ascii_digit()) && !compact.is_empty() {
-        format!("{compact}s")
-    } else {
-        compact
+/// `generateTimeWithDefault`: an unset time is the default as written; a set
+/// one (validated before) as `ParseTime` writes it.
+pub(crate) fn time_or(value: Option<&str>, default: &str) -> String {
+    match value {
+        None | Some("") => default.to_string(),
+        Some(v) => super::field::parse_time(v).unwrap_or_default(),
     }
 }
 
@@ -112,7 +68,7 @@ pub(crate) fn generate(
     let spec: VirtualServerSpec = vs.parse::<crate::manifest::kinds::VirtualServer>()?.spec;
     let (ns, name) = (vs.namespace(), vs.name());
     let file_name = format!("vs_{ns}_{name}.conf");
-    if let Err(e) = validate(&spec) {
+    if let Err(e) = super::vs_validation::validate(&spec, ns) {
         let message = format!("VirtualServer {ns}/{name} was rejected with error: {e}");
         return Ok(VsOutput {
             file_name,
@@ -177,10 +133,7 @@ pub(crate) fn generate(
         if servers.is_empty() {
             servers.push(env.bad_gateway_server());
         }
-        let fail_timeout = u
-            .fail_timeout
-            .as_deref()
-            .map_or_else(|| "10s".into(), parse_time);
+        let fail_timeout = time_or(u.fail_timeout.as_deref(), "10s");
         c.line(0, &format!("upstream {} {{", upstream_name(&u.name)));
         c.line(1, &format!("zone {} 256k;", upstream_name(&u.name)));
         match u.lb_method.as_deref() {
@@ -349,7 +302,12 @@ fn location(
     let proxy = route.action.as_ref().and_then(|a| a.proxy.as_ref());
     c.blank();
     c.line(1, &format!("location {} {{", location_path(&route.path)));
-    c.line(2, &format!("set $service \"{}\";", upstream.service));
+    // `ServiceName`: the Service without its namespace (ParseServiceReference).
+    let service = upstream
+        .service
+        .split_once('/')
+        .map_or(upstream.service.as_str(), |(_, name)| name);
+    c.line(2, &format!("set $service \"{service}\";"));
     if let Some(code) = policies.error_return {
         c.line(2, &format!("return {code};"));
     }
@@ -365,7 +323,10 @@ fn location(
             if keepalive { "\"\"" } else { "close" }
         ),
     );
-    let time = |v: &Option<String>| v.as_deref().map_or_else(|| "60s".into(), parse_time);
+    for r in rewrites(&route.path, proxy) {
+        c.line(2, &format!("rewrite {r};"));
+    }
+    let time = |v: &Option<String>| time_or(v.as_deref(), "60s");
     c.line(
         2,
         &format!("proxy_connect_timeout {};", time(&upstream.connect_timeout)),
@@ -472,9 +433,7 @@ fn location(
     } else {
         "http"
     };
-    let rewrite = proxy
-        .and_then(|p| p.rewrite_path.clone())
-        .unwrap_or_default();
+    let rewrite = proxy_pass_rewrite(&route.path, proxy);
     c.line(
         2,
         &format!("proxy_pass {scheme}://{upstream_name}{rewrite};"),
@@ -490,10 +449,7 @@ fn location(
         2,
         &format!(
             "proxy_next_upstream_timeout {};",
-            upstream
-                .next_upstream_timeout
-                .as_deref()
-                .map_or_else(|| "0s".into(), parse_time)
+            time_or(upstream.next_upstream_timeout.as_deref(), "0s")
         ),
     );
     c.line(
@@ -506,16 +462,42 @@ fn location(
     c.line(1, "}");
 }
 
-/// `^~ /x` and `= /x` keep their modifier; regex paths are quoted.
-fn location_path(path: &str) -> String {
-    if let Some(rest) = path.strip_prefix("~*") {
-        format!("~* \"{}\"", rest.trim())
+/// `generateRewrites` for a route's own location (not internal): a regex
+/// route rewrites its match; other routes rewrite in `proxy_pass`.
+pub(crate) fn rewrites(path: &str, proxy: Option<&ProxyAction>) -> Vec<String> {
+    let Some(rewrite) = proxy
+        .and_then(|p| p.rewrite_path.as_deref())
+        .filter(|r| !r.is_empty())
+    else {
+        return Vec::new();
+    };
+    let Some(regex) = path.strip_prefix('~') else {
+        return Vec::new();
+    };
+    let trimmed = regex.strip_prefix('*').unwrap_or(regex).trim();
+    vec![format!("\"^{trimmed}\" \"{rewrite}\" break")]
+}
+
+/// `generateProxyPassRewrite`: the rewrite `proxy_pass` carries, for `/`, `=` and `^~` routes.
+pub(crate) fn proxy_pass_rewrite(path: &str, proxy: Option<&ProxyAction>) -> String {
+    let Some(p) = proxy else { return String::new() };
+    if path.starts_with('/') || path.starts_with('=') || path.starts_with("^~") {
+        p.rewrite_path.clone().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
+/// `generatePath`: one space after `^~` and `=`, regexes quoted after `~` / `~*`.
+pub(crate) fn location_path(path: &str) -> String {
+    if let Some(rest) = path.strip_prefix("^~") {
+        format!("^~ {}", rest.trim_start())
+    } else if let Some(rest) = path.strip_prefix("~*") {
+        format!("~* \"{}\"", rest.trim_start())
     } else if let Some(rest) = path.strip_prefix('~') {
-        format!("~ \"{}\"", rest.trim())
-    } else if let Some(rest) = path.strip_prefix("^~") {
-        format!("^~ {}", rest.trim())
+        format!("~ \"{}\"", rest.trim_start())
     } else if let Some(rest) = path.strip_prefix('=') {
-        format!("= {}", rest.trim())
+        format!("= {}", rest.trim_start())
     } else {
         path.to_string()
     }
