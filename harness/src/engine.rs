@@ -13,7 +13,6 @@ use tracing::Instrument;
 
 use crate::check;
 use crate::hazard::{self, SharedState};
-use crate::manifest::Kind;
 use crate::pki::{KeyAlgorithm, KeyPool};
 use crate::probe::{self, HttpRequest, Identity, Observation, TlsOptions, Trust};
 use crate::report::{
@@ -1060,11 +1059,7 @@ impl Engine {
         let states = match self.mutant(scenario, mutation).await {
             Mutant::Equivalent => {
                 report.outcome = MutationOutcome::Equivalent;
-                report.not_applied = Some(
-                    "NIC renders the same configuration, secrets and resource states with it as without it, \
-                     so no probe can tell"
-                        .into(),
-                );
+                report.not_applied = Some(crate::substrate::local::EQUIVALENT.into());
                 return report;
             }
             Mutant::Failed { error, states } => {
@@ -1245,15 +1240,10 @@ impl Engine {
     }
 }
 
-/// Whether `Kind ns/name` is of a kind only NIC reads (not cert-manager, the
-/// steps or the pods).
+/// Whether `Kind ns/name` names an object only NIC reads.
 fn read_by_nic_only(object: &str) -> bool {
-    crate::scenario::spec::parse_object_ref(object).is_ok_and(|id| {
-        matches!(
-            id.kind,
-            Kind::Policy | Kind::VirtualServer | Kind::VirtualServerRoute | Kind::Ingress
-        )
-    })
+    crate::scenario::spec::parse_object_ref(object)
+        .is_ok_and(|id| crate::substrate::local::read_by_nic_only(id.kind))
 }
 
 /// Which mutations `run --mutations` runs.

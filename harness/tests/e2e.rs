@@ -249,8 +249,9 @@ fn main() -> std::process::ExitCode {
         }
         for m in &s.builtin {
             let (suite, scenario, mutation) = (suite.clone(), s.clone(), m.clone());
-            // A declared exception is a verdict, not a skip: its trial passes
-            // when the scenario says why (so a run that must ignore nothing can).
+            // A declared exception is a verdict, not a skip: its trial runs the
+            // mutation anyway and passes only if no check notices it, as the
+            // scenario's why says (so a stale or wrong exception fails).
             let excepted = s
                 .builtin_exception(&m.name)
                 .map(|e| e.why.trim().to_string());
@@ -259,7 +260,7 @@ fn main() -> std::process::ExitCode {
                     format!("{}/mutation/{}", s.name, m.name),
                     move || match &excepted {
                         Some(why) if why.is_empty() => Err("an exception without a why".into()),
-                        Some(_) => Ok(()),
+                        Some(why) => excepted_mutation(&suite, &scenario, &mutation, why),
                         None => builtin_mutation(&suite, &scenario, &mutation),
                     },
                 )
@@ -306,12 +307,50 @@ fn main() -> std::process::ExitCode {
 
 /// A built-in mutation must be killed (some check that passes on the scenario
 /// turns red, or a resource state changes) or be equivalent (NIC renders the
-/// same configuration); one the scenario excepts passes on its stated reason.
+/// same configuration).
 fn builtin_mutation(
     suite: &Suite,
     scenario: &Scenario,
     mutation: &mtls_e2e::scenario::MutationSpec,
 ) -> Result<(), Failed> {
+    let report = run_builtin_mutation(suite, scenario, scenario, mutation)?;
+    match report.outcome {
+        report::MutationOutcome::Killed | report::MutationOutcome::Equivalent => Ok(()),
+        _ => Err(format!("{}\n{}", report.line(&scenario.name), report.details()).into()),
+    }
+}
+
+/// A built-in mutation the scenario excepts, run as if it did not: no check
+/// may notice it (it survives, or NIC renders it alike), or the exception's
+/// why is wrong.
+fn excepted_mutation(
+    suite: &Suite,
+    scenario: &Scenario,
+    mutation: &mtls_e2e::scenario::MutationSpec,
+    why: &str,
+) -> Result<(), Failed> {
+    let mut unexcepted = scenario.clone();
+    unexcepted.spec.skip_builtin_mutations.clear();
+    let report = run_builtin_mutation(suite, scenario, &unexcepted, mutation)?;
+    match report.outcome {
+        report::MutationOutcome::Survived | report::MutationOutcome::Equivalent => Ok(()),
+        _ => Err(format!(
+            "scenario.yaml excepts {} saying: {why}\nyet run, it is not a survivor:\n{}\n{}",
+            mutation.name,
+            report.line(&scenario.name),
+            report.details()
+        )
+        .into()),
+    }
+}
+
+/// The checks that pass on `scenario`, then `mutation` of `mutated` judged by them.
+fn run_builtin_mutation(
+    suite: &Suite,
+    scenario: &Scenario,
+    mutated: &Scenario,
+    mutation: &mtls_e2e::scenario::MutationSpec,
+) -> Result<report::MutationReport, Failed> {
     let engine = suite.engine()?;
     let live = suite.live(scenario)?;
     let passed: BTreeSet<String> = scenario
@@ -320,13 +359,9 @@ fn builtin_mutation(
         .filter(|c| suite.runtime.block_on(engine.check(&live, c)).passed)
         .map(|c| c.name.clone())
         .collect();
-    let report = suite
+    Ok(suite
         .runtime
-        .block_on(engine.builtin_mutation(scenario, mutation, &passed));
-    match report.outcome {
-        report::MutationOutcome::Killed | report::MutationOutcome::Equivalent => Ok(()),
-        _ => Err(format!("{}\n{}", report.line(&scenario.name), report.details()).into()),
-    }
+        .block_on(engine.builtin_mutation(mutated, mutation, &passed)))
 }
 
 /// Ask for the shared-upstream checks in the worst order (the good route first,
