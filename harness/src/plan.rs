@@ -299,11 +299,10 @@ fn checks(w: &mut String, scenario: &Scenario) {
                 )
             }
         };
-        let who = c
-            .identity
-            .as_deref()
-            .map(|i| format!(" as {i}"))
-            .unwrap_or_else(|| " with no client certificate".into());
+        let who = c.identity.as_deref().map_or_else(
+            || " with no client certificate".into(),
+            |i| format!(" as {i}"),
+        );
         let trust = match (&c.trust, c.insecure) {
             (Some(t), _) => format!(", the server verified against {t}"),
             (None, true) => ", the server not verified (insecure)".to_string(),
@@ -570,8 +569,7 @@ pub(crate) fn cluster(
                 .requires
                 .nic
                 .as_deref()
-                .map(|v| format!("needs NIC {v}"))
-                .unwrap_or_else(|| "any NIC".into())
+                .map_or_else(|| "any NIC".into(), |v| format!("needs NIC {v}"))
         );
         // On kind the version is the one installed; on an existing cluster only a given one is known.
         let known = kind_mode.is_some() || options.nic.is_some();

@@ -481,8 +481,7 @@ pub(crate) fn plan(world: &World, setup: &Setup) -> Plan {
                 )
             })
             .or_else(|| paths.first())
-            .map(|(_, p)| p.clone())
-            .unwrap_or_else(|| "/".into());
+            .map_or_else(|| "/".into(), |(_, p)| p.clone());
         let scheme = if tls { "https" } else { "http" };
         let main_url = format!("{scheme}://{host}{main}");
         let insecure_why = |t: &Option<String>| {

@@ -42,7 +42,7 @@ pub(crate) struct Setup {
     pub components: Vec<Component>,
     pub namespaces: Vec<String>,
     pub steps: Vec<CopyStep>,
-    /// What could not be provided, each with the object's file:line.
+    /// What could not be provided, each with the object's `file:line`.
     pub notes: Vec<String>,
 }
 
@@ -78,7 +78,7 @@ fn component_labels(name: &str) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// Every `(namespace, service)` a VirtualServer upstream or an Ingress backend names.
+/// Every `(namespace, service)` a `VirtualServer` upstream or an Ingress backend names.
 fn backends(objects: &[Object]) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for o in objects {
@@ -657,7 +657,7 @@ fn rendered(
 
 impl World {
     /// The world with `changed` in place of the object of its id, an object
-    /// only NIC reads (a Policy, VirtualServer or Ingress): the same
+    /// only NIC reads (a Policy, `VirtualServer` or Ingress): the same
     /// certificates, steps and pods, rendered again, as a mutated run does.
     pub(crate) fn rerendered(&self, changed: &Object) -> Result<World, ManifestError> {
         let mut objects = self.objects.clone();
@@ -762,7 +762,7 @@ impl World {
         found.into_iter().map(|(_, key)| key).collect()
     }
 
-    /// `ns/name` of every Secret a VirtualServer or an Ingress serves TLS with.
+    /// `ns/name` of every Secret a `VirtualServer` or an Ingress serves TLS with.
     fn server_secrets(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         for o in &self.objects {
@@ -804,7 +804,7 @@ impl World {
         Some((pod, format!("{ns}/{svc}")))
     }
 
-    /// A file inside a pod: which Secret or ConfigMap key the mount puts there.
+    /// A file inside a pod: which Secret or `ConfigMap` key the mount puts there.
     pub(crate) fn pod_file(
         &self,
         pod: &pods::PodSpec,
@@ -843,7 +843,7 @@ impl World {
         ))
     }
 
-    /// The bytes of a Secret or ConfigMap key.
+    /// The bytes of a Secret or `ConfigMap` key.
     pub(crate) fn data(&self, kind: Kind, key: &str, item: &str) -> Option<Vec<u8>> {
         match kind {
             Kind::Secret => self.secrets.get(key)?.data.get(item).cloned(),

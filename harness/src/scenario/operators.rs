@@ -5,7 +5,7 @@
 //!
 //! They start from NIC's defaults where a field is unset
 //! (`internal/configs/policy.go` at v5.5.4, lines 490-496: `verifyClient` on,
-//! `verifyDepth` 1; line 610: egress `protocols` "TLSv1 TLSv1.1 TLSv1.2").
+//! `verifyDepth` 1; line 610: egress `protocols` `"TLSv1 TLSv1.1 TLSv1.2"`).
 //! Not generated: `verifyServer` off and the egress `verifyDepth`: while the
 //! upstream presents a valid certificate no probe can tell them apart, and
 //! `trusted-ca-swapped` and `ssl-name-changed` show that verification bites.

@@ -367,7 +367,7 @@ fn expand(text: &str, env: &Labels) -> (String, Vec<String>) {
             rest = tail;
         } else if let Some(name) = after.strip_prefix('(').and_then(|t| t.split_once(')')) {
             if let Some(value) = env.get(name.0) {
-                out.push_str(value)
+                out.push_str(value);
             } else {
                 out.push_str(&format!("$({})", name.0));
                 unknown.push(name.0.to_string());

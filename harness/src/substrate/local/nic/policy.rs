@@ -255,7 +255,7 @@ fn validate_egress_mtls(e: &EgressMtls, errors: &mut Vec<String>) {
 pub(crate) enum Context {
     Spec,
     Route,
-    /// A VirtualServerRoute's subroute (not rendered locally; `lint` reads it).
+    /// A `VirtualServerRoute`'s subroute (not rendered locally; `lint` reads it).
     Subroute,
     Minion,
 }

@@ -19,7 +19,7 @@ pub(crate) struct VsOutput {
     pub host: String,
 }
 
-/// What the local substrate cannot honour in a VirtualServer, each naming
+/// What the local substrate cannot honour in a `VirtualServer`, each naming
 /// its field (all of them, so that a user fixes them in one pass).
 pub(crate) fn unsupported(vs: &Object) -> Vec<ManifestError> {
     let Ok(parsed) = vs.parse::<crate::manifest::kinds::VirtualServer>() else {
@@ -276,7 +276,7 @@ pub(crate) fn redirect_based_on(redirect: &TlsRedirect) -> &'static str {
     }
 }
 
-/// The `upstream` block of a VirtualServer's upstream (what `$proxy_host` is).
+/// The `upstream` block of a `VirtualServer`'s upstream (what `$proxy_host` is).
 pub(crate) fn upstream_name(namespace: &str, name: &str, upstream: &str) -> String {
     format!("vs_{namespace}_{name}_{upstream}")
 }
