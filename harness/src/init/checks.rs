@@ -78,6 +78,30 @@ fn http(status: u16, expect: Vec<(&str, Value)>, why: String) -> Answer {
 }
 
 impl Answer {
+    /// An HTTP answer with `first` said before its own why (what let the
+    /// request through to it); any other answer as it is.
+    fn after(self, first: Option<String>) -> Answer {
+        match (first, self) {
+            (
+                Some(first),
+                Answer::Http {
+                    status,
+                    expect,
+                    why,
+                    egress_fails,
+                    stage,
+                },
+            ) => Answer::Http {
+                status,
+                expect,
+                why: format!("{first}; {why}"),
+                egress_fails,
+                stage,
+            },
+            (_, answer) => answer,
+        }
+    }
+
     /// The answer, decided at `at`.
     fn at(mut self, at: Stage) -> Answer {
         if let Answer::Http { stage, .. } = &mut self {
@@ -735,26 +759,7 @@ pub(crate) fn predict_after(
         verified = (*client != Client::None)
             .then(|| format!("ssl_verify_client {} lets the certificate through", v.mode));
     }
-    let answer = proceed(world, &route, tls, host, path, session);
-    match (verified, answer) {
-        (
-            Some(first),
-            Answer::Http {
-                status,
-                expect,
-                why,
-                egress_fails,
-                stage,
-            },
-        ) => Answer::Http {
-            status,
-            expect,
-            why: format!("{first}; {why}"),
-            egress_fails,
-            stage,
-        },
-        (_, answer) => answer,
-    }
+    proceed(world, &route, tls, host, path, session).after(verified)
 }
 
 /// The session a request to `path` leaves on its upstream server, when it
@@ -822,28 +827,7 @@ fn proceed(
     };
     let location = route.location.clone().unwrap_or_default();
     let upstream_path = upstream_path(&location, route.location_rules.proxy_uri.as_deref(), path);
-    match (
-        allowed,
-        upstream_answer(world, egress, &upstream_path, session),
-    ) {
-        (
-            Some(first),
-            Answer::Http {
-                status,
-                expect,
-                why,
-                egress_fails,
-                stage,
-            },
-        ) => Answer::Http {
-            status,
-            expect,
-            why: format!("{first}; {why}"),
-            egress_fails,
-            stage,
-        },
-        (_, answer) => answer,
-    }
+    upstream_answer(world, egress, &upstream_path, session).after(allowed)
 }
 
 /// What the upstream sees: nginx replaces the matched prefix with

@@ -173,6 +173,26 @@ pub(crate) fn wildcard_dns1123_subdomain(value: &str) -> Vec<String> {
 }
 
 /// `validation.IsValidPortNum`.
+/// The path checks NIC makes in both its Ingress and its VirtualServer
+/// validation: no protocol-relative URI, no `..` segment.
+pub(crate) fn unsafe_path(path: &str, at: &str) -> Option<String> {
+    if path.starts_with("//") {
+        return Some(invalid(
+            at,
+            path,
+            "protocol-relative URIs not allowed, must not start with '//'",
+        ));
+    }
+    if path.split(['/', '\\']).any(|segment| segment == "..") {
+        return Some(invalid(
+            at,
+            path,
+            "path traversal not allowed, path must not contain '..' segments",
+        ));
+    }
+    None
+}
+
 pub(crate) fn port_number(port: i64) -> Vec<String> {
     if (1..=65535).contains(&port) {
         Vec::new()

@@ -355,19 +355,8 @@ fn validate_path(p: &IngressPath, at: &str) -> Vec<String> {
             "path is required for Exact and Prefix PathTypes",
         )];
     }
-    if path.starts_with("//") {
-        return vec![field::invalid(
-            at,
-            path,
-            "protocol-relative URIs not allowed, must not start with '//'",
-        )];
-    }
-    if path.split(['/', '\\']).any(|segment| segment == "..") {
-        return vec![field::invalid(
-            at,
-            path,
-            "path traversal not allowed, path must not contain '..' segments",
-        )];
+    if let Some(error) = field::unsafe_path(path, at) {
+        return vec![error];
     }
     let spaced = path
         .chars()

@@ -714,19 +714,8 @@ pub(crate) fn validate_path(path: &str, at: &str) -> Vec<String> {
     if path.is_empty() {
         return vec![field::required(at, "")];
     }
-    if path.starts_with("//") {
-        return vec![field::invalid(
-            at,
-            path,
-            "protocol-relative URIs not allowed, must not start with '//'",
-        )];
-    }
-    if path.split(['/', '\\']).any(|segment| segment == "..") {
-        return vec![field::invalid(
-            at,
-            path,
-            "path traversal not allowed, path must not contain '..' segments",
-        )];
+    if let Some(error) = field::unsafe_path(path, at) {
+        return vec![error];
     }
     let ok = path.starts_with('/')
         && !path
