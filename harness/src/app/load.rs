@@ -61,7 +61,13 @@ pub fn scenarios(dirs: &[PathBuf]) -> Result<Vec<Scenario>, Error> {
 
 /// One scenario folder (or its `scenario.yaml`).
 pub(crate) fn one(dir: &Path) -> Result<Scenario, Error> {
-    Scenario::load(&folder_of(dir)).map_err(|e| Error::Input(e.to_string()))
+    let scenario = Scenario::load(&folder_of(dir)).map_err(|e| Error::Input(e.to_string()))?;
+    // Refused on every substrate: NIC's choice between two claimants of one
+    // host is not the same on each.
+    if let Some(conflict) = crate::substrate::local::nic::host_conflict(&scenario.objects) {
+        return Err(Error::Input(conflict.to_string()));
+    }
+    Ok(scenario)
 }
 
 /// `run path/to/scenario.yaml` means its folder.

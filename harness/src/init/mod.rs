@@ -185,6 +185,12 @@ pub fn run(dir: &Path, from: &[PathBuf]) -> Result<String, Error> {
     }
     let files = input::read(&paths).map_err(input_error)?;
     let objects = objects_of(&files);
+    // `run` refuses it on every substrate (see `host_conflict`): say so now.
+    if let Some(conflict) = crate::substrate::local::nic::host_conflict(&objects) {
+        return Err(Error::Input(format!(
+            "{conflict}\ninit wrote nothing: a scenario with these manifests would be refused on every substrate"
+        )));
+    }
     let set_aside: Vec<SetAside> = files.iter().flat_map(|f| f.set_aside.clone()).collect();
 
     // The files the scenario lists, in apply order, and the ones to write.

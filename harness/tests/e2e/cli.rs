@@ -38,6 +38,24 @@ struct Case {
     tools: Vec<(&'static str, &'static str)>,
 }
 
+/// A second VirtualServer for the host of openwebui-ingress-mtls's own.
+const SECOND_VIRTUALSERVER: &str = "apiVersion: k8s.nginx.org/v1
+kind: VirtualServer
+metadata:
+  name: open-webui-again
+  namespace: open-webui
+spec:
+  host: open-webui.example.com
+  upstreams:
+    - name: open-webui
+      service: open-webui
+      port: 80
+  routes:
+    - path: /
+      action:
+        pass: open-webui
+";
+
 fn case(name: &'static str) -> Case {
     Case {
         name,
@@ -741,6 +759,24 @@ fn cases() -> Vec<Trial> {
             .code(0)
             .stdout(&["PASS openwebui-ingress-mtls/good-cert-200"])
             .stderr_lacks(&["running", "set up in", "probed"]),
+        // NIC gives a host to the older of two claimants (the larger UID within
+        // one second): chance on a cluster, file order locally. Refused on
+        // every substrate, at the second claimant's host, naming the first.
+        case("two-resources-claiming-one-host-are-refused")
+            .write("31-second-virtualserver.yaml", SECOND_VIRTUALSERVER)
+            .run(&["run", "{scenario}"])
+            .code(2)
+            .stderr(&[
+                "31-second-virtualserver.yaml:7",
+                "host open-webui.example.com is also claimed by VirtualServer open-webui/open-webui",
+                "30-virtualserver.yaml:",
+                "give each resource its own host",
+            ]),
+        case("two-resources-claiming-one-host-are-refused-on-kind-too")
+            .write("31-second-virtualserver.yaml", SECOND_VIRTUALSERVER)
+            .run(&["plan", "--substrate", "kind", "{scenario}"])
+            .code(2)
+            .stderr(&["31-second-virtualserver.yaml:7", "is also claimed by VirtualServer open-webui/open-webui"]),
         case("every-unrendered-feature-at-once")
             .replace("30-virtualserver.yaml", "  routes:\n", "  routes:\n    - path: /old\n      action:\n        redirect: {url: https://open-webui.example.com/}\n    - path: /team\n      route: team/webui\n")
             .write("40-policy.yaml", "apiVersion: k8s.nginx.org/v1\nkind: Policy\nmetadata: {name: rate, namespace: open-webui}\nspec:\n  rateLimit: {rate: 1r/s, key: \"${binary_remote_addr}\", zoneSize: 10M}\n")

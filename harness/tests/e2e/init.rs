@@ -409,6 +409,33 @@ fn refuses_to_overwrite() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Two VirtualServers for one host: `run` would refuse the scenario on every
+/// substrate, so `init` says so and writes nothing.
+fn refuses_two_resources_claiming_one_host() -> Result<(), Failed> {
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let vs = |name: &str| {
+        format!(
+            "apiVersion: k8s.nginx.org/v1\nkind: VirtualServer\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  \
+             host: cafe.example.com\n  upstreams: [{{name: tea, service: tea-svc, port: 80}}]\n  \
+             routes: [{{path: /, action: {{pass: tea}}}}]\n"
+        )
+    };
+    std::fs::write(work.path().join("a.yaml"), vs("first")).map_err(|e| e.to_string())?;
+    std::fs::write(work.path().join("b.yaml"), vs("second")).map_err(|e| e.to_string())?;
+    let dir = work.path().display().to_string();
+    let out = run(&["init", &dir], 2)?;
+    if !out.contains("b.yaml:5") || !out.contains("also claimed by VirtualServer default/first") {
+        return Err(format!(
+            "the refusal should name the second claimant's host and the first:\n{out}"
+        )
+        .into());
+    }
+    if work.path().join("scenario.yaml").exists() {
+        return Err("init wrote a scenario it refused".into());
+    }
+    Ok(())
+}
+
 fn refuses_what_the_local_substrate_cannot_run() -> Result<(), Failed> {
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     std::fs::write(
@@ -467,6 +494,10 @@ pub fn trials() -> Vec<Trial> {
     trials.push(Trial::test(
         "init/refuses-what-the-local-substrate-cannot-run",
         refuses_what_the_local_substrate_cannot_run,
+    ));
+    trials.push(Trial::test(
+        "init/refuses-two-resources-claiming-one-host",
+        refuses_two_resources_claiming_one_host,
     ));
     trials
 }

@@ -40,6 +40,73 @@ pub(crate) use secrets::SecretFile;
 /// NIC's ingress class.
 pub(crate) const INGRESS_CLASS: &str = "nginx";
 
+/// A host that two resources of one scenario both claim: the second, with
+/// the first's file:line. NIC gives the host to the older resource and, of
+/// two created in the same second, to the one with the larger UID
+/// (`chooseObjectMetaWinner`, internal/k8s/configuration.go). A run applies
+/// a scenario's objects within a second or two, so on a cluster which one
+/// serves the host is chance; the local render would always pick the first
+/// in file order. A run refuses it on every substrate rather than give a
+/// verdict that depends on which resource won.
+pub(crate) fn host_conflict(objects: &[Object]) -> Option<ManifestError> {
+    let mut claimed: BTreeMap<String, &Object> = BTreeMap::new();
+    for (object, field, host) in host_claims(objects) {
+        if let Some(first) = claimed.get(&host).filter(|first| first.id != object.id) {
+            return Some(object.error(
+                &field,
+                format!(
+                    "host {host} is also claimed by {} ({}): NIC gives a host to the older resource, \
+                     and of two created in the same second to the one with the larger UID, so on a \
+                     cluster which one serves it would be chance; give each resource its own host \
+                     (a mergeable master and its minions share one by design)",
+                    first.id,
+                    first.origin()
+                ),
+            ));
+        }
+        claimed.insert(host, object);
+    }
+    None
+}
+
+/// The hosts NIC serves for valid resources of its class: each VirtualServer's
+/// `spec.host`, and each rule's host of an Ingress that is not a minion.
+fn host_claims(objects: &[Object]) -> Vec<(&Object, String, String)> {
+    let mut out = Vec::new();
+    for object in objects {
+        match object.id.kind {
+            Kind::VirtualServer => {
+                let Ok(vs) = object.parse::<VirtualServer>() else {
+                    continue;
+                };
+                let class = vs.spec.ingress_class_name.as_deref().unwrap_or("");
+                // NIC hands hosts only to resources that pass its validation.
+                let valid = vs_validation::validate(&vs.spec, object.namespace()).is_ok();
+                if (class.is_empty() || class == INGRESS_CLASS) && valid {
+                    out.push((object, "spec.host".to_string(), vs.spec.host));
+                }
+            }
+            Kind::Ingress => {
+                let Ok(Some(parsed)) = ingress::parse(object) else {
+                    continue;
+                };
+                if parsed.kind == ingress::Mergeable::Minion
+                    || ingress_validation::validate(&object.annotations, &parsed.spec).is_err()
+                {
+                    continue;
+                }
+                for (i, rule) in parsed.spec.rules.iter().enumerate() {
+                    if !rule.host.is_empty() {
+                        out.push((object, format!("spec.rules[{i}].host"), rule.host.clone()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Service endpoints as NIC sees them.
 pub(crate) trait Endpoints {
     /// The `address:port` of each endpoint of `service:port`, or why NIC has
@@ -393,4 +460,95 @@ fn configure_with(
         .push(("_default-server.conf".into(), render::default_server(env)));
     out.secret_files = store.files();
     Ok(out)
+}
+
+#[cfg(test)]
+mod host_conflict_tests {
+    use super::host_conflict;
+    use crate::manifest;
+    use std::path::Path;
+
+    fn conflict(yaml: &str) -> Option<String> {
+        let objects = manifest::load_text(yaml, Path::new("test.yaml"), "default").expect("yaml");
+        host_conflict(&objects).map(|e| e.to_string())
+    }
+
+    fn vs(name: &str, host: &str, class: &str) -> String {
+        format!(
+            "apiVersion: k8s.nginx.org/v1\nkind: VirtualServer\nmetadata: {{name: {name}}}\nspec:\n  host: {host}\n  \
+             {class}upstreams: [{{name: tea, service: tea-svc, port: 80}}]\n  routes: [{{path: /, action: {{pass: tea}}}}]\n---\n"
+        )
+    }
+
+    fn ingress(name: &str, host: &str, annotations: &str) -> String {
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, annotations: {{{annotations}}}}}\nspec:\n  \
+             ingressClassName: nginx\n  rules:\n  - host: {host}\n    http:\n      paths:\n      \
+             - {{path: /{name}, pathType: Prefix, backend: {{service: {{name: tea-svc, port: {{number: 80}}}}}}}}\n---\n"
+        )
+    }
+
+    #[test]
+    fn a_host_claimed_twice_is_refused_at_the_second_claimant() {
+        let two = format!(
+            "{}{}",
+            vs("first", "cafe.example.com", ""),
+            vs("second", "cafe.example.com", "")
+        );
+        let message = conflict(&two).expect("a conflict");
+        assert!(message.starts_with("test.yaml:13:"), "{message}");
+        assert!(
+            message.contains("also claimed by VirtualServer default/first (test.yaml:1)"),
+            "{message}"
+        );
+        // A VirtualServer and an Ingress too.
+        let mixed = format!(
+            "{}{}",
+            vs("first", "cafe.example.com", ""),
+            ingress("cafe", "cafe.example.com", "")
+        );
+        assert!(conflict(&mixed).is_some());
+    }
+
+    #[test]
+    fn hosts_nic_does_not_give_out_twice_are_no_conflict() {
+        // Other hosts; another class; a master and its minion.
+        let other = format!(
+            "{}{}",
+            vs("first", "cafe.example.com", ""),
+            vs("second", "tea.example.com", "")
+        );
+        assert_eq!(conflict(&other), None);
+        let class = format!(
+            "{}{}",
+            vs("first", "cafe.example.com", ""),
+            vs("second", "cafe.example.com", "ingressClassName: other\n  ")
+        );
+        assert_eq!(conflict(&class), None);
+        let mergeable = format!(
+            "{}{}",
+            ingress(
+                "master",
+                "cafe.example.com",
+                "nginx.org/mergeable-ingress-type: master"
+            ),
+            ingress(
+                "minion",
+                "cafe.example.com",
+                "nginx.org/mergeable-ingress-type: minion"
+            )
+        );
+        assert_eq!(conflict(&mergeable), None);
+        // A VirtualServer NIC rejects is given no host.
+        let invalid = format!(
+            "{}{}",
+            vs("first", "cafe.example.com", ""),
+            vs(
+                "second",
+                "cafe.example.com",
+                "tls: {redirect: {enable: true, code: 200}}\n  "
+            )
+        );
+        assert_eq!(conflict(&invalid), None);
+    }
 }
