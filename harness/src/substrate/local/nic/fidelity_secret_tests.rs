@@ -9,24 +9,16 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use super::fidelity_tests::{policy_object, render_nic, warnings_of};
+use super::fidelity_tests::{policy_object, render_nic, self_signed_ca, warnings_of};
 use super::secrets::{self, SUPPORTED, SecretStore};
-use crate::pki::{self, CertSpec, KeyAlgorithm, KeyEncoding, Usage};
+use crate::pki::{self, KeyEncoding};
 use crate::scenario::steps::SecretData;
 
 /// `validCert` and `validKey` (`embeds-ca.crt`, `embeds-ca.key`).
 fn valid() -> &'static (Vec<u8>, Vec<u8>) {
     static PAIR: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
     PAIR.get_or_init(|| {
-        let mut spec = CertSpec::new("cafe.example.com", time::Duration::days(1));
-        spec.is_ca = true;
-        spec.usages = vec![Usage::CertSign];
-        let ca = pki::issue(
-            &spec,
-            KeyAlgorithm::Ecdsa(256).generate().expect("key"),
-            None,
-        )
-        .expect("ca");
+        let ca = self_signed_ca("cafe.example.com");
         let key = pki::encode_key(&ca.key, KeyEncoding::Pkcs1).expect("pem");
         assert!(key.starts_with("-----BEGIN EC PRIVATE KEY-----"), "{key}");
         (ca.cert_pem.into_bytes(), key.into_bytes())

@@ -26,19 +26,24 @@ pub(super) type Secrets = Vec<(&'static str, SecretData)>;
 const CERT: &str = "/etc/nginx/secrets/default-ingress-mtls-secret-ca.crt";
 const CRL: &str = "/etc/nginx/secrets/default-ingress-mtls-secret-ca.crl";
 
+/// A self-signed ECDSA P-256 CA named `common_name`, valid for a day.
+pub(super) fn self_signed_ca(common_name: &str) -> pki::Issued {
+    let mut spec = CertSpec::new(common_name, time::Duration::days(1));
+    spec.is_ca = true;
+    spec.usages = vec![Usage::CertSign];
+    pki::issue(
+        &spec,
+        KeyAlgorithm::Ecdsa(256).generate().expect("key"),
+        None,
+    )
+    .expect("ca")
+}
+
 /// A CA certificate and a TLS pair, made once.
 pub(super) fn pems() -> &'static (String, String, String) {
     static PEMS: OnceLock<(String, String, String)> = OnceLock::new();
     PEMS.get_or_init(|| {
-        let mut spec = CertSpec::new("fixture CA", time::Duration::days(1));
-        spec.is_ca = true;
-        spec.usages = vec![Usage::CertSign];
-        let ca = pki::issue(
-            &spec,
-            KeyAlgorithm::Ecdsa(256).generate().expect("key"),
-            None,
-        )
-        .expect("ca");
+        let ca = self_signed_ca("fixture CA");
         let leaf = pki::issue(
             &CertSpec::new("secure-app.example.com", time::Duration::days(1)),
             KeyAlgorithm::Ecdsa(256).generate().expect("key"),
