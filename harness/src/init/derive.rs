@@ -1134,55 +1134,46 @@ apiVersion: k8s.nginx.org/v1\nkind: VirtualServer\nmetadata: {{name: app, namesp
         }));
     }
 
+    /// The status and why `init` predicts for `url` once `object` of
+    /// egress-mtls-traps is patched with `patch`.
+    fn predicted_after_patch(
+        object: &str,
+        patch: &serde_json::Value,
+        url: &str,
+    ) -> (Option<u16>, String) {
+        let objects = patched(manifests_of("egress-mtls-traps"), object, patch);
+        let (_, file) = derived_from(&objects);
+        let check = get(&file, url, None, &[]);
+        (check.expect.status, check.why.clone().unwrap_or_default())
+    }
+
     #[test]
     fn the_upstream_exchange_fails_where_it_first_fails() {
         // Without TLS server auth in its usages, NGINX's verification refuses the gateway.
-        let objects = patched(
-            manifests_of("egress-mtls-traps"),
+        let (status, why) = predicted_after_patch(
             "Certificate gateway/aigw-server-tls",
             &serde_json::json!({"spec": {"usages": ["digital signature", "key encipherment", "client auth"]}}),
+            "http://good.example.com/v1/models",
         );
-        let (_, file) = derived_from(&objects);
-        let good = get(&file, "http://good.example.com/v1/models", None, &[]);
-        assert_eq!(good.expect.status, Some(502));
-        assert!(
-            good.why
-                .as_deref()
-                .is_some_and(|w| w.contains("not TLS Web Server Authentication")),
-            "{:?}",
-            good.why
-        );
+        assert_eq!(status, Some(502));
+        assert!(why.contains("not TLS Web Server Authentication"), "{why}");
         // NGINX refuses the gateway's certificate before the gateway could refuse its missing one.
-        let objects = patched(
-            manifests_of("egress-mtls-traps"),
+        let (_, why) = predicted_after_patch(
             "Policy gateway/egress-wrong-ca",
             &serde_json::json!({"spec": {"egressMTLS": {"tlsSecret": null}}}),
+            "http://wrong-ca.example.com/v1/models",
         );
-        let (_, file) = derived_from(&objects);
-        let wrong = get(&file, "http://wrong-ca.example.com/v1/models", None, &[]);
-        assert!(
-            wrong
-                .why
-                .as_deref()
-                .is_some_and(|w| w.contains("the trusted CA Secret does not hold")),
-            "{:?}",
-            wrong.why
-        );
+        assert!(why.contains("the trusted CA Secret does not hold"), "{why}");
         // And a client certificate not for client authentication is the gateway's refusal.
-        let objects = patched(
-            manifests_of("egress-mtls-traps"),
+        let (status, why) = predicted_after_patch(
             "Certificate gateway/nic-client",
             &serde_json::json!({"spec": {"usages": ["digital signature", "key encipherment", "server auth"]}}),
+            "http://good.example.com/v1/models",
         );
-        let (_, file) = derived_from(&objects);
-        let good = get(&file, "http://good.example.com/v1/models", None, &[]);
-        assert_eq!(good.expect.status, Some(502));
+        assert_eq!(status, Some(502));
         assert!(
-            good.why
-                .as_deref()
-                .is_some_and(|w| w.contains("the gateway refuses NGINX's client certificate")),
-            "{:?}",
-            good.why
+            why.contains("the gateway refuses NGINX's client certificate"),
+            "{why}"
         );
     }
 
